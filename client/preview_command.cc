@@ -1,0 +1,91 @@
+// annealctl preview: evaluate a spec file offline and print or plot it.
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "client/cli_args.h"
+#include "client/commands.h"
+#include "client/render.h"
+#include "client/spec_file.h"
+#include "schedule/schedule.h"
+
+namespace anneal {
+namespace {
+
+constexpr int64_t kMaxPreviewSteps = 1'000'000;
+
+absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
+  auto parsed = CliArgs::Parse(
+      args, {"file", "steps", "start", "format", "batch_size", "output"},
+      {{"f", "file"}, {"o", "format"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto file = a.Require("file");
+  if (!file.ok()) return file.status();
+  auto steps = a.GetInt("steps", -1);
+  if (!steps.ok()) return steps.status();
+  if (*steps < 1 || *steps > kMaxPreviewSteps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--steps: must be in [1, ", kMaxPreviewSteps, "], got ",
+        a.Get("steps", "nothing")));
+  }
+  auto start = a.GetInt("start", 0);
+  if (!start.ok()) return start.status();
+  const std::string format = a.Get("format", "csv");
+  if (format != "csv" && format != "json" && format != "ascii" &&
+      format != "svg") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--format: must be csv, json, ascii or svg, got ", format));
+  }
+  StepQuery options;
+  if (a.Has("batch_size")) {
+    auto batch = a.GetInt("batch_size", 0);
+    if (!batch.ok()) return batch.status();
+    options.batch_size = *batch;
+  }
+
+  auto spec = LoadSpecFile(*file);
+  if (!spec.ok()) return spec.status();
+  auto schedule = Schedule::Compile(*spec);
+  if (!schedule.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(*file, ": ", schedule.status().message()));
+  }
+  std::vector<StepResult> results;
+  results.reserve(static_cast<size_t>(*steps));
+  auto status = (*schedule)->EvaluateRange(
+      *start, *steps, options,
+      [&](const StepResult& r) { results.push_back(r); });
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        status.message(), " (from --start ", *start, " --steps ", *steps, ")"));
+  }
+
+  std::ofstream file_out;
+  std::ostream* sink = &out;
+  if (a.Has("output")) {
+    file_out.open(a.Get("output", ""));
+    if (!file_out) {
+      return absl::NotFoundError(
+          absl::StrCat("--output: cannot write ", a.Get("output", "")));
+    }
+    sink = &file_out;
+  }
+  if (format == "csv") RenderCsv(results, *sink);
+  if (format == "json") RenderJson(results, *sink);
+  if (format == "ascii") RenderAscii(results, 72, 18, *sink);
+  if (format == "svg") RenderSvg(results, *file, *sink);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunPreview(const std::vector<std::string>& args, std::ostream& out,
+               std::ostream& err) {
+  absl::Status s = Preview(args, out);
+  if (s.ok()) return kExitOk;
+  err << "annealctl preview: " << s.message() << "\n";
+  return s.code() == absl::StatusCode::kInvalidArgument ? kExitUsage
+                                                        : kExitFailed;
+}
+
+}  // namespace anneal

@@ -1,0 +1,47 @@
+// CSV and JSON renderers (see render.h).
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+#include "client/render.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace anneal {
+namespace {
+
+std::string Exact(double v) { return absl::StrFormat("%.17g", v); }
+
+}  // namespace
+
+void RenderCsv(const std::vector<StepResult>& steps, std::ostream& out) {
+  out << "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,"
+         "cycle_length,phase,restart,snapshot\n";
+  for (const StepResult& r : steps) {
+    out << r.step << ',' << Exact(r.lr) << ',';
+    if (r.has_momentum) {
+      out << Exact(r.momentum) << ',' << Exact(r.beta1_bias_correction);
+    } else {
+      out << ',';
+    }
+    out << ',' << r.cycle << ',' << r.step_in_cycle << ',' << r.cycle_length
+        << ',' << v1::Phase_Name(r.phase) << ',' << (r.restart ? 1 : 0) << ','
+        << (r.snapshot ? 1 : 0) << '\n';
+  }
+}
+
+void RenderJson(const std::vector<StepResult>& steps, std::ostream& out) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  out << "[";
+  v1::StepResult proto;
+  std::string json;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    ToProto(steps[i], &proto);
+    json.clear();
+    google::protobuf::util::MessageToJsonString(proto, &json, options);
+    out << (i == 0 ? "\n  " : ",\n  ") << json;
+  }
+  out << "\n]\n";
+}
+
+}  // namespace anneal

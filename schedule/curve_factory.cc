@@ -1,0 +1,117 @@
+// BuildCurve: validates the levels of a spec, dispatches on its `curve` oneof
+// and applies its warmup. The one place that knows every family.
+#include "absl/strings/str_cat.h"
+#include "schedule/curves.h"
+
+namespace anneal {
+namespace {
+
+// Largest max_lr accepted: anything above is a unit mistake, and squares of
+// larger values approach overflow in the analysis sums.
+constexpr double kMaxLrLimit = 1e6;
+
+absl::StatusOr<Levels> ResolveLevels(const v1::ScheduleSpec& spec,
+                                     const Levels* inherited,
+                                     const FieldPath& path) {
+  Levels levels;
+  FieldPath max_path = path.Child("max_lr");
+  if (spec.has_max_lr()) {
+    levels.max_lr = spec.max_lr();
+  } else if (inherited != nullptr) {
+    levels.max_lr = inherited->max_lr;
+  } else {
+    return max_path.Error("is required (the peak LR, > 0)");
+  }
+  if (auto s = RequireAbove(max_path, levels.max_lr, 0); !s.ok()) return s;
+  if (levels.max_lr > kMaxLrLimit) {
+    return max_path.Error(absl::StrCat("must be <= ", FormatNumber(kMaxLrLimit),
+                                       ", got ", FormatNumber(levels.max_lr)));
+  }
+  FieldPath min_path = path.Child("min_lr");
+  if (spec.has_min_lr()) {
+    levels.min_lr = spec.min_lr();
+  } else if (inherited != nullptr) {
+    levels.min_lr = inherited->min_lr;
+  }
+  if (auto s = RequireAtLeast(min_path, levels.min_lr, 0); !s.ok()) return s;
+  if (levels.min_lr > levels.max_lr) {
+    return min_path.Error(absl::StrCat("must be <= max_lr (",
+                                       FormatNumber(levels.max_lr), "), got ",
+                                       FormatNumber(levels.min_lr)));
+  }
+  return levels;
+}
+
+absl::StatusOr<CurvePtr> BuildFamily(const v1::ScheduleSpec& spec,
+                                     const Levels& levels,
+                                     const v1::Warmup* every_cycle,
+                                     const FieldPath& path) {
+  using S = v1::ScheduleSpec;
+  switch (spec.curve_case()) {
+    case S::kConstant:
+      return MakeConstant(levels);
+    case S::kStepDecay:
+      return MakeStepDecay(spec.step_decay(), levels, path.Child("step_decay"));
+    case S::kExponentialDecay:
+      return MakeExponentialDecay(spec.exponential_decay(), levels,
+                                  path.Child("exponential_decay"));
+    case S::kPolynomialDecay:
+      return MakePolynomialDecay(spec.polynomial_decay(), levels,
+                                 path.Child("polynomial_decay"));
+    case S::kInverseTimeDecay:
+      return MakeInverseTimeDecay(spec.inverse_time_decay(), levels,
+                                  path.Child("inverse_time_decay"));
+    case S::kLinear:
+      return MakeLinear(spec.linear(), levels, path.Child("linear"));
+    case S::kCosine:
+      return MakeCosine(spec.cosine(), levels, path.Child("cosine"));
+    case S::kWarmRestarts:
+      return MakeWarmRestarts(spec.warm_restarts(), levels, every_cycle,
+                              path.Child("warm_restarts"));
+    case S::kCyclic:
+      return MakeCyclic(spec.cyclic(), levels, path.Child("cyclic"));
+    case S::kOneCycle:
+      return MakeOneCycle(spec.one_cycle(), levels, path.Child("one_cycle"));
+    case S::kWsd:
+      return MakeWsd(spec.wsd(), levels, path.Child("wsd"));
+    case S::kSequence:
+      return MakeSequence(spec.sequence(), levels, path.Child("sequence"));
+    case S::CURVE_NOT_SET:
+      break;
+  }
+  return path.Child("curve").Error(
+      "exactly one curve is required: constant, step_decay, "
+      "exponential_decay, polynomial_decay, inverse_time_decay, linear, "
+      "cosine, warm_restarts, cyclic, one_cycle, wsd or sequence");
+}
+
+}  // namespace
+
+absl::StatusOr<CurvePtr> BuildCurve(const v1::ScheduleSpec& spec,
+                                    const Levels* inherited,
+                                    const FieldPath& path) {
+  absl::StatusOr<Levels> levels = ResolveLevels(spec, inherited, path);
+  if (!levels.ok()) return levels.status();
+  const v1::Warmup* every_cycle = nullptr;
+  if (spec.has_warmup()) {
+    FieldPath warmup_path = path.Child("warmup");
+    if (auto s = ValidateWarmup(spec.warmup(), *levels, warmup_path); !s.ok()) {
+      return s;
+    }
+    if (spec.warmup().every_cycle()) {
+      if (spec.curve_case() != v1::ScheduleSpec::kWarmRestarts) {
+        return warmup_path.Child("every_cycle")
+            .Error("requires a warm_restarts curve (cycles to warm up)");
+      }
+      every_cycle = &spec.warmup();
+    }
+  }
+  absl::StatusOr<CurvePtr> curve =
+      BuildFamily(spec, *levels, every_cycle, path);
+  if (!curve.ok() || !spec.has_warmup() || every_cycle != nullptr) {
+    return curve;
+  }
+  return WrapWithWarmup(spec.warmup(), *levels, *std::move(curve));
+}
+
+}  // namespace anneal

@@ -1,0 +1,73 @@
+// Field-path error messages for spec validation (see field_error.h).
+#include "schedule/field_error.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace anneal {
+
+std::string FormatNumber(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::string text = absl::StrFormat("%.*g", precision, value);
+    if (std::strtod(text.c_str(), nullptr) == value) return text;
+  }
+  return absl::StrFormat("%.17g", value);
+}
+
+FieldPath FieldPath::Child(absl::string_view name) const {
+  if (path_.empty()) return FieldPath(std::string(name));
+  return FieldPath(absl::StrCat(path_, ".", name));
+}
+
+FieldPath FieldPath::Index(int64_t i) const {
+  return FieldPath(absl::StrCat(path_, "[", i, "]"));
+}
+
+absl::Status FieldPath::Error(absl::string_view rule) const {
+  return absl::InvalidArgumentError(absl::StrCat(path_, ": ", rule));
+}
+
+absl::Status RequireFinite(const FieldPath& path, double v) {
+  if (std::isfinite(v)) return absl::OkStatus();
+  return path.Error(absl::StrCat("must be a finite number, got ",
+                                 FormatNumber(v)));
+}
+
+absl::Status RequireAtLeast(const FieldPath& path, double v, double lo) {
+  if (absl::Status s = RequireFinite(path, v); !s.ok()) return s;
+  if (v >= lo) return absl::OkStatus();
+  return path.Error(
+      absl::StrCat("must be >= ", FormatNumber(lo), ", got ", FormatNumber(v)));
+}
+
+absl::Status RequireAbove(const FieldPath& path, double v, double lo) {
+  if (absl::Status s = RequireFinite(path, v); !s.ok()) return s;
+  if (v > lo) return absl::OkStatus();
+  return path.Error(
+      absl::StrCat("must be > ", FormatNumber(lo), ", got ", FormatNumber(v)));
+}
+
+absl::Status RequireInRange(const FieldPath& path, double v, double lo,
+                            double hi) {
+  if (absl::Status s = RequireFinite(path, v); !s.ok()) return s;
+  if (v >= lo && v <= hi) return absl::OkStatus();
+  return path.Error(absl::StrCat("must be in [", FormatNumber(lo), ", ",
+                                 FormatNumber(hi), "], got ", FormatNumber(v)));
+}
+
+absl::Status RequireAtLeast(const FieldPath& path, int64_t v, int64_t lo) {
+  if (v >= lo) return absl::OkStatus();
+  return path.Error(absl::StrCat("must be >= ", lo, ", got ", v));
+}
+
+absl::Status RequireAtMost(const FieldPath& path, int64_t v, int64_t hi) {
+  if (v <= hi) return absl::OkStatus();
+  return path.Error(absl::StrCat("must be <= ", hi, ", got ", v));
+}
+
+}  // namespace anneal

@@ -1,0 +1,90 @@
+// anneal's schedule engine: a spec compiled into an immutable evaluator.
+//
+//   absl::StatusOr<std::shared_ptr<const Schedule>> s = Schedule::Compile(spec);
+//   if (!s.ok()) ...;            // INVALID_ARGUMENT "<field>: <rule>"
+//   StepResult r = (*s)->At(t);  // lr, momentum, cycle, restart, snapshot...
+//
+// Contract:
+//  * Pure: no I/O, no clocks, no globals. The same spec and step give the
+//    same bits on every call, in every process (server, C++ client, CLI).
+//  * A compiled Schedule is immutable and safe to share between threads.
+//  * Every step in [0, kMaxStep] evaluates in O(1) or O(log cycles) without
+//    heap allocation, overflow, hang or NaN.
+//  * Formulas follow PyTorch's closed forms where PyTorch has one, so results
+//    match PyTorch to the last bit or within a few ulps (docs/conventions.md).
+#ifndef ANNEAL_SCHEDULE_SCHEDULE_H_
+#define ANNEAL_SCHEDULE_SCHEDULE_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "anneal/v1/schedule.pb.h"
+#include "schedule/curve.h"
+#include "schedule/step.h"
+
+namespace anneal {
+
+class BiasCorrection;
+
+class Schedule {
+ public:
+  // Validates `spec` and compiles it. Errors are INVALID_ARGUMENT naming the
+  // field path and the rule, e.g. "warm_restarts.period: must be >= 1, got 0".
+  static absl::StatusOr<std::shared_ptr<const Schedule>> Compile(
+      const v1::ScheduleSpec& spec);
+
+  // The same checks as Compile, without keeping the result.
+  static absl::Status Validate(const v1::ScheduleSpec& spec);
+
+  Schedule(const Schedule&) = delete;
+  Schedule& operator=(const Schedule&) = delete;
+  ~Schedule();
+
+  // The step result for `query`, with batch scaling and the thermostat
+  // applied when the query carries their inputs. INVALID_ARGUMENT for a step
+  // outside [0, kMaxStep] or a malformed batch size / norm / count.
+  absl::StatusOr<StepResult> Evaluate(const StepQuery& query) const;
+
+  // The step result at `step` for the reference batch size and no thermostat.
+  // Requires 0 <= step <= kMaxStep (not checked).
+  StepResult At(int64_t step) const;
+
+  // Calls `visit` for steps start, start+1, ..., start+count-1 in order, with
+  // the query's batch size / thermostat inputs applied to every step.
+  // Equal, bit for bit, to calling Evaluate on each step.
+  absl::Status EvaluateRange(
+      int64_t start, int64_t count, const StepQuery& options,
+      absl::FunctionRef<void(const StepResult&)> visit) const;
+
+  const v1::ScheduleSpec& spec() const { return spec_; }
+  bool has_momentum() const { return spec_.has_momentum(); }
+
+  // Robbins-Monro verdict of the LR sequence as t -> infinity.
+  Asymptotics Tail() const;
+  // First step from which the LR is constant forever, or -1.
+  int64_t SettlesAt() const;
+
+ private:
+  explicit Schedule(const v1::ScheduleSpec& spec);
+
+  // `scale` multiplies every LR (batch scaling); `product` is
+  // prod_{i<=step} beta1_i when momentum is scheduled.
+  StepResult Finish(int64_t step, const CurvePoint& point, double scale) const;
+  static absl::Status CheckQuery(const StepQuery& query);
+  double BatchScale(const StepQuery& query) const;
+  void ApplyThermostat(const StepQuery& query, StepResult* result) const;
+
+  v1::ScheduleSpec spec_;
+  std::unique_ptr<const Curve> curve_;
+  double momentum_base_ = 0;
+  double momentum_max_ = 0;
+  std::unique_ptr<const BiasCorrection> bias_;
+};
+
+}  // namespace anneal
+
+#endif  // ANNEAL_SCHEDULE_SCHEDULE_H_
