@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
@@ -147,6 +148,23 @@ void AppendNode(const YAML::Node& node, const Descriptor* type,
   AppendValue(node, type, field, out);
 }
 
+// protobuf words errors as "(a.b) c: Cannot find field." or "(a.b): invalid
+// value ..." with type URLs; anneal's convention is "a.b.c: rule".
+std::string ReadableJsonError(std::string message) {
+  const std::string url = "type.googleapis.com/";
+  for (size_t at; (at = message.find(url)) != std::string::npos;) {
+    message.erase(at, url.size());
+  }
+  if (message.empty() || message[0] != '(') return message;
+  const size_t close = message.find(')');
+  if (close == std::string::npos) return message;
+  const std::string path = message.substr(1, close - 1);
+  std::string rest = message.substr(close + 1);
+  if (absl::StartsWith(rest, ":")) return path + rest;
+  if (absl::StartsWith(rest, " ")) rest.erase(0, 1);
+  return path.empty() ? rest : absl::StrCat(path, ".", rest);
+}
+
 }  // namespace
 
 absl::Status ParseMessageText(absl::string_view text,
@@ -171,7 +189,8 @@ absl::Status ParseMessageText(absl::string_view text,
   auto status =
       google::protobuf::util::JsonStringToMessage(json, message, options);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(status.message().as_string());
+    return absl::InvalidArgumentError(
+        ReadableJsonError(status.message().as_string()));
   }
   return absl::OkStatus();
 }

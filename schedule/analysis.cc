@@ -19,7 +19,9 @@ double WorstGrowth(const std::vector<double>& lrs,
   double sum = 0;
   size_t next = 0;
   for (size_t t = 0; t < lrs.size() && next < checkpoints.size(); ++t) {
-    sum += std::log(std::fabs(1.0 - s * lrs[t] * curvature));
+    // A factor of exactly 0 (s lr L == 1 on one step) would make any profile
+    // look stable; treat it as the smallest relative step a double resolves.
+    sum += std::log(std::max(std::fabs(1.0 - s * lrs[t] * curvature), 0x1.0p-52));
     if (static_cast<int64_t>(t) == checkpoints[next]) {
       worst = std::max(worst, sum);
       ++next;
@@ -50,7 +52,7 @@ double CriticalScale(const std::vector<double>& lrs,
   for (int i = 0; Stable(lrs, checkpoints, hi, curvature); ++i) {
     if (i == 60) return std::numeric_limits<double>::infinity();
     lo = hi;
-    hi *= 2;
+    hi *= 1.75;  // not 2: dyadic factors hit s lr L == 1 exactly
   }
   for (int i = 0; i < 64 && hi - lo > 1e-15 * hi; ++i) {
     const double mid = lo + (hi - lo) / 2;

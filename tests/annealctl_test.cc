@@ -1,0 +1,122 @@
+// annealctl preview/analyze end to end: the real binary on real spec files,
+// its output formats, exit codes and one-line errors.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+
+namespace anneal {
+namespace {
+
+struct Run {
+  int exit_code;
+  std::string out;  // stdout and stderr, in order
+};
+
+Run Annealctl(const std::string& args) {
+  const std::string command =
+      std::string(ANNEAL_BIN_DIR) + "/annealctl " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string WriteSpec(const std::string& name, const std::string& text) {
+  const std::string path = testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(AnnealctlTest, PreviewCsvHasHeaderAndOneRowPerStep) {
+  std::string spec = WriteSpec("sgdr.yaml",
+                               "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: 2}\n");
+  Run r = Annealctl("preview -f " + spec + " --steps 30");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 31u);
+  EXPECT_EQ(lines[0],
+            "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,"
+            "cycle_length,phase,restart,snapshot");
+  EXPECT_EQ(lines[1], "0,0.10000000000000001,,,0,0,10,ANNEAL,0,0");
+  EXPECT_EQ(lines[10], "9,0.0024471741852423234,,,0,9,10,ANNEAL,0,1");
+  EXPECT_EQ(lines[11], "10,0.10000000000000001,,,1,0,20,ANNEAL,1,0");
+}
+
+TEST(AnnealctlTest, PreviewStartAndJson) {
+  std::string spec = WriteSpec("c.json", R"({"max_lr": 0.5, "constant": {}})");
+  Run r = Annealctl("preview -f " + spec + " --steps 2 --start 4611686018427387903 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"step\": \"4611686018427387904\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"lr\": 0.5"), std::string::npos) << r.out;
+}
+
+TEST(AnnealctlTest, PreviewAsciiAndSvg) {
+  std::string spec = WriteSpec("w.yaml", "max_lr: 0.1\nwarm_restarts: {period: 20}\n");
+  Run ascii = Annealctl("preview -f " + spec + " --steps 100 --format ascii");
+  ASSERT_EQ(ascii.exit_code, 0) << ascii.out;
+  EXPECT_GT(std::count(ascii.out.begin(), ascii.out.end(), '\n'), 10);
+  std::string svg_path = testing::TempDir() + "/plot.svg";
+  Run svg = Annealctl("preview -f " + spec + " --steps 100 --format svg --output " + svg_path);
+  ASSERT_EQ(svg.exit_code, 0) << svg.out;
+  std::stringstream svg_text;
+  svg_text << std::ifstream(svg_path).rdbuf();
+  EXPECT_NE(svg_text.str().find("<svg"), std::string::npos);
+  EXPECT_NE(svg_text.str().find("</svg>"), std::string::npos);
+}
+
+TEST(AnnealctlTest, InvalidSpecExitsNonZeroWithTheFieldAndRule) {
+  std::string spec = WriteSpec("bad.yaml",
+                               "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: -2}\n");
+  Run r = Annealctl("preview -f " + spec + " --steps 5");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "annealctl preview: " + spec +
+                       ": warm_restarts.period_mult: must be > 0, got -2\n");
+  r = Annealctl("analyze -f " + spec);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("warm_restarts.period_mult: must be > 0, got -2"), std::string::npos);
+}
+
+TEST(AnnealctlTest, UsageErrors) {
+  EXPECT_EQ(Annealctl("").exit_code, 2);
+  EXPECT_EQ(Annealctl("frobnicate").exit_code, 2);
+  Run r = Annealctl("preview --steps 5");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "annealctl preview: --file is required\n");
+  r = Annealctl("preview -f x.yaml --steps 0");
+  EXPECT_EQ(r.out, "annealctl preview: --steps: must be in [1, 1000000], got 0\n");
+  r = Annealctl("preview -f x.yaml --steps 5 --colour red");
+  EXPECT_EQ(r.out, "annealctl preview: unknown flag --colour\n");
+  r = Annealctl("preview -f /nonexistent.yaml --steps 5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "annealctl preview: /nonexistent.yaml: cannot open\n");
+}
+
+TEST(AnnealctlTest, AnalyzeJsonHasTheDocumentedKeys) {
+  std::string spec = WriteSpec("cos.yaml", "max_lr: 1.0\ncosine: {period: 100000}\n");
+  Run r = Annealctl("analyze -f " + spec + " --max-curvature 3 -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* key :
+       {"\"robbins_monro\"", "\"sum_diverges\": false", "\"sum_squares_converges\": true",
+        "\"horizon_sum\"", "\"stability\"", "\"critical_max_lr\"", "\"stable\": true"}) {
+    EXPECT_NE(r.out.find(key), std::string::npos) << key << "\n" << r.out;
+  }
+  r = Annealctl("analyze -f " + spec + " --max-curvature 5");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("UNSTABLE"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace anneal

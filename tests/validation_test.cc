@@ -1,0 +1,160 @@
+// Bad specs: each is rejected with INVALID_ARGUMENT and a message naming the
+// field path and the rule. None crashes, hangs or compiles to NaN.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace anneal {
+namespace {
+
+struct BadSpec {
+  std::string spec;
+  std::string message;  // the full expected message
+};
+
+class ValidationTest : public testing::TestWithParam<BadSpec> {};
+
+TEST_P(ValidationTest, RejectedWithFieldAndRule) {
+  EXPECT_EQ(CompileError(GetParam().spec), GetParam().message)
+      << GetParam().spec;
+}
+
+const std::vector<BadSpec>& Cases() {
+  static const auto* cases = new std::vector<BadSpec>{
+      {"{cosine: {period: 10}}", "max_lr: is required (the peak LR, > 0)"},
+      {"{max_lr: 0, cosine: {period: 10}}", "max_lr: must be > 0, got 0"},
+      {"{max_lr: -1, cosine: {period: 10}}", "max_lr: must be > 0, got -1"},
+      {"{max_lr: .nan, cosine: {period: 10}}",
+       "max_lr: must be a finite number, got nan"},
+      {"{max_lr: .inf, cosine: {period: 10}}",
+       "max_lr: must be a finite number, got inf"},
+      {"{max_lr: 1e9, cosine: {period: 10}}", "max_lr: must be <= 1e+06, got 1e+09"},
+      {"{max_lr: 0.1, min_lr: 0.2, cosine: {period: 10}}",
+       "min_lr: must be <= max_lr (0.1), got 0.2"},
+      {"{max_lr: 0.1, min_lr: -0.1, cosine: {period: 10}}",
+       "min_lr: must be >= 0, got -0.1"},
+      {"{max_lr: 0.1}",
+       "curve: exactly one curve is required: constant, step_decay, "
+       "exponential_decay, polynomial_decay, inverse_time_decay, linear, "
+       "cosine, warm_restarts, cyclic, one_cycle, wsd or sequence"},
+      {"{max_lr: 0.1, warm_restarts: {period: 0}}",
+       "warm_restarts.period: must be >= 1, got 0"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: -2}}",
+       "warm_restarts.period_mult: must be > 0, got -2"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: .nan}}",
+       "warm_restarts.period_mult: must be a finite number, got nan"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, peak_decay: 1.5}}",
+       "warm_restarts.peak_decay: must be in [0, 1], got 1.5"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, max_cycles: -1}}",
+       "warm_restarts.max_cycles: must be >= 0, got -1"},
+      {"{max_lr: 0.1, warm_restarts: {period: 4611686018427387905}}",
+       "warm_restarts.period: must be <= 4611686018427387904, got "
+       "4611686018427387905"},
+      {"{max_lr: 0.1, step_decay: {gamma: 0.5}}",
+       "step_decay: set exactly one of step_size (>= 1) and milestones "
+       "(non-empty), got neither"},
+      {"{max_lr: 0.1, step_decay: {step_size: 2, milestones: [3]}}",
+       "step_decay: set exactly one of step_size and milestones, got both"},
+      {"{max_lr: 0.1, step_decay: {milestones: [5, 3]}}",
+       "step_decay.milestones[1]: must be >= the previous milestone (5), got 3"},
+      {"{max_lr: 0.1, step_decay: {milestones: [-1]}}",
+       "step_decay.milestones[0]: must be >= 0, got -1"},
+      {"{max_lr: 0.1, step_decay: {step_size: 2, gamma: 0}}",
+       "step_decay.gamma: must be > 0, got 0"},
+      {"{max_lr: 0.1, exponential_decay: {}}",
+       "exponential_decay.gamma: must be > 0, got 0 (required)"},
+      {"{max_lr: 0.1, exponential_decay: {gamma: 2}}",
+       "exponential_decay.gamma: must be in [0, 1], got 2"},
+      {"{max_lr: 0.1, exponential_decay: {gamma: 0.5, transition_steps: 0}}",
+       "exponential_decay.transition_steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, polynomial_decay: {total_steps: 0}}",
+       "polynomial_decay.total_steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, polynomial_decay: {total_steps: 10, power: -1}}",
+       "polynomial_decay.power: must be > 0, got -1"},
+      {"{max_lr: 0.1, inverse_time_decay: {t0: 0}}",
+       "inverse_time_decay.t0: must be > 0, got 0"},
+      {"{max_lr: 0.1, linear: {total_steps: 5, start_factor: 1.5}}",
+       "linear.start_factor: must be in [0, 1], got 1.5"},
+      {"{max_lr: 0.1, cosine: {period: -3}}", "cosine.period: must be >= 1, got -3"},
+      {"{max_lr: 0.1, cyclic: {step_size_up: 0}}",
+       "cyclic.step_size_up: must be >= 1, got 0"},
+      {"{max_lr: 0.1, cyclic: {step_size_up: 5, step_size_down: 0}}",
+       "cyclic.step_size_down: must be >= 1, got 0"},
+      {"{max_lr: 0.1, cyclic: {step_size_up: 5, mode: EXP_RANGE, gamma: 1.2}}",
+       "cyclic.gamma: must be in [0, 1], got 1.2"},
+      {"{max_lr: 0.1, one_cycle: {total_steps: 100, pct_start: 1.0}}",
+       "one_cycle.pct_start: must be in (0, 1), got 1"},
+      {"{max_lr: 0.1, one_cycle: {total_steps: 100, pct_start: 0}}",
+       "one_cycle.pct_start: must be in (0, 1), got 0"},
+      {"{max_lr: 0.1, one_cycle: {total_steps: 3, pct_start: 0.3}}",
+       "one_cycle.pct_start: with total_steps 3, pct_start 0.3 leaves a phase "
+       "of zero or negative length (need pct_start * total_steps > 1 and "
+       "pct_start < 1)"},
+      {"{max_lr: 0.1, one_cycle: {total_steps: 1}}",
+       "one_cycle.total_steps: must be >= 2, got 1"},
+      {"{max_lr: 0.1, one_cycle: {total_steps: 100, div_factor: 0.5}}",
+       "one_cycle.div_factor: must be >= 1, got 0.5"},
+      {"{max_lr: 0.1, min_lr: 0.01, one_cycle: {total_steps: 100}}",
+       "one_cycle: derives its floor from div_factor and final_div_factor; "
+       "min_lr must be unset or 0, got 0.01"},
+      {"{max_lr: 0.1, wsd: {decay_steps: 0}}", "wsd.decay_steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, wsd: {warmup_steps: -5, decay_steps: 10}}",
+       "wsd.warmup_steps: must be >= 0, got -5"},
+      {"{max_lr: 0.1, sequence: {}}", "sequence.phases: must have 1 to 64 phases, got 0"},
+      {"{max_lr: 0.1, sequence: {phases: [{steps: 5, spec: {constant: {}}}]}}",
+       "sequence.phases[0].steps: must be 0 for the last phase (it runs "
+       "forever), got 5"},
+      {"{max_lr: 0.1, sequence: {phases: [{steps: 0, spec: {constant: {}}}, "
+       "{spec: {constant: {}}}]}}",
+       "sequence.phases[0].steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, sequence: {phases: [{steps: 5, spec: {constant: {}}}, "
+       "{spec: {cosine: {period: 0}}}]}}",
+       "sequence.phases[1].spec.cosine.period: must be >= 1, got 0"},
+      {"{max_lr: 0.1, sequence: {phases: [{steps: 5, spec: {constant: {}}}, "
+       "{spec: {max_lr: 0.01, min_lr: 0.05, constant: {}}}]}}",
+       "sequence.phases[1].spec.min_lr: must be <= max_lr (0.01), got 0.05"},
+      {"{max_lr: 0.1, sequence: {phases: [{spec: {constant: {}, momentum: "
+       "{base: 0.8, max: 0.9}}}]}}",
+       "sequence.phases[0].spec.momentum: is only allowed at the top level of a "
+       "spec"},
+      {"{max_lr: 0.1, sequence: {phases: [{spec: {}}]}}",
+       "sequence.phases[0].spec.curve: exactly one curve is required: constant, "
+       "step_decay, exponential_decay, polynomial_decay, inverse_time_decay, "
+       "linear, cosine, warm_restarts, cyclic, one_cycle, wsd or sequence"},
+      {"{max_lr: 0.1, warmup: {steps: 0}, cosine: {period: 10}}",
+       "warmup.steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.5}, cosine: {period: 10}}",
+       "warmup.start_lr: must be in [0, 0.1], got 0.5"},
+      {"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, cosine: {period: 10}}",
+       "warmup.every_cycle: requires a warm_restarts curve (cycles to warm up)"},
+      {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.9, max: 0.8}}",
+       "momentum.base: must be in [0, 0.8], got 0.9"},
+      {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.9, max: 1.0}}",
+       "momentum.max: must be in [0, 0.9999], got 1"},
+      {"{max_lr: 0.1, cosine: {period: 10}, batch_scaling: {}}",
+       "batch_scaling.reference_batch_size: must be >= 1, got 0"},
+      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: {target_update_norm_sq: -1}}",
+       "thermostat.target_update_norm_sq: must be > 0, got -1"},
+      // Parse-level errors come from protobuf's JSON mapping and name the field.
+      {"{max_lr: 0.1, cosine: {perod: 10}}",
+       "cosine.perod: Cannot find field."},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, shape: WIGGLY}}",
+       "warm_restarts.shape: invalid value \"WIGGLY\" for type "
+       "anneal.v1.WarmRestarts.Shape"},
+  };
+  return *cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(BadSpecs, ValidationTest, testing::ValuesIn(Cases()));
+
+TEST(ValidationTest, ExactlyOneCurveIsEnforcedByTheOneof) {
+  // A oneof keeps only the last curve set; two curves in one file are a
+  // protobuf JSON error rather than a silent choice.
+  std::string err = CompileError("{max_lr: 0.1, cosine: {period: 3}, constant: {}}");
+  EXPECT_NE(err, "") << "two curves were accepted";
+}
+
+}  // namespace
+}  // namespace anneal
