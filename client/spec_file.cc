@@ -22,11 +22,21 @@ void AppendJsonString(const std::string& s, std::string* out) {
   out->push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\t': out->append("\\t"); break;
-      case '\r': out->append("\\r"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out->append(absl::StrCat("\\u00", absl::Hex(c, absl::kZeroPad2)));
@@ -48,7 +58,8 @@ void AppendScalar(const YAML::Node& node, const FieldDescriptor* field,
       AppendJsonString(text, out);
       return;
     case FieldDescriptor::CPPTYPE_ENUM: {
-      const bool numeric = !text.empty() &&
+      const bool numeric =
+          !text.empty() &&
           text.find_first_not_of("-0123456789") == std::string::npos;
       if (numeric) {
         out->append(text);
@@ -174,9 +185,9 @@ absl::Status ParseMessageText(absl::string_view text,
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "not valid JSON or YAML: line ", e.mark.line + 1, ", column ",
-        e.mark.column + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not valid JSON or YAML: line ", e.mark.line + 1,
+                     ", column ", e.mark.column + 1, ": ", e.msg));
   }
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(

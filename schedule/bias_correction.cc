@@ -13,7 +13,7 @@ constexpr int64_t kMaxTable = 4096;
 double MomentumCurve::At(int64_t t) const {
   CurvePoint p;
   curve_->Eval(t, &p);
-  return FromMix(base_, max_, p.h);
+  return p.momentum >= 0 ? p.momentum : FromMix(base_, max_, p.h);
 }
 
 BiasCorrection::BiasCorrection(const MomentumCurve& momentum, double max)

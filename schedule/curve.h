@@ -26,6 +26,10 @@ struct CurvePoint {
   // momentum is max - (max - base) * h, i.e. it moves inversely to the LR, as
   // CyclicLR and OneCycleLR cycle it.
   double h = 0;
+  // The momentum itself, when the family defines it with its own expression
+  // (CyclicLR, OneCycleLR: so it equals PyTorch to the last bit); negative
+  // otherwise. The Schedule resets it before every Eval.
+  double momentum = -1;
   int64_t cycle = 0;
   int64_t step_in_cycle = 0;
   int64_t cycle_length = 0;  // 0: this cycle never ends
@@ -44,6 +48,10 @@ struct Asymptotics {
 struct Levels {
   double max_lr = 0;
   double min_lr = 0;
+  // The top-level spec's momentum range, when it has one.
+  bool has_momentum = false;
+  double momentum_base = 0;
+  double momentum_max = 0;
 };
 
 class Curve {

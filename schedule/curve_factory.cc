@@ -14,12 +14,17 @@ absl::StatusOr<Levels> ResolveLevels(const v1::ScheduleSpec& spec,
                                      const Levels* inherited,
                                      const FieldPath& path) {
   Levels levels;
+  if (inherited != nullptr) {
+    levels = *inherited;
+  } else if (spec.has_momentum()) {
+    levels.has_momentum = true;
+    levels.momentum_base = spec.momentum().base();
+    levels.momentum_max = spec.momentum().max();
+  }
   FieldPath max_path = path.Child("max_lr");
   if (spec.has_max_lr()) {
     levels.max_lr = spec.max_lr();
-  } else if (inherited != nullptr) {
-    levels.max_lr = inherited->max_lr;
-  } else {
+  } else if (inherited == nullptr) {
     return max_path.Error("is required (the peak LR, > 0)");
   }
   if (auto s = RequireAbove(max_path, levels.max_lr, 0); !s.ok()) return s;
@@ -28,11 +33,7 @@ absl::StatusOr<Levels> ResolveLevels(const v1::ScheduleSpec& spec,
                                        ", got ", FormatNumber(levels.max_lr)));
   }
   FieldPath min_path = path.Child("min_lr");
-  if (spec.has_min_lr()) {
-    levels.min_lr = spec.min_lr();
-  } else if (inherited != nullptr) {
-    levels.min_lr = inherited->min_lr;
-  }
+  if (spec.has_min_lr()) levels.min_lr = spec.min_lr();
   if (auto s = RequireAtLeast(min_path, levels.min_lr, 0); !s.ok()) return s;
   if (levels.min_lr > levels.max_lr) {
     return min_path.Error(absl::StrCat("must be <= max_lr (",

@@ -35,6 +35,11 @@ class CyclicCurve final : public Curve {
     const double base_height = (levels_.max_lr - levels_.min_lr) * scale_factor;
     out->lr = levels_.min_lr + base_height * scale;
     out->h = scale_factor * scale;
+    if (levels_.has_momentum) {  // PyTorch's grouping, for bit equality
+      const double height =
+          (levels_.momentum_max - levels_.momentum_base) * scale_factor;
+      out->momentum = levels_.momentum_max - height * scale;
+    }
     out->cycle = k;
     out->step_in_cycle = r;
     out->cycle_length = size;

@@ -19,6 +19,9 @@ class OneCycleCurve final : public Curve {
   OneCycleCurve(const Levels& levels, const v1::OneCycle& spec, double pct,
                 double div, double final_div)
       : total_(spec.total_steps()),
+        has_momentum_(levels.has_momentum),
+        base_m_(levels.momentum_base),
+        max_m_(levels.momentum_max),
         linear_(spec.anneal() == v1::OneCycle::LINEAR),
         three_phase_(spec.three_phase()),
         max_lr_(levels.max_lr),
@@ -42,6 +45,7 @@ class OneCycleCurve final : public Curve {
     if (t >= total_) {
       out->lr = min_lr_;
       out->h = 0;
+      if (has_momentum_) out->momentum = max_m_;
       out->cycle_length = 0;
       out->phase = v1::HOLD;
       return;
@@ -49,20 +53,24 @@ class OneCycleCurve final : public Curve {
     const double step = static_cast<double>(t);
     if (step <= end1_) {
       double c;
-      out->lr = Anneal(initial_lr_, max_lr_, step / end1_, &c);
+      const double pct = step / end1_;
+      out->lr = Anneal(initial_lr_, max_lr_, pct, &c);
       out->h = 1 - c;
+      if (has_momentum_) out->momentum = Anneal(max_m_, base_m_, pct, &c);
       out->phase = v1::WARMUP;
     } else if (!three_phase_ || step <= end2_) {
       double c;
-      out->lr = Anneal(max_lr_, three_phase_ ? initial_lr_ : min_lr_,
-                       (step - end1_) / (end2_ - end1_), &c);
+      const double pct = (step - end1_) / (end2_ - end1_);
+      out->lr = Anneal(max_lr_, three_phase_ ? initial_lr_ : min_lr_, pct, &c);
       out->h = c;
+      if (has_momentum_) out->momentum = Anneal(base_m_, max_m_, pct, &c);
       out->phase = v1::ANNEAL;
     } else {
       double c;
       out->lr = Anneal(initial_lr_, min_lr_, (step - end2_) / (end3_ - end2_),
                        &c);
       out->h = 0;  // PyTorch holds max_momentum in the third phase
+      if (has_momentum_) out->momentum = max_m_;
       out->phase = v1::ANNEAL;
     }
   }
@@ -85,6 +93,8 @@ class OneCycleCurve final : public Curve {
   }
 
   int64_t total_;
+  bool has_momentum_;
+  double base_m_, max_m_;
   bool linear_, three_phase_;
   double max_lr_, initial_lr_, min_lr_;
   double end1_ = 0, end2_ = 0, end3_ = 0;

@@ -92,7 +92,9 @@ StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
   r.snapshot = point.snapshot;
   if (bias_ != nullptr) {
     r.has_momentum = true;
-    r.momentum = MomentumCurve::FromMix(momentum_base_, momentum_max_, point.h);
+    r.momentum = point.momentum >= 0 ? point.momentum
+                                      : MomentumCurve::FromMix(
+                                            momentum_base_, momentum_max_, point.h);
   }
   return r;
 }
@@ -178,6 +180,7 @@ absl::Status Schedule::EvaluateRange(
   double product = bias_ != nullptr ? bias_->ProductBefore(start) : 0;
   CurvePoint point;
   for (int64_t t = start; t < start + count; ++t) {
+    point.momentum = -1;
     curve_->Eval(t, &point);
     StepResult r = Finish(t, point, scale);
     if (bias_ != nullptr) {

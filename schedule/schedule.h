@@ -10,8 +10,10 @@
 //  * A compiled Schedule is immutable and safe to share between threads.
 //  * Every step in [0, kMaxStep] evaluates in O(1) or O(log cycles) without
 //    heap allocation, overflow, hang or NaN.
-//  * Formulas follow PyTorch's closed forms where PyTorch has one, so results
-//    match PyTorch to the last bit or within a few ulps (docs/conventions.md).
+//  * Formulas follow PyTorch's closed forms operation for operation where
+//    PyTorch has one, so results match PyTorch's closed forms to the last bit
+//    (tests/pytorch_reference_test.cc); where PyTorch's own arithmetic drifts
+//    (recursive forms, CyclicLR's float cycle position) anneal stays exact.
 #ifndef ANNEAL_SCHEDULE_SCHEDULE_H_
 #define ANNEAL_SCHEDULE_SCHEDULE_H_
 

@@ -16,12 +16,12 @@
 namespace anneal {
 namespace {
 
-struct Run {
+struct CliRun {
   int exit_code;
   std::string out;  // stdout and stderr, in order
 };
 
-Run Annealctl(const std::string& args) {
+CliRun Annealctl(const std::string& args) {
   const std::string command =
       std::string(ANNEAL_BIN_DIR) + "/annealctl " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
@@ -43,7 +43,7 @@ std::string WriteSpec(const std::string& name, const std::string& text) {
 TEST(AnnealctlTest, PreviewCsvHasHeaderAndOneRowPerStep) {
   std::string spec = WriteSpec("sgdr.yaml",
                                "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: 2}\n");
-  Run r = Annealctl("preview -f " + spec + " --steps 30");
+  CliRun r = Annealctl("preview -f " + spec + " --steps 30");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 31u);
@@ -51,25 +51,25 @@ TEST(AnnealctlTest, PreviewCsvHasHeaderAndOneRowPerStep) {
             "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,"
             "cycle_length,phase,restart,snapshot");
   EXPECT_EQ(lines[1], "0,0.10000000000000001,,,0,0,10,ANNEAL,0,0");
-  EXPECT_EQ(lines[10], "9,0.0024471741852423234,,,0,9,10,ANNEAL,0,1");
+  EXPECT_EQ(lines[10], "9,0.0024471741852423235,,,0,9,10,ANNEAL,0,1");
   EXPECT_EQ(lines[11], "10,0.10000000000000001,,,1,0,20,ANNEAL,1,0");
 }
 
 TEST(AnnealctlTest, PreviewStartAndJson) {
   std::string spec = WriteSpec("c.json", R"({"max_lr": 0.5, "constant": {}})");
-  Run r = Annealctl("preview -f " + spec + " --steps 2 --start 4611686018427387903 --format json");
+  CliRun r = Annealctl("preview -f " + spec + " --steps 2 --start 4611686018427387903 --format json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("\"step\": \"4611686018427387904\""), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\"lr\": 0.5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"step\":\"4611686018427387904\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"lr\":0.5"), std::string::npos) << r.out;
 }
 
 TEST(AnnealctlTest, PreviewAsciiAndSvg) {
   std::string spec = WriteSpec("w.yaml", "max_lr: 0.1\nwarm_restarts: {period: 20}\n");
-  Run ascii = Annealctl("preview -f " + spec + " --steps 100 --format ascii");
+  CliRun ascii = Annealctl("preview -f " + spec + " --steps 100 --format ascii");
   ASSERT_EQ(ascii.exit_code, 0) << ascii.out;
   EXPECT_GT(std::count(ascii.out.begin(), ascii.out.end(), '\n'), 10);
   std::string svg_path = testing::TempDir() + "/plot.svg";
-  Run svg = Annealctl("preview -f " + spec + " --steps 100 --format svg --output " + svg_path);
+  CliRun svg = Annealctl("preview -f " + spec + " --steps 100 --format svg --output " + svg_path);
   ASSERT_EQ(svg.exit_code, 0) << svg.out;
   std::stringstream svg_text;
   svg_text << std::ifstream(svg_path).rdbuf();
@@ -80,7 +80,7 @@ TEST(AnnealctlTest, PreviewAsciiAndSvg) {
 TEST(AnnealctlTest, InvalidSpecExitsNonZeroWithTheFieldAndRule) {
   std::string spec = WriteSpec("bad.yaml",
                                "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: -2}\n");
-  Run r = Annealctl("preview -f " + spec + " --steps 5");
+  CliRun r = Annealctl("preview -f " + spec + " --steps 5");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "annealctl preview: " + spec +
                        ": warm_restarts.period_mult: must be > 0, got -2\n");
@@ -92,7 +92,7 @@ TEST(AnnealctlTest, InvalidSpecExitsNonZeroWithTheFieldAndRule) {
 TEST(AnnealctlTest, UsageErrors) {
   EXPECT_EQ(Annealctl("").exit_code, 2);
   EXPECT_EQ(Annealctl("frobnicate").exit_code, 2);
-  Run r = Annealctl("preview --steps 5");
+  CliRun r = Annealctl("preview --steps 5");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "annealctl preview: --file is required\n");
   r = Annealctl("preview -f x.yaml --steps 0");
@@ -106,7 +106,7 @@ TEST(AnnealctlTest, UsageErrors) {
 
 TEST(AnnealctlTest, AnalyzeJsonHasTheDocumentedKeys) {
   std::string spec = WriteSpec("cos.yaml", "max_lr: 1.0\ncosine: {period: 100000}\n");
-  Run r = Annealctl("analyze -f " + spec + " --max-curvature 3 -o json");
+  CliRun r = Annealctl("analyze -f " + spec + " --max-curvature 3 -o json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const char* key :
        {"\"robbins_monro\"", "\"sum_diverges\": false", "\"sum_squares_converges\": true",

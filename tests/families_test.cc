@@ -318,7 +318,9 @@ TEST(FamiliesTest, EveryFamilyIsFiniteAndBoundedAtHugeSteps) {
       ASSERT_LE(r.lr, 1.0) << text << " t=" << t;
       ASSERT_GE(r.step_in_cycle, 0) << text << " t=" << t;
       ASSERT_GE(r.cycle, 0) << text << " t=" << t;
-      if (r.has_momentum) ASSERT_TRUE(std::isfinite(r.beta1_bias_correction));
+      if (r.has_momentum) {
+        ASSERT_TRUE(std::isfinite(r.beta1_bias_correction));
+      }
     }
   }
 }
