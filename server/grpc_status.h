@@ -1,0 +1,20 @@
+// absl::Status -> grpc::Status, at the RPC edge only.
+//
+// The code maps one to one (absl's codes are google.rpc.Code). The message
+// stays "<field>: <rule>". Details travel as google.rpc.Status in the
+// grpc-status-details-bin trailer: always an ErrorInfo (reason = the code's
+// name, domain "anneal.dev"), plus a BadRequest field violation for
+// INVALID_ARGUMENT and a PreconditionFailure for FAILED_PRECONDITION/ABORTED.
+#ifndef ANNEAL_SERVER_GRPC_STATUS_H_
+#define ANNEAL_SERVER_GRPC_STATUS_H_
+
+#include "absl/status/status.h"
+#include "grpcpp/support/status.h"
+
+namespace anneal {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace anneal
+
+#endif  // ANNEAL_SERVER_GRPC_STATUS_H_

@@ -1,0 +1,36 @@
+// Packing evaluated steps into the wire form StepRange (packed arrays), for
+// EvaluateRange and Simulate. Flags: bit 0 restart, bit 1 snapshot, bits
+// 8..15 the Phase.
+#ifndef ANNEAL_SERVER_STEP_RANGE_H_
+#define ANNEAL_SERVER_STEP_RANGE_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "anneal/v1/service.pb.h"
+#include "schedule/step.h"
+
+namespace anneal {
+
+inline constexpr uint32_t kFlagRestart = 1u << 0;
+inline constexpr uint32_t kFlagSnapshot = 1u << 1;
+inline constexpr int kFlagPhaseShift = 8;
+
+// INVALID_ARGUMENT unless 0 <= count <= limit (RESOURCE_EXHAUSTED above it).
+absl::Status CheckRangeCount(int64_t count, int64_t limit);
+
+class StepRangeBuilder {
+ public:
+  // Reserves room for `count` steps in `out`.
+  StepRangeBuilder(int64_t start, int64_t count, v1::StepRange* out);
+  void Add(const StepResult& r);
+
+ private:
+  v1::StepRange* out_;
+};
+
+uint32_t PackFlags(const StepResult& r);
+
+}  // namespace anneal
+
+#endif  // ANNEAL_SERVER_STEP_RANGE_H_

@@ -1,0 +1,29 @@
+// WriteBatch: the mutations a Store applies atomically (see store.h).
+#include "server/store.h"
+
+namespace anneal {
+
+void WriteBatch::Put(const v1::Schedule& schedule) {
+  Op op{Kind::kPut, schedule.name()};
+  schedule.SerializeToString(&op.record);
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::Delete(const std::string& name) {
+  ops_.push_back(Op{Kind::kDelete, name});
+}
+
+void WriteBatch::Advance(const std::string& name, AdvanceRecord record) {
+  Op op{Kind::kAdvance, name};
+  op.value = record.position;
+  op.advance = std::move(record);
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::Served(const std::string& name, int64_t max_step_served) {
+  Op op{Kind::kServed, name};
+  op.value = max_step_served;
+  ops_.push_back(std::move(op));
+}
+
+}  // namespace anneal
