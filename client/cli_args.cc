@@ -44,12 +44,11 @@ absl::StatusOr<CliArgs> CliArgs::Parse(
     }
     if (!has_value) {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(arg, ": needs a value"));
+        return absl::InvalidArgumentError(absl::StrCat(arg, ": needs a value"));
       }
       value = args[++i];
     }
-    out.values_[name] = value;
+    out.values_[name].push_back(value);
   }
   return out;
 }
@@ -57,7 +56,12 @@ absl::StatusOr<CliArgs> CliArgs::Parse(
 std::string CliArgs::Get(const std::string& name,
                          const std::string& fallback) const {
   auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
+  return it == values_.end() ? fallback : it->second.back();
+}
+
+std::vector<std::string> CliArgs::GetAll(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>() : it->second;
 }
 
 absl::StatusOr<std::string> CliArgs::Require(const std::string& name) const {
@@ -65,7 +69,7 @@ absl::StatusOr<std::string> CliArgs::Require(const std::string& name) const {
   if (it == values_.end()) {
     return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
   }
-  return it->second;
+  return it->second.back();
 }
 
 absl::StatusOr<int64_t> CliArgs::GetInt(const std::string& name,
@@ -73,9 +77,9 @@ absl::StatusOr<int64_t> CliArgs::GetInt(const std::string& name,
   auto it = values_.find(name);
   if (it == values_.end()) return fallback;
   int64_t v;
-  if (!absl::SimpleAtoi(it->second, &v)) {
+  if (!absl::SimpleAtoi(it->second.back(), &v)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--", name, ": must be an integer, got ", it->second));
+        "--", name, ": must be an integer, got ", it->second.back()));
   }
   return v;
 }
@@ -85,9 +89,9 @@ absl::StatusOr<std::optional<double>> CliArgs::GetDouble(
   auto it = values_.find(name);
   if (it == values_.end()) return std::optional<double>();
   double v;
-  if (!absl::SimpleAtod(it->second, &v) || !std::isfinite(v)) {
+  if (!absl::SimpleAtod(it->second.back(), &v) || !std::isfinite(v)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--", name, ": must be a finite number, got ", it->second));
+        "--", name, ": must be a finite number, got ", it->second.back()));
   }
   return std::optional<double>(v);
 }

@@ -1,13 +1,14 @@
 // Exact Adam bias correction for a cycled beta1 (see bias_correction.h).
 #include "schedule/bias_correction.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace anneal {
 namespace {
 // Below this the correction 1 - p rounds to exactly 1.0 (p < 2^-54 suffices).
 const double kVanishing = std::ldexp(1.0, -60);
-constexpr int64_t kMaxTable = 4096;
+constexpr int64_t kMaxTable = 16384;
 }  // namespace
 
 double MomentumCurve::At(int64_t t) const {
@@ -16,21 +17,20 @@ double MomentumCurve::At(int64_t t) const {
   return p.momentum >= 0 ? p.momentum : FromMix(base_, max_, p.h);
 }
 
-BiasCorrection::BiasCorrection(const MomentumCurve& momentum, double max)
+BiasCorrection::BiasCorrection(const MomentumCurve& momentum)
     : momentum_(momentum) {
-  // Bound on the number of steps until the product vanishes: max^n < 2^-60.
-  const double bound =
-      max <= 0 ? 1 : std::ceil(-60 * std::log(2.0) / std::log(max)) + 1;
-  const auto limit = static_cast<int64_t>(bound);
-  stride_ = std::max<int64_t>(1, (limit + kMaxTable - 1) / kMaxTable);
-  prefix_.push_back(1.0);
-  double product = 1.0;
-  int64_t t = 0;
-  for (; product >= kVanishing; ++t) {
-    if (t % stride_ == 0 && t > 0) prefix_.push_back(product);
-    product *= momentum_.At(t);
+  // All prefix products until the product vanishes (at most ~416k steps for
+  // max = 0.9999), then keep every stride-th so the table stays small; the
+  // stride follows where the product really vanishes, not the worst case.
+  std::vector<double> products{1.0};  // products[t] = prod_{i<t}
+  while (products.back() >= kVanishing) {
+    const auto t = static_cast<int64_t>(products.size()) - 1;
+    products.push_back(products.back() * momentum_.At(t));
   }
-  vanishes_at_ = t - 1;  // product through step t-1 fell below the limit
+  const auto n = static_cast<int64_t>(products.size());
+  vanishes_at_ = n - 2;  // prod_{i <= n-2} = products[n-1] < 2^-60
+  stride_ = std::max<int64_t>(1, (n + kMaxTable - 1) / kMaxTable);
+  for (int64_t t = 0; t < n; t += stride_) prefix_.push_back(products[t]);
 }
 
 double BiasCorrection::ProductBefore(int64_t t) const {
@@ -41,10 +41,9 @@ double BiasCorrection::ProductBefore(int64_t t) const {
   return product;
 }
 
-double BiasCorrection::At(int64_t t) const {
+double BiasCorrection::At(int64_t t, double momentum_t) const {
   if (t >= vanishes_at_) return 1.0;
-  double product = ProductBefore(t) * momentum_.At(t);
-  return 1.0 - product;
+  return 1.0 - ProductBefore(t) * momentum_t;
 }
 
 double BiasCorrection::Next(int64_t t, double product_before,

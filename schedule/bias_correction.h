@@ -3,10 +3,11 @@
 // With beta1 varying per step, Adam's first-moment correction is
 // 1 - prod_{i=1..t+1} beta1_i, not 1 - beta1^(t+1) (the seed text explains
 // why). The product is computed left to right from step 0, exactly as a
-// training loop would accumulate it. A table of prefix products every
-// `stride` steps makes one step cost at most `stride` curve evaluations
-// (stride is 1 for usual momenta); once the product falls below 2^-60 the
-// correction is exactly 1.0 in double precision and no table is needed.
+// training loop would accumulate it. A table of at most 16384 prefix
+// products, one every `stride` steps, makes one step cost at most stride - 1
+// curve evaluations (stride is 1 unless the product takes more than 16384
+// steps to vanish); once the product falls below 2^-60 the correction is
+// exactly 1.0 in double precision and no table is needed.
 #ifndef ANNEAL_SCHEDULE_BIAS_CORRECTION_H_
 #define ANNEAL_SCHEDULE_BIAS_CORRECTION_H_
 
@@ -34,11 +35,11 @@ class MomentumCurve {
 
 class BiasCorrection {
  public:
-  // `momentum` must stay within [0, max] with max <= kMaxMomentum.
-  BiasCorrection(const MomentumCurve& momentum, double max);
+  // `momentum` must stay within [0, kMaxMomentum].
+  explicit BiasCorrection(const MomentumCurve& momentum);
 
-  // 1 - prod_{i=0..t} momentum(i).
-  double At(int64_t t) const;
+  // 1 - prod_{i=0..t} momentum(i), given momentum(t) (the caller has it).
+  double At(int64_t t, double momentum_t) const;
 
   // Given prod_{i<t} (`product_before`, 1 for t == 0) and momentum(t),
   // returns prod_{i<=t} and stores the correction; used by range evaluation
@@ -56,8 +57,8 @@ class BiasCorrection {
   std::vector<double> prefix_;      // prefix_[j] = prod_{i < j*stride}
 };
 
-// Largest momentum.max accepted; keeps the table at most ~4096 entries and
-// its construction under ~420k curve evaluations.
+// Largest momentum.max accepted; bounds the construction to ~420k curve
+// evaluations (momentum held at the max) and the stride to 26.
 inline constexpr double kMaxMomentum = 0.9999;
 
 }  // namespace anneal

@@ -4,6 +4,7 @@
 // uses a closed form; a positive min_lr acts as a floor (PyTorch has none).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,23 @@ double Mix(double lr, const Levels& levels) {
   double span = levels.max_lr - levels.min_lr;
   if (span <= 0) return 1.0;
   return std::clamp((lr - levels.min_lr) / span, 0.0, 1.0);
+}
+
+// The first t in [0, kMaxStep] at which raw(t) <= floor (raw must be
+// non-increasing in t), or kNever. Found by bisection on the formula itself,
+// so skipping the formula from there on changes no result; it saves the cost
+// of pow() deep in its underflow range, where glibc is ~3x slower.
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+template <typename Raw>
+int64_t FirstAtFloor(const Raw& raw, double floor) {
+  if (!(raw(kMaxStep) <= floor)) return kNever;
+  int64_t lo = -1, hi = kMaxStep;  // raw(lo) > floor (or lo = -1), raw(hi) <= floor
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (raw(mid) <= floor ? hi : lo) = mid;
+  }
+  return hi;
 }
 
 void Monotone(int64_t t, double lr, const Levels& levels, v1::Phase phase,
@@ -53,7 +71,16 @@ class StepDecayCurve final : public Curve {
       : levels_(levels),
         step_size_(step_size),
         milestones_(std::move(milestones)),
-        gamma_(gamma) {}
+        gamma_(gamma) {
+    // values_[k] = the LR after k decays, until it reaches the floor.
+    const size_t limit =
+        step_size_ > 0 ? kMaxTable : milestones_.size() + 1;
+    for (size_t k = 0; k < limit; ++k) {
+      const double lr = std::max(levels_.min_lr, Raw(static_cast<int64_t>(k)));
+      values_.push_back(lr);
+      if (lr <= levels_.min_lr && k > 0) break;
+    }
+  }
 
   void Eval(int64_t t, CurvePoint* out) const override {
     int64_t k;
@@ -63,16 +90,19 @@ class StepDecayCurve final : public Curve {
       k = std::upper_bound(milestones_.begin(), milestones_.end(), t) -
           milestones_.begin();
     }
-    double lr = levels_.max_lr * std::pow(gamma_, static_cast<double>(k));
-    Monotone(t, std::max(levels_.min_lr, lr), levels_, v1::ANNEAL, out);
+    const double lr =
+        k < static_cast<int64_t>(values_.size())
+            ? values_[static_cast<size_t>(k)]
+            : (values_.back() <= levels_.min_lr
+                   ? levels_.min_lr
+                   : std::max(levels_.min_lr, Raw(k)));
+    Monotone(t, lr, levels_, v1::ANNEAL, out);
   }
 
   Asymptotics Tail() const override {
     if (gamma_ == 1.0) return TailConstant(levels_.max_lr, "step decay with gamma 1");
     if (step_size_ > 0) return TailGeometric(levels_.min_lr, "step decay");
-    double last = levels_.max_lr *
-                  std::pow(gamma_, static_cast<double>(milestones_.size()));
-    return TailConstant(std::max(levels_.min_lr, last),
+    return TailConstant(values_.back(),
                         "multi-step decay (finitely many milestones)");
   }
 
@@ -82,10 +112,16 @@ class StepDecayCurve final : public Curve {
   }
 
  private:
+  static constexpr size_t kMaxTable = 4096;
+  double Raw(int64_t k) const {
+    return levels_.max_lr * std::pow(gamma_, static_cast<double>(k));
+  }
+
   Levels levels_;
   int64_t step_size_;
   std::vector<int64_t> milestones_;
   double gamma_;
+  std::vector<double> values_;
 };
 
 class ExponentialCurve final : public Curve {
@@ -95,14 +131,14 @@ class ExponentialCurve final : public Curve {
       : levels_(levels),
         gamma_(gamma),
         transition_(transition),
-        staircase_(staircase) {}
+        staircase_(staircase),
+        floor_from_(FirstAtFloor([this](int64_t t) { return Raw(t); },
+                                 levels.min_lr)) {}
 
   void Eval(int64_t t, CurvePoint* out) const override {
-    double exponent =
-        staircase_ ? static_cast<double>(t / transition_)
-                   : static_cast<double>(t) / static_cast<double>(transition_);
-    double lr = levels_.max_lr * std::pow(gamma_, exponent);
-    Monotone(t, std::max(levels_.min_lr, lr), levels_, v1::ANNEAL, out);
+    const double lr =
+        t >= floor_from_ ? levels_.min_lr : std::max(levels_.min_lr, Raw(t));
+    Monotone(t, lr, levels_, v1::ANNEAL, out);
   }
 
   Asymptotics Tail() const override {
@@ -112,10 +148,18 @@ class ExponentialCurve final : public Curve {
   int64_t SettlesAt() const override { return gamma_ == 1.0 ? 0 : -1; }
 
  private:
+  double Raw(int64_t t) const {
+    const double exponent =
+        staircase_ ? static_cast<double>(t / transition_)
+                   : static_cast<double>(t) / static_cast<double>(transition_);
+    return levels_.max_lr * std::pow(gamma_, exponent);
+  }
+
   Levels levels_;
   double gamma_;
   int64_t transition_;
   bool staircase_;
+  int64_t floor_from_;
 };
 
 class PolynomialCurve final : public Curve {
@@ -125,7 +169,9 @@ class PolynomialCurve final : public Curve {
 
   void Eval(int64_t t, CurvePoint* out) const override {
     double done = static_cast<double>(std::min(total_, t));
-    double factor = std::pow(1.0 - done / static_cast<double>(total_), power_);
+    double factor =
+        t >= total_ ? 0.0
+                    : std::pow(1.0 - done / static_cast<double>(total_), power_);
     Monotone(t, levels_.min_lr + (levels_.max_lr - levels_.min_lr) * factor,
              levels_, t > total_ ? v1::HOLD : v1::ANNEAL, out);
     out->h = factor;
@@ -148,12 +194,16 @@ class PolynomialCurve final : public Curve {
 class InverseTimeCurve final : public Curve {
  public:
   InverseTimeCurve(const Levels& levels, double t0, double power)
-      : levels_(levels), t0_(t0), power_(power) {}
+      : levels_(levels),
+        t0_(t0),
+        power_(power),
+        floor_from_(FirstAtFloor([this](int64_t t) { return Raw(t); },
+                                 levels.min_lr)) {}
 
   void Eval(int64_t t, CurvePoint* out) const override {
-    double lr = levels_.max_lr *
-                std::pow(t0_ / (static_cast<double>(t) + t0_), power_);
-    Monotone(t, std::max(levels_.min_lr, lr), levels_, v1::ANNEAL, out);
+    const double lr =
+        t >= floor_from_ ? levels_.min_lr : std::max(levels_.min_lr, Raw(t));
+    Monotone(t, lr, levels_, v1::ANNEAL, out);
   }
 
   Asymptotics Tail() const override {
@@ -171,9 +221,15 @@ class InverseTimeCurve final : public Curve {
   }
 
  private:
+  double Raw(int64_t t) const {
+    return levels_.max_lr *
+           std::pow(t0_ / (static_cast<double>(t) + t0_), power_);
+  }
+
   Levels levels_;
   double t0_;
   double power_;
+  int64_t floor_from_;
 };
 
 class LinearCurve final : public Curve {

@@ -63,13 +63,21 @@ absl::StatusOr<std::shared_ptr<const Schedule>> Schedule::Compile(
   if (!curve.ok()) return curve.status();
   std::shared_ptr<Schedule> schedule(new Schedule(spec));
   schedule->curve_ = *std::move(curve);
+  if (spec.has_batch_scaling()) {
+    schedule->batch_reference_ =
+        static_cast<double>(spec.batch_scaling().reference_batch_size());
+    schedule->batch_sqrt_ =
+        spec.batch_scaling().rule() == v1::BatchScaling::SQRT;
+  }
+  if (spec.has_thermostat()) {
+    schedule->thermostat_k_ = spec.thermostat().target_update_norm_sq();
+  }
   if (spec.has_momentum()) {
     schedule->momentum_base_ = spec.momentum().base();
     schedule->momentum_max_ = spec.momentum().max();
     schedule->bias_ = std::make_unique<BiasCorrection>(
         MomentumCurve(schedule->curve_.get(), schedule->momentum_base_,
-                      schedule->momentum_max_),
-        schedule->momentum_max_);
+                      schedule->momentum_max_));
   }
   return std::shared_ptr<const Schedule>(std::move(schedule));
 }
@@ -103,7 +111,9 @@ StepResult Schedule::At(int64_t step) const {
   CurvePoint point;
   curve_->Eval(step, &point);
   StepResult r = Finish(step, point, 1.0);
-  if (bias_ != nullptr) r.beta1_bias_correction = bias_->At(step);
+  if (bias_ != nullptr) {
+    r.beta1_bias_correction = bias_->At(step, r.momentum);
+  }
   return r;
 }
 
@@ -130,17 +140,13 @@ absl::Status Schedule::CheckQuery(const StepQuery& q) {
 }
 
 double Schedule::BatchScale(const StepQuery& q) const {
-  if (!spec_.has_batch_scaling() || !q.batch_size.has_value()) return 1.0;
-  const double ratio =
-      static_cast<double>(*q.batch_size) /
-      static_cast<double>(spec_.batch_scaling().reference_batch_size());
-  return spec_.batch_scaling().rule() == v1::BatchScaling::SQRT
-             ? std::sqrt(ratio)
-             : ratio;
+  if (batch_reference_ == 0 || !q.batch_size.has_value()) return 1.0;
+  const double ratio = static_cast<double>(*q.batch_size) / batch_reference_;
+  return batch_sqrt_ ? std::sqrt(ratio) : ratio;
 }
 
 void Schedule::ApplyThermostat(const StepQuery& q, StepResult* r) const {
-  if (!spec_.has_thermostat() || !q.grad_norm_sq.has_value() ||
+  if (thermostat_k_ == 0 || !q.grad_norm_sq.has_value() ||
       !q.num_params.has_value()) {
     return;
   }
@@ -149,7 +155,7 @@ void Schedule::ApplyThermostat(const StepQuery& q, StepResult* r) const {
     r->noise_std = 0;
     return;
   }
-  const double k = spec_.thermostat().target_update_norm_sq();
+  const double k = thermostat_k_;
   const double needed = k / (r->lr * r->lr) - *q.grad_norm_sq;
   const double v =
       std::sqrt(std::max(0.0, needed) / static_cast<double>(*q.num_params));
@@ -161,7 +167,9 @@ absl::StatusOr<StepResult> Schedule::Evaluate(const StepQuery& query) const {
   CurvePoint point;
   curve_->Eval(query.step, &point);
   StepResult r = Finish(query.step, point, BatchScale(query));
-  if (bias_ != nullptr) r.beta1_bias_correction = bias_->At(query.step);
+  if (bias_ != nullptr) {
+    r.beta1_bias_correction = bias_->At(query.step, r.momentum);
+  }
   ApplyThermostat(query, &r);
   return r;
 }

@@ -84,6 +84,9 @@ class Schedule {
   std::unique_ptr<const Curve> curve_;
   double momentum_base_ = 0;
   double momentum_max_ = 0;
+  double batch_reference_ = 0;  // 0: no batch scaling
+  bool batch_sqrt_ = false;
+  double thermostat_k_ = 0;     // 0: no thermostat
   std::unique_ptr<const BiasCorrection> bias_;
 };
 

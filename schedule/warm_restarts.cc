@@ -25,6 +25,7 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 struct Geometry {
   std::vector<int64_t> starts{0};  // explicit cycle k: [starts[k], starts[k+1])
+  std::vector<double> peaks;       // peak of explicit cycle k (cached pow)
   int64_t tail_start = kNever;     // equal cycles of tail_len from here
   int64_t tail_len = 1;
   int64_t tail_first_cycle = 0;
@@ -44,7 +45,6 @@ class WarmRestartsCurve final : public Curve {
         decay_(spec.has_peak_decay() ? spec.peak_decay() : 1.0),
         max_cycles_(spec.max_cycles()),
         linear_(spec.shape() == v1::WarmRestarts::LINEAR),
-        has_warmup_(warmup != nullptr),
         warmup_(warmup ? *warmup : v1::Warmup()),
         warmup_steps_(warmup ? warmup->steps() : 0),
         g_(std::move(geometry)) {}
@@ -72,9 +72,9 @@ class WarmRestartsCurve final : public Curve {
       length = g_.starts[k + 1] - start;
     }
     int64_t t_cur = t - start;
-    double peak = decay_ == 1.0 ? levels_.max_lr
-                                : levels_.max_lr *
-                                      std::pow(decay_, static_cast<double>(k));
+    const double peak = k < static_cast<int64_t>(g_.peaks.size())
+                            ? g_.peaks[static_cast<size_t>(k)]
+                            : Peak(k);
     out->cycle = k;
     out->step_in_cycle = t_cur;
     out->cycle_length = length;
@@ -144,6 +144,12 @@ class WarmRestartsCurve final : public Curve {
   }
 
  private:
+  double Peak(int64_t k) const {
+    return decay_ == 1.0 ? levels_.max_lr
+                         : levels_.max_lr *
+                               std::pow(decay_, static_cast<double>(k));
+  }
+
   int64_t CycleStart(int64_t k) const {
     if (k < static_cast<int64_t>(g_.starts.size())) return g_.starts[k];
     return g_.tail_start + (k - g_.tail_first_cycle) * g_.tail_len;
@@ -154,7 +160,6 @@ class WarmRestartsCurve final : public Curve {
   double decay_;
   int64_t max_cycles_;
   bool linear_;
-  bool has_warmup_;
   v1::Warmup warmup_;
   int64_t warmup_steps_;
   Geometry g_;
@@ -248,6 +253,13 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
                          ? kNever
                          : g.tail_start + extra * g.tail_len;
     }
+  }
+  // Cache each explicit cycle's peak (its pow), bounded like the starts.
+  const size_t explicit_cycles = g.starts.empty() ? 0 : g.starts.size() - 1;
+  for (size_t k = 0; k < std::min<size_t>(explicit_cycles, 4096); ++k) {
+    g.peaks.push_back(decay == 1.0 ? levels.max_lr
+                                   : levels.max_lr *
+                                         std::pow(decay, static_cast<double>(k)));
   }
   return CurvePtr(new WarmRestartsCurve(levels, spec, warmup, std::move(g)));
 }

@@ -1,5 +1,6 @@
 // Bad specs: each is rejected with INVALID_ARGUMENT and a message naming the
 // field path and the rule. None crashes, hangs or compiles to NaN.
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -147,7 +148,17 @@ const std::vector<BadSpec>& Cases() {
   return *cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(BadSpecs, ValidationTest, testing::ValuesIn(Cases()));
+// Test names from the field the message names: "warm_restarts_period_9".
+std::string CaseName(const testing::TestParamInfo<BadSpec>& info) {
+  std::string name;
+  for (char c : info.param.message.substr(0, info.param.message.find(':'))) {
+    name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  }
+  return name + "_" + std::to_string(info.index);
+}
+
+INSTANTIATE_TEST_SUITE_P(BadSpecs, ValidationTest, testing::ValuesIn(Cases()),
+                         CaseName);
 
 TEST(ValidationTest, ExactlyOneCurveIsEnforcedByTheOneof) {
   // A oneof keeps only the last curve set; two curves in one file are a

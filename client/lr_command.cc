@@ -1,0 +1,105 @@
+// annealctl lr: the LRs a stored schedule serves for a range of steps
+// (EvaluateRange), rendered exactly as preview renders a spec file: the
+// packed range is unpacked into StepResult values (step_range_results.h) and
+// handed to the same CSV / JSON / ASCII / SVG renderers. Like any
+// EvaluateRange, it raises the schedule's max_step_served to the last step
+// shown.
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "client/cli_args.h"
+#include "client/command_args.h"
+#include "client/commands.h"
+#include "client/render.h"
+#include "client/server_connection.h"
+#include "client/step_range_results.h"
+
+namespace anneal {
+namespace {
+
+constexpr int64_t kMaxLrSteps = 1'000'000;  // as preview
+// The range and the timeline are read in two calls; a write in between
+// shows as a revision mismatch and both are read again.
+constexpr int kConsistentReadAttempts = 3;
+
+absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
+  auto parsed = CliArgs::Parse(
+      args, {"server", "start", "count", "format", "batch_size", "output"},
+      {{"o", "format"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto name = ScheduleNameArg(a);
+  if (!name.ok()) return name.status();
+  auto count = a.GetInt("count", -1);
+  if (!count.ok()) return count.status();
+  if (*count < 1 || *count > kMaxLrSteps) {
+    return absl::InvalidArgumentError(absl::StrCat("--count: must be in [1, ",
+                                                   kMaxLrSteps, "], got ",
+                                                   a.Get("count", "nothing")));
+  }
+  auto start = a.GetInt("start", 0);
+  if (!start.ok()) return start.status();
+  const std::string format = a.Get("format", "csv");
+  if (format != "csv" && format != "json" && format != "ascii" &&
+      format != "svg") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--format: must be csv, json, ascii or svg, got ", format));
+  }
+
+  v1::EvaluateRangeRequest range_request;
+  range_request.set_name(*name);
+  range_request.set_start_step(*start);
+  range_request.set_count(*count);
+  if (a.Has("batch_size")) {
+    auto batch = a.GetInt("batch_size", 0);
+    if (!batch.ok()) return batch.status();
+    range_request.set_batch_size(*batch);
+  }
+  v1::GetScheduleRequest get_request;
+  get_request.set_name(*name);
+
+  ServerConnection server(ResolveServerAddress(a.Get("server", "")));
+  v1::EvaluateRangeResponse range;
+  v1::Schedule schedule;
+  for (int attempt = 1;; ++attempt) {
+    grpc::Status status = server.stub()->EvaluateRange(
+        server.Context(kRangeCallTimeout).get(), range_request, &range);
+    if (!status.ok()) return server.Failure(status, kRangeCallTimeout);
+    status = server.stub()->GetSchedule(server.Context(kCallTimeout).get(),
+                                        get_request, &schedule);
+    if (!status.ok()) return server.Failure(status, kCallTimeout);
+    if (schedule.revision() == range.revision()) break;
+    if (attempt == kConsistentReadAttempts) {
+      return absl::AbortedError(absl::StrCat(
+          *name, " kept changing while its LRs were read (revision ",
+          range.revision(), " then ", schedule.revision(), "); try again"));
+    }
+  }
+  auto results = UnpackStepRange(range.range(), schedule);
+  if (!results.ok()) return results.status();
+
+  std::ofstream file_out;
+  std::ostream* sink = &out;
+  if (a.Has("output")) {
+    file_out.open(a.Get("output", ""));
+    if (!file_out) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--output: cannot write ", a.Get("output", "")));
+    }
+    sink = &file_out;
+  }
+  if (format == "csv") RenderCsv(*results, *sink);
+  if (format == "json") RenderJson(*results, *sink);
+  if (format == "ascii") RenderAscii(*results, 72, 18, *sink);
+  if (format == "svg") RenderSvg(*results, *name, *sink);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunLr(const std::vector<std::string>& args, std::ostream& out,
+          std::ostream& err) {
+  return Report("lr", Lr(args, out), err);
+}
+
+}  // namespace anneal
