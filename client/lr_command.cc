@@ -1,9 +1,8 @@
 // annealctl lr: the LRs a stored schedule serves for a range of steps
 // (EvaluateRange), rendered exactly as preview renders a spec file: the
-// packed range is unpacked into StepResult values (step_range_results.h) and
-// handed to the same CSV / JSON / ASCII / SVG renderers. Like any
-// EvaluateRange, it raises the schedule's max_step_served to the last step
-// shown.
+// packed range is unpacked into StepResult values (server/step_range.h) and
+// handed to the same CSV / JSON / ASCII / SVG renderers. It asks with
+// inspect_only, so looking does not raise max_step_served.
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -12,15 +11,12 @@
 #include "client/commands.h"
 #include "client/render.h"
 #include "client/server_connection.h"
-#include "client/step_range_results.h"
+#include "server/step_range.h"
 
 namespace anneal {
 namespace {
 
 constexpr int64_t kMaxLrSteps = 1'000'000;  // as preview
-// The range and the timeline are read in two calls; a write in between
-// shows as a revision mismatch and both are read again.
-constexpr int kConsistentReadAttempts = 3;
 
 absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
   auto parsed = CliArgs::Parse(
@@ -50,32 +46,18 @@ absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
   range_request.set_name(*name);
   range_request.set_start_step(*start);
   range_request.set_count(*count);
+  range_request.set_inspect_only(true);
   if (a.Has("batch_size")) {
     auto batch = a.GetInt("batch_size", 0);
     if (!batch.ok()) return batch.status();
     range_request.set_batch_size(*batch);
   }
-  v1::GetScheduleRequest get_request;
-  get_request.set_name(*name);
-
   ServerConnection server(ResolveServerAddress(a.Get("server", "")));
   v1::EvaluateRangeResponse range;
-  v1::Schedule schedule;
-  for (int attempt = 1;; ++attempt) {
-    grpc::Status status = server.stub()->EvaluateRange(
-        server.Context(kRangeCallTimeout).get(), range_request, &range);
-    if (!status.ok()) return server.Failure(status, kRangeCallTimeout);
-    status = server.stub()->GetSchedule(server.Context(kCallTimeout).get(),
-                                        get_request, &schedule);
-    if (!status.ok()) return server.Failure(status, kCallTimeout);
-    if (schedule.revision() == range.revision()) break;
-    if (attempt == kConsistentReadAttempts) {
-      return absl::AbortedError(absl::StrCat(
-          *name, " kept changing while its LRs were read (revision ",
-          range.revision(), " then ", schedule.revision(), "); try again"));
-    }
-  }
-  auto results = UnpackStepRange(range.range(), schedule);
+  grpc::Status status = server.stub()->EvaluateRange(
+      server.Context(kRangeCallTimeout).get(), range_request, &range);
+  if (!status.ok()) return server.Failure(status, kRangeCallTimeout);
+  auto results = UnpackStepRange(range.range());
   if (!results.ok()) return results.status();
 
   std::ofstream file_out;

@@ -185,7 +185,7 @@ absl::Status Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
       request.start_step(), request.count(), options,
       [&](const StepResult& r) { builder.Add(r); });
   if (!s.ok()) return s;
-  if (request.count() > 0) {
+  if (request.count() > 0 && !request.inspect_only()) {
     RaiseServed(*entry, request.start_step() + request.count() - 1);
   }
   response->set_revision(snapshot->schedule.revision());

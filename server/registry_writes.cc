@@ -65,6 +65,20 @@ void ReplaceFuture(v1::Schedule* s, v1::Segment segment) {
   *timeline->Add() = std::move(segment);
 }
 
+// The cycle offset that keeps cycle numbers from going backwards when a new
+// spec takes over at `from` on the same clock: the cycle in progress goes on
+// (or, if the new spec starts a cycle exactly there, the next one begins).
+int64_t ContinuedCycleOffset(const Timeline& old, const v1::ScheduleSpec& spec,
+                             int64_t from, const v1::Segment& current) {
+  if (from == 0) return 0;
+  auto compiled = Schedule::Compile(spec);  // validated by the caller
+  if (!compiled.ok()) return current.cycle_offset();
+  const StepResult next = (*compiled)->At(from - current.time_origin());
+  const int64_t wanted =
+      old.At(from - 1).cycle + (next.step_in_cycle == 0 ? 1 : 0);
+  return std::max<int64_t>(0, wanted - next.cycle);
+}
+
 absl::Status CheckFutureStep(const char* field, int64_t step,
                              int64_t max_served) {
   if (step > max_served && step <= kMaxStep) return absl::OkStatus();
@@ -250,7 +264,8 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     segment.set_from_step(from);
     *segment.mutable_spec() = in.spec();
     segment.set_time_origin(current.time_origin());
-    segment.set_cycle_offset(current.cycle_offset());
+    segment.set_cycle_offset(
+        ContinuedCycleOffset(*timeline, in.spec(), from, current));
     segment.set_kind(v1::Segment::UPDATE);
     segment.set_revision(head.revision());
     segment.set_actor(request.actor());

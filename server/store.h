@@ -40,7 +40,7 @@ class WriteBatch {
  public:
   enum class Kind { kPut, kDelete, kAdvance, kServed };
   struct Op {
-    Kind kind;
+    Kind kind = Kind::kPut;
     std::string name;
     std::string record;    // kPut: serialized v1::Schedule
     int64_t value = 0;     // kAdvance: new position; kServed: max_step_served

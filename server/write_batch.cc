@@ -2,26 +2,36 @@
 #include "server/store.h"
 
 namespace anneal {
+namespace {
+
+WriteBatch::Op NewOp(WriteBatch::Kind kind, const std::string& name) {
+  WriteBatch::Op op;
+  op.kind = kind;
+  op.name = name;
+  return op;
+}
+
+}  // namespace
 
 void WriteBatch::Put(const v1::Schedule& schedule) {
-  Op op{Kind::kPut, schedule.name()};
+  Op op = NewOp(Kind::kPut, schedule.name());
   schedule.SerializeToString(&op.record);
   ops_.push_back(std::move(op));
 }
 
 void WriteBatch::Delete(const std::string& name) {
-  ops_.push_back(Op{Kind::kDelete, name});
+  ops_.push_back(NewOp(Kind::kDelete, name));
 }
 
 void WriteBatch::Advance(const std::string& name, AdvanceRecord record) {
-  Op op{Kind::kAdvance, name};
+  Op op = NewOp(Kind::kAdvance, name);
   op.value = record.position;
   op.advance = std::move(record);
   ops_.push_back(std::move(op));
 }
 
 void WriteBatch::Served(const std::string& name, int64_t max_step_served) {
-  Op op{Kind::kServed, name};
+  Op op = NewOp(Kind::kServed, name);
   op.value = max_step_served;
   ops_.push_back(std::move(op));
 }

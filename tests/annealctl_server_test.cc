@@ -249,16 +249,17 @@ TEST_F(AnnealctlServerTest, UpdateRestartAdvanceAndTheLrTheyServe) {
       r.err,
       "annealctl advance: expected_position: 0 is stale; the position is 3\n");
 
-  // Serve up to step 9, then change the spec from step 15 and restart at 30.
+  // Advancing served up to step 3; looking with `lr` serves nothing (it is
+  // inspect_only). Then change the spec from step 15 and restart at 30.
   r = Cli("lr job --count 10");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string cosine = WriteSpec("cosine.yaml", kCosine);
-  r = Cli("update job -f " + cosine + " --effective-step 5");
+  r = Cli("update job -f " + cosine + " --effective-step 2");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(
       r.err,
-      "annealctl update: effective_step: must be > max_step_served (9) so "
-      "no LR already served is rewritten, got 5\n");
+      "annealctl update: effective_step: must be > max_step_served (3) so "
+      "no LR already served is rewritten, got 2\n");
   r = Cli("update schedules/job -f " + cosine +
           " --effective-step 15 --reason 'calmer tail'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -279,7 +280,7 @@ TEST_F(AnnealctlServerTest, UpdateRestartAdvanceAndTheLrTheyServe) {
   EXPECT_THAT(r.out, HasSubstr("display name     job one\n"));
   EXPECT_THAT(r.out, HasSubstr("labels           env=y,team=x\n"));
   EXPECT_THAT(r.out, HasSubstr("position         3\n"));
-  EXPECT_THAT(r.out, HasSubstr("max step served  9\n"));
+  EXPECT_THAT(r.out, HasSubstr("max step served  3\n"));
   EXPECT_THAT(r.out, HasSubstr("revision         4\n"));
   EXPECT_THAT(r.out, HasSubstr("calmer tail"));
   EXPECT_THAT(r.out, HasSubstr("plateau"));
@@ -287,7 +288,7 @@ TEST_F(AnnealctlServerTest, UpdateRestartAdvanceAndTheLrTheyServe) {
   EXPECT_THAT(r.out, HasSubstr("ops@example"));
 
   // lr across the three segments is what Evaluate serves, step by step,
-  // including cycle_length and momentum (not on EvaluateRange's wire).
+  // including cycle_length and momentum.
   r = Cli("lr job --start 0 --count 60");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> lines =

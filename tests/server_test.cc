@@ -241,6 +241,39 @@ TEST_F(ServerTest, EvaluateRangeEqualsEvaluateForEveryStep) {
   EXPECT_EQ(range.range().lr_size(), 1'000'000);
 }
 
+TEST_F(ServerTest, InspectOnlyRangesServeNothing) {
+  Create("i", kSgdr);
+  v1::EvaluateRangeRequest req;
+  req.set_name("schedules/i");
+  req.set_count(500);
+  req.set_inspect_only(true);
+  v1::EvaluateRangeResponse range;
+  ASSERT_TRUE(server_->stub()->EvaluateRange(Ctx().get(), req, &range).ok());
+  v1::GetScheduleRequest get;
+  get.set_name("schedules/i");
+  v1::Schedule got;
+  ASSERT_TRUE(server_->stub()->GetSchedule(Ctx().get(), get, &got).ok());
+  EXPECT_EQ(got.max_step_served(), -1);
+  req.set_inspect_only(false);
+  ASSERT_TRUE(server_->stub()->EvaluateRange(Ctx().get(), req, &range).ok());
+  ASSERT_TRUE(server_->stub()->GetSchedule(Ctx().get(), get, &got).ok());
+  EXPECT_EQ(got.max_step_served(), 499);
+}
+
+TEST_F(ServerTest, UpdatesKeepCycleNumbersGoingForward) {
+  Create("k", "{max_lr: 1, warm_restarts: {period: 10}}");  // cycle 3 at 35
+  v1::UpdateScheduleRequest update;
+  update.mutable_schedule()->set_name("schedules/k");
+  *update.mutable_schedule()->mutable_spec() = SpecFromText("{max_lr: 0.5, cosine: {period: 100}}");
+  update.mutable_update_mask()->add_paths("spec");
+  update.set_effective_step(35);
+  v1::Schedule out;
+  ASSERT_TRUE(server_->stub()->UpdateSchedule(Ctx().get(), update, &out).ok());
+  EXPECT_EQ(EvaluateStep("schedules/k", 34).cycle, 3);
+  EXPECT_EQ(EvaluateStep("schedules/k", 35).cycle, 3);  // not back to 0
+  EXPECT_FALSE(EvaluateStep("schedules/k", 35).restart);
+}
+
 TEST_F(ServerTest, SimulateNeedsNoStoredSchedule) {
   v1::SimulateRequest req;
   *req.mutable_spec() = SpecFromText("{max_lr: 1, cosine: {period: 10}}");
