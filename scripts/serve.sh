@@ -12,8 +12,5 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DANNEAL_BUILD_TESTS=OFF -DANNEAL_BUILD_BENCH=OFF
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 
-if [[ -x "$BUILD_DIR/bin/anneal-server" ]]; then
-  exec "$BUILD_DIR/bin/anneal-server" "$@"
-fi
-echo "serve: the server is not built yet (issue 3); annealctl is ready:"
-"$BUILD_DIR/bin/annealctl" help
+echo "serve: starting anneal-server (annealctl is at $BUILD_DIR/bin/annealctl)"
+exec "$BUILD_DIR/bin/anneal-server" "$@"

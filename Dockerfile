@@ -1,0 +1,43 @@
+# anneal-server in a container: build on Debian 12 with its own packages,
+# run on debian:bookworm-slim with only the runtime libraries.
+#   docker build -t anneal .
+#   docker run -p 50051:50051 -v anneal-data:/data anneal
+# The database lives on the /data volume (use a local volume: SQLite's WAL
+# does not work over NFS).
+
+FROM debian:bookworm AS build
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends cmake ninja-build g++ pkg-config \
+      libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
+      libabsl-dev libyaml-cpp-dev libsqlite3-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY proto proto
+COPY schedule schedule
+COPY client client
+COPY server server
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DANNEAL_BUILD_TESTS=OFF -DANNEAL_BUILD_BENCH=OFF \
+    && cmake --build build -j"$(nproc)" --target anneal-server annealctl \
+    && strip build/bin/anneal-server build/bin/annealctl
+
+FROM debian:bookworm-slim
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends libgrpc++1.51 libprotobuf32 libyaml-cpp0.7 \
+      libsqlite3-0 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /data anneal \
+    && mkdir -p /data && chown anneal /data
+COPY --from=build /src/build/bin/anneal-server /src/build/bin/annealctl /usr/local/bin/
+USER anneal
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 50051
+ENV ANNEAL_LISTEN=0.0.0.0:50051 \
+    ANNEAL_DB=/data/anneal.db \
+    ANNEAL_SERVER=127.0.0.1:50051
+# SIGTERM drains in-flight calls (ANNEAL_SHUTDOWN_GRACE, default 5s) and
+# flushes the store; give `docker stop` at least that long.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/anneal-server"]
