@@ -54,16 +54,6 @@ class MemoryStore final : public Store {
     work_.Signal();
   }
 
-  absl::Status Flush() override {
-    absl::Notification flushed;
-    absl::Status result;
-    Submit(WriteBatch(), [&](absl::Status s) {
-      result = std::move(s);
-      flushed.Notify();
-    });
-    flushed.WaitForNotification();
-    return result;
-  }
 
  private:
   struct Pending {

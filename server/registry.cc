@@ -82,6 +82,17 @@ std::shared_ptr<Registry::Entry> Registry::Find(const std::string& name) const {
   return it == entries_.end() ? nullptr : it->second;
 }
 
+absl::StatusOr<std::pair<std::shared_ptr<Registry::Entry>,
+                         std::shared_ptr<const Registry::Snapshot>>>
+Registry::Published(const std::string& name) const {
+  if (auto s = ValidateScheduleName("name", name); !s.ok()) return s;
+  std::shared_ptr<Entry> entry = Find(name);
+  std::shared_ptr<const Snapshot> snapshot =
+      entry ? std::atomic_load(&entry->published) : nullptr;
+  if (!snapshot) return absl::NotFoundError(absl::StrCat(name, ": not found"));
+  return std::make_pair(std::move(entry), std::move(snapshot));
+}
+
 v1::Schedule Registry::Present(const Entry& entry,
                                const Snapshot& snapshot) const {
   v1::Schedule out = snapshot.schedule;
@@ -100,13 +111,9 @@ void Registry::RaiseServed(Entry& entry, int64_t step) {
 
 absl::StatusOr<v1::Schedule> Registry::Get(
     const v1::GetScheduleRequest& request) const {
-  if (auto s = ValidateScheduleName("name", request.name()); !s.ok()) return s;
-  std::shared_ptr<Entry> entry = Find(request.name());
-  std::shared_ptr<const Snapshot> snapshot =
-      entry ? std::atomic_load(&entry->published) : nullptr;
-  if (!snapshot) {
-    return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
-  }
+  auto found = Published(request.name());
+  if (!found.ok()) return found.status();
+  auto [entry, snapshot] = *std::move(found);
   return Present(*entry, *snapshot);
 }
 
@@ -147,13 +154,9 @@ absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
 
 absl::StatusOr<v1::EvaluateResponse> Registry::Evaluate(
     const v1::EvaluateRequest& request) {
-  if (auto s = ValidateScheduleName("name", request.name()); !s.ok()) return s;
-  std::shared_ptr<Entry> entry = Find(request.name());
-  std::shared_ptr<const Snapshot> snapshot =
-      entry ? std::atomic_load(&entry->published) : nullptr;
-  if (!snapshot) {
-    return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
-  }
+  auto found = Published(request.name());
+  if (!found.ok()) return found.status();
+  auto [entry, snapshot] = *std::move(found);
   absl::StatusOr<StepResult> result =
       snapshot->timeline->Evaluate(QueryOf(request));
   if (!result.ok()) return result.status();
@@ -166,17 +169,13 @@ absl::StatusOr<v1::EvaluateResponse> Registry::Evaluate(
 
 absl::Status Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
                                      v1::EvaluateRangeResponse* response) {
-  if (auto s = ValidateScheduleName("name", request.name()); !s.ok()) return s;
   if (auto s = CheckRangeCount(request.count(), options_.max_range_count);
       !s.ok()) {
     return s;
   }
-  std::shared_ptr<Entry> entry = Find(request.name());
-  std::shared_ptr<const Snapshot> snapshot =
-      entry ? std::atomic_load(&entry->published) : nullptr;
-  if (!snapshot) {
-    return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
-  }
+  auto found = Published(request.name());
+  if (!found.ok()) return found.status();
+  auto [entry, snapshot] = *std::move(found);
   StepQuery options;
   if (request.has_batch_size()) options.batch_size = request.batch_size();
   StepRangeBuilder builder(request.start_step(), request.count(),

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
@@ -91,6 +92,11 @@ class Registry {
   struct Entry;
 
   std::shared_ptr<Entry> Find(const std::string& name) const;
+  // The entry and its published snapshot, or NOT_FOUND (also while a create
+  // is not yet durable, and once a delete is).
+  absl::StatusOr<
+      std::pair<std::shared_ptr<Entry>, std::shared_ptr<const Snapshot>>>
+  Published(const std::string& name) const;
   absl::StatusOr<std::shared_ptr<Entry>> FindForWrite(
       const std::string& field, const std::string& name) const;
   // Submits `batch` and, once durable, publishes `snapshot` for `entry` and
@@ -99,6 +105,15 @@ class Registry {
               std::shared_ptr<const Snapshot> snapshot,
               absl::AnyInvocable<void(absl::Status) &&> then);
   absl::Status WriteGate() const;
+  // The entry's head ready to change: NOT_FOUND once deleted, ABORTED on an
+  // etag mismatch, max_step_served brought up to date.
+  absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
+                                            const std::string& etag);
+  // Makes `head` the entry's head, persists it and answers `done` with it
+  // once durable.
+  void AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
+                  std::shared_ptr<const Timeline> timeline,
+                  Done<v1::Schedule> done);
   void RaiseServed(Entry& entry, int64_t step);
   v1::Schedule Present(const Entry& entry, const Snapshot& snapshot) const;
   void PersistServed();

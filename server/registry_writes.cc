@@ -79,6 +79,24 @@ int64_t ContinuedCycleOffset(const Timeline& old, const v1::ScheduleSpec& spec,
   return std::max<int64_t>(0, wanted - next.cycle);
 }
 
+// A new timeline segment, stamped with the head's new revision and time.
+v1::Segment NewSegment(v1::Segment::Kind kind, int64_t from,
+                       const v1::ScheduleSpec& spec, int64_t origin,
+                       int64_t cycle_offset, const v1::Schedule& head,
+                       const std::string& actor, const std::string& reason) {
+  v1::Segment segment;
+  segment.set_from_step(from);
+  *segment.mutable_spec() = spec;
+  segment.set_time_origin(origin);
+  segment.set_cycle_offset(cycle_offset);
+  segment.set_kind(kind);
+  segment.set_revision(head.revision());
+  segment.set_actor(actor);
+  segment.set_reason(reason);
+  *segment.mutable_create_time() = head.update_time();
+  return segment;
+}
+
 absl::Status CheckFutureStep(const char* field, int64_t step,
                              int64_t max_served) {
   if (step > max_served && step <= kMaxStep) return absl::OkStatus();
@@ -126,6 +144,34 @@ void Registry::Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
     }
     std::move(then)(s);
   });
+}
+
+absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
+                                                    const std::string& etag) {
+  if (entry.deleted) {
+    return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
+  }
+  if (auto s = CheckEtag(etag, entry.head); !s.ok()) return s;
+  v1::Schedule head = entry.head;
+  head.set_max_step_served(
+      std::max(head.max_step_served(), entry.max_served.load()));
+  return head;
+}
+
+void Registry::AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
+                          std::shared_ptr<const Timeline> timeline,
+                          Done<v1::Schedule> done) {
+  entry->head = head;
+  entry->head_timeline = timeline;
+  WriteBatch batch;
+  batch.Put(head);
+  auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, timeline});
+  Commit(std::move(entry), std::move(batch), std::move(snapshot),
+         [head = std::move(head), done = std::move(done)](
+             absl::Status s) mutable {
+           if (!s.ok()) return std::move(done)(s);
+           std::move(done)(std::move(head));
+         });
 }
 
 void Registry::Create(const v1::CreateScheduleRequest& request,
@@ -237,15 +283,9 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   }
 
   absl::MutexLock lock(&entry->mu);
-  if (entry->deleted) {
-    return std::move(done)(absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
-  }
-  if (auto s = CheckEtag(in.etag(), entry->head); !s.ok()) {
-    return std::move(done)(s);
-  }
-  v1::Schedule head = entry->head;
-  head.set_max_step_served(
-      std::max(head.max_step_served(), entry->max_served.load()));
+  absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, in.etag());
+  if (!writable.ok()) return std::move(done)(writable.status());
+  v1::Schedule head = *std::move(writable);
   if (set_display) head.set_display_name(in.display_name());
   if (set_labels) *head.mutable_labels() = in.labels();
   Bump(&head);
@@ -260,32 +300,16 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     }
     const v1::Segment& current =
         head.timeline(static_cast<int>(timeline->SegmentAt(from)));
-    v1::Segment segment;
-    segment.set_from_step(from);
-    *segment.mutable_spec() = in.spec();
-    segment.set_time_origin(current.time_origin());
-    segment.set_cycle_offset(
-        ContinuedCycleOffset(*timeline, in.spec(), from, current));
-    segment.set_kind(v1::Segment::UPDATE);
-    segment.set_revision(head.revision());
-    segment.set_actor(request.actor());
-    segment.set_reason(request.reason());
-    *segment.mutable_create_time() = head.update_time();
-    ReplaceFuture(&head, std::move(segment));
+    ReplaceFuture(&head, NewSegment(v1::Segment::UPDATE, from, in.spec(),
+                                    current.time_origin(),
+                                    ContinuedCycleOffset(*timeline, in.spec(),
+                                                         from, current),
+                                    head, request.actor(), request.reason()));
     auto rebuilt = Timeline::Build(head.timeline());
     if (!rebuilt.ok()) return std::move(done)(rebuilt.status());
     timeline = *rebuilt;
   }
-  entry->head = head;
-  entry->head_timeline = timeline;
-  WriteBatch batch;
-  batch.Put(head);
-  Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(Snapshot{head, timeline}),
-         [head, done = std::move(done)](absl::Status s) mutable {
-           if (!s.ok()) return std::move(done)(s);
-           std::move(done)(head);
-         });
+  AcceptHead(entry, std::move(head), std::move(timeline), std::move(done));
 }
 
 void Registry::Restart(const v1::RestartScheduleRequest& request,
@@ -294,50 +318,29 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
   if (!found.ok()) return std::move(done)(found.status());
   std::shared_ptr<Entry> entry = *found;
   absl::MutexLock lock(&entry->mu);
-  if (entry->deleted) {
-    return std::move(done)(absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
-  }
-  if (auto s = CheckEtag(request.etag(), entry->head); !s.ok()) {
-    return std::move(done)(s);
-  }
-  v1::Schedule head = entry->head;
-  head.set_max_step_served(
-      std::max(head.max_step_served(), entry->max_served.load()));
+  absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, request.etag());
+  if (!writable.ok()) return std::move(done)(writable.status());
+  v1::Schedule head = *std::move(writable);
   const int64_t at =
       request.has_at_step() ? request.at_step() : head.max_step_served() + 1;
   if (auto s = CheckFutureStep("at_step", at, head.max_step_served()); !s.ok()) {
     return std::move(done)(s);
   }
   if (at < 1) {
-    return std::move(done)(absl::InvalidArgumentError(
-        absl::StrCat("at_step: must be >= 1 (step 0 already starts a cycle), got ", at)));
+    return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
+        "at_step: must be >= 1 (step 0 already starts a cycle), got ", at)));
   }
   const Timeline& old = *entry->head_timeline;
-  const v1::Segment& current = head.timeline(static_cast<int>(old.SegmentAt(at)));
+  // Copied: ReplaceFuture may drop the segment it refers to.
+  const v1::ScheduleSpec spec =
+      head.timeline(static_cast<int>(old.SegmentAt(at))).spec();
   Bump(&head);
-  v1::Segment segment;
-  segment.set_from_step(at);
-  *segment.mutable_spec() = current.spec();
-  segment.set_time_origin(at);
-  segment.set_cycle_offset(old.At(at - 1).cycle + 1);
-  segment.set_kind(v1::Segment::RESTART);
-  segment.set_revision(head.revision());
-  segment.set_actor(request.actor());
-  segment.set_reason(request.reason());
-  *segment.mutable_create_time() = head.update_time();
-  ReplaceFuture(&head, std::move(segment));
+  ReplaceFuture(&head, NewSegment(v1::Segment::RESTART, at, spec, at,
+                                  old.At(at - 1).cycle + 1, head,
+                                  request.actor(), request.reason()));
   auto timeline = Timeline::Build(head.timeline());
   if (!timeline.ok()) return std::move(done)(timeline.status());
-  entry->head = head;
-  entry->head_timeline = *timeline;
-  WriteBatch batch;
-  batch.Put(head);
-  Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(Snapshot{head, *timeline}),
-         [head, done = std::move(done)](absl::Status s) mutable {
-           if (!s.ok()) return std::move(done)(s);
-           std::move(done)(head);
-         });
+  AcceptHead(entry, std::move(head), *std::move(timeline), std::move(done));
 }
 
 void Registry::Delete(const v1::DeleteScheduleRequest& request,
@@ -346,11 +349,8 @@ void Registry::Delete(const v1::DeleteScheduleRequest& request,
   if (!found.ok()) return std::move(done)(found.status());
   std::shared_ptr<Entry> entry = *found;
   absl::MutexLock lock(&entry->mu);
-  if (entry->deleted) {
-    return std::move(done)(absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
-  }
-  if (auto s = CheckEtag(request.etag(), entry->head); !s.ok()) {
-    return std::move(done)(s);
+  if (auto head = WritableHead(*entry, request.etag()); !head.ok()) {
+    return std::move(done)(head.status());
   }
   entry->deleted = true;
   WriteBatch batch;
@@ -374,7 +374,8 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   std::shared_ptr<Entry> entry = *found;
   absl::MutexLock lock(&entry->mu);
   if (entry->deleted) {
-    return std::move(done)(absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
+    return std::move(done)(
+        absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
   }
   if (!request.request_id().empty()) {
     auto it = entry->advances.find(request.request_id());

@@ -527,18 +527,6 @@ class SqliteStoreImpl final : public SqliteStore {
     work_.Signal();
   }
 
-  absl::Status Flush() override {
-    // Batches commit and call back in order, so an empty marker's callback
-    // runs only after every earlier batch's.
-    absl::Notification flushed;
-    absl::Status result;
-    Submit(WriteBatch(), [&](absl::Status s) {
-      result = std::move(s);
-      flushed.Notify();
-    });
-    flushed.WaitForNotification();
-    return result;
-  }
 
   StoreStats stats() const override {
     absl::MutexLock lock(&mu_);

@@ -77,8 +77,10 @@ class Store {
   // submission order.
   virtual void Submit(WriteBatch batch, Done done) = 0;
 
-  // Blocks until every batch submitted before the call is durable.
-  virtual absl::Status Flush() = 0;
+  // Blocks until every batch submitted before the call is durable. The
+  // default submits an empty marker batch and waits for its callback, which
+  // runs after every earlier batch's since callbacks run in order.
+  virtual absl::Status Flush();
 };
 
 // How many recent advances per schedule are kept for request_id dedup: a

@@ -1,5 +1,8 @@
-// WriteBatch: the mutations a Store applies atomically (see store.h).
+// WriteBatch, the mutations a Store applies atomically, and Store's default
+// Flush (see store.h).
 #include "server/store.h"
+
+#include "absl/synchronization/notification.h"
 
 namespace anneal {
 namespace {
@@ -34,6 +37,17 @@ void WriteBatch::Served(const std::string& name, int64_t max_step_served) {
   Op op = NewOp(Kind::kServed, name);
   op.value = max_step_served;
   ops_.push_back(std::move(op));
+}
+
+absl::Status Store::Flush() {
+  absl::Notification flushed;
+  absl::Status result;
+  Submit(WriteBatch(), [&](absl::Status s) {
+    result = std::move(s);
+    flushed.Notify();
+  });
+  flushed.WaitForNotification();
+  return result;
 }
 
 }  // namespace anneal
