@@ -3,8 +3,6 @@
 // packed range is unpacked into StepResult values (server/step_range.h) and
 // handed to the same CSV / JSON / ASCII / SVG renderers. It asks with
 // inspect_only, so looking does not raise max_step_served.
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "client/cli_args.h"
 #include "client/command_args.h"
@@ -36,11 +34,7 @@ absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
   auto start = a.GetInt("start", 0);
   if (!start.ok()) return start.status();
   const std::string format = a.Get("format", "csv");
-  if (format != "csv" && format != "json" && format != "ascii" &&
-      format != "svg") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--format: must be csv, json, ascii or svg, got ", format));
-  }
+  if (auto s = CheckFormat(format); !s.ok()) return s;
 
   v1::EvaluateRangeRequest range_request;
   range_request.set_name(*name);
@@ -60,21 +54,7 @@ absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
   auto results = UnpackStepRange(range.range());
   if (!results.ok()) return results.status();
 
-  std::ofstream file_out;
-  std::ostream* sink = &out;
-  if (a.Has("output")) {
-    file_out.open(a.Get("output", ""));
-    if (!file_out) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--output: cannot write ", a.Get("output", "")));
-    }
-    sink = &file_out;
-  }
-  if (format == "csv") RenderCsv(*results, *sink);
-  if (format == "json") RenderJson(*results, *sink);
-  if (format == "ascii") RenderAscii(*results, 72, 18, *sink);
-  if (format == "svg") RenderSvg(*results, *name, *sink);
-  return absl::OkStatus();
+  return RenderSteps(*results, format, *name, a.Get("output", ""), out);
 }
 
 }  // namespace

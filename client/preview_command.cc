@@ -1,6 +1,4 @@
 // annealctl preview: evaluate a spec file offline and print or plot it.
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "client/cli_args.h"
 #include "client/commands.h"
@@ -31,11 +29,7 @@ absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
   auto start = a.GetInt("start", 0);
   if (!start.ok()) return start.status();
   const std::string format = a.Get("format", "csv");
-  if (format != "csv" && format != "json" && format != "ascii" &&
-      format != "svg") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--format: must be csv, json, ascii or svg, got ", format));
-  }
+  if (auto s = CheckFormat(format); !s.ok()) return s;
   StepQuery options;
   if (a.Has("batch_size")) {
     auto batch = a.GetInt("batch_size", 0);
@@ -60,21 +54,7 @@ absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
         status.message(), " (from --start ", *start, " --steps ", *steps, ")"));
   }
 
-  std::ofstream file_out;
-  std::ostream* sink = &out;
-  if (a.Has("output")) {
-    file_out.open(a.Get("output", ""));
-    if (!file_out) {
-      return absl::NotFoundError(
-          absl::StrCat("--output: cannot write ", a.Get("output", "")));
-    }
-    sink = &file_out;
-  }
-  if (format == "csv") RenderCsv(results, *sink);
-  if (format == "json") RenderJson(results, *sink);
-  if (format == "ascii") RenderAscii(results, 72, 18, *sink);
-  if (format == "svg") RenderSvg(results, *file, *sink);
-  return absl::OkStatus();
+  return RenderSteps(results, format, *file, a.Get("output", ""), out);
 }
 
 }  // namespace

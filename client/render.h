@@ -8,9 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "schedule/step.h"
 
 namespace anneal {
+
+// Checks a --format value: csv, json, ascii or svg.
+absl::Status CheckFormat(const std::string& format);
+
+// Renders `steps` in `format` (checked) to `output_path`, or to `out` when
+// the path is empty; `title` labels the SVG plot.
+absl::Status RenderSteps(const std::vector<StepResult>& steps,
+                         const std::string& format, const std::string& title,
+                         const std::string& output_path, std::ostream& out);
 
 // Header "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,
 // cycle_length,phase,restart,snapshot"; momentum columns are empty when not

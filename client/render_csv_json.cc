@@ -1,6 +1,8 @@
-// CSV and JSON renderers (see render.h).
+// CSV and JSON renderers, and the format dispatch (see render.h).
 #include <cstdio>
+#include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/render.h"
 #include "google/protobuf/util/json_util.h"
@@ -42,6 +44,36 @@ void RenderJson(const std::vector<StepResult>& steps, std::ostream& out) {
     out << (i == 0 ? "\n  " : ",\n  ") << json;
   }
   out << "\n]\n";
+}
+
+absl::Status CheckFormat(const std::string& format) {
+  if (format == "csv" || format == "json" || format == "ascii" ||
+      format == "svg") {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--format: must be csv, json, ascii or svg, got ", format));
+}
+
+absl::Status RenderSteps(const std::vector<StepResult>& steps,
+                         const std::string& format, const std::string& title,
+                         const std::string& output_path, std::ostream& out) {
+  if (auto s = CheckFormat(format); !s.ok()) return s;
+  std::ofstream file_out;
+  std::ostream* sink = &out;
+  if (!output_path.empty()) {
+    file_out.open(output_path);
+    if (!file_out) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--output: cannot write ", output_path));
+    }
+    sink = &file_out;
+  }
+  if (format == "csv") RenderCsv(steps, *sink);
+  if (format == "json") RenderJson(steps, *sink);
+  if (format == "ascii") RenderAscii(steps, 72, 18, *sink);
+  if (format == "svg") RenderSvg(steps, title, *sink);
+  return absl::OkStatus();
 }
 
 }  // namespace anneal

@@ -124,21 +124,40 @@ class StepDecayCurve final : public Curve {
   std::vector<double> values_;
 };
 
-class ExponentialCurve final : public Curve {
+// A non-increasing raw(t) clamped below at min_lr. Once raw reaches the
+// floor (found by bisection at build time), Eval skips it.
+class FlooredDecay : public Curve {
  public:
-  ExponentialCurve(const Levels& levels, double gamma, int64_t transition,
-                   bool staircase)
-      : levels_(levels),
-        gamma_(gamma),
-        transition_(transition),
-        staircase_(staircase),
-        floor_from_(FirstAtFloor([this](int64_t t) { return Raw(t); },
-                                 levels.min_lr)) {}
-
-  void Eval(int64_t t, CurvePoint* out) const override {
+  void Eval(int64_t t, CurvePoint* out) const final {
     const double lr =
         t >= floor_from_ ? levels_.min_lr : std::max(levels_.min_lr, Raw(t));
     Monotone(t, lr, levels_, v1::ANNEAL, out);
+  }
+
+ protected:
+  explicit FlooredDecay(const Levels& levels) : levels_(levels) {}
+  // Call at the end of the derived constructor (Raw is virtual).
+  void FindFloor() {
+    floor_from_ =
+        FirstAtFloor([this](int64_t t) { return Raw(t); }, levels_.min_lr);
+  }
+  virtual double Raw(int64_t t) const = 0;
+
+  const Levels levels_;
+
+ private:
+  int64_t floor_from_ = kNever;
+};
+
+class ExponentialCurve final : public FlooredDecay {
+ public:
+  ExponentialCurve(const Levels& levels, double gamma, int64_t transition,
+                   bool staircase)
+      : FlooredDecay(levels),
+        gamma_(gamma),
+        transition_(transition),
+        staircase_(staircase) {
+    FindFloor();
   }
 
   Asymptotics Tail() const override {
@@ -148,18 +167,16 @@ class ExponentialCurve final : public Curve {
   int64_t SettlesAt() const override { return gamma_ == 1.0 ? 0 : -1; }
 
  private:
-  double Raw(int64_t t) const {
+  double Raw(int64_t t) const override {
     const double exponent =
         staircase_ ? static_cast<double>(t / transition_)
                    : static_cast<double>(t) / static_cast<double>(transition_);
     return levels_.max_lr * std::pow(gamma_, exponent);
   }
 
-  Levels levels_;
   double gamma_;
   int64_t transition_;
   bool staircase_;
-  int64_t floor_from_;
 };
 
 class PolynomialCurve final : public Curve {
@@ -191,19 +208,11 @@ class PolynomialCurve final : public Curve {
   double power_;
 };
 
-class InverseTimeCurve final : public Curve {
+class InverseTimeCurve final : public FlooredDecay {
  public:
   InverseTimeCurve(const Levels& levels, double t0, double power)
-      : levels_(levels),
-        t0_(t0),
-        power_(power),
-        floor_from_(FirstAtFloor([this](int64_t t) { return Raw(t); },
-                                 levels.min_lr)) {}
-
-  void Eval(int64_t t, CurvePoint* out) const override {
-    const double lr =
-        t >= floor_from_ ? levels_.min_lr : std::max(levels_.min_lr, Raw(t));
-    Monotone(t, lr, levels_, v1::ANNEAL, out);
+      : FlooredDecay(levels), t0_(t0), power_(power) {
+    FindFloor();
   }
 
   Asymptotics Tail() const override {
@@ -221,15 +230,13 @@ class InverseTimeCurve final : public Curve {
   }
 
  private:
-  double Raw(int64_t t) const {
+  double Raw(int64_t t) const override {
     return levels_.max_lr *
            std::pow(t0_ / (static_cast<double>(t) + t0_), power_);
   }
 
-  Levels levels_;
   double t0_;
   double power_;
-  int64_t floor_from_;
 };
 
 class LinearCurve final : public Curve {
