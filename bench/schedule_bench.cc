@@ -7,7 +7,7 @@
 //   BM_At/momentum_*_early  the same for momentum specs with t uniform in
 //                         [0, vanishes_at], the steps whose exact Adam bias
 //                         correction walks the prefix table (counters
-//                         stride, vanishes_at; schedule/bias_correction.h).
+//                         vanishes_at; schedule/bias_correction.h).
 //   BM_Range/<family>     one EvaluateRange over 1,000,000 steps from 0 per
 //                         iteration; counters ns_per_step, allocs_per_step.
 //   BM_Baseline_Cos       one std::cos of a double: report families as ratios
@@ -436,28 +436,17 @@ int64_t VanishesAt(const Schedule& schedule) {
   return status.ok() && vanishes >= 0 ? vanishes : 2 * kRangeSteps;
 }
 
-// The prefix-table stride BiasCorrection chooses for `max`
-// (schedule/bias_correction.cc): sized for max^n < 2^-60, at most 4096
-// entries.
-int64_t Stride(double max) {
-  const double bound = std::ceil(-60 * std::log(2.0) / std::log(max)) + 1;
-  const auto limit = static_cast<int64_t>(bound);
-  return std::max<int64_t>(1, (limit + 4096 - 1) / 4096);
-}
-
 // At for t uniform in [0, vanishes_at]: the steps where the exact bias
 // correction must multiply momenta from the nearest table entry.
 void RegisterMomentumEarly(const std::string& name, double base, double max) {
   auto schedule = CompileOrDie(WithMomentum(base, max), name);
   const int64_t vanishes = VanishesAt(*schedule);
-  const int64_t stride = Stride(max);
   benchmark::RegisterBenchmark(
       ("BM_At/" + name + "_early").c_str(),
-      [schedule, vanishes, stride,
+      [schedule, vanishes,
        steps = UniformSteps(vanishes)](benchmark::State& state) {
         RunAt(state, *schedule, Mode::kAt, steps);
         state.counters["vanishes_at"] = static_cast<double>(vanishes);
-        state.counters["stride"] = static_cast<double>(stride);
       });
 }
 
@@ -477,7 +466,8 @@ void RegisterAll() {
   RegisterMomentumEarly("momentum_0.999", 0.9, 0.999);
   RegisterMomentumEarly("momentum_0.9999", 0.9, 0.9999);
   // Worst case: beta1 held at the largest accepted value, so the product
-  // vanishes only after ~416k steps and the table stride is 102.
+  // vanishes only after ~416k steps and the prefix table is sparsest
+  // (schedule/bias_correction.h).
   RegisterMomentumEarly("momentum_0.9999_flat", 0.9999, 0.9999);
   for (const Family& f : families) {
     auto schedule = CompileOrDie(f.spec, f.name);
