@@ -8,6 +8,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -29,6 +31,14 @@ ABSL_FLAG(absl::Duration, served_flush_interval, absl::Seconds(1),
 namespace anneal {
 
 void ParseFlagsWithEnvironment(int argc, char** argv) {
+  // absl lists only flags of the main file under --help by default; ours
+  // live here.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/flags.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "anneal-server: named learning-rate schedules over gRPC.\n"
       "Every flag can also be set as ANNEAL_<FLAG> in the environment.");
