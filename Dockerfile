@@ -1,7 +1,9 @@
 # anneal-server in a container: build on Debian 12 with its own packages,
 # run on debian:bookworm-slim with only the runtime libraries.
 #   docker build -t anneal .
-#   docker run -p 50051:50051 -v anneal-data:/data anneal
+#   docker run -p 127.0.0.1:50051:50051 -v anneal-data:/data anneal
+# (the server has no authentication: publish the port on loopback or a
+# private network only). docs/operations.md has the details.
 # The database lives on the /data volume (use a local volume: SQLite's WAL
 # does not work over NFS).
 
@@ -13,6 +15,7 @@ RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake cmake
 COPY proto proto
 COPY schedule schedule
 COPY client client

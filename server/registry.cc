@@ -101,6 +101,20 @@ v1::Schedule Registry::Present(const Entry& entry,
   return out;
 }
 
+bool Registry::ServeAndCheckFence(Entry& entry, int64_t last) {
+  RaiseServed(entry, last);
+  if (last < entry.fence_from.load()) return true;  // the usual case
+  // A change from a step at or before `last` is accepted but not yet
+  // published: wait for it (a commit's time), then the caller reads again.
+  absl::MutexLock lock(&entry.fence_mu);
+  entry.fence_mu.Await(absl::Condition(
+      +[](Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->fence_mu) {
+        return e->pending_changes == 0;
+      },
+      &entry));
+  return false;
+}
+
 void Registry::RaiseServed(Entry& entry, int64_t step) {
   int64_t seen = entry.max_served.load(std::memory_order_relaxed);
   while (step > seen &&
@@ -160,7 +174,13 @@ absl::StatusOr<v1::EvaluateResponse> Registry::Evaluate(
   absl::StatusOr<StepResult> result =
       snapshot->timeline->Evaluate(QueryOf(request));
   if (!result.ok()) return result.status();
-  RaiseServed(*entry, request.step());
+  while (!ServeAndCheckFence(*entry, request.step())) {
+    snapshot = std::atomic_load(&entry->published);
+    if (!snapshot) {
+      return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
+    }
+    result = snapshot->timeline->Evaluate(QueryOf(request));
+  }
   v1::EvaluateResponse response;
   ToProto(*result, response.mutable_result());
   response.set_revision(snapshot->schedule.revision());
@@ -178,14 +198,23 @@ absl::Status Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
   auto [entry, snapshot] = *std::move(found);
   StepQuery options;
   if (request.has_batch_size()) options.batch_size = request.batch_size();
-  StepRangeBuilder builder(request.start_step(), request.count(),
-                           response->mutable_range());
-  absl::Status s = snapshot->timeline->EvaluateRange(
-      request.start_step(), request.count(), options,
-      [&](const StepResult& r) { builder.Add(r); });
-  if (!s.ok()) return s;
-  if (request.count() > 0 && !request.inspect_only()) {
-    RaiseServed(*entry, request.start_step() + request.count() - 1);
+  for (;;) {
+    response->Clear();
+    StepRangeBuilder builder(request.start_step(), request.count(),
+                             response->mutable_range());
+    absl::Status s = snapshot->timeline->EvaluateRange(
+        request.start_step(), request.count(), options,
+        [&](const StepResult& r) { builder.Add(r); });
+    if (!s.ok()) return s;
+    if (request.count() == 0 || request.inspect_only() ||
+        ServeAndCheckFence(*entry,
+                           request.start_step() + request.count() - 1)) {
+      break;
+    }
+    snapshot = std::atomic_load(&entry->published);
+    if (!snapshot) {
+      return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
+    }
   }
   response->set_revision(snapshot->schedule.revision());
   return absl::OkStatus();

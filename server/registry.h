@@ -105,6 +105,15 @@ class Registry {
               std::shared_ptr<const Snapshot> snapshot,
               absl::AnyInvocable<void(absl::Status) &&> then);
   absl::Status WriteGate() const;
+  // Raises the entry's fence to cover a timeline change from `from`, then
+  // checks nothing at or past it was served; FAILED_PRECONDITION (and the
+  // fence dropped) if something was. Pairs with ServeAndCheckFence.
+  absl::Status RaiseFence(Entry& entry, int64_t from, const char* field);
+  void DropFence(Entry& entry);
+  // Records that reads served up to `last`; false if a pending change's
+  // fence covers it, after waiting for that change to be published (the
+  // caller evaluates again).
+  bool ServeAndCheckFence(Entry& entry, int64_t last);
   // The entry's head ready to change: NOT_FOUND once deleted, ABORTED on an
   // etag mismatch, max_step_served brought up to date.
   absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
@@ -113,7 +122,7 @@ class Registry {
   // once durable.
   void AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
                   std::shared_ptr<const Timeline> timeline,
-                  Done<v1::Schedule> done);
+                  Done<v1::Schedule> done, bool fenced);
   void RaiseServed(Entry& entry, int64_t step);
   v1::Schedule Present(const Entry& entry, const Snapshot& snapshot) const;
   void PersistServed();

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,16 @@ struct Registry::Entry {
   // Largest step served by reads (-1: none), and the value last persisted.
   std::atomic<int64_t> max_served{-1};
   std::atomic<int64_t> persisted_served{-1};
+
+  // The fence that keeps a served LR from being rewritten by a timeline
+  // change that is accepted but not yet durable: the smallest from_step of
+  // the pending changes (kNoFence when none). A reader that serves a step at
+  // or past it waits for the publish and evaluates again (see Registry).
+  static constexpr int64_t kNoFence = std::numeric_limits<int64_t>::max();
+  std::atomic<int64_t> fence_from{kNoFence};
+  absl::Mutex fence_mu;
+  int pending_changes ABSL_GUARDED_BY(fence_mu) = 0;
+  int64_t pending_min ABSL_GUARDED_BY(fence_mu) = kNoFence;
 };
 
 }  // namespace anneal

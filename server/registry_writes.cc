@@ -146,6 +146,30 @@ void Registry::Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
   });
 }
 
+absl::Status Registry::RaiseFence(Entry& entry, int64_t from,
+                                  const char* field) {
+  {
+    absl::MutexLock lock(&entry.fence_mu);
+    ++entry.pending_changes;
+    entry.pending_min = std::min(entry.pending_min, from);
+    entry.fence_from.store(entry.pending_min);
+  }
+  // Sequentially consistent with ServeAndCheckFence: either this load sees
+  // the reader's raised max_served, or the reader sees the fence.
+  const int64_t served = entry.max_served.load();
+  if (from > served) return absl::OkStatus();
+  DropFence(entry);
+  return CheckFutureStep(field, from, served);
+}
+
+void Registry::DropFence(Entry& entry) {
+  absl::MutexLock lock(&entry.fence_mu);
+  if (--entry.pending_changes == 0) {
+    entry.pending_min = Entry::kNoFence;
+    entry.fence_from.store(Entry::kNoFence);
+  }
+}
+
 absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
                                                     const std::string& etag) {
   if (entry.deleted) {
@@ -160,15 +184,18 @@ absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
 
 void Registry::AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
                           std::shared_ptr<const Timeline> timeline,
-                          Done<v1::Schedule> done) {
+                          Done<v1::Schedule> done, bool fenced) {
   entry->head = head;
   entry->head_timeline = timeline;
   WriteBatch batch;
   batch.Put(head);
   auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, timeline});
+  Entry* raw = entry.get();
   Commit(std::move(entry), std::move(batch), std::move(snapshot),
-         [head = std::move(head), done = std::move(done)](
+         [this, raw, fenced, head = std::move(head), done = std::move(done)](
              absl::Status s) mutable {
+           // Published (or failed for good): readers behind the fence go on.
+           if (fenced) DropFence(*raw);
            if (!s.ok()) return std::move(done)(s);
            std::move(done)(std::move(head));
          });
@@ -290,6 +317,7 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   if (set_labels) *head.mutable_labels() = in.labels();
   Bump(&head);
   std::shared_ptr<const Timeline> timeline = entry->head_timeline;
+  bool fenced = false;
   if (set_spec) {
     const int64_t from = request.has_effective_step()
                              ? request.effective_step()
@@ -298,6 +326,10 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
         !s.ok()) {
       return std::move(done)(s);
     }
+    if (auto s = RaiseFence(*entry, from, "effective_step"); !s.ok()) {
+      return std::move(done)(s);
+    }
+    fenced = true;
     const v1::Segment& current =
         head.timeline(static_cast<int>(timeline->SegmentAt(from)));
     ReplaceFuture(&head, NewSegment(v1::Segment::UPDATE, from, in.spec(),
@@ -306,10 +338,14 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
                                                          from, current),
                                     head, request.actor(), request.reason()));
     auto rebuilt = Timeline::Build(head.timeline());
-    if (!rebuilt.ok()) return std::move(done)(rebuilt.status());
+    if (!rebuilt.ok()) {
+      DropFence(*entry);
+      return std::move(done)(rebuilt.status());
+    }
     timeline = *rebuilt;
   }
-  AcceptHead(entry, std::move(head), std::move(timeline), std::move(done));
+  AcceptHead(entry, std::move(head), std::move(timeline), std::move(done),
+             fenced);
 }
 
 void Registry::Restart(const v1::RestartScheduleRequest& request,
@@ -330,6 +366,9 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
     return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
         "at_step: must be >= 1 (step 0 already starts a cycle), got ", at)));
   }
+  if (auto s = RaiseFence(*entry, at, "at_step"); !s.ok()) {
+    return std::move(done)(s);
+  }
   const Timeline& old = *entry->head_timeline;
   // Copied: ReplaceFuture may drop the segment it refers to.
   const v1::ScheduleSpec spec =
@@ -339,8 +378,12 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
                                   old.At(at - 1).cycle + 1, head,
                                   request.actor(), request.reason()));
   auto timeline = Timeline::Build(head.timeline());
-  if (!timeline.ok()) return std::move(done)(timeline.status());
-  AcceptHead(entry, std::move(head), *std::move(timeline), std::move(done));
+  if (!timeline.ok()) {
+    DropFence(*entry);
+    return std::move(done)(timeline.status());
+  }
+  AcceptHead(entry, std::move(head), *std::move(timeline), std::move(done),
+             /*fenced=*/true);
 }
 
 void Registry::Delete(const v1::DeleteScheduleRequest& request,

@@ -1,0 +1,407 @@
+"""anneal.torch.AnnealLR: a PyTorch LR scheduler served by an anneal schedule.
+
+It follows PyTorch's conventions, so it drops into an existing loop:
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = AnnealLR(optimizer, "resnet-1", client=anneal.Client())
+    for batch in loader:
+        loss(batch).backward()
+        optimizer.step()
+        scheduler.step()
+
+* After t calls of step(), every group's lr is the schedule's lr(t) (the
+  anneal step convention is PyTorch's: docs/conventions.md). Construction
+  applies lr(0), as PyTorch schedulers do.
+* Param groups scale relative to their base LR (`initial_lr`): a group whose
+  base equals the schedule's max_lr (of the spec it was created with) gets
+  the served LR itself, bit for bit; any other group gets served_lr *
+  (base / max_lr). This is how CosineAnnealingWarmRestarts treats groups
+  (with eta_min = 0), and a head with a 10x base LR keeps its 10x.
+* When the schedule cycles momentum, every group's `momentum` (SGD) or
+  `betas[0]` (Adam and friends) is set, as OneCycleLR and CyclicLR do.
+* On a `restart` step the optimizer's momentum is reset (SGD momentum
+  buffers zeroed; Adam's exp_avg too if reset_exp_avg). On by default, as the
+  seed text recommends.
+* After the last update of a cycle (the one that used the `snapshot` step's
+  LR, the cycle's minimum), `on_snapshot(result)` is called: the moment to
+  save a snapshot-ensemble or SWA checkpoint (anneal.swa has helpers).
+* state_dict() / load_state_dict() carry the step, so a checkpoint resumes
+  at the right step (no hidden state: the schedule is a function of t).
+
+A normal step makes no RPC: steps come from a prefetched window (see
+anneal.window for why that is always correct, and for outages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch.optim import Optimizer
+
+try:  # torch >= 2.0 exports the base class under its public name
+    from torch.optim.lr_scheduler import LRScheduler as _Base
+except ImportError:  # torch 1.13 (Debian 12)
+    from torch.optim.lr_scheduler import _LRScheduler as _Base
+
+from anneal.client import Client, schedule_name
+from anneal.errors import AnnealError
+from anneal.fallback import LocalTimeline, find_annealctl
+from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
+                            Phase, StepRange, StepResult)
+from anneal.window import Backoff, Prefetcher
+
+log = logging.getLogger("anneal")
+
+_SIGNALS = FLAG_RESTART | FLAG_SNAPSHOT | FLAG_HAS_MOMENTUM
+
+StepCallback = Callable[[StepResult], None]
+
+
+def _weak(ref: "weakref.ref[AnnealLR]", method: str) -> Callable[..., Any]:
+    """A call of ref().method that fails (not retryably) once the scheduler
+    is gone, so the prefetcher thread stops instead of keeping it alive."""
+    def call(*args: Any) -> Any:
+        obj = ref()
+        if obj is None:
+            raise ReferenceError("the AnnealLR scheduler was collected")
+        return getattr(obj, method)(*args)
+    return call
+
+
+def _finalize(prefetcher: Prefetcher, client: Optional[Client]) -> None:
+    prefetcher.close()
+    if client is not None:
+        client.close()
+
+
+class AnnealLR(_Base):
+    """Sets each group's LR (and momentum) from the anneal schedule `schedule`.
+
+    Args:
+      optimizer: the wrapped optimizer.
+      schedule: the schedule id ("resnet-1") or name ("schedules/resnet-1").
+      client: an anneal.Client (default: Client(target)).
+      target: HOST:PORT when no client is given (default $ANNEAL_SERVER).
+      window: steps prefetched per EvaluateRange (default 256). Also the
+        bound, in steps, on how late a schedule change made on the server
+        reaches this job (docs/python-client.md).
+      refresh_after: steps of a window used before the background refresh
+        (default window // 2).
+      prefetch: False makes every step a blocking Evaluate call (for
+        comparison; a change then applies from the next step).
+      batch_size: the job's batch size, for specs with batch_scaling.
+      reset_momentum: zero SGD momentum buffers on restart steps.
+      reset_exp_avg: also zero Adam's exp_avg on restart steps.
+      on_snapshot: called with the snapshot step's StepResult once the
+        cycle's last update has been applied.
+      on_restart: called with the restart step's StepResult, after the reset.
+      local_fallback: when the server is unreachable and the window is used
+        up, evaluate the last known timeline locally with annealctl instead of
+        blocking.
+      annealctl: path of annealctl (default $ANNEAL_BUILD_DIR/bin/annealctl,
+        else annealctl on PATH).
+      block_timeout: seconds to block on an exhausted window before raising
+        ServerUnreachableError (default None: wait for ever).
+      rpc_timeout: the deadline of every call, in seconds.
+      backoff: retry delays while the server is unreachable.
+      last_epoch: as PyTorch: -1 to start, or the step to resume at.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedule: str, *,
+                 client: Optional[Client] = None, target: Optional[str] = None,
+                 window: int = 256, refresh_after: Optional[int] = None,
+                 prefetch: bool = True, batch_size: Optional[int] = None,
+                 reset_momentum: bool = True, reset_exp_avg: bool = False,
+                 on_snapshot: Optional[StepCallback] = None,
+                 on_restart: Optional[StepCallback] = None,
+                 local_fallback: bool = False, annealctl: Optional[str] = None,
+                 block_timeout: Optional[float] = None,
+                 rpc_timeout: float = 5.0, backoff: Backoff = Backoff(),
+                 last_epoch: int = -1) -> None:
+        self._own_client = client is None
+        self.client = client if client is not None else Client(target)
+        self.schedule = schedule_name(schedule)
+        self.batch_size = batch_size
+        self.reset_momentum = reset_momentum
+        self.reset_exp_avg = reset_exp_avg
+        self.on_snapshot = on_snapshot
+        self.on_restart = on_restart
+        self.rpc_timeout = rpc_timeout
+        self.revision: Optional[int] = None
+        self._momentum_key = ("betas" if "betas" in optimizer.defaults else
+                              "momentum" if "momentum" in optimizer.defaults
+                              else None)
+        self._warned_momentum = False
+
+        info = self.client.get(self.schedule, timeout=rpc_timeout)
+        # The reference for group scaling: the max_lr the schedule was
+        # created with. It does not move when an operator changes max_lr
+        # later, so such a change scales every group alike.
+        first = info.timeline[0].spec if info.timeline else info.spec
+        self._reference_lr = first.max_lr
+
+        self._timeline: Optional[LocalTimeline] = None
+        fallback = None
+        if local_fallback:
+            path = find_annealctl(annealctl)
+            if path is None:
+                raise ValueError("local_fallback needs annealctl: pass "
+                                 "annealctl=PATH, set ANNEAL_BUILD_DIR, or put "
+                                 "it on PATH")
+            self._annealctl = path
+            self._timeline = LocalTimeline(info.timeline, path,
+                                           batch_size=batch_size,
+                                           revision=info.revision)
+            fallback = self._local_range
+
+        if refresh_after is None:
+            refresh_after = window // 2 if prefetch else 0
+        # The prefetcher's thread must not keep the scheduler alive: it gets
+        # weak references, and the thread ends when the scheduler is
+        # collected (or closed).
+        ref = weakref.ref(self)
+        self._prefetcher = Prefetcher(
+            _weak(ref, "_fetch_range" if prefetch else "_fetch_one"),
+            window=window if prefetch else 1,
+            refresh_after=refresh_after if prefetch else 0,
+            backoff=backoff, block_timeout=block_timeout,
+            fallback=_weak(ref, "_local_range") if fallback else None,
+            on_fetched=_weak(ref, "_on_fetched") if local_fallback else None,
+            synchronous=not prefetch, describe="anneal %s" % self.schedule)
+        weakref.finalize(self, _finalize, self._prefetcher,
+                         self.client if self._own_client else None)
+
+        # The step path's state: the range in use, unpacked into attributes
+        # so that step() is a few lookups (see step()).
+        self._range: Optional[StepRange] = None
+        self._lo = 0
+        self._lr: List[float] = []
+        self._flags: List[int] = []
+        self._momentum: Optional[List[float]] = None
+        self._refresh_at = -1  # < any step: the first step() fetches
+        self._snap: Optional[StepResult] = None  # snapshot of the last step
+        self._pairs: List[Tuple[Dict[str, Any], Optional[float]]] = []
+        super().__init__(optimizer, last_epoch)
+
+    # -- PyTorch's interface ----------------------------------------------
+
+    def _initial_step(self) -> None:
+        # base_lrs exist now (the base class set them): bind the groups
+        # before the base class's first step().
+        self._bind_groups()
+        super()._initial_step()
+
+    def step(self, epoch: Optional[int] = None) -> None:  # type: ignore[override]
+        """Moves to the next step and applies its LR (the hot path).
+
+        A step inside the window is an index, one dict write per group and
+        a flags test; only a step with a signal (restart, snapshot, cycled
+        momentum) or at the refresh point goes further.
+        """
+        if epoch is not None:
+            self._jump(int(epoch))
+            return
+        t = self.last_epoch + 1
+        self.last_epoch = t
+        if t >= self._refresh_at:
+            self._sync(t)
+        i = t - self._lo
+        lr = self._lr[i]
+        for group, ratio in self._pairs:
+            group["lr"] = lr if ratio is None else lr * ratio
+        if self._flags[i] & _SIGNALS or self._snap is not None:
+            self._signals(t, i)
+
+    def get_last_lr(self) -> List[float]:
+        """The LRs the last step() set, one per group."""
+        lr = self._lr[self.last_epoch - self._lo]
+        return [lr if r is None else lr * r for _, r in self._pairs]
+
+    def get_lr(self) -> List[float]:
+        return self.get_last_lr()
+
+    def state_dict(self) -> Dict[str, Any]:
+        """What a checkpoint needs: the step (the schedule is a function of
+        it), the group bases, and a snapshot not yet reported."""
+        return {
+            "format": "anneal.torch.AnnealLR/1",
+            "schedule": self.schedule,
+            "last_epoch": self.last_epoch,
+            "base_lrs": list(self.base_lrs),
+            "reference_lr": self._reference_lr,
+            "revision": self.revision,
+            "pending_snapshot": (dataclasses.asdict(self._snap)
+                                 if self._snap is not None else None),
+        }
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Resumes at the saved step: fetches the window there and applies
+        that step's LR (and momentum) to the groups, without repeating its
+        restart reset or callbacks (they ran before the checkpoint)."""
+        if state_dict.get("schedule") not in (None, self.schedule):
+            raise ValueError("this state is for %s, not %s" %
+                             (state_dict["schedule"], self.schedule))
+        self.last_epoch = int(state_dict["last_epoch"])
+        self.base_lrs = list(state_dict["base_lrs"])
+        self._reference_lr = state_dict["reference_lr"]
+        snap = state_dict.get("pending_snapshot")
+        self._snap = (StepResult(**dict(snap, phase=Phase(snap["phase"])))
+                      if snap is not None else None)
+        self._bind_groups(warn=False)
+        t = self.last_epoch
+        self._sync(t, force=True)
+        i = t - self._lo
+        for group, ratio in self._pairs:
+            group["lr"] = self._lr[i] if ratio is None else self._lr[i] * ratio
+        if self._flags[i] & FLAG_HAS_MOMENTUM and self._momentum is not None:
+            self._set_momentum(self._momentum[i])
+
+    # -- what anneal adds ---------------------------------------------------
+
+    @property
+    def last_result(self) -> StepResult:
+        """The StepResult of the current step (cycle, phase, restart,
+        snapshot, momentum), for logging."""
+        assert self._range is not None
+        return self._range.result(self.last_epoch)
+
+    @property
+    def prefetcher(self) -> Prefetcher:
+        """The window (counters: fetches, failures, local_ranges)."""
+        return self._prefetcher
+
+    def noise_std(self, grad_norm_sq: float, num_params: int) -> Optional[float]:
+        """The thermostat's gradient noise for the current step: one Evaluate
+        call (ranges carry no noise, since it depends on |g|^2)."""
+        r = self.client.evaluate(self.schedule, self.last_epoch,
+                                 batch_size=self.batch_size,
+                                 grad_norm_sq=grad_norm_sq,
+                                 num_params=num_params,
+                                 timeout=self.rpc_timeout)
+        return r.noise_std
+
+    def close(self) -> None:
+        """Stops the background thread (and the client, if it made one).
+        Also done when the scheduler is garbage-collected."""
+        self._prefetcher.close()
+        if self._own_client:
+            self.client.close()
+
+    # -- internals ----------------------------------------------------------
+
+    def _bind_groups(self, warn: bool = True) -> None:
+        ref = self._reference_lr
+        self._pairs = [(g, None if base == ref else base / ref)
+                       for g, base in zip(self.optimizer.param_groups,
+                                          self.base_lrs)]
+        if warn and self._pairs and self._pairs[0][1] is not None:
+            warnings.warn(
+                "anneal: param group 0 has base lr %r but %s was created with "
+                "max_lr %r: its LRs are the served ones scaled by %r (create "
+                "the optimizer with lr=max_lr to apply the served LRs as they "
+                "are)" % (self.base_lrs[0], self.schedule, ref,
+                          self._pairs[0][1]), stacklevel=4)
+
+    def _sync(self, t: int, force: bool = False) -> None:
+        r = self._prefetcher.ensure(t, None if force else self._range)
+        if r is not self._range:
+            self._range = r
+            self._lo = r.start_step
+            self._lr = r.lr
+            self._flags = r.flags
+            self._momentum = r.momentum
+            if r.revision is not None and r.revision != self.revision:
+                if self.revision is not None:
+                    log.info("%s: revision %d -> %d (fetched at step %d)",
+                             self.schedule, self.revision, r.revision, t)
+                self.revision = r.revision
+        self._refresh_at = self._prefetcher.refresh_point(r)
+
+    def _jump(self, t: int) -> None:
+        """step(epoch): PyTorch's deprecated absolute form; no callbacks."""
+        self._snap = None
+        self.last_epoch = t - 1
+        if self._range is None or not self._range.covers(t):
+            self._refresh_at = -1
+        self.step()
+
+    def _signals(self, t: int, i: int) -> None:
+        snap = self._snap
+        if snap is not None:
+            self._snap = None
+            if self.on_snapshot is not None:
+                self.on_snapshot(snap)
+        f = self._flags[i]
+        if f & FLAG_HAS_MOMENTUM and self._momentum is not None:
+            self._set_momentum(self._momentum[i])
+        if f & FLAG_RESTART:
+            if self.reset_momentum or self.reset_exp_avg:
+                self._reset_optimizer_state()
+            if self.on_restart is not None:
+                self.on_restart(self._range.result(t))  # type: ignore[union-attr]
+        if f & FLAG_SNAPSHOT:
+            self._snap = self._range.result(t)  # type: ignore[union-attr]
+
+    def _set_momentum(self, m: float) -> None:
+        key = self._momentum_key
+        if key == "betas":
+            for group, _ in self._pairs:
+                group["betas"] = (m, *group["betas"][1:])
+        elif key == "momentum":
+            for group, _ in self._pairs:
+                group["momentum"] = m
+        elif not self._warned_momentum:
+            self._warned_momentum = True
+            warnings.warn("anneal: %s cycles momentum but %s has neither "
+                          "'momentum' nor 'betas'; momentum is not applied" %
+                          (self.schedule, type(self.optimizer).__name__))
+
+    def _reset_optimizer_state(self) -> None:
+        for state in self.optimizer.state.values():
+            if self.reset_momentum:
+                buf = state.get("momentum_buffer")
+                if isinstance(buf, torch.Tensor):
+                    buf.zero_()
+            if self.reset_exp_avg:
+                avg = state.get("exp_avg")
+                if isinstance(avg, torch.Tensor):
+                    avg.zero_()
+
+    # Called by the prefetcher (the background thread, or the caller's in
+    # the synchronous mode).
+
+    def _fetch_range(self, start: int, count: int) -> StepRange:
+        return self.client.evaluate_range(self.schedule, start, count,
+                                          batch_size=self.batch_size,
+                                          inspect_only=False,
+                                          timeout=self.rpc_timeout)
+
+    def _fetch_one(self, start: int, count: int) -> StepRange:
+        r = self.client.evaluate(self.schedule, start,
+                                 batch_size=self.batch_size,
+                                 timeout=self.rpc_timeout)
+        return StepRange.from_results([r], revision=r.revision)
+
+    def _local_range(self, start: int, count: int) -> StepRange:
+        assert self._timeline is not None
+        return self._timeline.evaluate_range(start, count)
+
+    def _on_fetched(self, r: StepRange) -> None:
+        """Keeps the fallback's timeline at the revision the server serves."""
+        timeline = self._timeline
+        if timeline is None or r.revision in (None, timeline.revision):
+            return
+        try:
+            info = self.client.get(self.schedule, timeout=self.rpc_timeout)
+        except AnnealError as e:
+            log.warning("%s: could not refresh the timeline for the local "
+                        "fallback: %s", self.schedule, e)
+            return
+        self._timeline = LocalTimeline(info.timeline, self._annealctl,
+                                       batch_size=self.batch_size,
+                                       revision=info.revision)

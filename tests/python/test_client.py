@@ -1,0 +1,145 @@
+"""anneal.Client against the real server: every RPC, typed results, errors,
+and the StepRange unpacking (flags, momentum arrays) against Evaluate."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+anneal = pytest.importorskip("anneal")
+
+SGDR = {"max_lr": 0.1, "min_lr": 1e-4,
+        "warm_restarts": {"period": 10, "period_mult": 2}}
+ONE_CYCLE = {"max_lr": 0.1, "one_cycle": {"total_steps": 50},
+             "momentum": {"base": 0.85, "max": 0.95}}
+
+
+def test_create_get_list_update_delete(client):
+    s = client.create("vision-a", SGDR, display_name="A",
+                      labels={"team": "vision"}, reason="test")
+    assert s.name == "schedules/vision-a" and s.id == "vision-a"
+    assert s.revision == 1 and s.max_step_served == -1
+    assert [seg.kind for seg in s.timeline] == ["CREATE"]
+    assert s.timeline[0].reason == "test"
+    assert s.spec.warm_restarts.period == 10
+    client.create("other", {"max_lr": 1.0, "constant": {}},
+                  labels={"team": "nlp"})
+
+    assert client.get("vision-a") == s
+    assert client.get("schedules/vision-a").etag == s.etag
+    assert [x.id for x in client.list()] == ["other", "vision-a"]
+    assert [x.id for x in client.list('labels.team = "vision"')] == [
+        "vision-a"]
+    assert [x.id for x in client.list(page_size=1)] == ["other", "vision-a"]
+
+    u = client.update("vision-a", spec={"max_lr": 0.05, "constant": {}},
+                      effective_step=7, reason="smaller")
+    assert u.revision == 2
+    assert [(seg.kind, seg.from_step) for seg in u.timeline] == [
+        ("CREATE", 0), ("UPDATE", 7)]
+    assert client.evaluate("vision-a", 7).lr == 0.05
+
+    with pytest.raises(anneal.AbortedError):
+        client.delete("vision-a", etag=s.etag)  # stale etag
+    client.delete("vision-a", etag=u.etag)
+    with pytest.raises(anneal.NotFoundError) as e:
+        client.get("vision-a")
+    assert not e.value.retryable
+
+
+def test_errors_are_typed(client):
+    with pytest.raises(anneal.InvalidArgumentError) as e:
+        client.create("bad", {"max_lr": 0.1, "warm_restarts": {"period": 0}})
+    assert e.value.field == "schedule.spec.warm_restarts.period"
+    client.create("dup", SGDR)
+    with pytest.raises(anneal.AlreadyExistsError):
+        client.create("dup", SGDR)
+    with pytest.raises(anneal.InvalidArgumentError):
+        client.evaluate("dup", -1)
+    client.evaluate_range("dup", 0, 5)  # serves 0..4
+    with pytest.raises(anneal.FailedPreconditionError):
+        client.restart("dup", at_step=3)
+
+
+def test_range_matches_evaluate_step_by_step(client):
+    client.create("oc", ONE_CYCLE)
+    r = client.evaluate_range("oc", 0, 60, inspect_only=True)
+    assert r.start_step == 0 and len(r) == 60 and r.revision == 1
+    assert r.momentum is not None and len(r.momentum) == 60
+    for step, from_range in zip(range(60), r):
+        one = client.evaluate("oc", step)
+        assert from_range == one, step  # bit for bit, every field
+    last = r.result(49)
+    assert last.snapshot and last.phase == anneal.Phase.ANNEAL
+    assert r.result(55).phase == anneal.Phase.HOLD
+    # The range was inspect_only; the Evaluate calls served up to 59.
+    assert client.get("oc").max_step_served == 59
+
+
+def test_restart_and_flags(client):
+    client.create("sgdr", SGDR)
+    s = client.restart("sgdr", at_step=15, reason="plateau")
+    assert [(x.kind, x.from_step) for x in s.timeline] == [
+        ("CREATE", 0), ("RESTART", 15)]
+    r = client.evaluate_range("sgdr", 0, 40, inspect_only=True)
+    restarts = [x.step for x in r if x.restart]
+    snapshots = [x.step for x in r if x.snapshot]
+    # SGDR's own restart, the warm restart, then the restarted clock's own.
+    assert restarts == [10, 15, 25]
+    assert snapshots == [9, 14, 24]    # the step before each
+    assert r.result(15).lr == 0.1 and r.result(15).step_in_cycle == 0
+    assert r.result(10).flags & anneal.FLAG_RESTART
+
+
+def test_advance_and_simulate(client):
+    client.create("adv", SGDR)
+    a = client.advance("adv", request_id="r1")
+    assert a.position == 1 and a.result.step == 1 and a.revision == 1
+    again = client.advance("adv", request_id="r1")  # a retry: same answer
+    assert again.position == 1
+    with pytest.raises(anneal.FailedPreconditionError):
+        client.advance("adv", expected_position=0, request_id="r2")
+    sim = client.simulate(SGDR, 0, 30)
+    assert sim.revision == 0
+    assert sim.lr == client.evaluate_range("adv", 0, 30, inspect_only=True).lr
+
+
+def test_unreachable_server_is_unavailable():
+    c = anneal.Client("127.0.0.1:1", timeout=2)
+    with pytest.raises(anneal.UnavailableError) as e:
+        c.get("x")
+    assert e.value.retryable
+    c.close()
+
+
+def test_update_never_rewrites_a_served_step(client):
+    """docs/api.md: "Changes never rewrite an LR that was served". A reader
+    prefetching in a loop while an operator updates must only ever have
+    been served values that the final timeline agrees with."""
+    rewritten = 0
+    for attempt in range(5):
+        name = "race-%d" % attempt
+        client.create(name, {"max_lr": 0.1, "warm_restarts": {"period": 10}})
+        served = []
+        stop = threading.Event()
+
+        def reader():
+            t = 0
+            while not stop.is_set():
+                r = client.evaluate_range(name, t, 32)
+                served.extend(zip(range(t, t + 32), r.lr))
+                t += 1
+
+        th = threading.Thread(target=reader)
+        th.start()
+        time.sleep(0.03)
+        client.update(name, spec={"max_lr": 0.05, "constant": {}})
+        time.sleep(0.03)
+        stop.set()
+        th.join()
+        last = max(step for step, _ in served)
+        final = client.evaluate_range(name, 0, last + 1, inspect_only=True).lr
+        rewritten += sum(final[step] != lr for step, lr in served)
+    assert rewritten == 0
