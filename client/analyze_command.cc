@@ -15,9 +15,10 @@ const char* YesNo(bool v) { return v ? "yes" : "no"; }
 
 void PrintHuman(const v1::Analysis& a, std::ostream& out) {
   const v1::RobbinsMonro& rm = a.robbins_monro();
-  out << absl::StrFormat("horizon            %d steps (peak lr %.6g, final lr %.6g, %d restarts, %d snapshots)\n",
-                         a.horizon(), a.peak_lr(), a.final_lr(), a.restarts(),
-                         a.snapshots());
+  out << absl::StrFormat(
+      "horizon            %d steps (peak lr %.6g, final lr %.6g, %d restarts, "
+      "%d snapshots)\n",
+      a.horizon(), a.peak_lr(), a.final_lr(), a.restarts(), a.snapshots());
   out << "robbins-monro      " << (rm.satisfied() ? "satisfied" : "violated")
       << "\n";
   out << "  sum lr = inf     " << YesNo(rm.sum_diverges()) << "\n";
@@ -36,8 +37,9 @@ void PrintHuman(const v1::Analysis& a, std::ostream& out) {
 }
 
 absl::Status Analyze(const std::vector<std::string>& args, std::ostream& out) {
-  auto parsed = CliArgs::Parse(args, {"file", "horizon", "max_curvature", "output"},
-                               {{"f", "file"}, {"o", "output"}});
+  auto parsed =
+      CliArgs::Parse(args, {"file", "horizon", "max_curvature", "output"},
+                     {{"f", "file"}, {"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto file = a.Require("file");

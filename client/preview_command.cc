@@ -22,9 +22,9 @@ absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
   auto steps = a.GetInt("steps", -1);
   if (!steps.ok()) return steps.status();
   if (*steps < 1 || *steps > kMaxPreviewSteps) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--steps: must be in [1, ", kMaxPreviewSteps, "], got ",
-        a.Get("steps", "nothing")));
+    return absl::InvalidArgumentError(absl::StrCat("--steps: must be in [1, ",
+                                                   kMaxPreviewSteps, "], got ",
+                                                   a.Get("steps", "nothing")));
   }
   auto start = a.GetInt("start", 0);
   if (!start.ok()) return start.status();

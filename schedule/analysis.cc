@@ -21,7 +21,8 @@ double WorstGrowth(const std::vector<double>& lrs,
   for (size_t t = 0; t < lrs.size() && next < checkpoints.size(); ++t) {
     // A factor of exactly 0 (s lr L == 1 on one step) would make any profile
     // look stable; treat it as the smallest relative step a double resolves.
-    sum += std::log(std::max(std::fabs(1.0 - s * lrs[t] * curvature), 0x1.0p-52));
+    sum +=
+        std::log(std::max(std::fabs(1.0 - s * lrs[t] * curvature), 0x1.0p-52));
     if (static_cast<int64_t>(t) == checkpoints[next]) {
       worst = std::max(worst, sum);
       ++next;
@@ -89,18 +90,18 @@ absl::StatusOr<v1::Analysis> Analyze(const Schedule& schedule,
   long double sum = 0, sum_sq = 0;
   double peak = 0;
   int64_t restarts = 0, snapshots = 0;
-  auto status = schedule.EvaluateRange(0, horizon, StepQuery{},
-                                       [&](const StepResult& r) {
-    lrs.push_back(r.lr);
-    sum += r.lr;
-    sum_sq += static_cast<long double>(r.lr) * r.lr;
-    peak = std::max(peak, r.lr);
-    restarts += r.restart;
-    if (r.snapshot) {
-      ++snapshots;
-      checkpoints.push_back(r.step);
-    }
-  });
+  auto status =
+      schedule.EvaluateRange(0, horizon, StepQuery{}, [&](const StepResult& r) {
+        lrs.push_back(r.lr);
+        sum += r.lr;
+        sum_sq += static_cast<long double>(r.lr) * r.lr;
+        peak = std::max(peak, r.lr);
+        restarts += r.restart;
+        if (r.snapshot) {
+          ++snapshots;
+          checkpoints.push_back(r.step);
+        }
+      });
   if (!status.ok()) return status;
   if (checkpoints.empty() || checkpoints.back() != horizon - 1) {
     checkpoints.push_back(horizon - 1);

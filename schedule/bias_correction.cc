@@ -46,8 +46,8 @@ double BiasCorrection::At(int64_t t, double momentum_t) const {
   return 1.0 - ProductBefore(t) * momentum_t;
 }
 
-double BiasCorrection::Next(int64_t t, double product_before,
-                            double momentum_t, double* correction) const {
+double BiasCorrection::Next(int64_t t, double product_before, double momentum_t,
+                            double* correction) const {
   if (t >= vanishes_at_) {
     *correction = 1.0;
     return 0.0;

@@ -53,8 +53,8 @@ class BiasCorrection {
  private:
   const MomentumCurve momentum_;
   int64_t stride_ = 1;
-  int64_t vanishes_at_ = 0;         // first t with prod_{i<=t} < 2^-60
-  std::vector<double> prefix_;      // prefix_[j] = prod_{i < j*stride}
+  int64_t vanishes_at_ = 0;     // first t with prod_{i<=t} < 2^-60
+  std::vector<double> prefix_;  // prefix_[j] = prod_{i < j*stride}
 };
 
 // Largest momentum.max accepted; bounds the construction to ~420k curve

@@ -34,7 +34,7 @@ struct CurvePoint {
   int64_t step_in_cycle = 0;
   int64_t cycle_length = 0;  // 0: this cycle never ends
   v1::Phase phase = v1::PHASE_UNSPECIFIED;
-  bool snapshot = false;     // last step of a cycle
+  bool snapshot = false;  // last step of a cycle
 };
 
 // The Robbins-Monro verdict as t -> infinity (docs/analysis.md).

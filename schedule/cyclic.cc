@@ -3,8 +3,9 @@
 // (TRIANGULAR2: 1/2^k) or per step (EXP_RANGE: gamma^t).
 //
 // PyTorch computes the position in the cycle in floating point
-// (x = 1 + t/S - floor(1 + t/S)); anneal uses the exact remainder t mod S, which
-// agrees with PyTorch to a few ulps for small t and stays exact up to 2^62.
+// (x = 1 + t/S - floor(1 + t/S)); anneal uses the exact remainder t mod S,
+// which agrees with PyTorch to a few ulps for small t and stays exact up to
+// 2^62.
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -52,8 +53,9 @@ class CyclicCurve final : public Curve {
                         (mode_ == v1::Cyclic::EXP_RANGE && gamma_ < 1);
     if (!damped || levels_.min_lr > 0) {
       return TailConstant(damped ? levels_.min_lr : levels_.max_lr,
-                          damped ? "a damped cyclic schedule tends to min_lr; it"
-                                 : "a cyclic schedule oscillates forever and");
+                          damped
+                              ? "a damped cyclic schedule tends to min_lr; it"
+                              : "a cyclic schedule oscillates forever and");
     }
     return TailGeometric(0, "a damped cyclic schedule");
   }

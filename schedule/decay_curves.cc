@@ -29,7 +29,8 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 template <typename Raw>
 int64_t FirstAtFloor(const Raw& raw, double floor) {
   if (!(raw(kMaxStep) <= floor)) return kNever;
-  int64_t lo = -1, hi = kMaxStep;  // raw(lo) > floor (or lo = -1), raw(hi) <= floor
+  int64_t lo = -1,
+          hi = kMaxStep;  // raw(lo) > floor (or lo = -1), raw(hi) <= floor
   while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
     (raw(mid) <= floor ? hi : lo) = mid;
@@ -73,8 +74,7 @@ class StepDecayCurve final : public Curve {
         milestones_(std::move(milestones)),
         gamma_(gamma) {
     // values_[k] = the LR after k decays, until it reaches the floor.
-    const size_t limit =
-        step_size_ > 0 ? kMaxTable : milestones_.size() + 1;
+    const size_t limit = step_size_ > 0 ? kMaxTable : milestones_.size() + 1;
     for (size_t k = 0; k < limit; ++k) {
       const double lr = std::max(levels_.min_lr, Raw(static_cast<int64_t>(k)));
       values_.push_back(lr);
@@ -90,17 +90,17 @@ class StepDecayCurve final : public Curve {
       k = std::upper_bound(milestones_.begin(), milestones_.end(), t) -
           milestones_.begin();
     }
-    const double lr =
-        k < static_cast<int64_t>(values_.size())
-            ? values_[static_cast<size_t>(k)]
-            : (values_.back() <= levels_.min_lr
-                   ? levels_.min_lr
-                   : std::max(levels_.min_lr, Raw(k)));
+    const double lr = k < static_cast<int64_t>(values_.size())
+                          ? values_[static_cast<size_t>(k)]
+                          : (values_.back() <= levels_.min_lr
+                                 ? levels_.min_lr
+                                 : std::max(levels_.min_lr, Raw(k)));
     Monotone(t, lr, levels_, v1::ANNEAL, out);
   }
 
   Asymptotics Tail() const override {
-    if (gamma_ == 1.0) return TailConstant(levels_.max_lr, "step decay with gamma 1");
+    if (gamma_ == 1.0)
+      return TailConstant(levels_.max_lr, "step decay with gamma 1");
     if (step_size_ > 0) return TailGeometric(levels_.min_lr, "step decay");
     return TailConstant(values_.back(),
                         "multi-step decay (finitely many milestones)");
@@ -161,7 +161,8 @@ class ExponentialCurve final : public FlooredDecay {
   }
 
   Asymptotics Tail() const override {
-    if (gamma_ == 1.0) return TailConstant(levels_.max_lr, "exponential decay with gamma 1");
+    if (gamma_ == 1.0)
+      return TailConstant(levels_.max_lr, "exponential decay with gamma 1");
     return TailGeometric(levels_.min_lr, "exponential decay");
   }
   int64_t SettlesAt() const override { return gamma_ == 1.0 ? 0 : -1; }
@@ -187,8 +188,9 @@ class PolynomialCurve final : public Curve {
   void Eval(int64_t t, CurvePoint* out) const override {
     double done = static_cast<double>(std::min(total_, t));
     double factor =
-        t >= total_ ? 0.0
-                    : std::pow(1.0 - done / static_cast<double>(total_), power_);
+        t >= total_
+            ? 0.0
+            : std::pow(1.0 - done / static_cast<double>(total_), power_);
     Monotone(t, levels_.min_lr + (levels_.max_lr - levels_.min_lr) * factor,
              levels_, t > total_ ? v1::HOLD : v1::ANNEAL, out);
     out->h = factor;
@@ -198,7 +200,8 @@ class PolynomialCurve final : public Curve {
   }
 
   Asymptotics Tail() const override {
-    return TailConstant(levels_.min_lr, "polynomial decay (holds min_lr after total_steps)");
+    return TailConstant(levels_.min_lr,
+                        "polynomial decay (holds min_lr after total_steps)");
   }
   int64_t SettlesAt() const override { return total_; }
 
@@ -217,7 +220,8 @@ class InverseTimeCurve final : public FlooredDecay {
 
   Asymptotics Tail() const override {
     if (levels_.min_lr > 0) {
-      return TailConstant(levels_.min_lr, "inverse-time decay floored at min_lr");
+      return TailConstant(levels_.min_lr,
+                          "inverse-time decay floored at min_lr");
     }
     Asymptotics a;
     a.sum_diverges = power_ <= 1.0;
@@ -279,14 +283,16 @@ Asymptotics TailConstant(double value, const std::string& what) {
   if (value > 0) {
     a.sum_diverges = true;
     a.sum_squares_converges = false;
-    a.reason = absl::StrCat(what, " settles at a positive LR: sum of LRs "
-                                  "diverges, sum of squares diverges "
-                                  "(violates condition 2)");
+    a.reason = absl::StrCat(what,
+                            " settles at a positive LR: sum of LRs "
+                            "diverges, sum of squares diverges "
+                            "(violates condition 2)");
   } else {
     a.sum_diverges = false;
     a.sum_squares_converges = true;
-    a.reason = absl::StrCat(what, " reaches 0: the sum of LRs is finite "
-                                  "(violates condition 1)");
+    a.reason = absl::StrCat(what,
+                            " reaches 0: the sum of LRs is finite "
+                            "(violates condition 1)");
   }
   return a;
 }
@@ -296,8 +302,9 @@ Asymptotics TailGeometric(double floor, const std::string& what) {
   Asymptotics a;
   a.sum_diverges = false;
   a.sum_squares_converges = true;
-  a.reason = absl::StrCat(what, " decays geometrically to 0: the sum of LRs "
-                                "converges (violates condition 1)");
+  a.reason = absl::StrCat(what,
+                          " decays geometrically to 0: the sum of LRs "
+                          "converges (violates condition 1)");
   return a;
 }
 
@@ -330,8 +337,9 @@ absl::StatusOr<CurvePtr> MakeStepDecay(const v1::StepDecay& spec,
     return CurvePtr(new StepDecayCurve(levels, spec.step_size(), {}, gamma));
   }
   if (spec.milestones_size() > 100000) {
-    return path.Child("milestones").Error(absl::StrCat(
-        "must have at most 100000 entries, got ", spec.milestones_size()));
+    return path.Child("milestones")
+        .Error(absl::StrCat("must have at most 100000 entries, got ",
+                            spec.milestones_size()));
   }
   std::vector<int64_t> milestones(spec.milestones().begin(),
                                   spec.milestones().end());
@@ -355,7 +363,8 @@ absl::StatusOr<CurvePtr> MakeExponentialDecay(const v1::ExponentialDecay& spec,
   FieldPath g = path.Child("gamma");
   if (auto s = RequireInRange(g, spec.gamma(), 0, 1); !s.ok()) return s;
   if (spec.gamma() == 0) return g.Error("must be > 0, got 0 (required)");
-  int64_t transition = spec.has_transition_steps() ? spec.transition_steps() : 1;
+  int64_t transition =
+      spec.has_transition_steps() ? spec.transition_steps() : 1;
   if (auto s = RequireAtLeast(path.Child("transition_steps"), transition, 1);
       !s.ok()) {
     return s;
@@ -369,8 +378,7 @@ absl::StatusOr<CurvePtr> MakePolynomialDecay(const v1::PolynomialDecay& spec,
                                              const FieldPath& path) {
   FieldPath total = path.Child("total_steps");
   if (auto s = RequireAtLeast(total, spec.total_steps(), 1); !s.ok()) return s;
-  if (auto s = RequireAtMost(total, spec.total_steps(), kMaxStep);
-      !s.ok()) {
+  if (auto s = RequireAtMost(total, spec.total_steps(), kMaxStep); !s.ok()) {
     return s;
   }
   double power = spec.has_power() ? spec.power() : 1.0;
@@ -401,8 +409,7 @@ absl::StatusOr<CurvePtr> MakeLinear(const v1::Linear& spec,
   }
   FieldPath total = path.Child("total_steps");
   if (auto s = RequireAtLeast(total, spec.total_steps(), 1); !s.ok()) return s;
-  if (auto s = RequireAtMost(total, spec.total_steps(), kMaxStep);
-      !s.ok()) {
+  if (auto s = RequireAtMost(total, spec.total_steps(), kMaxStep); !s.ok()) {
     return s;
   }
   return CurvePtr(new LinearCurve(levels, start, end, spec.total_steps()));

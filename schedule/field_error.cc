@@ -34,8 +34,8 @@ absl::Status FieldPath::Error(absl::string_view rule) const {
 
 absl::Status RequireFinite(const FieldPath& path, double v) {
   if (std::isfinite(v)) return absl::OkStatus();
-  return path.Error(absl::StrCat("must be a finite number, got ",
-                                 FormatNumber(v)));
+  return path.Error(
+      absl::StrCat("must be a finite number, got ", FormatNumber(v)));
 }
 
 absl::Status RequireAtLeast(const FieldPath& path, double v, double lo) {

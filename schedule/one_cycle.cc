@@ -67,8 +67,8 @@ class OneCycleCurve final : public Curve {
       out->phase = v1::ANNEAL;
     } else {
       double c;
-      out->lr = Anneal(initial_lr_, min_lr_, (step - end2_) / (end3_ - end2_),
-                       &c);
+      out->lr =
+          Anneal(initial_lr_, min_lr_, (step - end2_) / (end3_ - end2_), &c);
       out->h = 0;  // PyTorch holds max_momentum in the third phase
       if (has_momentum_) out->momentum = max_m_;
       out->phase = v1::ANNEAL;
@@ -141,18 +141,21 @@ absl::StatusOr<CurvePtr> MakeOneCycle(const v1::OneCycle& spec,
   const double end1 = pct * n - 1;
   const double end2 = spec.three_phase() ? 2 * pct * n - 2 : n - 1;
   if (!(end1 > 0) || !(end2 > end1) || !(n - 1 > end2 || !spec.three_phase())) {
-    return pct_path.Error(absl::StrCat(
-        "with total_steps ", spec.total_steps(), ", pct_start ",
-        FormatNumber(pct), " leaves a phase of zero or negative length "
-        "(need pct_start * total_steps > 1",
-        spec.three_phase() ? " and 2 * pct_start * total_steps - 1 < total_steps"
-                           : " and pct_start < 1",
-        ")"));
+    return pct_path.Error(
+        absl::StrCat("with total_steps ", spec.total_steps(), ", pct_start ",
+                     FormatNumber(pct),
+                     " leaves a phase of zero or negative length "
+                     "(need pct_start * total_steps > 1",
+                     spec.three_phase()
+                         ? " and 2 * pct_start * total_steps - 1 < total_steps"
+                         : " and pct_start < 1",
+                     ")"));
   }
   if (levels.min_lr != 0) {
     return path.Error(absl::StrCat(
         "derives its floor from div_factor and final_div_factor; min_lr must "
-        "be unset or 0, got ", FormatNumber(levels.min_lr)));
+        "be unset or 0, got ",
+        FormatNumber(levels.min_lr)));
   }
   return CurvePtr(new OneCycleCurve(levels, spec, pct, div, final_div));
 }

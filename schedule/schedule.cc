@@ -100,9 +100,10 @@ StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
   r.snapshot = point.snapshot;
   if (bias_ != nullptr) {
     r.has_momentum = true;
-    r.momentum = point.momentum >= 0 ? point.momentum
-                                      : MomentumCurve::FromMix(
-                                            momentum_base_, momentum_max_, point.h);
+    r.momentum =
+        point.momentum >= 0
+            ? point.momentum
+            : MomentumCurve::FromMix(momentum_base_, momentum_max_, point.h);
   }
   return r;
 }
@@ -181,8 +182,8 @@ absl::Status Schedule::EvaluateRange(
   first.step = start;
   if (auto s = CheckQuery(first); !s.ok()) return s;
   if (count < 0 || count > kMaxStep - start + 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "count: must be in [0, 2^62 - start + 1], got ", count));
+    return absl::InvalidArgumentError(
+        absl::StrCat("count: must be in [0, 2^62 - start + 1], got ", count));
   }
   const double scale = BatchScale(options);
   double product = bias_ != nullptr ? bias_->ProductBefore(start) : 0;

@@ -1,8 +1,9 @@
 // anneal's schedule engine: a spec compiled into an immutable evaluator.
 //
-//   absl::StatusOr<std::shared_ptr<const Schedule>> s = Schedule::Compile(spec);
-//   if (!s.ok()) ...;            // INVALID_ARGUMENT "<field>: <rule>"
-//   StepResult r = (*s)->At(t);  // lr, momentum, cycle, restart, snapshot...
+//   absl::StatusOr<std::shared_ptr<const Schedule>> s =
+//   Schedule::Compile(spec); if (!s.ok()) ...;            // INVALID_ARGUMENT
+//   "<field>: <rule>" StepResult r = (*s)->At(t);  // lr, momentum, cycle,
+//   restart, snapshot...
 //
 // Contract:
 //  * Pure: no I/O, no clocks, no globals. The same spec and step give the
@@ -86,7 +87,7 @@ class Schedule {
   double momentum_max_ = 0;
   double batch_reference_ = 0;  // 0: no batch scaling
   bool batch_sqrt_ = false;
-  double thermostat_k_ = 0;     // 0: no thermostat
+  double thermostat_k_ = 0;  // 0: no thermostat
   std::unique_ptr<const BiasCorrection> bias_;
 };
 

@@ -16,11 +16,11 @@ namespace {
 constexpr int kMaxPhases = 64;
 
 struct Part {
-  int64_t begin = 0;        // global first step
-  int64_t end = 0;          // global step after the last (kMaxStep+1: last)
+  int64_t begin = 0;  // global first step
+  int64_t end = 0;    // global step after the last (kMaxStep+1: last)
   CurvePtr curve;
-  int64_t cycle_offset = 0; // added to the child's cycle index
-  int64_t carry = 0;        // steps the merged first cycle already had
+  int64_t cycle_offset = 0;  // added to the child's cycle index
+  int64_t carry = 0;         // steps the merged first cycle already had
   bool next_restarts = false;
   bool last = false;
 };
@@ -66,8 +66,8 @@ absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
   FieldPath phases_path = path.Child("phases");
   const int n = spec.phases_size();
   if (n < 1 || n > kMaxPhases) {
-    return phases_path.Error(absl::StrCat("must have 1 to ", kMaxPhases,
-                                          " phases, got ", n));
+    return phases_path.Error(
+        absl::StrCat("must have 1 to ", kMaxPhases, " phases, got ", n));
   }
   std::vector<Part> parts(n);
   int64_t begin = 0;
@@ -77,18 +77,19 @@ absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
     const bool last = i == n - 1;
     if (last) {
       if (phase.steps() != 0) {
-        return p.Child("steps").Error(absl::StrCat(
-            "must be 0 for the last phase (it runs forever), got ",
-            phase.steps()));
+        return p.Child("steps").Error(
+            absl::StrCat("must be 0 for the last phase (it runs forever), got ",
+                         phase.steps()));
       }
     } else {
-      if (auto s = RequireAtLeast(p.Child("steps"), phase.steps(), 1); !s.ok()) {
+      if (auto s = RequireAtLeast(p.Child("steps"), phase.steps(), 1);
+          !s.ok()) {
         return s;
       }
       if (phase.steps() > kMaxStep - begin) {
-        return p.Child("steps").Error(absl::StrCat(
-            "phases must end by step 2^62; this one starts at ", begin,
-            " and lasts ", phase.steps()));
+        return p.Child("steps").Error(
+            absl::StrCat("phases must end by step 2^62; this one starts at ",
+                         begin, " and lasts ", phase.steps()));
       }
     }
     if (!phase.has_spec()) return p.Child("spec").Error("is required");
@@ -124,7 +125,8 @@ absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
     prev.next_restarts = restart;
     parts[i].cycle_offset = prev_last_cycle + (restart ? 1 : 0);
     if (!restart) {
-      parts[i].carry = end.step_in_cycle + 1 + (end.cycle == 0 ? prev.carry : 0);
+      parts[i].carry =
+          end.step_in_cycle + 1 + (end.cycle == 0 ? prev.carry : 0);
     }
   }
   return CurvePtr(new SequenceCurve(std::move(parts)));

@@ -19,9 +19,9 @@ inline constexpr int64_t kMaxStep = int64_t{1} << 62;
 
 struct StepQuery {
   int64_t step = 0;  // optimizer steps already taken, in [0, kMaxStep]
-  std::optional<int64_t> batch_size;    // job's batch size, >= 1
-  std::optional<double> grad_norm_sq;   // |g|^2 of this step's gradient, >= 0
-  std::optional<int64_t> num_params;    // d, >= 1
+  std::optional<int64_t> batch_size;   // job's batch size, >= 1
+  std::optional<double> grad_norm_sq;  // |g|^2 of this step's gradient, >= 0
+  std::optional<int64_t> num_params;   // d, >= 1
 };
 
 struct StepResult {

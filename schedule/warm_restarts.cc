@@ -29,7 +29,7 @@ struct Geometry {
   int64_t tail_start = kNever;     // equal cycles of tail_len from here
   int64_t tail_len = 1;
   int64_t tail_first_cycle = 0;
-  int64_t hold_start = kNever;     // max_cycles reached: LR holds min_lr
+  int64_t hold_start = kNever;  // max_cycles reached: LR holds min_lr
 };
 
 int64_t SaturatingAdd(int64_t a, int64_t b) {
@@ -118,8 +118,8 @@ class WarmRestartsCurve final : public Curve {
           "warm restarts with growing periods: cycle k adds ~ (period_mult * "
           "peak_decay)^k to the sum and (period_mult * peak_decay^2)^k to the "
           "sum of squares; period_mult * peak_decay = ",
-          mult_ * decay_, ", period_mult * peak_decay^2 = ",
-          mult_ * decay_ * decay_);
+          mult_ * decay_,
+          ", period_mult * peak_decay^2 = ", mult_ * decay_ * decay_);
       return a;
     }
     if (decay_ == 1.0) {
@@ -145,9 +145,9 @@ class WarmRestartsCurve final : public Curve {
 
  private:
   double Peak(int64_t k) const {
-    return decay_ == 1.0 ? levels_.max_lr
-                         : levels_.max_lr *
-                               std::pow(decay_, static_cast<double>(k));
+    return decay_ == 1.0
+               ? levels_.max_lr
+               : levels_.max_lr * std::pow(decay_, static_cast<double>(k));
   }
 
   int64_t CycleStart(int64_t k) const {
@@ -175,7 +175,8 @@ int64_t AnnealLength(int64_t period, double mult, bool integer_mult, int64_t k,
     auto m = static_cast<int64_t>(mult);
     return previous > cap / m ? cap : previous * m;
   }
-  double v = static_cast<double>(period) * std::pow(mult, static_cast<double>(k));
+  double v =
+      static_cast<double>(period) * std::pow(mult, static_cast<double>(k));
   if (!(v < static_cast<double>(cap))) return cap;
   return std::max<int64_t>(1, std::llround(v));
 }
@@ -257,9 +258,9 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
   // Cache each explicit cycle's peak (its pow), bounded like the starts.
   const size_t explicit_cycles = g.starts.empty() ? 0 : g.starts.size() - 1;
   for (size_t k = 0; k < std::min<size_t>(explicit_cycles, 4096); ++k) {
-    g.peaks.push_back(decay == 1.0 ? levels.max_lr
-                                   : levels.max_lr *
-                                         std::pow(decay, static_cast<double>(k)));
+    g.peaks.push_back(
+        decay == 1.0 ? levels.max_lr
+                     : levels.max_lr * std::pow(decay, static_cast<double>(k)));
   }
   return CurvePtr(new WarmRestartsCurve(levels, spec, warmup, std::move(g)));
 }

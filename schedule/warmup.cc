@@ -80,9 +80,8 @@ double WarmupLr(const v1::Warmup& spec, int64_t steps_done, double peak,
                 double* h) {
   const double x =
       static_cast<double>(steps_done) / static_cast<double>(spec.steps());
-  const double f = spec.shape() == v1::Warmup::COSINE
-                       ? (1 - std::cos(kPi * x)) / 2
-                       : x;
+  const double f =
+      spec.shape() == v1::Warmup::COSINE ? (1 - std::cos(kPi * x)) / 2 : x;
   *h = f;
   return spec.start_lr() + (peak - spec.start_lr()) * f;
 }

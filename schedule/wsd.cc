@@ -46,8 +46,9 @@ class WsdCurve final : public Curve {
       double x = static_cast<double>(t - stable_end_) /
                  static_cast<double>(decay_end_ - stable_end_);
       g = decay_shape_ == v1::Wsd::LINEAR ? 1.0 - x
-          : decay_shape_ == v1::Wsd::SQRT ? 1.0 - std::sqrt(x)
-                                          : std::max(0.0, 0.5 * (1.0 + std::cos(kPi * x)));
+          : decay_shape_ == v1::Wsd::SQRT
+              ? 1.0 - std::sqrt(x)
+              : std::max(0.0, 0.5 * (1.0 + std::cos(kPi * x)));
       factor = g * (1.0 - ratio_) + ratio_;
       out->phase = v1::ANNEAL;
     } else {

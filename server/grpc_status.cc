@@ -35,7 +35,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   details.set_code(static_cast<int>(status.code()));
   details.set_message(message);
   google::rpc::ErrorInfo info;
-  info.set_reason(absl::AsciiStrToUpper(absl::StatusCodeToString(status.code())));
+  info.set_reason(
+      absl::AsciiStrToUpper(absl::StatusCodeToString(status.code())));
   info.set_domain("anneal.dev");
   if (!field.empty()) (*info.mutable_metadata())["field"] = field;
   details.add_details()->PackFrom(info);

@@ -108,7 +108,8 @@ HealthService::HealthService(std::vector<std::string> services)
 
 HealthService::~HealthService() = default;  // gRPC ends every Watch first
 
-HealthService::Status HealthService::StatusOf(const std::string& service) const {
+HealthService::Status HealthService::StatusOf(
+    const std::string& service) const {
   if (!service.empty() && services_.count(service) == 0) {
     return HealthCheckResponse::SERVICE_UNKNOWN;
   }

@@ -22,7 +22,8 @@ class LabelFilter {
   // INVALID_ARGUMENT "filter: ..." naming the bad term.
   static absl::StatusOr<LabelFilter> Parse(absl::string_view text);
 
-  bool Matches(const google::protobuf::Map<std::string, std::string>& labels) const;
+  bool Matches(
+      const google::protobuf::Map<std::string, std::string>& labels) const;
 
  private:
   struct Term {

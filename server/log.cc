@@ -11,9 +11,10 @@
 namespace anneal {
 
 void LogLine(absl::string_view line) {
-  std::string text = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(), absl::UTCTimeZone()),
-      line, "\n");
+  std::string text =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(),
+                                    absl::UTCTimeZone()),
+                   line, "\n");
   // One write() per line so concurrent lines never interleave.
   (void)!write(STDERR_FILENO, text.data(), text.size());
 }

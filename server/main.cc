@@ -79,8 +79,8 @@ int main(int argc, char** argv) {
     std::ofstream(file + ".tmp") << port << "\n";
     std::rename((file + ".tmp").c_str(), file.c_str());  // appears whole
   }
-  anneal::Log("start: serving on ", listen, " (port ", port, "), db ", db,
-              ", ", registry->size(), " schedules");
+  anneal::Log("start: serving on ", listen, " (port ", port, "), db ", db, ", ",
+              registry->size(), " schedules");
 
   std::thread waiter([&] {
     int signal = 0;

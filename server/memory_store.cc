@@ -54,7 +54,6 @@ class MemoryStore final : public Store {
     work_.Signal();
   }
 
-
  private:
   struct Pending {
     WriteBatch batch;

@@ -50,8 +50,8 @@ absl::Status Registry::Load() {
     auto timeline = Timeline::Build(s.schedule.timeline());
     if (!timeline.ok()) {
       return absl::DataLossError(absl::StrCat(
-          s.schedule.name(), ": stored timeline does not compile: ",
-          timeline.status().message()));
+          s.schedule.name(),
+          ": stored timeline does not compile: ", timeline.status().message()));
     }
     auto entry = std::make_shared<Entry>(s.schedule.name());
     absl::MutexLock lock(&entry->mu);
@@ -63,9 +63,9 @@ absl::Status Registry::Load() {
     }
     entry->max_served = s.schedule.max_step_served();
     entry->persisted_served = s.schedule.max_step_served();
-    std::atomic_store(&entry->published,
-                      std::shared_ptr<const Snapshot>(new Snapshot{
-                          s.schedule, *timeline}));
+    std::atomic_store(
+        &entry->published,
+        std::shared_ptr<const Snapshot>(new Snapshot{s.schedule, *timeline}));
     entries_[entry->name] = std::move(entry);
   }
   return absl::OkStatus();
@@ -116,10 +116,9 @@ bool Registry::ServeAndCheckFence(Entry& entry, int64_t last) {
 }
 
 void Registry::RaiseServed(Entry& entry, int64_t step) {
-  int64_t seen = entry.max_served.load(std::memory_order_relaxed);
-  while (step > seen &&
-         !entry.max_served.compare_exchange_weak(seen, step,
-                                                 std::memory_order_relaxed)) {
+  // Sequentially consistent: the fence protocol (RaiseFence) relies on it.
+  int64_t seen = entry.max_served.load();
+  while (step > seen && !entry.max_served.compare_exchange_weak(seen, step)) {
   }
 }
 
@@ -134,12 +133,12 @@ absl::StatusOr<v1::Schedule> Registry::Get(
 absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
     const v1::ListSchedulesRequest& request) const {
   if (request.page_size() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "page_size: must be >= 0, got ", request.page_size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be >= 0, got ", request.page_size()));
   }
-  const int32_t page_size =
-      request.page_size() == 0 ? kDefaultPageSize
-                               : std::min(request.page_size(), kMaxPageSize);
+  const int32_t page_size = request.page_size() == 0
+                                ? kDefaultPageSize
+                                : std::min(request.page_size(), kMaxPageSize);
   auto filter = LabelFilter::Parse(request.filter());
   if (!filter.ok()) return filter.status();
   std::string after;
@@ -174,11 +173,17 @@ absl::StatusOr<v1::EvaluateResponse> Registry::Evaluate(
   absl::StatusOr<StepResult> result =
       snapshot->timeline->Evaluate(QueryOf(request));
   if (!result.ok()) return result.status();
-  while (!ServeAndCheckFence(*entry, request.step())) {
-    snapshot = std::atomic_load(&entry->published);
-    if (!snapshot) {
+  // Served only if no pending change covers the step and the snapshot is
+  // still the published one (a change may have been published and its
+  // fence dropped while this read evaluated the old snapshot).
+  for (;;) {
+    const bool fence_clear = ServeAndCheckFence(*entry, request.step());
+    std::shared_ptr<const Snapshot> now = std::atomic_load(&entry->published);
+    if (fence_clear && now == snapshot) break;
+    if (!now) {
       return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
     }
+    snapshot = std::move(now);
     result = snapshot->timeline->Evaluate(QueryOf(request));
   }
   v1::EvaluateResponse response;
@@ -206,15 +211,16 @@ absl::Status Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
         request.start_step(), request.count(), options,
         [&](const StepResult& r) { builder.Add(r); });
     if (!s.ok()) return s;
-    if (request.count() == 0 || request.inspect_only() ||
-        ServeAndCheckFence(*entry,
-                           request.start_step() + request.count() - 1)) {
-      break;
-    }
-    snapshot = std::atomic_load(&entry->published);
-    if (!snapshot) {
+    if (request.count() == 0 || request.inspect_only()) break;
+    // As in Evaluate: the fence and the snapshot must both still hold.
+    const bool fence_clear =
+        ServeAndCheckFence(*entry, request.start_step() + request.count() - 1);
+    std::shared_ptr<const Snapshot> now = std::atomic_load(&entry->published);
+    if (fence_clear && now == snapshot) break;
+    if (!now) {
       return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
     }
+    snapshot = std::move(now);
   }
   response->set_revision(snapshot->schedule.revision());
   return absl::OkStatus();
@@ -254,16 +260,16 @@ void Registry::PersistServed() {
     }
   }
   if (batch.empty()) return;
-  store_->Submit(std::move(batch), [raised = std::move(raised)](
-                                       absl::Status s) mutable {
-    if (!s.ok()) return;
-    for (auto& [entry, served] : raised) {
-      int64_t seen = entry->persisted_served.load();
-      while (served > seen &&
-             !entry->persisted_served.compare_exchange_weak(seen, served)) {
-      }
-    }
-  });
+  store_->Submit(
+      std::move(batch), [raised = std::move(raised)](absl::Status s) mutable {
+        if (!s.ok()) return;
+        for (auto& [entry, served] : raised) {
+          int64_t seen = entry->persisted_served.load();
+          while (served > seen &&
+                 !entry->persisted_served.compare_exchange_weak(seen, served)) {
+          }
+        }
+      });
 }
 
 void Registry::FlusherLoop() {

@@ -69,8 +69,10 @@ class Registry {
 
   // Writes: `done` runs once the change is durable (on the Store's thread),
   // or at once with the error that rejected it.
-  void Create(const v1::CreateScheduleRequest& request, Done<v1::Schedule> done);
-  void Update(const v1::UpdateScheduleRequest& request, Done<v1::Schedule> done);
+  void Create(const v1::CreateScheduleRequest& request,
+              Done<v1::Schedule> done);
+  void Update(const v1::UpdateScheduleRequest& request,
+              Done<v1::Schedule> done);
   void Delete(const v1::DeleteScheduleRequest& request,
               Done<google::protobuf::Empty> done);
   void Restart(const v1::RestartScheduleRequest& request,

@@ -47,7 +47,8 @@ void Bump(v1::Schedule* s) {
   s->set_etag(Etag(*s));
 }
 
-absl::Status ValidateSpec(const std::string& field, const v1::ScheduleSpec& spec) {
+absl::Status ValidateSpec(const std::string& field,
+                          const v1::ScheduleSpec& spec) {
   absl::Status s = Schedule::Validate(spec);
   if (s.ok()) return s;
   return absl::InvalidArgumentError(absl::StrCat(field, ".", s.message()));
@@ -58,7 +59,8 @@ absl::Status ValidateSpec(const std::string& field, const v1::ScheduleSpec& spec
 void ReplaceFuture(v1::Schedule* s, v1::Segment segment) {
   auto* timeline = s->mutable_timeline();
   while (!timeline->empty() &&
-         timeline->Get(timeline->size() - 1).from_step() >= segment.from_step()) {
+         timeline->Get(timeline->size() - 1).from_step() >=
+             segment.from_step()) {
     timeline->RemoveLast();
   }
   *s->mutable_spec() = segment.spec();
@@ -104,9 +106,9 @@ absl::Status CheckFutureStep(const char* field, int64_t step,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": must be <= 2^62, got ", step));
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      field, ": must be > max_step_served (", max_served,
-      ") so no LR already served is rewritten, got ", step));
+  return absl::FailedPreconditionError(
+      absl::StrCat(field, ": must be > max_step_served (", max_served,
+                   ") so no LR already served is rewritten, got ", step));
 }
 
 }  // namespace
@@ -132,18 +134,18 @@ absl::StatusOr<std::shared_ptr<Registry::Entry>> Registry::FindForWrite(
 void Registry::Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
                       std::shared_ptr<const Snapshot> snapshot,
                       absl::AnyInvocable<void(absl::Status) &&> then) {
-  store_->Submit(std::move(batch), [this, entry = std::move(entry),
-                                    snapshot = std::move(snapshot),
-                                    then = std::move(then)](
-                                       absl::Status s) mutable {
-    if (s.ok()) {
-      std::atomic_store(&entry->published, snapshot);
-    } else {
-      absl::MutexLock lock(&error_mu_);
-      if (store_error_.ok()) store_error_ = s;
-    }
-    std::move(then)(s);
-  });
+  store_->Submit(
+      std::move(batch),
+      [this, entry = std::move(entry), snapshot = std::move(snapshot),
+       then = std::move(then)](absl::Status s) mutable {
+        if (s.ok()) {
+          std::atomic_store(&entry->published, snapshot);
+        } else {
+          absl::MutexLock lock(&error_mu_);
+          if (store_error_.ok()) store_error_ = s;
+        }
+        std::move(then)(s);
+      });
 }
 
 absl::Status Registry::RaiseFence(Entry& entry, int64_t from,
@@ -192,8 +194,8 @@ void Registry::AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
   auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, timeline});
   Entry* raw = entry.get();
   Commit(std::move(entry), std::move(batch), std::move(snapshot),
-         [this, raw, fenced, head = std::move(head), done = std::move(done)](
-             absl::Status s) mutable {
+         [this, raw, fenced, head = std::move(head),
+          done = std::move(done)](absl::Status s) mutable {
            // Published (or failed for good): readers behind the fence go on.
            if (fenced) DropFence(*raw);
            if (!s.ok()) return std::move(done)(s);
@@ -322,7 +324,8 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     const int64_t from = request.has_effective_step()
                              ? request.effective_step()
                              : head.max_step_served() + 1;
-    if (auto s = CheckFutureStep("effective_step", from, head.max_step_served());
+    if (auto s =
+            CheckFutureStep("effective_step", from, head.max_step_served());
         !s.ok()) {
       return std::move(done)(s);
     }
@@ -332,11 +335,11 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     fenced = true;
     const v1::Segment& current =
         head.timeline(static_cast<int>(timeline->SegmentAt(from)));
-    ReplaceFuture(&head, NewSegment(v1::Segment::UPDATE, from, in.spec(),
-                                    current.time_origin(),
-                                    ContinuedCycleOffset(*timeline, in.spec(),
-                                                         from, current),
-                                    head, request.actor(), request.reason()));
+    ReplaceFuture(
+        &head,
+        NewSegment(v1::Segment::UPDATE, from, in.spec(), current.time_origin(),
+                   ContinuedCycleOffset(*timeline, in.spec(), from, current),
+                   head, request.actor(), request.reason()));
     auto rebuilt = Timeline::Build(head.timeline());
     if (!rebuilt.ok()) {
       DropFence(*entry);
@@ -359,7 +362,8 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
   v1::Schedule head = *std::move(writable);
   const int64_t at =
       request.has_at_step() ? request.at_step() : head.max_step_served() + 1;
-  if (auto s = CheckFutureStep("at_step", at, head.max_step_served()); !s.ok()) {
+  if (auto s = CheckFutureStep("at_step", at, head.max_step_served());
+      !s.ok()) {
     return std::move(done)(s);
   }
   if (at < 1) {
@@ -404,7 +408,8 @@ void Registry::Delete(const v1::DeleteScheduleRequest& request,
            {
              absl::MutexLock map_lock(&map_mu_);
              auto it = entries_.find(entry->name);
-             if (it != entries_.end() && it->second == entry) entries_.erase(it);
+             if (it != entries_.end() && it->second == entry)
+               entries_.erase(it);
            }
            std::move(done)(google::protobuf::Empty());
          });
@@ -427,24 +432,24 @@ void Registry::Advance(const v1::AdvanceRequest& request,
       // store runs callbacks in order, so an empty batch waits for it).
       v1::AdvanceResponse first;
       first.ParseFromString(it->second);
-      store_->Submit(WriteBatch(), [first, done = std::move(done)](
-                                       absl::Status s) mutable {
-        if (!s.ok()) return std::move(done)(s);
-        std::move(done)(first);
-      });
+      store_->Submit(WriteBatch(),
+                     [first, done = std::move(done)](absl::Status s) mutable {
+                       if (!s.ok()) return std::move(done)(s);
+                       std::move(done)(first);
+                     });
       return;
     }
   }
   v1::Schedule head = entry->head;
   if (request.has_expected_position() &&
       request.expected_position() != head.position()) {
-    return std::move(done)(absl::FailedPreconditionError(absl::StrCat(
-        "expected_position: ", request.expected_position(),
-        " is stale; the position is ", head.position())));
+    return std::move(done)(absl::FailedPreconditionError(
+        absl::StrCat("expected_position: ", request.expected_position(),
+                     " is stale; the position is ", head.position())));
   }
   if (head.position() >= kMaxStep) {
-    return std::move(done)(absl::OutOfRangeError(
-        "position: already at 2^62, the last step"));
+    return std::move(done)(
+        absl::OutOfRangeError("position: already at 2^62, the last step"));
   }
   const int64_t position = head.position() + 1;
   head.set_position(position);

@@ -13,17 +13,18 @@ absl::Status ValidateScheduleId(absl::string_view field, absl::string_view id) {
             (lower(id.back()) || digit(id.back()));
   for (char c : id) ok = ok && (lower(c) || digit(c) || c == '-');
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, ": must match ^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ (lower-case "
-             "letters, digits and '-', at most 63), got \"",
-      id, "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field,
+                   ": must match ^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ (lower-case "
+                   "letters, digits and '-', at most 63), got \"",
+                   id, "\""));
 }
 
 absl::Status ValidateScheduleName(absl::string_view field,
                                   absl::string_view name) {
   if (!absl::StartsWith(name, kSchedulesCollection)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": must be schedules/{id}, got \"", name, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be schedules/{id}, got \"", name, "\""));
   }
   return ValidateScheduleId(field, name.substr(kSchedulesCollection.size()));
 }

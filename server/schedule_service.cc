@@ -79,8 +79,8 @@ void FinishRead(grpc::ServerUnaryReactor* reactor, absl::StatusOr<T> result,
 template <typename T>
 Registry::Done<T> FinishWrite(grpc::ServerUnaryReactor* reactor, T* response,
                               std::string what) {
-  return [reactor, response, what = std::move(what)](
-             absl::StatusOr<T> result) mutable {
+  return [reactor, response,
+          what = std::move(what)](absl::StatusOr<T> result) mutable {
     if (result.ok()) {
       *response = *std::move(result);
       Log(what);
@@ -107,8 +107,8 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::CreateSchedule(
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::GetSchedule(
-    grpc::CallbackServerContext* context,
-    const v1::GetScheduleRequest* request, v1::Schedule* response) {
+    grpc::CallbackServerContext* context, const v1::GetScheduleRequest* request,
+    v1::Schedule* response) {
   grpc::ServerUnaryReactor* reactor = calls_.Start();
   if (Refused(reactor)) return reactor;
   FinishRead(reactor, registry_->Get(*request), response);

@@ -72,9 +72,9 @@ class ScheduleServiceImpl final : public v1::ScheduleService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::EvaluateRangeRequest* request,
       v1::EvaluateRangeResponse* response) override;
-  grpc::ServerUnaryReactor* Simulate(grpc::CallbackServerContext* context,
-                                     const v1::SimulateRequest* request,
-                                     v1::EvaluateRangeResponse* response) override;
+  grpc::ServerUnaryReactor* Simulate(
+      grpc::CallbackServerContext* context, const v1::SimulateRequest* request,
+      v1::EvaluateRangeResponse* response) override;
   grpc::ServerUnaryReactor* Advance(grpc::CallbackServerContext* context,
                                     const v1::AdvanceRequest* request,
                                     v1::AdvanceResponse* response) override;

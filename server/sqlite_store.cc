@@ -527,7 +527,6 @@ class SqliteStoreImpl final : public SqliteStore {
     work_.Signal();
   }
 
-
   StoreStats stats() const override {
     absl::MutexLock lock(&mu_);
     return stats_;

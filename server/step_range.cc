@@ -11,9 +11,9 @@ absl::Status CheckRangeCount(int64_t count, int64_t limit) {
         absl::StrCat("count: must be >= 0, got ", count));
   }
   if (count > limit) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "count: must be <= ", limit, " (the server's max_range_count), got ",
-        count));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("count: must be <= ", limit,
+                     " (the server's max_range_count), got ", count));
   }
   return absl::OkStatus();
 }

@@ -25,13 +25,13 @@ namespace anneal {
 // One applied Advance, kept for request_id deduplication.
 struct AdvanceRecord {
   std::string request_id;
-  int64_t position = 0;           // the position after the advance
-  std::string response;           // serialized v1::AdvanceResponse
+  int64_t position = 0;  // the position after the advance
+  std::string response;  // serialized v1::AdvanceResponse
 };
 
 // A schedule as loaded at startup.
 struct StoredSchedule {
-  v1::Schedule schedule;          // including position and max_step_served
+  v1::Schedule schedule;  // including position and max_step_served
   std::vector<AdvanceRecord> recent_advances;  // oldest first
 };
 
@@ -42,9 +42,9 @@ class WriteBatch {
   struct Op {
     Kind kind = Kind::kPut;
     std::string name;
-    std::string record;    // kPut: serialized v1::Schedule
-    int64_t value = 0;     // kAdvance: new position; kServed: max_step_served
-    AdvanceRecord advance; // kAdvance
+    std::string record;     // kPut: serialized v1::Schedule
+    int64_t value = 0;      // kAdvance: new position; kServed: max_step_served
+    AdvanceRecord advance;  // kAdvance
   };
 
   // Inserts or replaces the whole record (metadata, timeline, counters).

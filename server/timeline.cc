@@ -16,9 +16,9 @@ absl::StatusOr<std::shared_ptr<const Timeline>> Timeline::Build(
   for (int i = 0; i < segments.size(); ++i) {
     const v1::Segment& s = segments[i];
     if (i > 0 && s.from_step() <= segments[i - 1].from_step()) {
-      return absl::InternalError(
-          absl::StrCat("timeline: segment ", i, " does not start after the "
-                       "previous one"));
+      return absl::InternalError(absl::StrCat("timeline: segment ", i,
+                                              " does not start after the "
+                                              "previous one"));
     }
     auto compiled = Schedule::Compile(s.spec());
     if (!compiled.ok()) return compiled.status();
@@ -38,9 +38,9 @@ absl::StatusOr<std::shared_ptr<const Timeline>> Timeline::Build(
 }
 
 size_t Timeline::SegmentAt(int64_t step) const {
-  auto it = std::upper_bound(
-      parts_.begin(), parts_.end(), step,
-      [](int64_t s, const Part& p) { return s < p.from; });
+  auto it =
+      std::upper_bound(parts_.begin(), parts_.end(), step,
+                       [](int64_t s, const Part& p) { return s < p.from; });
   return static_cast<size_t>(it - parts_.begin()) - 1;
 }
 

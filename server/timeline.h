@@ -44,9 +44,9 @@ class Timeline {
     int64_t from = 0;
     int64_t origin = 0;
     int64_t cycle_offset = 0;
-    bool restart = false;       // a RESTART segment
-    bool next_restarts = false; // the next segment is a RESTART
-    int64_t end = kMaxStep + 1; // the next segment's from_step
+    bool restart = false;        // a RESTART segment
+    bool next_restarts = false;  // the next segment is a RESTART
+    int64_t end = kMaxStep + 1;  // the next segment's from_step
     std::shared_ptr<const Schedule> schedule;
   };
   // Maps a segment-local result to the global step.

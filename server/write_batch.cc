@@ -1,8 +1,7 @@
 // WriteBatch, the mutations a Store applies atomically, and Store's default
 // Flush (see store.h).
-#include "server/store.h"
-
 #include "absl/synchronization/notification.h"
+#include "server/store.h"
 
 namespace anneal {
 namespace {

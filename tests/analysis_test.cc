@@ -1,12 +1,13 @@
 // Robbins-Monro verdicts per family (the seed text's table and its
 // extensions) and the stability bound: 2/L for a constant LR, 4/L for one
 // long cosine cycle, 4.59/L for one long linear decay.
+#include "schedule/analysis.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "schedule/analysis.h"
 #include "tests/test_util.h"
 
 namespace anneal {
@@ -56,27 +57,43 @@ INSTANTIATE_TEST_SUITE_P(
         Verdict{"{max_lr: 0.1, exponential_decay: {gamma: 0.99}}", false, true},
         Verdict{"{max_lr: 0.1, inverse_time_decay: {t0: 10}}", true, true},
         Verdict{"{max_lr: 0.1, warm_restarts: {period: 10}}", true, false},
-        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 2}}", true, false},
+        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 2}}",
+                true, false},
         // Extensions derived in docs/analysis.md.
-        Verdict{"{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 0.4}}", true, false},
-        Verdict{"{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 2}}", false, true},
-        Verdict{"{max_lr: 0.1, min_lr: 0.01, exponential_decay: {gamma: 0.9}}", true, false},
+        Verdict{"{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 0.4}}", true,
+                false},
+        Verdict{"{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 2}}", false,
+                true},
+        Verdict{"{max_lr: 0.1, min_lr: 0.01, exponential_decay: {gamma: 0.9}}",
+                true, false},
         Verdict{"{max_lr: 0.1, step_decay: {step_size: 30}}", false, true},
-        Verdict{"{max_lr: 0.1, step_decay: {milestones: [30, 60]}}", true, false},
+        Verdict{"{max_lr: 0.1, step_decay: {milestones: [30, 60]}}", true,
+                false},
         Verdict{"{max_lr: 0.1, cosine: {period: 100}}", false, true},
-        Verdict{"{max_lr: 0.1, min_lr: 0.001, cosine: {period: 100}}", true, false},
-        Verdict{"{max_lr: 0.1, polynomial_decay: {total_steps: 100}}", false, true},
+        Verdict{"{max_lr: 0.1, min_lr: 0.001, cosine: {period: 100}}", true,
+                false},
+        Verdict{"{max_lr: 0.1, polynomial_decay: {total_steps: 100}}", false,
+                true},
         // Growing cycles with peak decay d: sum ~ (m d)^k, squares ~ (m d^2)^k.
-        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.6}}", true, true},
-        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.4}}", false, true},
-        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, peak_decay: 0.9}}", false, true},
-        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, max_cycles: 3}}", false, true},
+        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 2, "
+                "peak_decay: 0.6}}",
+                true, true},
+        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 2, "
+                "peak_decay: 0.4}}",
+                false, true},
+        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, peak_decay: 0.9}}",
+                false, true},
+        Verdict{"{max_lr: 0.1, warm_restarts: {period: 10, max_cycles: 3}}",
+                false, true},
         Verdict{"{max_lr: 0.1, cyclic: {step_size_up: 10}}", true, false},
-        Verdict{"{max_lr: 0.1, cyclic: {step_size_up: 10, mode: TRIANGULAR2}}", false, true},
+        Verdict{"{max_lr: 0.1, cyclic: {step_size_up: 10, mode: TRIANGULAR2}}",
+                false, true},
         Verdict{"{max_lr: 0.1, one_cycle: {total_steps: 100}}", true, false},
         Verdict{"{max_lr: 0.1, wsd: {decay_steps: 100}}", false, true},
-        Verdict{"{max_lr: 0.1, sequence: {phases: [{steps: 100, spec: {constant: {}}}, "
-                "{spec: {inverse_time_decay: {t0: 100}}}]}}", true, true}));
+        Verdict{"{max_lr: 0.1, sequence: {phases: [{steps: 100, spec: "
+                "{constant: {}}}, "
+                "{spec: {inverse_time_decay: {t0: 100}}}]}}",
+                true, true}));
 
 TEST(AnalysisTest, HorizonSums) {
   auto s = CompileText("{max_lr: 0.1, constant: {}}");
@@ -89,10 +106,13 @@ TEST(AnalysisTest, HorizonSums) {
 }
 
 TEST(AnalysisTest, DefaultHorizonFollowsTheSchedulesEnd) {
-  EXPECT_EQ(DefaultHorizon(*CompileText("{max_lr: 1, cosine: {period: 5000}}")), 5001);
-  EXPECT_EQ(DefaultHorizon(*CompileText("{max_lr: 1, cosine: {period: 5}}")), 1000);
-  EXPECT_EQ(DefaultHorizon(*CompileText("{max_lr: 1, warm_restarts: {period: 5}}")),
-            kDefaultAnalysisHorizon);
+  EXPECT_EQ(DefaultHorizon(*CompileText("{max_lr: 1, cosine: {period: 5000}}")),
+            5001);
+  EXPECT_EQ(DefaultHorizon(*CompileText("{max_lr: 1, cosine: {period: 5}}")),
+            1000);
+  EXPECT_EQ(
+      DefaultHorizon(*CompileText("{max_lr: 1, warm_restarts: {period: 5}}")),
+      kDefaultAnalysisHorizon);
 }
 
 double CriticalTimesCurvature(const std::string& spec, double curvature) {
@@ -103,7 +123,8 @@ double CriticalTimesCurvature(const std::string& spec, double curvature) {
 }
 
 TEST(AnalysisTest, ConstantLrIsStableBelowTwoOverL) {
-  EXPECT_NEAR(CriticalTimesCurvature("{max_lr: 0.1, constant: {}}", 10.0), 2.0, 1e-12);
+  EXPECT_NEAR(CriticalTimesCurvature("{max_lr: 0.1, constant: {}}", 10.0), 2.0,
+              1e-12);
   auto s = CompileText("{max_lr: 0.19, constant: {}}");
   EXPECT_TRUE(Analyze(*s, Curvature(10.0))->stability().stable());
   s = CompileText("{max_lr: 0.21, constant: {}}");
@@ -111,8 +132,9 @@ TEST(AnalysisTest, ConstantLrIsStableBelowTwoOverL) {
 }
 
 TEST(AnalysisTest, LongCosineCycleApproachesFourOverL) {
-  EXPECT_NEAR(CriticalTimesCurvature("{max_lr: 0.1, cosine: {period: 100000}}", 3.0),
-              4.0, 0.04);
+  EXPECT_NEAR(
+      CriticalTimesCurvature("{max_lr: 0.1, cosine: {period: 100000}}", 3.0),
+      4.0, 0.04);
 }
 
 TEST(AnalysisTest, LongLinearDecaySolvesItsIntegral) {
@@ -121,9 +143,10 @@ TEST(AnalysisTest, LongLinearDecaySolvesItsIntegral) {
   for (int i = 0; i < 60; ++i) y -= (y * std::log(y) - y - 1) / std::log(y);
   const double analytic = y + 1;
   EXPECT_NEAR(analytic, 4.5911, 1e-3);
-  EXPECT_NEAR(CriticalTimesCurvature(
-                  "{max_lr: 0.1, polynomial_decay: {total_steps: 100000}}", 2.0),
-              analytic, 0.01 * analytic);
+  EXPECT_NEAR(
+      CriticalTimesCurvature(
+          "{max_lr: 0.1, polynomial_decay: {total_steps: 100000}}", 2.0),
+      analytic, 0.01 * analytic);
 }
 
 TEST(AnalysisTest, RejectsBadOptions) {

@@ -29,7 +29,8 @@ CliRun Annealctl(const std::string& args) {
   std::string out;
   std::array<char, 4096> buf;
   size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
+    out.append(buf.data(), n);
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
@@ -41,11 +42,13 @@ std::string WriteSpec(const std::string& name, const std::string& text) {
 }
 
 TEST(AnnealctlTest, PreviewCsvHasHeaderAndOneRowPerStep) {
-  std::string spec = WriteSpec("sgdr.yaml",
-                               "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: 2}\n");
+  std::string spec =
+      WriteSpec("sgdr.yaml",
+                "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: 2}\n");
   CliRun r = Annealctl("preview -f " + spec + " --steps 30");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  std::vector<std::string> lines =
+      absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 31u);
   EXPECT_EQ(lines[0],
             "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,"
@@ -57,19 +60,24 @@ TEST(AnnealctlTest, PreviewCsvHasHeaderAndOneRowPerStep) {
 
 TEST(AnnealctlTest, PreviewStartAndJson) {
   std::string spec = WriteSpec("c.json", R"({"max_lr": 0.5, "constant": {}})");
-  CliRun r = Annealctl("preview -f " + spec + " --steps 2 --start 4611686018427387903 --format json");
+  CliRun r = Annealctl("preview -f " + spec +
+                       " --steps 2 --start 4611686018427387903 --format json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("\"step\":\"4611686018427387904\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"step\":\"4611686018427387904\""), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("\"lr\":0.5"), std::string::npos) << r.out;
 }
 
 TEST(AnnealctlTest, PreviewAsciiAndSvg) {
-  std::string spec = WriteSpec("w.yaml", "max_lr: 0.1\nwarm_restarts: {period: 20}\n");
-  CliRun ascii = Annealctl("preview -f " + spec + " --steps 100 --format ascii");
+  std::string spec =
+      WriteSpec("w.yaml", "max_lr: 0.1\nwarm_restarts: {period: 20}\n");
+  CliRun ascii =
+      Annealctl("preview -f " + spec + " --steps 100 --format ascii");
   ASSERT_EQ(ascii.exit_code, 0) << ascii.out;
   EXPECT_GT(std::count(ascii.out.begin(), ascii.out.end(), '\n'), 10);
   std::string svg_path = testing::TempDir() + "/plot.svg";
-  CliRun svg = Annealctl("preview -f " + spec + " --steps 100 --format svg --output " + svg_path);
+  CliRun svg = Annealctl("preview -f " + spec +
+                         " --steps 100 --format svg --output " + svg_path);
   ASSERT_EQ(svg.exit_code, 0) << svg.out;
   std::stringstream svg_text;
   svg_text << std::ifstream(svg_path).rdbuf();
@@ -78,15 +86,17 @@ TEST(AnnealctlTest, PreviewAsciiAndSvg) {
 }
 
 TEST(AnnealctlTest, InvalidSpecExitsNonZeroWithTheFieldAndRule) {
-  std::string spec = WriteSpec("bad.yaml",
-                               "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: -2}\n");
+  std::string spec =
+      WriteSpec("bad.yaml",
+                "max_lr: 0.1\nwarm_restarts: {period: 10, period_mult: -2}\n");
   CliRun r = Annealctl("preview -f " + spec + " --steps 5");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "annealctl preview: " + spec +
                        ": warm_restarts.period_mult: must be > 0, got -2\n");
   r = Annealctl("analyze -f " + spec);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.out.find("warm_restarts.period_mult: must be > 0, got -2"), std::string::npos);
+  EXPECT_NE(r.out.find("warm_restarts.period_mult: must be > 0, got -2"),
+            std::string::npos);
 }
 
 TEST(AnnealctlTest, UsageErrors) {
@@ -96,7 +106,8 @@ TEST(AnnealctlTest, UsageErrors) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "annealctl preview: --file is required\n");
   r = Annealctl("preview -f x.yaml --steps 0");
-  EXPECT_EQ(r.out, "annealctl preview: --steps: must be in [1, 1000000], got 0\n");
+  EXPECT_EQ(r.out,
+            "annealctl preview: --steps: must be in [1, 1000000], got 0\n");
   r = Annealctl("preview -f x.yaml --steps 5 --colour red");
   EXPECT_EQ(r.out, "annealctl preview: unknown flag --colour\n");
   r = Annealctl("preview -f /nonexistent.yaml --steps 5");
@@ -105,12 +116,14 @@ TEST(AnnealctlTest, UsageErrors) {
 }
 
 TEST(AnnealctlTest, AnalyzeJsonHasTheDocumentedKeys) {
-  std::string spec = WriteSpec("cos.yaml", "max_lr: 1.0\ncosine: {period: 100000}\n");
+  std::string spec =
+      WriteSpec("cos.yaml", "max_lr: 1.0\ncosine: {period: 100000}\n");
   CliRun r = Annealctl("analyze -f " + spec + " --max-curvature 3 -o json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const char* key :
-       {"\"robbins_monro\"", "\"sum_diverges\": false", "\"sum_squares_converges\": true",
-        "\"horizon_sum\"", "\"stability\"", "\"critical_max_lr\"", "\"stable\": true"}) {
+       {"\"robbins_monro\"", "\"sum_diverges\": false",
+        "\"sum_squares_converges\": true", "\"horizon_sum\"", "\"stability\"",
+        "\"critical_max_lr\"", "\"stable\": true"}) {
     EXPECT_NE(r.out.find(key), std::string::npos) << key << "\n" << r.out;
   }
   r = Annealctl("analyze -f " + spec + " --max-curvature 5");

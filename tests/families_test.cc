@@ -56,7 +56,8 @@ TEST(FamiliesTest, ExponentialDecayContinuousAndStaircase) {
 
 TEST(FamiliesTest, PolynomialDecayWithFloorAndHold) {
   auto s = CompileText(
-      "{max_lr: 1.0, min_lr: 0.1, polynomial_decay: {total_steps: 10, power: 2}}");
+      "{max_lr: 1.0, min_lr: 0.1, polynomial_decay: {total_steps: 10, power: "
+      "2}}");
   EXPECT_EQ(s->At(0).lr, 1.0);
   EXPECT_DOUBLE_EQ(s->At(5).lr, 0.1 + 0.9 * 0.25);
   EXPECT_EQ(s->At(10).lr, 0.1);
@@ -72,7 +73,8 @@ TEST(FamiliesTest, InverseTimeIsSeedsEta0OverTPlusT0AndHfInverseSqrt) {
   // HF get_inverse_sqrt_schedule after warmup W with timescale T:
   // 1/sqrt((t + T - W)/T) at global t; here on local time t - W.
   auto hf = CompileText(
-      "{max_lr: 1.0, warmup: {steps: 5}, inverse_time_decay: {t0: 100, power: 0.5}}");
+      "{max_lr: 1.0, warmup: {steps: 5}, inverse_time_decay: {t0: 100, power: "
+      "0.5}}");
   for (int64_t t = 5; t < 400; t += 7) {
     double expected = 1.0 / std::sqrt((t + 100.0 - 5.0) / 100.0);
     EXPECT_NEAR(hf->At(t).lr, expected, 1e-15) << t;
@@ -81,7 +83,8 @@ TEST(FamiliesTest, InverseTimeIsSeedsEta0OverTPlusT0AndHfInverseSqrt) {
 
 TEST(FamiliesTest, LinearLrHoldsItsEnd) {
   auto s = CompileText(
-      "{max_lr: 1.0, linear: {start_factor: 1.0, end_factor: 0.25, total_steps: 3}}");
+      "{max_lr: 1.0, linear: {start_factor: 1.0, end_factor: 0.25, "
+      "total_steps: 3}}");
   EXPECT_EQ(s->At(0).lr, 1.0);
   EXPECT_EQ(s->At(3).lr, 0.25);
   EXPECT_TRUE(s->At(3).snapshot);
@@ -105,11 +108,11 @@ TEST(FamiliesTest, WarmupPlusCosineIsSequentialLinearThenCosine) {
   const double b = 0.4, start = 0.04;
   const int w = 10, p = 50;
   auto s = CompileText(
-      "{max_lr: 0.4, warmup: {steps: 10, start_lr: 0.04}, cosine: {period: 50}}");
+      "{max_lr: 0.4, warmup: {steps: 10, start_lr: 0.04}, cosine: {period: "
+      "50}}");
   for (int t = 0; t < w + p; ++t) {
-    double expected =
-        t < w ? b * (start / b + (1 - start / b) * t / w)
-              : b * (1 + std::cos(kPi * (t - w) / p)) / 2;
+    double expected = t < w ? b * (start / b + (1 - start / b) * t / w)
+                            : b * (1 + std::cos(kPi * (t - w) / p)) / 2;
     EXPECT_NEAR(s->At(t).lr, expected, 1e-15) << t;
     EXPECT_EQ(s->At(t).phase, t < w ? v1::WARMUP : v1::ANNEAL);
   }
@@ -119,7 +122,8 @@ TEST(FamiliesTest, WarmupPlusCosineIsSequentialLinearThenCosine) {
 
 TEST(FamiliesTest, CyclicModes) {
   auto tri = CompileText(
-      "{max_lr: 1.0, min_lr: 0.0, cyclic: {step_size_up: 2, step_size_down: 4}}");
+      "{max_lr: 1.0, min_lr: 0.0, cyclic: {step_size_up: 2, step_size_down: "
+      "4}}");
   const double want[] = {0, 0.5, 1, 0.75, 0.5, 0.25, 0, 0.5};
   for (int t = 0; t < 8; ++t) EXPECT_EQ(tri->At(t).lr, want[t]) << t;
   EXPECT_EQ(tri->At(1).phase, v1::RISE);
@@ -138,8 +142,7 @@ TEST(FamiliesTest, CyclicModes) {
 }
 
 TEST(FamiliesTest, OneCycleHoldsAfterTotalSteps) {
-  auto s = CompileText(
-      "{max_lr: 1.0, one_cycle: {total_steps: 100}}");
+  auto s = CompileText("{max_lr: 1.0, one_cycle: {total_steps: 100}}");
   EXPECT_NEAR(s->At(0).lr, 0.04, 1e-15);  // PyTorch: 0.040000000000000036 too
   EXPECT_EQ(s->At(29).lr, 1.0);
   EXPECT_NEAR(s->At(99).lr, 4e-6, 1e-18);
@@ -156,7 +159,7 @@ double HfWsd(int64_t t, int64_t w, int64_t s, int64_t d, double r,
              const std::string& wt, const std::string& dt) {
   if (t < w) {
     double p = static_cast<double>(t) / w;
-    double f = wt == "linear" ? p
+    double f = wt == "linear"   ? p
                : wt == "cosine" ? 0.5 * (1.0 - std::cos(kPi * p))
                                 : 1.0 - std::sqrt(1.0 - p);
     return std::max(0.0, f * (1.0 - r) + r);
@@ -175,9 +178,10 @@ double HfWsd(int64_t t, int64_t w, int64_t s, int64_t d, double r,
 TEST(FamiliesTest, WsdMatchesHuggingFaceFormula) {
   for (std::string wt : {"linear", "cosine", "sqrt"}) {
     for (std::string dt : {"linear", "cosine", "sqrt"}) {
-      auto s = CompileText("{max_lr: 1.0, min_lr: 0.1, wsd: {warmup_steps: 10, "
-                           "stable_steps: 20, decay_steps: 30, warmup_shape: " +
-                           wt + ", decay_shape: " + dt + "}}");
+      auto s = CompileText(
+          "{max_lr: 1.0, min_lr: 0.1, wsd: {warmup_steps: 10, "
+          "stable_steps: 20, decay_steps: 30, warmup_shape: " +
+          wt + ", decay_shape: " + dt + "}}");
       for (int64_t t = 0; t < 80; ++t) {
         ASSERT_NEAR(s->At(t).lr, HfWsd(t, 10, 20, 30, 0.1, wt, dt), 1e-15)
             << wt << "/" << dt << " t=" << t;
@@ -229,7 +233,8 @@ TEST(FamiliesTest, MomentumMovesInverselyAndBiasCorrectionIsExactProduct) {
 
 TEST(FamiliesTest, BiasCorrectionWithMomentumCloseToOneUsesStride) {
   auto s = CompileText(
-      "{max_lr: 1.0, cyclic: {step_size_up: 50}, momentum: {base: 0.99, max: 0.9999}}");
+      "{max_lr: 1.0, cyclic: {step_size_up: 50}, momentum: {base: 0.99, max: "
+      "0.9999}}");
   double product = 1.0;
   for (int64_t t = 0; t < 20000; ++t) {
     StepResult r = s->At(t);
@@ -240,7 +245,8 @@ TEST(FamiliesTest, BiasCorrectionWithMomentumCloseToOneUsesStride) {
 
 TEST(FamiliesTest, BatchScalingLinearAndSqrt) {
   auto lin = CompileText(
-      "{max_lr: 0.1, constant: {}, batch_scaling: {reference_batch_size: 256}}");
+      "{max_lr: 0.1, constant: {}, batch_scaling: {reference_batch_size: "
+      "256}}");
   StepQuery q;
   q.batch_size = 1024;
   EXPECT_DOUBLE_EQ(lin->Evaluate(q)->lr, 0.4);
@@ -275,17 +281,21 @@ TEST(FamiliesTest, BadQueriesAreInvalidArgumentNamingTheField) {
   auto s = CompileText("{max_lr: 0.1, constant: {}}");
   StepQuery q;
   q.step = -1;
-  EXPECT_EQ(s->Evaluate(q).status().message(), "step: must be in [0, 2^62], got -1");
+  EXPECT_EQ(s->Evaluate(q).status().message(),
+            "step: must be in [0, 2^62], got -1");
   q.step = kMaxStep + 1;
   EXPECT_FALSE(s->Evaluate(q).ok());
   q.step = 0;
   q.batch_size = 0;
-  EXPECT_EQ(s->Evaluate(q).status().message(), "batch_size: must be >= 1, got 0");
+  EXPECT_EQ(s->Evaluate(q).status().message(),
+            "batch_size: must be >= 1, got 0");
   q.batch_size.reset();
   q.grad_norm_sq = std::nan("");
   EXPECT_EQ(s->Evaluate(q).status().message(),
             "grad_norm_sq: must be a finite number >= 0, got nan");
-  EXPECT_FALSE(s->EvaluateRange(kMaxStep, 2, StepQuery{}, [](const StepResult&) {}).ok());
+  EXPECT_FALSE(
+      s->EvaluateRange(kMaxStep, 2, StepQuery{}, [](const StepResult&) {
+       }).ok());
 }
 
 TEST(FamiliesTest, EveryFamilyIsFiniteAndBoundedAtHugeSteps) {
@@ -298,20 +308,25 @@ TEST(FamiliesTest, EveryFamilyIsFiniteAndBoundedAtHugeSteps) {
       "{max_lr: 1, inverse_time_decay: {t0: 1e-300, power: 3}}",
       "{max_lr: 1, linear: {total_steps: 4611686018427387904}}",
       "{max_lr: 1, cosine: {period: 4611686018427387904}}",
-      "{max_lr: 1, warm_restarts: {period: 4611686018427387904, period_mult: 2}}",
-      "{max_lr: 1, cyclic: {step_size_up: 2305843009213693952, step_size_down: 2305843009213693952}}",
+      "{max_lr: 1, warm_restarts: {period: 4611686018427387904, period_mult: "
+      "2}}",
+      "{max_lr: 1, cyclic: {step_size_up: 2305843009213693952, step_size_down: "
+      "2305843009213693952}}",
       "{max_lr: 1, cyclic: {step_size_up: 1, mode: TRIANGULAR2}}",
       "{max_lr: 1, one_cycle: {total_steps: 4611686018427387904}}",
-      "{max_lr: 1, wsd: {warmup_steps: 1537228672809129301, stable_steps: 1537228672809129301, decay_steps: 1537228672809129301}}",
+      "{max_lr: 1, wsd: {warmup_steps: 1537228672809129301, stable_steps: "
+      "1537228672809129301, decay_steps: 1537228672809129301}}",
       "{max_lr: 1, warmup: {steps: 4611686018427387904}, constant: {}}",
-      "{max_lr: 1, sequence: {phases: [{steps: 4611686018427387903, spec: {constant: {}}}, {spec: {cosine: {period: 3}}}]}}",
+      "{max_lr: 1, sequence: {phases: [{steps: 4611686018427387903, spec: "
+      "{constant: {}}}, {spec: {cosine: {period: 3}}}]}}",
       "{max_lr: 1, cosine: {period: 3}, momentum: {base: 0.5, max: 0.9}}",
   };
   for (const std::string& text : specs) {
     auto s = CompileText(text);
     ASSERT_NE(s, nullptr) << text;
-    for (int64_t t : {int64_t{0}, int64_t{1}, int64_t{1} << 31, int64_t{1} << 53,
-                      (int64_t{1} << 53) + 1, kMaxStep / 2, kMaxStep - 1, kMaxStep}) {
+    for (int64_t t :
+         {int64_t{0}, int64_t{1}, int64_t{1} << 31, int64_t{1} << 53,
+          (int64_t{1} << 53) + 1, kMaxStep / 2, kMaxStep - 1, kMaxStep}) {
       StepResult r = s->At(t);
       ASSERT_TRUE(std::isfinite(r.lr)) << text << " t=" << t;
       ASSERT_GE(r.lr, 0) << text << " t=" << t;

@@ -30,7 +30,8 @@ v1::Schedule Get(ServerProcess& server, const std::string& name) {
   return out;
 }
 
-v1::StepRange Range(ServerProcess& server, const std::string& name, int64_t count) {
+v1::StepRange Range(ServerProcess& server, const std::string& name,
+                    int64_t count) {
   v1::EvaluateRangeRequest req;
   req.set_name(name);
   req.set_count(count);
@@ -76,7 +77,8 @@ TEST(PersistenceTest, StopAndStartKeepsStateAndEveryLr) {
   server.Start();
   const v1::Schedule after = Get(server, "schedules/p");
   EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString())
-      << before.DebugString() << "\nvs\n" << after.DebugString();
+      << before.DebugString() << "\nvs\n"
+      << after.DebugString();
   EXPECT_EQ(after.max_step_served(), 2999);
   EXPECT_EQ(Range(server, "schedules/p", 3000).SerializeAsString(),
             lrs_before.SerializeAsString());
@@ -88,7 +90,8 @@ TEST(PersistenceTest, StopAndStartKeepsStateAndEveryLr) {
   ASSERT_EQ(server.Stop(), 0);
 }
 
-TEST(PersistenceTest, KillNineDuringConcurrentAdvancesLosesNoAcknowledgedAdvance) {
+TEST(PersistenceTest,
+     KillNineDuringConcurrentAdvancesLosesNoAcknowledgedAdvance) {
   ServerProcess server(TempDb("db"));
   server.Start();
   v1::CreateScheduleRequest create;

@@ -18,7 +18,8 @@ namespace {
 
 // Runs a registry write and waits for its completion.
 template <typename T, typename Request, typename Method>
-absl::StatusOr<T> Wait(Registry& registry, Method method, const Request& request) {
+absl::StatusOr<T> Wait(Registry& registry, Method method,
+                       const Request& request) {
   absl::Notification done;
   absl::StatusOr<T> result;
   (registry.*method)(request, [&](absl::StatusOr<T> r) {
@@ -35,7 +36,8 @@ class RegistryConcurrencyTest : public testing::TestWithParam<bool> {
     if (GetParam()) {
       path_ = testing::TempDir() + "/registry_concurrency_" +
               std::to_string(getpid()) + ".db";
-      for (const char* s : {"", "-wal", "-shm"}) std::remove((path_ + s).c_str());
+      for (const char* s : {"", "-wal", "-shm"})
+        std::remove((path_ + s).c_str());
       auto store = OpenSqliteStore(path_);
       ASSERT_TRUE(store.ok()) << store.status();
       store_ = *std::move(store);
@@ -102,7 +104,8 @@ TEST_P(RegistryConcurrencyTest, ReadersAndWritersTogether) {
         v1::AdvanceRequest req;
         req.set_name("schedules/s" + std::to_string(s));
         req.set_request_id("w" + std::to_string(w) + "-" + std::to_string(i));
-        if ((Wait<v1::AdvanceResponse>(*registry_, &Registry::Advance, req)).ok()) {
+        if ((Wait<v1::AdvanceResponse>(*registry_, &Registry::Advance, req))
+                .ok()) {
           ++advances[s];
         }
       }
@@ -111,17 +114,23 @@ TEST_P(RegistryConcurrencyTest, ReadersAndWritersTogether) {
   threads.emplace_back([&] {  // an operator changing things
     for (int i = 0; i < 30; ++i) {
       v1::UpdateScheduleRequest update;
-      update.mutable_schedule()->set_name("schedules/s" + std::to_string(i % kSchedules));
+      update.mutable_schedule()->set_name("schedules/s" +
+                                          std::to_string(i % kSchedules));
       update.mutable_schedule()->set_display_name("v" + std::to_string(i));
-      (*update.mutable_schedule()->mutable_labels())["round"] = std::to_string(i);
-      EXPECT_TRUE((Wait<v1::Schedule>(*registry_, &Registry::Update, update)).ok());
+      (*update.mutable_schedule()->mutable_labels())["round"] =
+          std::to_string(i);
+      EXPECT_TRUE(
+          (Wait<v1::Schedule>(*registry_, &Registry::Update, update)).ok());
       v1::CreateScheduleRequest create;
       create.set_schedule_id("tmp-" + std::to_string(i));
       *create.mutable_schedule()->mutable_spec() = SpecFromText(spec);
-      EXPECT_TRUE((Wait<v1::Schedule>(*registry_, &Registry::Create, create)).ok());
+      EXPECT_TRUE(
+          (Wait<v1::Schedule>(*registry_, &Registry::Create, create)).ok());
       v1::DeleteScheduleRequest del;
       del.set_name("schedules/tmp-" + std::to_string(i));
-      EXPECT_TRUE((Wait<google::protobuf::Empty>(*registry_, &Registry::Delete, del)).ok());
+      EXPECT_TRUE(
+          (Wait<google::protobuf::Empty>(*registry_, &Registry::Delete, del))
+              .ok());
     }
   });
   for (size_t i = 4; i < threads.size(); ++i) threads[i].join();
@@ -143,7 +152,8 @@ TEST_P(RegistryConcurrencyTest, ReadersAndWritersTogether) {
   EXPECT_EQ(registry_->size(), kSchedules);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, RegistryConcurrencyTest, testing::Values(false, true),
+INSTANTIATE_TEST_SUITE_P(Stores, RegistryConcurrencyTest,
+                         testing::Values(false, true),
                          [](const testing::TestParamInfo<bool>& p) {
                            return p.param ? "Sqlite" : "Memory";
                          });

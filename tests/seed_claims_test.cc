@@ -33,8 +33,8 @@ TEST(SeedClaimsTest, LongCosineCycleIsStableJustBelowFourOverL) {
   const int64_t period = 200000;
   for (double factor : {0.99, 1.01}) {
     const double max_lr = factor * 4 / curvature;
-    auto s = CompileText(absl::StrCat("{max_lr: ", max_lr,
-                                      ", cosine: {period: ", period, "}}"));
+    auto s = CompileText(
+        absl::StrCat("{max_lr: ", max_lr, ", cosine: {period: ", period, "}}"));
     const double growth = LogGrowth(*s, period + 1, curvature);
     if (factor < 1) {
       EXPECT_LT(growth, -100) << "x should shrink by e^-100 or more";
@@ -70,14 +70,16 @@ TEST(SeedClaimsTest, WarmRestartsEscapeTheShallowMinimumMonotoneDecayDoesNot) {
   // f = x^4 - 2x^2 + x: global minimum at x = -1.107 (f = -2.06), shallow
   // local minimum at x = 0.838 (f = -0.07), barrier at x = 0.270 (f = 0.13).
   const double a = 1.0, b = 1.0, sigma = 1.0;
-  const double shallow = 0.8375654352833, global = -1.1071598700, barrier = 0.2695;
+  const double shallow = 0.8375654352833, global = -1.1071598700,
+               barrier = 0.2695;
   ASSERT_NEAR(QuarticGrad(shallow, a, b), 0, 1e-9);
   ASSERT_NEAR(QuarticGrad(global, a, b), 0, 1e-5);
   // Both start at the shallow minimum with the same peak LR 0.15; the decay
   // drops it by 5% per step, SGDR anneals over cycles of 100, 200, 400, 800.
   auto decay = CompileText("{max_lr: 0.15, exponential_decay: {gamma: 0.95}}");
   auto sgdr = CompileText(
-      "{max_lr: 0.15, min_lr: 0, warm_restarts: {period: 100, period_mult: 2}}");
+      "{max_lr: 0.15, min_lr: 0, warm_restarts: {period: 100, period_mult: "
+      "2}}");
   const int64_t steps = 1500;  // four whole cycles: ends at an LR minimum
   ASSERT_TRUE(sgdr->At(steps - 1).snapshot);
   const int runs = 40;
@@ -92,8 +94,8 @@ TEST(SeedClaimsTest, WarmRestartsEscapeTheShallowMinimumMonotoneDecayDoesNot) {
       EXPECT_NEAR(x_sgdr, global, 0.1);
     }
   }
-  std::cout << "quartic: monotone decay escaped " << decay_escaped << "/" << runs
-            << ", SGDR escaped " << sgdr_escaped << "/" << runs << "\n";
+  std::cout << "quartic: monotone decay escaped " << decay_escaped << "/"
+            << runs << ", SGDR escaped " << sgdr_escaped << "/" << runs << "\n";
   // Measured: decay 0/40, SGDR 35/40 (a margin is left for libm variation).
   EXPECT_LE(decay_escaped, runs / 10);
   EXPECT_GE(sgdr_escaped, runs * 3 / 4);

@@ -35,9 +35,9 @@ class ServerProcess {
   void Start() {
     port_file_ = db_ + ".port";
     std::remove(port_file_.c_str());
-    std::vector<std::string> args = {std::string(ANNEAL_BIN_DIR) + "/anneal-server",
-                                     "--listen=127.0.0.1:0", "--db=" + db_,
-                                     "--port_file=" + port_file_};
+    std::vector<std::string> args = {
+        std::string(ANNEAL_BIN_DIR) + "/anneal-server", "--listen=127.0.0.1:0",
+        "--db=" + db_, "--port_file=" + port_file_};
     args.insert(args.end(), extra_.begin(), extra_.end());
     log_ = db_ + ".log";
     pid_ = fork();
@@ -54,15 +54,16 @@ class ServerProcess {
       std::ifstream in(port_file_);
       if (!(in >> port_)) {
         int status;
-        ASSERT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "server exited; see " << log_;
+        ASSERT_EQ(waitpid(pid_, &status, WNOHANG), 0)
+            << "server exited; see " << log_;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     }
     ASSERT_NE(port_, 0) << "server did not start; see " << log_;
     grpc::ChannelArguments args_channel;
     args_channel.SetMaxReceiveMessageSize(256 << 20);
-    channel_ = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(),
-                                         args_channel);
+    channel_ = grpc::CreateCustomChannel(
+        address(), grpc::InsecureChannelCredentials(), args_channel);
     ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(10)));
     stub_ = v1::ScheduleService::NewStub(channel_);
@@ -120,7 +121,8 @@ inline std::string TempDb(const std::string& tag) {
 // A client context with a deadline, as every call should have.
 inline std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 10) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(seconds));
   return ctx;
 }
 

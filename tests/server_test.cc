@@ -1,17 +1,16 @@
 // The real anneal-server over gRPC: every RPC, pagination, etags, error paths
 // with their details, Evaluate == engine bit for bit, EvaluateRange ==
 // Evaluate, health checking, and the log lines.
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
 
-#include <condition_variable>
-#include <mutex>
-
 #include "gmock/gmock.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
 #include "tests/test_util.h"
@@ -34,7 +33,8 @@ class ServerTest : public testing::Test {
     v1::CreateScheduleRequest req;
     req.set_schedule_id(id);
     *req.mutable_schedule()->mutable_spec() = SpecFromText(spec_text);
-    for (auto& [k, v] : labels) (*req.mutable_schedule()->mutable_labels())[k] = v;
+    for (auto& [k, v] : labels)
+      (*req.mutable_schedule()->mutable_labels())[k] = v;
     v1::Schedule out;
     grpc::Status s = server_->stub()->CreateSchedule(Ctx().get(), req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -85,8 +85,9 @@ TEST_F(ServerTest, CreateGetDelete) {
   del.set_name("schedules/resnet-run-1");
   del.set_etag("W/\"stale\"");
   google::protobuf::Empty empty;
-  EXPECT_EQ(server_->stub()->DeleteSchedule(Ctx().get(), del, &empty).error_code(),
-            grpc::StatusCode::ABORTED);
+  EXPECT_EQ(
+      server_->stub()->DeleteSchedule(Ctx().get(), del, &empty).error_code(),
+      grpc::StatusCode::ABORTED);
   del.set_etag(created.etag());
   ASSERT_TRUE(server_->stub()->DeleteSchedule(Ctx().get(), del, &empty).ok());
   grpc::Status s = server_->stub()->GetSchedule(Ctx().get(), get, &got);
@@ -100,8 +101,9 @@ TEST_F(ServerTest, CreateErrorsNameFieldAndRuleWithDetails) {
   req.set_schedule_id("a");
   *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
   v1::Schedule out;
-  EXPECT_EQ(server_->stub()->CreateSchedule(Ctx().get(), req, &out).error_code(),
-            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(
+      server_->stub()->CreateSchedule(Ctx().get(), req, &out).error_code(),
+      grpc::StatusCode::ALREADY_EXISTS);
 
   req.set_schedule_id("Bad_ID");
   grpc::Status s = server_->stub()->CreateSchedule(Ctx().get(), req, &out);
@@ -109,10 +111,12 @@ TEST_F(ServerTest, CreateErrorsNameFieldAndRuleWithDetails) {
   EXPECT_THAT(s.error_message(), HasSubstr("schedule_id: must match"));
 
   req.set_schedule_id("b");
-  req.mutable_schedule()->mutable_spec()->mutable_warm_restarts()->set_period(0);
+  req.mutable_schedule()->mutable_spec()->mutable_warm_restarts()->set_period(
+      0);
   s = server_->stub()->CreateSchedule(Ctx().get(), req, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(s.error_message(), "schedule.spec.warm_restarts.period: must be >= 1, got 0");
+  EXPECT_EQ(s.error_message(),
+            "schedule.spec.warm_restarts.period: must be >= 1, got 0");
   google::rpc::Status details;
   ASSERT_TRUE(details.ParseFromString(s.error_details()));
   bool found = false;
@@ -120,7 +124,8 @@ TEST_F(ServerTest, CreateErrorsNameFieldAndRuleWithDetails) {
     google::rpc::BadRequest bad;
     if (any.UnpackTo(&bad)) {
       found = true;
-      EXPECT_EQ(bad.field_violations(0).field(), "schedule.spec.warm_restarts.period");
+      EXPECT_EQ(bad.field_violations(0).field(),
+                "schedule.spec.warm_restarts.period");
       EXPECT_EQ(bad.field_violations(0).description(), "must be >= 1, got 0");
     }
   }
@@ -147,35 +152,41 @@ TEST_F(ServerTest, ListPaginatesAndFilters) {
     if (resp.next_page_token().empty()) break;
     req.set_page_token(resp.next_page_token());
   }
-  EXPECT_THAT(names, testing::ElementsAre("schedules/s0", "schedules/s1", "schedules/s2",
-                                          "schedules/s3", "schedules/s4", "schedules/s5",
+  EXPECT_THAT(names, testing::ElementsAre("schedules/s0", "schedules/s1",
+                                          "schedules/s2", "schedules/s3",
+                                          "schedules/s4", "schedules/s5",
                                           "schedules/s6"));
   v1::ListSchedulesRequest filtered;
   filtered.set_filter("labels.team = \"vision\" AND labels.idx:*");
   v1::ListSchedulesResponse resp;
-  ASSERT_TRUE(server_->stub()->ListSchedules(Ctx().get(), filtered, &resp).ok());
+  ASSERT_TRUE(
+      server_->stub()->ListSchedules(Ctx().get(), filtered, &resp).ok());
   EXPECT_EQ(resp.schedules_size(), 3);
   EXPECT_TRUE(resp.next_page_token().empty());
 
   // A token is bound to its filter; bad inputs are INVALID_ARGUMENT.
   filtered.set_page_token(req.page_token());
-  EXPECT_EQ(server_->stub()->ListSchedules(Ctx().get(), filtered, &resp).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      server_->stub()->ListSchedules(Ctx().get(), filtered, &resp).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
   v1::ListSchedulesRequest bad;
   bad.set_page_size(-1);
-  EXPECT_EQ(server_->stub()->ListSchedules(Ctx().get(), bad, &resp).error_message(),
-            "page_size: must be >= 0, got -1");
+  EXPECT_EQ(
+      server_->stub()->ListSchedules(Ctx().get(), bad, &resp).error_message(),
+      "page_size: must be >= 0, got -1");
   bad.set_page_size(0);
   bad.set_filter("team = vision");
-  EXPECT_THAT(server_->stub()->ListSchedules(Ctx().get(), bad, &resp).error_message(),
-              HasSubstr("filter: expected labels.KEY"));
+  EXPECT_THAT(
+      server_->stub()->ListSchedules(Ctx().get(), bad, &resp).error_message(),
+      HasSubstr("filter: expected labels.KEY"));
 }
 
 TEST_F(ServerTest, EvaluateEqualsTheEngineBitForBit) {
   Create("e", kSgdr);
   auto engine = CompileText(kSgdr);
-  for (int64_t step : {int64_t{0}, int64_t{1}, int64_t{9}, int64_t{10}, int64_t{29},
-                       int64_t{30}, int64_t{12345}, int64_t{1} << 40, kMaxStep}) {
+  for (int64_t step :
+       {int64_t{0}, int64_t{1}, int64_t{9}, int64_t{10}, int64_t{29},
+        int64_t{30}, int64_t{12345}, int64_t{1} << 40, kMaxStep}) {
     v1::EvaluateRequest req;
     req.set_name("schedules/e");
     req.set_step(step);
@@ -183,7 +194,8 @@ TEST_F(ServerTest, EvaluateEqualsTheEngineBitForBit) {
     ASSERT_TRUE(server_->stub()->Evaluate(Ctx().get(), req, &resp).ok());
     v1::StepResult want;
     ToProto(engine->At(step), &want);
-    EXPECT_EQ(resp.result().SerializeAsString(), want.SerializeAsString()) << step;
+    EXPECT_EQ(resp.result().SerializeAsString(), want.SerializeAsString())
+        << step;
     EXPECT_EQ(resp.revision(), 1);
   }
   v1::EvaluateRequest bad;
@@ -208,7 +220,8 @@ TEST_F(ServerTest, EvaluateRangeEqualsEvaluateForEveryStep) {
   restart.set_name("schedules/r");
   restart.set_at_step(50);
   v1::Schedule out;
-  ASSERT_TRUE(server_->stub()->RestartSchedule(Ctx().get(), restart, &out).ok());
+  ASSERT_TRUE(
+      server_->stub()->RestartSchedule(Ctx().get(), restart, &out).ok());
   v1::EvaluateRangeRequest req;
   req.set_name("schedules/r");
   req.set_start_step(0);
@@ -225,16 +238,20 @@ TEST_F(ServerTest, EvaluateRangeEqualsEvaluateForEveryStep) {
     ASSERT_TRUE(server_->stub()->Evaluate(Ctx().get(), one, &r).ok());
     ASSERT_EQ(range.range().lr(i), r.result().lr()) << i;
     ASSERT_EQ(range.range().momentum(i), r.result().momentum()) << i;
-    ASSERT_EQ(range.range().beta1_bias_correction(i), r.result().beta1_bias_correction()) << i;
+    ASSERT_EQ(range.range().beta1_bias_correction(i),
+              r.result().beta1_bias_correction())
+        << i;
     ASSERT_EQ(range.range().cycle(i), r.result().cycle()) << i;
     ASSERT_EQ(range.range().step_in_cycle(i), r.result().step_in_cycle()) << i;
     ASSERT_EQ((range.range().flags(i) & 1) != 0, r.result().restart()) << i;
     ASSERT_EQ((range.range().flags(i) & 2) != 0, r.result().snapshot()) << i;
-    ASSERT_EQ(static_cast<int>(range.range().flags(i) >> 8), r.result().phase()) << i;
+    ASSERT_EQ(static_cast<int>(range.range().flags(i) >> 8), r.result().phase())
+        << i;
   }
   req.set_count(1'000'001);
-  EXPECT_EQ(server_->stub()->EvaluateRange(Ctx().get(), req, &range).error_code(),
-            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(
+      server_->stub()->EvaluateRange(Ctx().get(), req, &range).error_code(),
+      grpc::StatusCode::RESOURCE_EXHAUSTED);
   // A full million-step range fits in one message.
   req.set_count(1'000'000);
   ASSERT_TRUE(server_->stub()->EvaluateRange(Ctx(30).get(), req, &range).ok());
@@ -264,7 +281,8 @@ TEST_F(ServerTest, UpdatesKeepCycleNumbersGoingForward) {
   Create("k", "{max_lr: 1, warm_restarts: {period: 10}}");  // cycle 3 at 35
   v1::UpdateScheduleRequest update;
   update.mutable_schedule()->set_name("schedules/k");
-  *update.mutable_schedule()->mutable_spec() = SpecFromText("{max_lr: 0.5, cosine: {period: 100}}");
+  *update.mutable_schedule()->mutable_spec() =
+      SpecFromText("{max_lr: 0.5, cosine: {period: 100}}");
   update.mutable_update_mask()->add_paths("spec");
   update.set_effective_step(35);
   v1::Schedule out;
@@ -297,13 +315,15 @@ TEST_F(ServerTest, UpdateWithMaskEtagAndEffectiveStep) {
   req.mutable_schedule()->set_etag("W/\"0000\"");
   req.mutable_schedule()->set_display_name("renamed");
   v1::Schedule out;
-  EXPECT_EQ(server_->stub()->UpdateSchedule(Ctx().get(), req, &out).error_code(),
-            grpc::StatusCode::ABORTED);
+  EXPECT_EQ(
+      server_->stub()->UpdateSchedule(Ctx().get(), req, &out).error_code(),
+      grpc::StatusCode::ABORTED);
   req.mutable_schedule()->set_etag(created.etag());
   req.mutable_update_mask()->add_paths("colour");
-  EXPECT_EQ(server_->stub()->UpdateSchedule(Ctx().get(), req, &out).error_message(),
-            "update_mask.paths[0]: \"colour\" is not updatable (allowed: spec, "
-            "display_name, labels, *)");
+  EXPECT_EQ(
+      server_->stub()->UpdateSchedule(Ctx().get(), req, &out).error_message(),
+      "update_mask.paths[0]: \"colour\" is not updatable (allowed: spec, "
+      "display_name, labels, *)");
   req.clear_update_mask();
   ASSERT_TRUE(server_->stub()->UpdateSchedule(Ctx().get(), req, &out).ok());
   EXPECT_EQ(out.display_name(), "renamed");
@@ -341,7 +361,8 @@ TEST_F(ServerTest, UpdateWithMaskEtagAndEffectiveStep) {
   EXPECT_EQ(EvaluateStep("schedules/u", 99).lr, new_spec->At(99).lr);
   // The default effective step is max_step_served + 1.
   spec.clear_effective_step();
-  *spec.mutable_schedule()->mutable_spec() = SpecFromText("{max_lr: 0.02, constant: {}}");
+  *spec.mutable_schedule()->mutable_spec() =
+      SpecFromText("{max_lr: 0.02, constant: {}}");
   ASSERT_TRUE(server_->stub()->UpdateSchedule(Ctx().get(), spec, &out).ok());
   EXPECT_EQ(out.timeline(out.timeline_size() - 1).from_step(), 100);
 }
@@ -365,10 +386,12 @@ TEST_F(ServerTest, RestartBeginsANewCycleAtTheStep) {
   EXPECT_EQ(at.lr, 1.0);
   EXPECT_EQ(at.cycle, 1);
   EXPECT_EQ(at.step_in_cycle, 0);
-  EXPECT_EQ(EvaluateStep("schedules/w", 87).lr, CompileText("{max_lr: 1.0, cosine: {period: 100}}")->At(50).lr);
+  EXPECT_EQ(EvaluateStep("schedules/w", 87).lr,
+            CompileText("{max_lr: 1.0, cosine: {period: 100}}")->At(50).lr);
   req.set_at_step(10);  // step 37 was served
-  EXPECT_EQ(server_->stub()->RestartSchedule(Ctx().get(), req, &out).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(
+      server_->stub()->RestartSchedule(Ctx().get(), req, &out).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(ServerTest, AdvanceMovesOnceAndRetriesAreIdempotent) {
@@ -396,7 +419,8 @@ TEST_F(ServerTest, AdvanceMovesOnceAndRetriesAreIdempotent) {
   req.set_expected_position(7);
   grpc::Status s = server_->stub()->Advance(Ctx().get(), req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(s.error_message(), "expected_position: 7 is stale; the position is 12");
+  EXPECT_EQ(s.error_message(),
+            "expected_position: 7 is stale; the position is 12");
   v1::GetScheduleRequest get;
   get.set_name("schedules/c");
   v1::Schedule got;
@@ -417,8 +441,8 @@ TEST_F(ServerTest, HealthServiceServes) {
   bool done = false;
   grpc::Status status;
   grpc::ClientContext ctx;
-  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                    &response, [&](grpc::Status s) {
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                    &request, &response, [&](grpc::Status s) {
                       std::lock_guard<std::mutex> lock(mu);
                       status = s;
                       done = true;
@@ -430,7 +454,8 @@ TEST_F(ServerTest, HealthServiceServes) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  for (auto& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 

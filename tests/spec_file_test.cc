@@ -1,11 +1,12 @@
 // Spec files: JSON and YAML map onto the proto with protobuf's JSON mapping
 // (snake_case and lowerCamelCase names, case-insensitive enums, unknown
 // fields rejected) and load from disk.
+#include "client/spec_file.h"
+
 #include <cstdio>
 #include <fstream>
 #include <string>
 
-#include "client/spec_file.h"
 #include "gtest/gtest.h"
 
 namespace anneal {
@@ -15,7 +16,9 @@ TEST(SpecFileTest, JsonAndYamlGiveTheSameSpec) {
   v1::ScheduleSpec json, yaml;
   ASSERT_TRUE(ParseMessageText(R"({"max_lr": 0.1, "min_lr": 1e-4,
       "warm_restarts": {"period": 10, "period_mult": 2, "shape": "LINEAR"},
-      "momentum": {"base": 0.85, "max": 0.95}})", &json).ok());
+      "momentum": {"base": 0.85, "max": 0.95}})",
+                               &json)
+                  .ok());
   ASSERT_TRUE(ParseMessageText(R"(
 max_lr: 0.1
 min_lr: 1e-4
@@ -24,7 +27,9 @@ warm_restarts:
   period_mult: 2
   shape: linear
 momentum: {base: 0.85, max: 0.95}
-)", &yaml).ok());
+)",
+                               &yaml)
+                  .ok());
   EXPECT_EQ(json.SerializeAsString(), yaml.SerializeAsString());
   EXPECT_EQ(yaml.warm_restarts().shape(), v1::WarmRestarts::LINEAR);
   EXPECT_TRUE(yaml.has_min_lr());
@@ -32,9 +37,11 @@ momentum: {base: 0.85, max: 0.95}
 
 TEST(SpecFileTest, CamelCaseNamesAndLowercaseEnums) {
   v1::ScheduleSpec spec;
-  ASSERT_TRUE(ParseMessageText(
-      R"({"maxLr": 1, "cyclic": {"stepSizeUp": 5, "mode": "exp_range", "gamma": 0.9}})",
-      &spec).ok());
+  ASSERT_TRUE(
+      ParseMessageText(
+          R"({"maxLr": 1, "cyclic": {"stepSizeUp": 5, "mode": "exp_range", "gamma": 0.9}})",
+          &spec)
+          .ok());
   EXPECT_EQ(spec.cyclic().step_size_up(), 5);
   EXPECT_EQ(spec.cyclic().mode(), v1::Cyclic::EXP_RANGE);
 }
@@ -49,7 +56,9 @@ sequence:
       spec: {linear: {start_factor: 0.1, end_factor: 1.0, total_steps: 100}}
     - restart: true
       spec: {step_decay: {milestones: [10, 20, 20]}}
-)", &spec).ok());
+)",
+                               &spec)
+                  .ok());
   ASSERT_EQ(spec.sequence().phases_size(), 2);
   EXPECT_EQ(spec.sequence().phases(1).spec().step_decay().milestones_size(), 3);
   EXPECT_TRUE(spec.sequence().phases(1).restart());
@@ -57,13 +66,15 @@ sequence:
 
 TEST(SpecFileTest, ErrorsNameTheFieldOrTheLine) {
   v1::ScheduleSpec spec;
-  absl::Status s = ParseMessageText("{max_lr: 0.1, cosine: {period: ten}}", &spec);
+  absl::Status s =
+      ParseMessageText("{max_lr: 0.1, cosine: {period: ten}}", &spec);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("cosine.period"), std::string::npos) << s;
   s = ParseMessageText("max_lr: [1, 2", &spec);
   EXPECT_NE(s.message().find("line"), std::string::npos) << s;
   s = ParseMessageText("- just\n- a list\n", &spec);
-  EXPECT_EQ(s.message(), "expected a JSON object or YAML mapping at the top level");
+  EXPECT_EQ(s.message(),
+            "expected a JSON object or YAML mapping at the top level");
   s = ParseMessageText("{max_lr: 0.1, cosine: {period: 1.5}}", &spec);
   EXPECT_FALSE(s.ok()) << "a fractional step count was accepted";
 }

@@ -31,7 +31,8 @@ const std::vector<BadSpec>& Cases() {
        "max_lr: must be a finite number, got nan"},
       {"{max_lr: .inf, cosine: {period: 10}}",
        "max_lr: must be a finite number, got inf"},
-      {"{max_lr: 1e9, cosine: {period: 10}}", "max_lr: must be <= 1e+06, got 1e+09"},
+      {"{max_lr: 1e9, cosine: {period: 10}}",
+       "max_lr: must be <= 1e+06, got 1e+09"},
       {"{max_lr: 0.1, min_lr: 0.2, cosine: {period: 10}}",
        "min_lr: must be <= max_lr (0.1), got 0.2"},
       {"{max_lr: 0.1, min_lr: -0.1, cosine: {period: 10}}",
@@ -59,7 +60,8 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, step_decay: {step_size: 2, milestones: [3]}}",
        "step_decay: set exactly one of step_size and milestones, got both"},
       {"{max_lr: 0.1, step_decay: {milestones: [5, 3]}}",
-       "step_decay.milestones[1]: must be >= the previous milestone (5), got 3"},
+       "step_decay.milestones[1]: must be >= the previous milestone (5), got "
+       "3"},
       {"{max_lr: 0.1, step_decay: {milestones: [-1]}}",
        "step_decay.milestones[0]: must be >= 0, got -1"},
       {"{max_lr: 0.1, step_decay: {step_size: 2, gamma: 0}}",
@@ -78,7 +80,8 @@ const std::vector<BadSpec>& Cases() {
        "inverse_time_decay.t0: must be > 0, got 0"},
       {"{max_lr: 0.1, linear: {total_steps: 5, start_factor: 1.5}}",
        "linear.start_factor: must be in [0, 1], got 1.5"},
-      {"{max_lr: 0.1, cosine: {period: -3}}", "cosine.period: must be >= 1, got -3"},
+      {"{max_lr: 0.1, cosine: {period: -3}}",
+       "cosine.period: must be >= 1, got -3"},
       {"{max_lr: 0.1, cyclic: {step_size_up: 0}}",
        "cyclic.step_size_up: must be >= 1, got 0"},
       {"{max_lr: 0.1, cyclic: {step_size_up: 5, step_size_down: 0}}",
@@ -100,10 +103,12 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, min_lr: 0.01, one_cycle: {total_steps: 100}}",
        "one_cycle: derives its floor from div_factor and final_div_factor; "
        "min_lr must be unset or 0, got 0.01"},
-      {"{max_lr: 0.1, wsd: {decay_steps: 0}}", "wsd.decay_steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, wsd: {decay_steps: 0}}",
+       "wsd.decay_steps: must be >= 1, got 0"},
       {"{max_lr: 0.1, wsd: {warmup_steps: -5, decay_steps: 10}}",
        "wsd.warmup_steps: must be >= 0, got -5"},
-      {"{max_lr: 0.1, sequence: {}}", "sequence.phases: must have 1 to 64 phases, got 0"},
+      {"{max_lr: 0.1, sequence: {}}",
+       "sequence.phases: must have 1 to 64 phases, got 0"},
       {"{max_lr: 0.1, sequence: {phases: [{steps: 5, spec: {constant: {}}}]}}",
        "sequence.phases[0].steps: must be 0 for the last phase (it runs "
        "forever), got 5"},
@@ -118,27 +123,33 @@ const std::vector<BadSpec>& Cases() {
        "sequence.phases[1].spec.min_lr: must be <= max_lr (0.01), got 0.05"},
       {"{max_lr: 0.1, sequence: {phases: [{spec: {constant: {}, momentum: "
        "{base: 0.8, max: 0.9}}}]}}",
-       "sequence.phases[0].spec.momentum: is only allowed at the top level of a "
+       "sequence.phases[0].spec.momentum: is only allowed at the top level of "
+       "a "
        "spec"},
       {"{max_lr: 0.1, sequence: {phases: [{spec: {}}]}}",
-       "sequence.phases[0].spec.curve: exactly one curve is required: constant, "
+       "sequence.phases[0].spec.curve: exactly one curve is required: "
+       "constant, "
        "step_decay, exponential_decay, polynomial_decay, inverse_time_decay, "
        "linear, cosine, warm_restarts, cyclic, one_cycle, wsd or sequence"},
       {"{max_lr: 0.1, warmup: {steps: 0}, cosine: {period: 10}}",
        "warmup.steps: must be >= 1, got 0"},
       {"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.5}, cosine: {period: 10}}",
        "warmup.start_lr: must be in [0, 0.1], got 0.5"},
-      {"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, cosine: {period: 10}}",
-       "warmup.every_cycle: requires a warm_restarts curve (cycles to warm up)"},
+      {"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, cosine: {period: "
+       "10}}",
+       "warmup.every_cycle: requires a warm_restarts curve (cycles to warm "
+       "up)"},
       {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.9, max: 0.8}}",
        "momentum.base: must be in [0, 0.8], got 0.9"},
       {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.9, max: 1.0}}",
        "momentum.max: must be in [0, 0.9999], got 1"},
       {"{max_lr: 0.1, cosine: {period: 10}, batch_scaling: {}}",
        "batch_scaling.reference_batch_size: must be >= 1, got 0"},
-      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: {target_update_norm_sq: -1}}",
+      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
+       "{target_update_norm_sq: -1}}",
        "thermostat.target_update_norm_sq: must be > 0, got -1"},
-      // Parse-level errors come from protobuf's JSON mapping and name the field.
+      // Parse-level errors come from protobuf's JSON mapping and name the
+      // field.
       {"{max_lr: 0.1, cosine: {perod: 10}}",
        "cosine.perod: Cannot find field."},
       {"{max_lr: 0.1, warm_restarts: {period: 10, shape: WIGGLY}}",
@@ -163,7 +174,8 @@ INSTANTIATE_TEST_SUITE_P(BadSpecs, ValidationTest, testing::ValuesIn(Cases()),
 TEST(ValidationTest, ExactlyOneCurveIsEnforcedByTheOneof) {
   // A oneof keeps only the last curve set; two curves in one file are a
   // protobuf JSON error rather than a silent choice.
-  std::string err = CompileError("{max_lr: 0.1, cosine: {period: 3}, constant: {}}");
+  std::string err =
+      CompileError("{max_lr: 0.1, cosine: {period: 3}, constant: {}}");
   EXPECT_NE(err, "") << "two curves were accepted";
 }
 

@@ -39,8 +39,10 @@ TEST(WarmRestartsTest, MatchesPyTorchIncrementalBookkeepingEverywhere) {
           }
         }
         StepResult r = s->At(t);
-        ASSERT_EQ(r.cycle, cycle) << "T0=" << t0 << " Tmult=" << mult << " t=" << t;
-        ASSERT_EQ(r.step_in_cycle, t_cur) << "T0=" << t0 << " Tmult=" << mult << " t=" << t;
+        ASSERT_EQ(r.cycle, cycle)
+            << "T0=" << t0 << " Tmult=" << mult << " t=" << t;
+        ASSERT_EQ(r.step_in_cycle, t_cur)
+            << "T0=" << t0 << " Tmult=" << mult << " t=" << t;
         ASSERT_EQ(r.cycle_length, t_i);
         ASSERT_EQ(r.restart, t_cur == 0 && cycle > 0);
         ASSERT_EQ(r.snapshot, t_cur == t_i - 1);
@@ -60,9 +62,11 @@ TEST(WarmRestartsTest, MatchesPyTorchIncrementalBookkeepingEverywhere) {
 }
 
 TEST(WarmRestartsTest, ExactCycleIndexWhereFloorLogFails) {
-  // T_0=1, T_mult=3: cycles start at (3^n - 1)/2; t=121 starts cycle 5 (81 < 121
-  // is cycle 4's start 40 + 81 = 121), so the LR is the peak, not eta_min.
-  auto s = CompileText("{max_lr: 1.0, min_lr: 0.01, warm_restarts: {period: 1, period_mult: 3}}");
+  // T_0=1, T_mult=3: cycles start at (3^n - 1)/2; t=121 starts cycle 5 (81 <
+  // 121 is cycle 4's start 40 + 81 = 121), so the LR is the peak, not eta_min.
+  auto s = CompileText(
+      "{max_lr: 1.0, min_lr: 0.01, warm_restarts: {period: 1, period_mult: "
+      "3}}");
   StepResult r = s->At(121);
   EXPECT_TRUE(r.restart);
   EXPECT_EQ(r.cycle, 5);
@@ -71,7 +75,8 @@ TEST(WarmRestartsTest, ExactCycleIndexWhereFloorLogFails) {
   EXPECT_EQ(r.lr, 1.0);
   EXPECT_TRUE(s->At(120).snapshot);
   // T_0=1, T_mult=10: cycle 3 starts at 1 + 10 + 100 = 111.
-  auto ten = CompileText("{max_lr: 1.0, warm_restarts: {period: 1, period_mult: 10}}");
+  auto ten =
+      CompileText("{max_lr: 1.0, warm_restarts: {period: 1, period_mult: 10}}");
   EXPECT_TRUE(ten->At(111).restart);
   EXPECT_EQ(ten->At(111).lr, 1.0);
 }
@@ -79,7 +84,8 @@ TEST(WarmRestartsTest, ExactCycleIndexWhereFloorLogFails) {
 TEST(WarmRestartsTest, HugeStepsAreExact) {
   const int64_t max = kMaxStep;
   // period 1, mult 2: cycle k starts at 2^k - 1.
-  auto s = CompileText("{max_lr: 0.5, warm_restarts: {period: 1, period_mult: 2}}");
+  auto s =
+      CompileText("{max_lr: 0.5, warm_restarts: {period: 1, period_mult: 2}}");
   StepResult r = s->At(max);
   EXPECT_EQ(r.cycle, 62);
   EXPECT_EQ(r.step_in_cycle, 1);
@@ -106,7 +112,8 @@ TEST(WarmRestartsTest, HugeStepsAreExact) {
 }
 
 TEST(WarmRestartsTest, HugePeriodMultSaturates) {
-  auto s = CompileText("{max_lr: 1.0, warm_restarts: {period: 10, period_mult: 1e6}}");
+  auto s = CompileText(
+      "{max_lr: 1.0, warm_restarts: {period: 10, period_mult: 1e6}}");
   EXPECT_TRUE(s->At(10).restart);
   EXPECT_EQ(s->At(10).cycle_length, 10'000'000);
   EXPECT_TRUE(s->At(10'000'010).restart);
@@ -116,7 +123,8 @@ TEST(WarmRestartsTest, HugePeriodMultSaturates) {
 
 TEST(WarmRestartsTest, ShrinkingPeriodsReachOneAndStay) {
   // Lengths round(100 * 0.5^k): 100 50 25 13 6 3 2 1 1 1 ...
-  auto s = CompileText("{max_lr: 1.0, warm_restarts: {period: 100, period_mult: 0.5}}");
+  auto s = CompileText(
+      "{max_lr: 1.0, warm_restarts: {period: 100, period_mult: 0.5}}");
   const int64_t lengths[] = {100, 50, 25, 13, 6, 3, 2};
   int64_t start = 0;
   for (int k = 0; k < 7; ++k) {
@@ -140,7 +148,8 @@ TEST(WarmRestartsTest, ShrinkingPeriodsReachOneAndStay) {
 
 TEST(WarmRestartsTest, RealPeriodMultRoundsEachCycle) {
   // timm/Keras accept real multipliers; cycle k lasts round(10 * 1.5^k).
-  auto s = CompileText("{max_lr: 1.0, warm_restarts: {period: 10, period_mult: 1.5}}");
+  auto s = CompileText(
+      "{max_lr: 1.0, warm_restarts: {period: 10, period_mult: 1.5}}");
   int64_t start = 0;
   for (int k = 0; k < 20; ++k) {
     auto len = static_cast<int64_t>(std::llround(10 * std::pow(1.5, k)));
@@ -168,7 +177,8 @@ TEST(WarmRestartsTest, MaxCyclesThenHoldMinLr) {
 TEST(WarmRestartsTest, PeakDecayScalesPeaksNotTheFloor) {
   // timm cycle_decay semantics: lr = min + (max*d^k - min) * cos-part.
   auto s = CompileText(
-      "{max_lr: 1.0, min_lr: 0.1, warm_restarts: {period: 10, peak_decay: 0.5}}");
+      "{max_lr: 1.0, min_lr: 0.1, warm_restarts: {period: 10, peak_decay: "
+      "0.5}}");
   EXPECT_EQ(s->At(0).lr, 1.0);
   EXPECT_EQ(s->At(10).lr, 0.5);
   EXPECT_EQ(s->At(20).lr, 0.25);
@@ -177,7 +187,8 @@ TEST(WarmRestartsTest, PeakDecayScalesPeaksNotTheFloor) {
 
 TEST(WarmRestartsTest, WarmupEveryCycleRampsToEachPeak) {
   auto s = CompileText(
-      "{max_lr: 1.0, min_lr: 0.0, warmup: {steps: 4, start_lr: 0.0, every_cycle: "
+      "{max_lr: 1.0, min_lr: 0.0, warmup: {steps: 4, start_lr: 0.0, "
+      "every_cycle: "
       "true}, warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.5}}");
   // Cycle 0: [0, 14), cycle 1: [14, 38): 4 warmup + 20 anneal steps.
   EXPECT_EQ(s->At(0).lr, 0.0);
@@ -214,22 +225,24 @@ TEST(WarmRestartsTest, PeriodMultTooCloseToOneIsRejectedUnlessLimited) {
 TEST(WarmRestartsTest, RangeEqualsAtBitForBit) {
   std::mt19937_64 rng(7);
   for (const char* text :
-       {"{max_lr: 0.3, min_lr: 0.001, warm_restarts: {period: 7, period_mult: 1.7, "
+       {"{max_lr: 0.3, min_lr: 0.001, warm_restarts: {period: 7, period_mult: "
+        "1.7, "
         "peak_decay: 0.9}, momentum: {base: 0.8, max: 0.95}}",
         "{max_lr: 0.3, warmup: {steps: 3, every_cycle: true, shape: cosine}, "
         "warm_restarts: {period: 5, period_mult: 0.8, max_cycles: 9}}"}) {
     auto s = CompileText(text);
     for (int64_t start : {int64_t{0}, int64_t{13}, int64_t{997}}) {
       int64_t t = start;
-      ASSERT_TRUE(s->EvaluateRange(start, 500, StepQuery{}, [&](const StepResult& r) {
-                     StepResult a = s->At(t++);
-                     ASSERT_EQ(r.lr, a.lr);
-                     ASSERT_EQ(r.momentum, a.momentum);
-                     ASSERT_EQ(r.beta1_bias_correction, a.beta1_bias_correction);
-                     ASSERT_EQ(r.cycle, a.cycle);
-                     ASSERT_EQ(r.restart, a.restart);
-                     ASSERT_EQ(r.snapshot, a.snapshot);
-                   }).ok());
+      ASSERT_TRUE(
+          s->EvaluateRange(start, 500, StepQuery{}, [&](const StepResult& r) {
+             StepResult a = s->At(t++);
+             ASSERT_EQ(r.lr, a.lr);
+             ASSERT_EQ(r.momentum, a.momentum);
+             ASSERT_EQ(r.beta1_bias_correction, a.beta1_bias_correction);
+             ASSERT_EQ(r.cycle, a.cycle);
+             ASSERT_EQ(r.restart, a.restart);
+             ASSERT_EQ(r.snapshot, a.snapshot);
+           }).ok());
     }
   }
 }

@@ -39,10 +39,13 @@ void LogToStderr(LogLevel level, absl::string_view message) {
 
 // Only these mean "the server cannot be reached right now". Reads are
 // idempotent (raising max_step_served twice is raising it once), so retrying
-// a deadline is as safe as retrying UNAVAILABLE; every other code is the
-// server's answer and retrying would not change it.
+// a deadline is as safe as retrying UNAVAILABLE. CANCELLED is what a server
+// shutting down answers the calls in flight (the client cancels its own
+// calls only when closing, and then nothing is retried). Every other code
+// is the server's answer, and retrying would not change it.
 bool IsTransient(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
+         absl::IsCancelled(s);
 }
 
 absl::Status CheckOptions(const StepClient::Options& o) {
