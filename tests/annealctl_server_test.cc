@@ -68,20 +68,6 @@ std::string WriteSpec(const std::string& name, const std::string& text) {
   return path;
 }
 
-// A loopback port nothing listens on (bound, then released).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 constexpr char kSgdr[] =
     "max_lr: 0.1\nmin_lr: 0.001\nwarm_restarts: {period: 10, period_mult: 2}\n"
     "momentum: {base: 0.85, max: 0.95}\n";

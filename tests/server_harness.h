@@ -5,7 +5,10 @@
 #ifndef ANNEAL_TESTS_SERVER_HARNESS_H_
 #define ANNEAL_TESTS_SERVER_HARNESS_H_
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,6 +105,21 @@ class ServerProcess {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::ScheduleService::Stub> stub_;
 };
+
+// A loopback port nothing listens on now (bound, then released), for a
+// server that must come back on a known port.
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
 
 // A fresh temp path per test.
 inline std::string TempDb(const std::string& tag) {

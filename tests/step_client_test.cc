@@ -684,20 +684,6 @@ TEST_F(StepClientTest, ConcurrentStepsFromManyThreads) {
   EXPECT_EQ(bad.load(), 0);
 }
 
-// A port nothing listens on now, for a server that must come back on it.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // The real server: prefetch, an update mid-run, then SIGTERM mid-run
 // (window, then offline), a restart on the same port (back online), and
 // every step served equal, bit for bit, to what the server says now.
