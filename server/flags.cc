@@ -27,6 +27,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "on SIGTERM/SIGINT, how long in-flight calls may take to finish");
 ABSL_FLAG(absl::Duration, served_flush_interval, absl::Seconds(1),
           "how often max_step_served is persisted");
+ABSL_FLAG(int64_t, metrics_history, 10000,
+          "how many reported steps (ReportMetrics) each schedule keeps; the "
+          "lowest steps beyond it are dropped");
 
 namespace anneal {
 
@@ -44,7 +47,8 @@ void ParseFlagsWithEnvironment(int argc, char** argv) {
       "Every flag can also be set as ANNEAL_<FLAG> in the environment.");
   for (const char* name :
        {"listen", "db", "port_file", "max_schedules", "max_range_count",
-        "max_message_bytes", "shutdown_grace", "served_flush_interval"}) {
+        "max_message_bytes", "shutdown_grace", "served_flush_interval",
+        "metrics_history"}) {
     const std::string env = "ANNEAL_" + absl::AsciiStrToUpper(name);
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;

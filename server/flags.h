@@ -17,6 +17,7 @@ ABSL_DECLARE_FLAG(int64_t, max_range_count);
 ABSL_DECLARE_FLAG(int32_t, max_message_bytes);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(absl::Duration, served_flush_interval);
+ABSL_DECLARE_FLAG(int64_t, metrics_history);
 
 namespace anneal {
 

@@ -52,6 +52,12 @@ int main(int argc, char** argv) {
   options.max_schedules = absl::GetFlag(FLAGS_max_schedules);
   options.max_range_count = absl::GetFlag(FLAGS_max_range_count);
   options.served_flush_interval = absl::GetFlag(FLAGS_served_flush_interval);
+  options.metrics_history = absl::GetFlag(FLAGS_metrics_history);
+  if (options.metrics_history < 1) {
+    anneal::Log("--metrics_history: must be >= 1, got ",
+                options.metrics_history);
+    return 2;
+  }
   auto registry = std::make_unique<anneal::Registry>(store->get(), options);
   if (absl::Status s = registry->Load(); !s.ok()) {
     anneal::Log("cannot load ", db, ": ", s.ToString());

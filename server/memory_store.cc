@@ -48,6 +48,22 @@ class MemoryStore final : public Store {
     return out;
   }
 
+  absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
+      const std::string& name, int64_t from, int64_t to, int limit) override {
+    absl::MutexLock lock(&data_mu_);
+    std::vector<v1::MetricReport> out;
+    auto found = data_.find(name);
+    if (found == data_.end()) return out;
+    const auto& reports = found->second.reports;
+    for (auto it = reports.lower_bound(from);
+         it != reports.end() && it->first < to &&
+         static_cast<int>(out.size()) < limit;
+         ++it) {
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
   void Submit(WriteBatch batch, Done done) override {
     absl::MutexLock lock(&queue_mu_);
     queue_.push_back(Pending{std::move(batch), std::move(done)});
@@ -64,7 +80,8 @@ class MemoryStore final : public Store {
     v1::Schedule schedule;
     int64_t position = 0;
     int64_t max_step_served = 0;
-    std::deque<AdvanceRecord> advances;  // oldest first
+    std::deque<AdvanceRecord> advances;           // oldest first
+    std::map<int64_t, v1::MetricReport> reports;  // by step
   };
 
   void Loop() {
@@ -147,6 +164,20 @@ class MemoryStore final : public Store {
           // A missing schedule is not an error (see sqlite_store.h).
           if (e) e->max_step_served = std::max(e->max_step_served, op.value);
           break;
+        case WriteBatch::Kind::kReport: {
+          if (!e) {
+            return absl::NotFoundError(absl::StrCat(
+                op.name, ": Report for a schedule that is not stored"));
+          }
+          v1::MetricReport& merged = e->reports[op.report.step()];
+          if (absl::Status s = MergeReport(op.report, &merged); !s.ok()) {
+            return s;  // the staged copy is dropped with the batch
+          }
+          while (static_cast<int64_t>(e->reports.size()) > op.value) {
+            e->reports.erase(e->reports.begin());
+          }
+          break;
+        }
       }
     }
     for (auto& [name, e] : staged) {

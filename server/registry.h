@@ -39,6 +39,8 @@ struct RegistryOptions {
   int64_t max_range_count = 1'000'000;
   // How often max_step_served is persisted (it is not durable per read).
   absl::Duration served_flush_interval = absl::Seconds(1);
+  // How many reported steps each schedule keeps (the newest).
+  int64_t metrics_history = 10'000;
 };
 
 class Registry {
@@ -79,6 +81,12 @@ class Registry {
                Done<v1::Schedule> done);
   void Advance(const v1::AdvanceRequest& request,
                Done<v1::AdvanceResponse> done);
+  // Metric reports (registry_reports.cc): a write, durable when answered,
+  // and a read from the Store (reports are not kept in memory).
+  void ReportMetrics(const v1::ReportMetricsRequest& request,
+                     Done<v1::MetricReport> done);
+  absl::StatusOr<v1::ListMetricReportsResponse> ListMetricReports(
+      const v1::ListMetricReportsRequest& request) const;
 
   // Persists the served high-water marks and waits until every write
   // accepted so far is durable. Called on shutdown.
@@ -101,6 +109,9 @@ class Registry {
   Published(const std::string& name) const;
   absl::StatusOr<std::shared_ptr<Entry>> FindForWrite(
       const std::string& field, const std::string& name) const;
+  // Makes `s` the sticky store error (writes stop, see above) unless one is
+  // recorded already.
+  void RecordStoreError(const absl::Status& s);
   // Submits `batch` and, once durable, publishes `snapshot` for `entry` and
   // runs `then`. On a store error, records it and passes it to `then`.
   void Commit(std::shared_ptr<Entry> entry, WriteBatch batch,

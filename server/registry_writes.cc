@@ -131,6 +131,11 @@ absl::StatusOr<std::shared_ptr<Registry::Entry>> Registry::FindForWrite(
   return entry;
 }
 
+void Registry::RecordStoreError(const absl::Status& s) {
+  absl::MutexLock lock(&error_mu_);
+  if (store_error_.ok()) store_error_ = s;
+}
+
 void Registry::Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
                       std::shared_ptr<const Snapshot> snapshot,
                       absl::AnyInvocable<void(absl::Status) &&> then) {
@@ -141,8 +146,7 @@ void Registry::Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
         if (s.ok()) {
           std::atomic_store(&entry->published, snapshot);
         } else {
-          absl::MutexLock lock(&error_mu_);
-          if (store_error_.ok()) store_error_ = s;
+          RecordStoreError(s);
         }
         std::move(then)(s);
       });

@@ -209,4 +209,29 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::RestartSchedule(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* ScheduleServiceImpl::ReportMetrics(
+    grpc::CallbackServerContext* context,
+    const v1::ReportMetricsRequest* request, v1::MetricReport* response) {
+  grpc::ServerUnaryReactor* reactor = calls_.Start();
+  if (Refused(reactor)) return reactor;
+  // Not logged: a job may report every step, and the report itself is the
+  // record (ListMetricReports).
+  registry_->ReportMetrics(
+      *request, [reactor, response](absl::StatusOr<v1::MetricReport> result) {
+        if (result.ok()) *response = *std::move(result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::ListMetricReports(
+    grpc::CallbackServerContext* context,
+    const v1::ListMetricReportsRequest* request,
+    v1::ListMetricReportsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = calls_.Start();
+  if (Refused(reactor)) return reactor;
+  FinishRead(reactor, registry_->ListMetricReports(*request), response);
+  return reactor;
+}
+
 }  // namespace anneal

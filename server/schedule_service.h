@@ -82,6 +82,14 @@ class ScheduleServiceImpl final : public v1::ScheduleService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::RestartScheduleRequest* request,
       v1::Schedule* response) override;
+  grpc::ServerUnaryReactor* ReportMetrics(
+      grpc::CallbackServerContext* context,
+      const v1::ReportMetricsRequest* request,
+      v1::MetricReport* response) override;
+  grpc::ServerUnaryReactor* ListMetricReports(
+      grpc::CallbackServerContext* context,
+      const v1::ListMetricReportsRequest* request,
+      v1::ListMetricReportsResponse* response) override;
 
  private:
   // Finishes `reactor` with UNAVAILABLE if the server is draining.

@@ -2,10 +2,10 @@
 //
 // Threads: the writer thread owns the write connection and its prepared
 // statements (Writer). LoadAll uses a second connection (Reader) under its
-// own mutex; in WAL mode it reads the last committed state without blocking
-// the writer or being blocked by it, so LoadAll may be called at any time.
-// Open() runs the migrations on the write connection before the writer
-// thread starts.
+// own mutex; in WAL mode it (and ReadReports) reads the last committed state
+// without blocking the writer or being blocked by it, so LoadAll may be called
+// at any time. Open() runs the migrations on the write connection before the
+// writer thread starts.
 #include "server/sqlite_store.h"
 
 #include <pthread.h>
@@ -54,6 +54,19 @@ CREATE TABLE advances(
   response BLOB NOT NULL,
   PRIMARY KEY(name, seq),
   UNIQUE(name, request_id)
+) WITHOUT ROWID;
+)sql",
+    // 2: metric reports. One row per reported step, the merged
+    // v1::MetricReport as a blob (a REAL column would turn a reported NaN
+    // into NULL). report_count counts a schedule's rows, so pruning to the
+    // newest steps needs no COUNT(*) per report.
+    R"sql(
+ALTER TABLE schedules ADD COLUMN report_count INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE reports(
+  name TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  record BLOB NOT NULL,
+  PRIMARY KEY(name, step)
 ) WITHOUT ROWID;
 )sql",
 };
@@ -259,6 +272,20 @@ class Writer {
         {&w.served_,
          "UPDATE schedules SET max_step_served = MAX(max_step_served, ?2) "
          "WHERE name = ?1"},
+        {&w.delete_reports_, "DELETE FROM reports WHERE name = ?1"},
+        {&w.read_report_,
+         "SELECT record FROM reports WHERE name = ?1 AND step = ?2"},
+        {&w.count_report_,
+         "UPDATE schedules SET report_count = report_count + ?2 "
+         "WHERE name = ?1 RETURNING report_count"},
+        {&w.put_report_,
+         "INSERT OR REPLACE INTO reports(name, step, record) "
+         "VALUES(?1, ?2, ?3)"},
+        {&w.prune_reports_,
+         "DELETE FROM reports WHERE name = ?1 AND step IN (SELECT step FROM "
+         "reports WHERE name = ?1 ORDER BY step LIMIT ?2)"},
+        {&w.set_report_count_,
+         "UPDATE schedules SET report_count = ?2 WHERE name = ?1"},
     };
     for (const auto& [stmt, sql] : statements) {
       absl::StatusOr<Stmt> prepared = Prepare(raw, sql);
@@ -317,6 +344,9 @@ class Writer {
         case WriteBatch::Kind::kServed:
           s = Served(op);
           break;
+        case WriteBatch::Kind::kReport:
+          s = Report(op, batch_status);
+          break;
       }
       if (!s.ok() || !batch_status->ok()) return s;
     }
@@ -342,8 +372,8 @@ class Writer {
   }
 
   absl::Status Delete(const WriteBatch::Op& op) {
-    for (sqlite3_stmt* stmt :
-         {delete_schedule_.get(), delete_advances_.get()}) {
+    for (sqlite3_stmt* stmt : {delete_schedule_.get(), delete_advances_.get(),
+                               delete_reports_.get()}) {
       ResetOnExit reset(stmt);
       BindText(stmt, 1, op.name);
       if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
@@ -398,14 +428,80 @@ class Writer {
     return StepDone(db_.get(), stmt);
   }
 
+  absl::Status Report(const WriteBatch::Op& op, absl::Status* batch_status) {
+    v1::MetricReport merged;
+    bool existed = false;
+    {
+      sqlite3_stmt* stmt = read_report_.get();
+      ResetOnExit reset(stmt);
+      BindText(stmt, 1, op.name);
+      sqlite3_bind_int64(stmt, 2, op.report.step());
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW) {
+        existed = true;
+        if (!merged.ParseFromString(ColumnString(stmt, 0))) {
+          return absl::DataLossError(
+              absl::StrCat(op.name, ": stored report at step ",
+                           op.report.step(), " is corrupt"));
+        }
+      } else if (rc != SQLITE_DONE) {
+        return SqliteError(db_.get(), rc, "Report read");
+      }
+    }
+    if (absl::Status s = MergeReport(op.report, &merged); !s.ok()) {
+      *batch_status = s;
+      return absl::OkStatus();
+    }
+    int64_t count = 0;
+    {
+      sqlite3_stmt* stmt = count_report_.get();
+      ResetOnExit reset(stmt);
+      BindText(stmt, 1, op.name);
+      sqlite3_bind_int64(stmt, 2, existed ? 0 : 1);
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_DONE) {
+        *batch_status = absl::NotFoundError(absl::StrCat(
+            op.name, ": Report for a schedule that is not stored"));
+        return absl::OkStatus();
+      }
+      if (rc != SQLITE_ROW) return SqliteError(db_.get(), rc, "Report");
+      count = sqlite3_column_int64(stmt, 0);
+      if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
+    }
+    {
+      const std::string record = merged.SerializeAsString();
+      sqlite3_stmt* stmt = put_report_.get();
+      ResetOnExit reset(stmt);
+      BindText(stmt, 1, op.name);
+      sqlite3_bind_int64(stmt, 2, op.report.step());
+      BindBlob(stmt, 3, record);
+      if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
+    }
+    if (count <= op.value) return absl::OkStatus();
+    {
+      sqlite3_stmt* stmt = prune_reports_.get();
+      ResetOnExit reset(stmt);
+      BindText(stmt, 1, op.name);
+      sqlite3_bind_int64(stmt, 2, count - op.value);
+      if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
+    }
+    sqlite3_stmt* stmt = set_report_count_.get();
+    ResetOnExit reset(stmt);
+    BindText(stmt, 1, op.name);
+    sqlite3_bind_int64(stmt, 2, op.value);
+    return StepDone(db_.get(), stmt);
+  }
+
   // Declared first so that it is closed after the statements are finalized.
   Db db_;
   Stmt begin_, commit_, savepoint_, release_, rollback_to_;
   Stmt put_, delete_schedule_, delete_advances_, advance_, insert_advance_,
       prune_advances_, served_;
+  Stmt delete_reports_, read_report_, count_report_, put_report_,
+      prune_reports_, set_report_count_;
 };
 
-// The read connection behind LoadAll.
+// The read connection behind LoadAll and ReadReports.
 class Reader {
  public:
   static absl::StatusOr<std::unique_ptr<Reader>> Create(Db db) {
@@ -422,12 +518,37 @@ class Reader {
              std::pair{&r->advances_,
                        "SELECT name, request_id, position, response "
                        "FROM advances ORDER BY name, seq"},
+             std::pair{&r->reports_,
+                       "SELECT record FROM reports WHERE name = ?1 AND "
+                       "step >= ?2 AND step < ?3 ORDER BY step LIMIT ?4"},
          }) {
       absl::StatusOr<Stmt> prepared = Prepare(raw, sql);
       if (!prepared.ok()) return prepared.status();
       *stmt = *std::move(prepared);
     }
     return r;
+  }
+
+  absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
+      const std::string& name, int64_t from, int64_t to, int limit) {
+    absl::MutexLock lock(&mu_);
+    // One statement: its own read transaction, so one commit's state.
+    sqlite3_stmt* stmt = reports_.get();
+    ResetOnExit reset(stmt);
+    BindText(stmt, 1, name);
+    sqlite3_bind_int64(stmt, 2, from);
+    sqlite3_bind_int64(stmt, 3, to);
+    sqlite3_bind_int64(stmt, 4, limit);
+    std::vector<v1::MetricReport> out;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      if (!out.emplace_back().ParseFromString(ColumnString(stmt, 0))) {
+        return absl::DataLossError(
+            absl::StrCat(name, ": a stored report is corrupt"));
+      }
+    }
+    if (rc != SQLITE_DONE) return SqliteError(db_.get(), rc, "ReadReports");
+    return out;
   }
 
   absl::StatusOr<std::vector<StoredSchedule>> LoadAll() {
@@ -495,6 +616,7 @@ class Reader {
   Stmt end_ ABSL_GUARDED_BY(mu_);
   Stmt schedules_ ABSL_GUARDED_BY(mu_);
   Stmt advances_ ABSL_GUARDED_BY(mu_);
+  Stmt reports_ ABSL_GUARDED_BY(mu_);
 };
 
 class SqliteStoreImpl final : public SqliteStore {
@@ -519,6 +641,11 @@ class SqliteStoreImpl final : public SqliteStore {
 
   absl::StatusOr<std::vector<StoredSchedule>> LoadAll() override {
     return reader_->LoadAll();
+  }
+
+  absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
+      const std::string& name, int64_t from, int64_t to, int limit) override {
+    return reader_->ReadReports(name, from, to, limit);
   }
 
   void Submit(WriteBatch batch, Done done) override {

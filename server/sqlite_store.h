@@ -44,6 +44,8 @@ struct StoreStats {
 //   INVALID_ARGUMENT; neither affects the other batches of the group. A
 //   SQLite error (disk full, I/O, lock timeout) rolls back the whole group
 //   and every batch in it gets that error.
+// - A Report whose step falls below the newest `keep` steps is pruned at
+//   once (it is older than every step kept).
 // - Served on a missing schedule is a no-op: it is a lazy hint that may race
 //   with a Delete.
 // - An Advance with an empty request_id moves the position but is not
@@ -67,7 +69,7 @@ class SqliteStore : public Store {
 
 // The schema version this build creates and understands (PRAGMA
 // user_version).
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 // Open() for callers that only need the Store interface.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(

@@ -38,13 +38,16 @@ struct StoredSchedule {
 // An ordered list of mutations applied atomically.
 class WriteBatch {
  public:
-  enum class Kind { kPut, kDelete, kAdvance, kServed };
+  enum class Kind { kPut, kDelete, kAdvance, kServed, kReport };
   struct Op {
     Kind kind = Kind::kPut;
     std::string name;
-    std::string record;     // kPut: serialized v1::Schedule
-    int64_t value = 0;      // kAdvance: new position; kServed: max_step_served
-    AdvanceRecord advance;  // kAdvance
+    std::string record;  // kPut: serialized v1::Schedule
+    // kAdvance: new position; kServed: max_step_served; kReport: how many
+    // reported steps the schedule keeps.
+    int64_t value = 0;
+    AdvanceRecord advance;    // kAdvance
+    v1::MetricReport report;  // kReport
   };
 
   // Inserts or replaces the whole record (metadata, timeline, counters).
@@ -55,6 +58,12 @@ class WriteBatch {
   void Advance(const std::string& name, AdvanceRecord record);
   // Raises max_step_served (never lowers it).
   void Served(const std::string& name, int64_t max_step_served);
+  // Merges `report` into the schedule's report at its step (a metric
+  // reported again takes the new value; revision and report_time are the
+  // new report's), then drops the lowest steps beyond the newest `keep`.
+  // Fails the batch with NOT_FOUND if the schedule is not stored, and with
+  // INVALID_ARGUMENT if the step would hold more than kMaxMetricsPerStep.
+  void Report(const std::string& name, v1::MetricReport report, int64_t keep);
 
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
@@ -72,6 +81,12 @@ class Store {
   // Every stored schedule, ordered by name.
   virtual absl::StatusOr<std::vector<StoredSchedule>> LoadAll() = 0;
 
+  // Up to `limit` of the schedule's reports with step in [from, to), ordered
+  // by step; empty for a schedule that is not stored. Sees every batch
+  // acknowledged before the call.
+  virtual absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
+      const std::string& name, int64_t from, int64_t to, int limit) = 0;
+
   // Queues `batch`. `done` runs (on the store's own thread) once the batch is
   // durable, or with the error that prevented it. Batches become durable in
   // submission order.
@@ -86,6 +101,14 @@ class Store {
 // How many recent advances per schedule are kept for request_id dedup: a
 // retry older than this many advances is treated as a new request.
 inline constexpr int kAdvanceDedupWindow = 1024;
+
+// The most metrics one reported step holds (merged over its reports).
+inline constexpr int kMaxMetricsPerStep = 64;
+
+// Merges `update` into `*into` as WriteBatch::Report describes; the error
+// (INVALID_ARGUMENT) if the merge would exceed kMaxMetricsPerStep.
+absl::Status MergeReport(const v1::MetricReport& update,
+                         v1::MetricReport* into);
 
 // An in-memory Store for tests: `done` runs on a background thread, as with
 // a real store, so callers see the same asynchrony.

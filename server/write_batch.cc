@@ -1,5 +1,6 @@
-// WriteBatch, the mutations a Store applies atomically, and Store's default
-// Flush (see store.h).
+// WriteBatch, the mutations a Store applies atomically, the report merge
+// both stores share, and Store's default Flush (see store.h).
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/store.h"
 
@@ -36,6 +37,35 @@ void WriteBatch::Served(const std::string& name, int64_t max_step_served) {
   Op op = NewOp(Kind::kServed, name);
   op.value = max_step_served;
   ops_.push_back(std::move(op));
+}
+
+void WriteBatch::Report(const std::string& name, v1::MetricReport report,
+                        int64_t keep) {
+  Op op = NewOp(Kind::kReport, name);
+  op.value = keep;
+  op.report = std::move(report);
+  ops_.push_back(std::move(op));
+}
+
+absl::Status MergeReport(const v1::MetricReport& update,
+                         v1::MetricReport* into) {
+  int added = 0;
+  for (const auto& [key, value] : update.metrics()) {
+    if (!into->metrics().contains(key)) ++added;
+  }
+  const int total = into->metrics_size() + added;
+  if (total > kMaxMetricsPerStep) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics: a step keeps at most ", kMaxMetricsPerStep,
+                     " metrics; step ", update.step(), " would have ", total));
+  }
+  for (const auto& [key, value] : update.metrics()) {
+    (*into->mutable_metrics())[key] = value;
+  }
+  into->set_step(update.step());
+  into->set_revision(update.revision());
+  *into->mutable_report_time() = update.report_time();
+  return absl::OkStatus();
 }
 
 absl::Status Store::Flush() {
