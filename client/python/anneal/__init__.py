@@ -5,11 +5,12 @@
     client.create("resnet-1", {"max_lr": 0.1,
                                "warm_restarts": {"period": 10, "period_mult": 2}})
     client.evaluate("resnet-1", 0).lr
+    client.report("resnet-1", 0, {"loss": 2.31})
 
     from anneal.torch import AnnealLR    # the PyTorch scheduler (needs torch)
 
 Modules: client (the RPCs), results (typed results), errors, window (the
-prefetch window), fallback (offline evaluation through annealctl), torch
+prefetch window), reporter (metric reports sent in the background), fallback (offline evaluation through annealctl), torch
 (the scheduler), swa (snapshot callbacks). The generated protobuf and gRPC
 modules are anneal.v1.*_pb2. docs/python-client.md has the whole story.
 """
@@ -19,9 +20,10 @@ from anneal.errors import (AbortedError, AlreadyExistsError, AnnealError,
                            FailedPreconditionError, InvalidArgumentError,
                            NotFoundError, ResourceExhaustedError,
                            ServerUnreachableError, UnavailableError)
+from anneal.reporter import MetricReporter
 from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
-                            Advanced, Phase, Schedule, Segment, StepRange,
-                            StepResult)
+                            Advanced, MetricReport, Phase, Schedule, Segment,
+                            StepRange, StepResult)
 from anneal.window import (AnnealMismatchWarning, AnnealOutageWarning,
                            Backoff)
 
@@ -29,7 +31,8 @@ __all__ = [
     "AbortedError", "Advanced", "AlreadyExistsError", "AnnealError",
     "AnnealMismatchWarning", "AnnealOutageWarning", "Backoff", "Client",
     "FailedPreconditionError", "FLAG_HAS_MOMENTUM", "FLAG_RESTART",
-    "FLAG_SNAPSHOT", "InvalidArgumentError", "NotFoundError", "Phase",
+    "FLAG_SNAPSHOT", "InvalidArgumentError", "MetricReport", "MetricReporter",
+    "NotFoundError", "Phase",
     "ResourceExhaustedError", "Schedule", "Segment", "ServerUnreachableError",
     "StepRange", "StepResult", "UnavailableError", "schedule_name",
     "spec_to_json", "to_spec",

@@ -15,7 +15,8 @@ import grpc
 from google.protobuf import field_mask_pb2, json_format
 
 from anneal.errors import from_rpc_error
-from anneal.results import Advanced, Schedule, StepRange, StepResult
+from anneal.results import (Advanced, MetricReport, Schedule, StepRange,
+                            StepResult)
 from anneal.v1 import schedule_pb2, service_pb2, service_pb2_grpc
 
 SpecLike = Union[schedule_pb2.ScheduleSpec, Mapping[str, Any], str]
@@ -242,3 +243,72 @@ class Client:
                                                      response.revision),
                         revision=response.revision)
 
+    # -- metrics ----------------------------------------------------------
+
+    def report(self, schedule: str, step: int, metrics: Mapping[str, Any], *,
+               timeout: Optional[float] = None) -> MetricReport:
+        """Records `metrics` (name -> number) at `step`; durable once it
+        returns. Reports at one step merge (a metric reported again takes
+        the new value), so retrying a failed call is safe. Values may be
+        anything float() takes (a 0-d tensor, a numpy scalar); NaN and
+        infinities are kept. The result holds this call's metrics."""
+        request = service_pb2.ReportMetricsRequest(
+            name=schedule_name(schedule), step=step,
+            metrics={str(k): float(v) for k, v in metrics.items()})
+        return MetricReport.from_proto(self._call("ReportMetrics", request,
+                                                  timeout))
+
+    def report_future(self, schedule: str, step: int,
+                      metrics: Mapping[str, float], *,
+                      timeout: Optional[float] = None) -> "ReportFuture":
+        """report() without waiting: the call is in flight when this returns;
+        ReportFuture.result() waits for it (anneal.reporter keeps several in
+        flight so that the server can commit them together)."""
+        request = service_pb2.ReportMetricsRequest(
+            name=schedule_name(schedule), step=step,
+            metrics={str(k): float(v) for k, v in metrics.items()})
+        return ReportFuture(self._stub.ReportMetrics.future(
+            request, timeout=self.timeout if timeout is None else timeout))
+
+    def list_reports(self, schedule: str, *, start_step: Optional[int] = None,
+                     end_step: Optional[int] = None,
+                     metrics: Sequence[str] = (), page_size: int = 0,
+                     timeout: Optional[float] = None
+                     ) -> Iterator[MetricReport]:
+        """The kept reports with start_step <= step < end_step, in step
+        order, page after page; with `metrics`, only those metrics (and only
+        the steps that have one of them)."""
+        token = ""
+        while True:
+            request = service_pb2.ListMetricReportsRequest(
+                name=schedule_name(schedule), page_size=page_size,
+                page_token=token, metric_names=list(metrics))
+            if start_step is not None:
+                request.start_step = start_step
+            if end_step is not None:
+                request.end_step = end_step
+            response = self._call("ListMetricReports", request, timeout)
+            for r in response.reports:
+                yield MetricReport.from_proto(r)
+            token = response.next_page_token
+            if not token:
+                return
+
+
+class ReportFuture:
+    """A ReportMetrics call in flight (Client.report_future)."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def add_done_callback(self, fn: Any) -> None:
+        """Calls fn(self) once the call has ended (on a gRPC thread, or at
+        once if it already has)."""
+        self._future.add_done_callback(lambda _: fn(self))
+
+    def result(self) -> MetricReport:
+        """Waits for the call; raises the AnnealError it failed with."""
+        try:
+            return MetricReport.from_proto(self._future.result())
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, "ReportMetrics") from None

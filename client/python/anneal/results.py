@@ -1,4 +1,5 @@
-"""Typed results: a step, a packed range of steps, a schedule and its timeline.
+"""Typed results: a step, a packed range of steps, a schedule and its timeline,
+a metric report.
 
 The wire forms are protobuf messages (anneal.v1). Training code wants plain,
 typed values instead, and the per-step path wants Python lists it can index
@@ -11,6 +12,7 @@ so unpacking is a handful of list() calls, not a loop over steps.
 
 from __future__ import annotations
 
+import datetime
 import enum
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
@@ -248,3 +250,24 @@ class Advanced:
     position: int
     result: StepResult
     revision: int
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """The metrics reported at one step (ReportMetrics, ListMetricReports).
+
+    `revision` is the schedule revision in force when the step was last
+    reported, `report_time` when that was (UTC). Values are as reported,
+    NaN and infinities included.
+    """
+
+    step: int
+    metrics: Dict[str, float]
+    revision: int
+    report_time: datetime.datetime
+
+    @classmethod
+    def from_proto(cls, r: service_pb2.MetricReport) -> "MetricReport":
+        return cls(step=r.step, metrics=dict(r.metrics), revision=r.revision,
+                   report_time=r.report_time.ToDatetime(
+                       tzinfo=datetime.timezone.utc))

@@ -27,6 +27,9 @@ It follows PyTorch's conventions, so it drops into an existing loop:
   save a snapshot-ensemble or SWA checkpoint (anneal.swa has helpers).
 * state_dict() / load_state_dict() carry the step, so a checkpoint resumes
   at the right step (no hidden state: the schedule is a function of t).
+* report(loss=...) records training metrics at the current step on the
+  server (ReportMetrics) without waiting: anneal.reporter sends them from a
+  background thread and rides out outages.
 
 A normal step makes no RPC: steps come from a prefetched window (see
 anneal.window for why that is always correct, and for outages).
@@ -38,7 +41,7 @@ import dataclasses
 import logging
 import warnings
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch.optim import Optimizer
@@ -51,6 +54,7 @@ except ImportError:  # torch 1.13 (Debian 12)
 from anneal.client import Client, schedule_name
 from anneal.errors import AnnealError
 from anneal.fallback import LocalTimeline, find_annealctl
+from anneal.reporter import MetricReporter
 from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
                             Phase, StepRange, StepResult)
 from anneal.window import Backoff, Prefetcher
@@ -73,8 +77,10 @@ def _weak(ref: "weakref.ref[AnnealLR]", method: str) -> Callable[..., Any]:
     return call
 
 
-def _finalize(prefetcher: Prefetcher, client: Optional[Client]) -> None:
+def _finalize(prefetcher: Prefetcher, reporter: MetricReporter,
+              client: Optional[Client]) -> None:
     prefetcher.close()
+    reporter.close()
     if client is not None:
         client.close()
 
@@ -173,7 +179,12 @@ class AnnealLR(_Base):
             fallback=_weak(ref, "_local_range") if fallback else None,
             on_fetched=_weak(ref, "_on_fetched") if local_fallback else None,
             synchronous=not prefetch, describe="anneal %s" % self.schedule)
-        weakref.finalize(self, _finalize, self._prefetcher,
+        # Its thread starts with the first report() and holds no reference
+        # to the scheduler.
+        self.reporter = MetricReporter(self.client, self.schedule,
+                                       rpc_timeout=rpc_timeout,
+                                       backoff=backoff)
+        weakref.finalize(self, _finalize, self._prefetcher, self.reporter,
                          self.client if self._own_client else None)
 
         # The step path's state: the range in use, unpacked into attributes
@@ -285,9 +296,27 @@ class AnnealLR(_Base):
                                  timeout=self.rpc_timeout)
         return r.noise_std
 
+    def report(self, metrics: Optional[Mapping[str, Any]] = None, *,
+               step: Optional[int] = None, **named: Any) -> None:
+        """Records training metrics on the server, without waiting:
+
+            scheduler.report(loss=loss.item(), acc=acc)
+
+        `step` defaults to the current step (last_epoch). Call it before
+        scheduler.step() to label a loss with the step whose LR the update
+        that follows uses (the loss of the model after `step` updates). Values
+        may be tensors (float() is taken here, which waits for the device)
+        or numbers; NaN and infinities are recorded as they are. Delivery,
+        retries and outages: anneal.reporter (counters on self.reporter)."""
+        values = dict(metrics or {}, **named)
+        self.reporter.report(self.last_epoch if step is None else step,
+                             values)
+
     def close(self) -> None:
-        """Stops the background thread (and the client, if it made one).
-        Also done when the scheduler is garbage-collected."""
+        """Sends queued metric reports (up to 5 s), stops the background
+        threads (and the client, if it made one). Also done when the
+        scheduler is garbage-collected, and at interpreter exit."""
+        self.reporter.close()
         self._prefetcher.close()
         if self._own_client:
             self.client.close()
