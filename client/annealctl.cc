@@ -4,6 +4,7 @@
 //   annealctl analyze -f spec.yaml --max-curvature 10 -o json
 //   annealctl create run-1 -f spec.yaml --label team=vision
 //   annealctl lr run-1 --start 0 --count 1000 --format svg --output lr.svg
+//   annealctl report run-1 --step 1200 loss=0.31
 //
 // Offline commands evaluate specs with the same schedule engine the server
 // uses, so a preview is exactly what a training job will be served. Server
@@ -51,6 +52,10 @@ constexpr char kUsage[] =
     "      not count as serving (max_step_served is unchanged)\n"
     "  delete NAME [--etag E] [-o json]\n"
     "      delete a schedule\n"
+    "  report NAME --step S METRIC=VALUE... [-o json]\n"
+    "      record training metrics at step S (loss=0.31 val/acc=0.92)\n"
+    "  reports NAME [--start S] [--end E] [--metric M]... [-o text|csv|json]\n"
+    "      the metrics reported for steps in [S, E), optionally only M\n"
     "  NAME is an id (run-1) or a resource name (schedules/run-1). create,\n"
     "  update and restart record --actor (default USER@HOST) and --reason.\n"
     "\n"
@@ -68,6 +73,7 @@ const std::map<std::string, Command>& Commands() {
       {"list", anneal::RunList},       {"delete", anneal::RunDelete},
       {"update", anneal::RunUpdate},   {"restart", anneal::RunRestart},
       {"advance", anneal::RunAdvance}, {"lr", anneal::RunLr},
+      {"report", anneal::RunReport},   {"reports", anneal::RunReports},
   };
   return *commands;
 }

@@ -15,6 +15,20 @@
 
 namespace anneal {
 
+namespace {
+
+absl::StatusOr<std::string> IdFrom(absl::string_view arg) {
+  absl::string_view id = arg;
+  absl::ConsumePrefix(&id, kSchedulesPrefix);
+  if (id.empty() || absl::StrContains(id, '/')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NAME: must be an id or schedules/ID, got \"", arg, "\""));
+  }
+  return std::string(id);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args) {
   const std::vector<std::string>& positional = args.positional();
   if (positional.empty()) {
@@ -25,13 +39,13 @@ absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unexpected argument ", positional[1], " (give one NAME)"));
   }
-  absl::string_view id = positional[0];
-  absl::ConsumePrefix(&id, kSchedulesPrefix);
-  if (id.empty() || absl::StrContains(id, '/')) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "NAME: must be an id or schedules/ID, got \"", positional[0], "\""));
-  }
-  return std::string(id);
+  return IdFrom(positional[0]);
+}
+
+absl::StatusOr<std::string> ScheduleNameFrom(absl::string_view arg) {
+  auto id = IdFrom(arg);
+  if (!id.ok()) return id.status();
+  return absl::StrCat(kSchedulesPrefix, *id);
 }
 
 absl::StatusOr<std::string> ScheduleNameArg(const CliArgs& args) {

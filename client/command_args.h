@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "client/cli_args.h"
 
 namespace anneal {
@@ -18,6 +19,9 @@ inline constexpr char kSchedulesPrefix[] = "schedules/";
 // The one positional argument NAME: "run-1" or "schedules/run-1", returned
 // as "schedules/run-1". The id itself is checked by the server.
 absl::StatusOr<std::string> ScheduleNameArg(const CliArgs& args);
+
+// The same for a NAME given some other way (report's first positional).
+absl::StatusOr<std::string> ScheduleNameFrom(absl::string_view arg);
 
 // NAME as the id alone ("run-1"), for CreateSchedule.
 absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args);

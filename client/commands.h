@@ -63,6 +63,15 @@ int RunAdvance(const std::vector<std::string>& args, std::ostream& out,
 int RunLr(const std::vector<std::string>& args, std::ostream& out,
           std::ostream& err);
 
+// annealctl report NAME --step S METRIC=VALUE... [-o json]
+int RunReport(const std::vector<std::string>& args, std::ostream& out,
+              std::ostream& err);
+
+// annealctl reports NAME [--start S] [--end E] [--metric M]...
+//                   [--page-size N] [-o text|csv|json] (every page)
+int RunReports(const std::vector<std::string>& args, std::ostream& out,
+               std::ostream& err);
+
 }  // namespace anneal
 
 #endif  // ANNEAL_CLIENT_COMMANDS_H_

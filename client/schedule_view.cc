@@ -23,6 +23,18 @@ std::string FormatTime(const google::protobuf::Timestamp& t) {
   return TimeUtil::ToString(t);
 }
 
+// The metric names of `reports`, sorted: the columns of both report views.
+std::vector<std::string> MetricColumns(
+    const std::vector<v1::MetricReport>& reports) {
+  std::vector<std::string> names;
+  for (const v1::MetricReport& r : reports) {
+    for (const auto& [name, value] : r.metrics()) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
 std::string FormatServed(int64_t max_step_served) {
   return max_step_served < 0 ? "none" : absl::StrCat(max_step_served);
 }
@@ -134,6 +146,44 @@ void PrintAdvance(const std::string& name, const v1::AdvanceResponse& response,
   if (r.restart()) out << ", restart";
   if (r.snapshot()) out << ", snapshot";
   out << " (revision " << response.revision() << ")\n";
+}
+
+void PrintReportTable(const std::vector<v1::MetricReport>& reports,
+                      std::ostream& out) {
+  const std::vector<std::string> metrics = MetricColumns(reports);
+  std::vector<std::string> header = {"STEP", "REVISION", "TIME"};
+  header.insert(header.end(), metrics.begin(), metrics.end());
+  TextTable table(std::move(header));
+  for (const v1::MetricReport& r : reports) {
+    std::vector<std::string> row = {absl::StrCat(r.step()),
+                                    absl::StrCat(r.revision()),
+                                    FormatTime(r.report_time())};
+    for (const std::string& m : metrics) {
+      auto it = r.metrics().find(m);
+      row.push_back(
+          it == r.metrics().end() ? "" : absl::StrFormat("%.6g", it->second));
+    }
+    table.AddRow(std::move(row));
+  }
+  table.Print(out);
+}
+
+void PrintReportCsv(const std::vector<v1::MetricReport>& reports,
+                    std::ostream& out) {
+  const std::vector<std::string> metrics = MetricColumns(reports);
+  out << "step,revision,report_time";
+  for (const std::string& m : metrics) out << "," << m;
+  out << "\n";
+  for (const v1::MetricReport& r : reports) {
+    out << r.step() << "," << r.revision() << ","
+        << TimeUtil::ToString(r.report_time());
+    for (const std::string& m : metrics) {
+      auto it = r.metrics().find(m);
+      out << ",";
+      if (it != r.metrics().end()) out << absl::StrFormat("%.17g", it->second);
+    }
+    out << "\n";
+  }
 }
 
 }  // namespace anneal

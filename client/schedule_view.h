@@ -1,6 +1,6 @@
 // How annealctl shows schedules: the human views of get, list, create,
-// update, restart and advance, and the JSON form for scripts (protobuf's JSON
-// mapping with the proto field names).
+// update, restart, advance and reports, and the JSON form for scripts
+// (protobuf's JSON mapping with the proto field names).
 #ifndef ANNEAL_CLIENT_SCHEDULE_VIEW_H_
 #define ANNEAL_CLIENT_SCHEDULE_VIEW_H_
 
@@ -38,6 +38,17 @@ void PrintWriteSummary(const std::string& verb, const v1::Schedule& schedule,
 // list: NAME, REVISION, POSITION, MAX_SERVED, FAMILY, LABELS.
 void PrintScheduleTable(const std::vector<v1::Schedule>& schedules,
                         std::ostream& out);
+
+// reports: STEP, REVISION, TIME and one column per metric (the union over
+// the reports, sorted); an empty cell where a step has no such metric.
+// Values are printed with 6 significant digits.
+void PrintReportTable(const std::vector<v1::MetricReport>& reports,
+                      std::ostream& out);
+
+// reports -o csv: step,revision,report_time,<metrics...>, values with 17
+// significant digits so they read back bit for bit (nan, inf as such).
+void PrintReportCsv(const std::vector<v1::MetricReport>& reports,
+                    std::ostream& out);
 
 // advance: the new position and the step result there.
 void PrintAdvance(const std::string& name, const v1::AdvanceResponse& response,

@@ -468,12 +468,68 @@ TEST_F(AnnealctlServerTest, ServerAddressFromFlagOrEnvironment) {
   EXPECT_EQ(r.exit_code, 4);
 }
 
+TEST_F(AnnealctlServerTest, ReportAndListReportsAsTableCsvAndJson) {
+  CreateFromText("m", kCosine);
+  CliRun r = Cli("report m --step 20 loss=0.25 val/acc=0.5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "reported 2 metrics at step 20 of schedules/m (revision 1)\n");
+  ASSERT_EQ(Cli("report schedules/m --step 10 loss=0.1 grad=inf").exit_code, 0);
+  r = Cli("report m --step 30 loss=nan -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"loss\": \"NaN\""));
+
+  r = Cli("reports m");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
+  ASSERT_GE(lines.size(), 4u);
+  EXPECT_THAT(lines[0], StartsWith("STEP"));
+  EXPECT_THAT(lines[0], HasSubstr("grad  loss  val/acc"));
+  EXPECT_THAT(lines[1], StartsWith("10 "));
+  EXPECT_THAT(lines[3], StartsWith("30 "));
+
+  // CSV: exact values (17 digits), empty cells where a step lacks a metric.
+  r = Cli("reports m -o csv --start 10 --end 30");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  lines = absl::StrSplit(r.out, '\n');
+  ASSERT_EQ(lines.size(), 4u);  // header, two rows, the final empty line
+  EXPECT_EQ(lines[0], "step,revision,report_time,grad,loss,val/acc");
+  EXPECT_THAT(lines[1], StartsWith("10,1,"));
+  EXPECT_THAT(lines[1], testing::EndsWith(",inf,0.10000000000000001,"));
+  EXPECT_THAT(lines[2], testing::EndsWith(",,0.25,0.5"));
+
+  r = Cli("reports m --metric val/acc -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"step\": \"20\""));
+  EXPECT_THAT(r.out, testing::Not(HasSubstr("\"step\": \"10\"")));
+
+  // Errors: usage (2) naming the argument or the server's field, and 3.
+  r = Cli("report m --step 1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("METRIC=VALUE: give at least one"));
+  r = Cli("report m --step 1 loss");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("got \"loss\""));
+  r = Cli("report m loss=1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--step: is required"));
+  r = Cli("report m --step -1 loss=1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("step: must be >= 0, got -1"));
+  r = Cli("reports m -o yaml");
+  EXPECT_EQ(r.exit_code, 2);
+  r = Cli("reports nope");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("schedules/nope: not found"));
+}
+
 TEST(AnnealctlUsageTest, UsageListsEveryCommandAndTheExitCodes) {
   CliRun r = RunCli("help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* command :
        {"preview", "analyze", "create", "get", "list", "update", "restart",
-        "advance", "lr", "delete", "ANNEAL_SERVER", "exit codes"}) {
+        "advance", "lr", "delete", "report", "reports", "ANNEAL_SERVER",
+        "exit codes"}) {
     EXPECT_THAT(r.out, HasSubstr(command));
   }
   r = RunCli("--server 127.0.0.1:1 preview -f x.yaml --steps 3");
