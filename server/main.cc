@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   if (options.metrics_history < 1) {
     anneal::Log("--metrics_history: must be >= 1, got ",
                 options.metrics_history);
-    return 2;
+    return 1;
   }
   auto registry = std::make_unique<anneal::Registry>(store->get(), options);
   if (absl::Status s = registry->Load(); !s.ok()) {

@@ -15,6 +15,7 @@ T_mult=2), deterministic torch (one thread, deterministic algorithms).
 from __future__ import annotations
 
 import importlib.util
+import math
 import io
 import pathlib
 import sys
@@ -243,3 +244,13 @@ def test_noise_std_and_last_result(client):
     # sqrt(max(0, K / lr^2 - |g|^2) / d) = sqrt((1e-4 / 0.01 - 0) / 100)
     assert s.noise_std(grad_norm_sq=0.0, num_params=100) == pytest.approx(0.01)
     s.close()
+
+
+def test_the_example_reports_its_losses(ex, server, client, capsys):
+    assert ex.main(["--server", server.address, "--steps", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "reported 31 steps" in out
+    reports = {r.step: r.metrics for r in client.list_reports("digits-sgdr")}
+    assert sorted(reports) == list(range(31))
+    assert all(math.isfinite(reports[t]["loss"]) for t in range(30))
+    assert 0.0 < reports[30]["test_acc"] <= 1.0

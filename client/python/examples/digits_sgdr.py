@@ -169,10 +169,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         swa = SwaOnSnapshot(run.model)
         run.scheduler.on_snapshot = swa
 
-    def report(t: int, r: Run) -> None:
+    def after_step(t: int, r: Run) -> None:
         if args.torch:
             tag = "T_cur=%d" % r.scheduler.T_cur
         else:
+            # The loss of update t was measured on the model after t - 1
+            # updates: report it at that step (queued, never waits).
+            r.scheduler.report(loss=r.losses[-1], step=t - 1)
             res = r.scheduler.last_result
             tag = "cycle %d %s%s" % (res.cycle, res.phase.name,
                                      " restart" if res.restart else "")
@@ -180,13 +183,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("step %4d  lr %.6f  loss %.4f  %s" % (
                 t, r.optimizer.param_groups[0]["lr"], r.losses[-1], tag))
 
-    train(run, cfg, data, 0, cfg.steps, report)
-    print("test accuracy %.4f" % accuracy(run.model, data[2], data[3]))
+    train(run, cfg, data, 0, cfg.steps, after_step)
+    test_accuracy = accuracy(run.model, data[2], data[3])
+    print("test accuracy %.4f" % test_accuracy)
     if swa is not None and swa.snapshots:
         print("SWA of %d cycle ends: test accuracy %.4f" % (
             len(swa.snapshots), accuracy(swa.averaged, data[2], data[3])))
     if not args.torch:
-        run.scheduler.close()
+        run.scheduler.report(test_acc=test_accuracy)   # at the last step
+        run.scheduler.close()                          # sends every report
+        print("reported %d steps (annealctl reports %s)" % (
+            run.scheduler.reporter.sent, args.schedule))
     return 0
 
 
