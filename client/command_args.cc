@@ -60,6 +60,16 @@ absl::Status NoPositionalArgs(const CliArgs& args) {
       absl::StrCat("unexpected argument ", args.positional()[0]));
 }
 
+absl::StatusOr<int32_t> PageSizeArg(const CliArgs& args) {
+  auto page_size = args.GetInt("page_size", 0);
+  if (!page_size.ok()) return page_size.status();
+  if (*page_size < INT32_MIN || *page_size > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--page-size: must fit in 32 bits, got ", *page_size));
+  }
+  return static_cast<int32_t>(*page_size);
+}
+
 absl::StatusOr<bool> JsonOutputArg(const CliArgs& args,
                                    const std::string& flag) {
   const std::string value = args.Get(flag, "text");

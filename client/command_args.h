@@ -4,6 +4,7 @@
 #ifndef ANNEAL_CLIENT_COMMAND_ARGS_H_
 #define ANNEAL_CLIENT_COMMAND_ARGS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args);
 
 // No positional arguments (list).
 absl::Status NoPositionalArgs(const CliArgs& args);
+
+// --page-size N (default 0: the server's default); it must fit in 32 bits.
+absl::StatusOr<int32_t> PageSizeArg(const CliArgs& args);
 
 // -o / --output_format: false for text (the default), true for json.
 absl::StatusOr<bool> JsonOutputArg(const CliArgs& args,

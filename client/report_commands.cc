@@ -4,7 +4,6 @@
 //
 //   annealctl report run-1 --step 1200 loss=0.31 val/acc=0.92
 //   annealctl reports run-1 --start 1000 --metric loss -o csv
-#include <climits>
 #include <string>
 #include <vector>
 
@@ -106,31 +105,24 @@ absl::Status ReportsCommand(const std::vector<std::string>& args,
   for (const std::string& m : a.GetAll("metric")) {
     request.add_metric_names(m);
   }
-  auto page_size = a.GetInt("page_size", 0);
+  auto page_size = PageSizeArg(a);
   if (!page_size.ok()) return page_size.status();
-  if (*page_size < INT_MIN || *page_size > INT_MAX) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--page-size: must fit in 32 bits, got ", *page_size));
-  }
-  request.set_page_size(static_cast<int32_t>(*page_size));
+  request.set_page_size(*page_size);
 
   ServerConnection server(ResolveServerAddress(a.Get("server", "")));
   v1::ListMetricReportsResponse all;
-  do {
-    v1::ListMetricReportsResponse page;
-    grpc::Status status = server.stub()->ListMetricReports(
-        server.Context(kCallTimeout).get(), request, &page);
-    if (!status.ok()) return server.Failure(status, kCallTimeout);
-    for (v1::MetricReport& r : *page.mutable_reports()) {
-      *all.add_reports() = std::move(r);
-    }
-    if (!page.next_page_token().empty() &&
-        page.next_page_token() == request.page_token()) {
-      return absl::InternalError(
-          "the server returned the same page token twice");
-    }
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty());
+  auto* stub = server.stub();
+  absl::Status listed = ForEachPage<v1::ListMetricReportsResponse>(
+      server, request,
+      [stub](auto* context, const auto& r, auto* page) {
+        return stub->ListMetricReports(context, r, page);
+      },
+      [&all](v1::ListMetricReportsResponse& page) {
+        for (v1::MetricReport& r : *page.mutable_reports()) {
+          *all.add_reports() = std::move(r);
+        }
+      });
+  if (!listed.ok()) return listed;
 
   const std::vector<v1::MetricReport> reports(all.reports().begin(),
                                               all.reports().end());

@@ -3,7 +3,6 @@
 // one per page) with a deadline, and prints the result for people or, with
 // -o json, the response message as JSON.
 #include <chrono>
-#include <climits>
 #include <map>
 #include <set>
 #include <string>
@@ -119,33 +118,26 @@ absl::Status List(const std::vector<std::string>& args, std::ostream& out) {
   if (auto s = NoPositionalArgs(a); !s.ok()) return s;
   auto json = JsonOutputArg(a, "output");
   if (!json.ok()) return json.status();
-  auto page_size = a.GetInt("page_size", 0);
+  auto page_size = PageSizeArg(a);
   if (!page_size.ok()) return page_size.status();
-  if (*page_size < INT_MIN || *page_size > INT_MAX) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--page-size: must fit in 32 bits, got ", *page_size));
-  }
 
   ServerConnection server = Connect(a);
   v1::ListSchedulesRequest request;
   request.set_filter(a.Get("filter", ""));
-  request.set_page_size(static_cast<int32_t>(*page_size));
+  request.set_page_size(*page_size);
   v1::ListSchedulesResponse all;
-  do {
-    v1::ListSchedulesResponse page;
-    grpc::Status status = server.stub()->ListSchedules(
-        server.Context(kCallTimeout).get(), request, &page);
-    if (!status.ok()) return server.Failure(status, kCallTimeout);
-    for (v1::Schedule& s : *page.mutable_schedules()) {
-      *all.add_schedules() = std::move(s);
-    }
-    if (!page.next_page_token().empty() &&
-        page.next_page_token() == request.page_token()) {
-      return absl::InternalError(
-          "the server returned the same page token twice");
-    }
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty());
+  auto* stub = server.stub();
+  absl::Status listed = ForEachPage<v1::ListSchedulesResponse>(
+      server, request,
+      [stub](auto* context, const auto& r, auto* page) {
+        return stub->ListSchedules(context, r, page);
+      },
+      [&all](v1::ListSchedulesResponse& page) {
+        for (v1::Schedule& s : *page.mutable_schedules()) {
+          *all.add_schedules() = std::move(s);
+        }
+      });
+  if (!listed.ok()) return listed;
 
   if (*json) {
     PrintJson(all, out);

@@ -56,6 +56,28 @@ class ServerConnection {
   std::unique_ptr<v1::ScheduleService::Stub> stub_;
 };
 
+// Follows a List RPC page after page: `call(context, request, &page)` is a
+// stub method such as ListSchedules, `take(page)` gets every page. A server
+// that hands back the token it was given would loop for ever: INTERNAL.
+template <typename Response, typename Request, typename Call, typename Take>
+absl::Status ForEachPage(ServerConnection& server, Request request, Call call,
+                         Take take) {
+  do {
+    Response page;
+    grpc::Status status =
+        call(server.Context(kCallTimeout).get(), request, &page);
+    if (!status.ok()) return server.Failure(status, kCallTimeout);
+    if (!page.next_page_token().empty() &&
+        page.next_page_token() == request.page_token()) {
+      return absl::InternalError(
+          "the server returned the same page token twice");
+    }
+    request.set_page_token(page.next_page_token());
+    take(page);
+  } while (!request.page_token().empty());
+  return absl::OkStatus();
+}
+
 // The exit code for a command's outcome: 0 ok, 2 INVALID_ARGUMENT (usage),
 // 3 NOT_FOUND (only servers say it: local errors use other codes),
 // 4 UNAVAILABLE (unreachable or unavailable server), 1 anything else.

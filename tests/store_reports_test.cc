@@ -205,7 +205,9 @@ TEST_P(StoreReportsTest, PutKeepsTheReports) {
 }
 
 // The schema as version 1 shipped it, with a row: opening migrates to the
-// current version and keeps the schedule and its advances.
+// current version and keeps the schedule and its advances. The SQL is a
+// frozen copy on purpose (not sqlite_store.cc's constant): a shipped
+// migration must never change, and this copy is what old files contain.
 TEST(SqliteMigrationTest, AVersion1FileMigratesAndKeepsItsData) {
   const std::string path = FreshPath();
   const v1::Schedule schedule = MakeSchedule("old", 12, 40);
