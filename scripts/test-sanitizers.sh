@@ -21,6 +21,7 @@ run() {  # run BUILD_DIR SANITIZER [-DCMAKE_ARG...] TARGET...
     "${cmake_args[@]}" >/dev/null
   cmake --build "$dir" -j"$(nproc)" --target "$@"
   for t in "$@"; do
+    [[ $t == *_test ]] || continue  # built for a test to drive, not run
     echo "== $sanitizer: $t"
     "$dir/bin/$t" --gtest_brief=1
   done
@@ -32,7 +33,10 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
 
 absl_tsan=$(scripts/build-absl-tsan.sh | tail -n1)
 run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
-  registry_concurrency_test store_test
+  registry_concurrency_test store_test store_reports_test
+# anneal-server too: metric_reports_test drives the instrumented server, whose
+# exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
-  spec_file_test render_test store_test registry_concurrency_test
+  spec_file_test render_test store_test store_reports_test \
+  registry_concurrency_test anneal-server metric_reports_test
 echo "sanitizers: all clean"

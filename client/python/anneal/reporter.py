@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import warnings
-from typing import Any, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import grpc
 
@@ -69,9 +69,11 @@ class MetricReporter:
         self.dropped = 0
         self.rejected = 0
         self._cv = threading.Condition()
-        # step -> metrics waiting to be sent, oldest step first.
-        self._queue: "collections.OrderedDict[int, Dict[str, float]]" = (
+        # step -> [seq, metrics] waiting to be sent, in reporting order (seq
+        # numbers the reports; a failed send goes back to its place).
+        self._queue: "collections.OrderedDict[int, List[Any]]" = (
             collections.OrderedDict())
+        self._seq = 0
         self._in_flight = 0
         self._sending: Set[int] = set()  # steps with a call in flight
         self._resume_at = 0.0  # monotonic time: no new call before it
@@ -92,7 +94,7 @@ class MetricReporter:
             if self._closing:
                 raise RuntimeError("MetricReporter for %s is closed" %
                                    self.schedule)
-            self._enqueue(int(step), values, newer=True)
+            self._enqueue(int(step), values)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="anneal-reporter", daemon=True)
@@ -131,20 +133,27 @@ class MetricReporter:
     # -- the sender thread ------------------------------------------------
 
     def _enqueue(self, step: int, values: Dict[str, float],
-                 newer: bool) -> None:
-        """Merges into the queued report of `step`. `newer`: these values
-        were reported after the queued ones (else they are a failed send put
-        back, which the queued values override)."""
+                 seq: Optional[int] = None) -> None:
+        """Queues `values` at `step`. With seq None they are a new report,
+        merged into the step's queued one if there is one (newest values
+        win). Otherwise they are a failed send put back: into the order of
+        reporting, at its `seq`, with values queued since for its step
+        overriding it."""
         queued = self._queue.get(step)
         if queued is not None:
-            if newer:
-                queued.update(values)
+            if seq is None:
+                queued[1].update(values)
             else:
-                self._queue[step] = dict(values, **queued)
+                queued[1] = dict(values, **queued[1])
             return
-        self._queue[step] = values
-        if not newer:
-            self._queue.move_to_end(step, last=False)  # it was the oldest
+        if seq is None:
+            self._seq += 1
+            self._queue[step] = [self._seq, values]
+        else:
+            self._queue[step] = [seq, values]
+            # Back in reporting order, so that overflow drops the oldest.
+            for later in [k for k, e in self._queue.items() if e[0] > seq]:
+                self._queue.move_to_end(later)
         while len(self._queue) > self.max_pending:
             self._queue.popitem(last=False)
             self.dropped += 1
@@ -157,7 +166,7 @@ class MetricReporter:
                                                  self.schedule),
                     AnnealOutageWarning, stacklevel=4)
 
-    def _next(self) -> Optional[Tuple[int, Dict[str, float]]]:
+    def _next(self) -> Optional[Tuple[int, int, Dict[str, float]]]:
         """Waits for a report that may be sent now: a free call slot, no
         backoff pending, and its step not in flight. None once closing."""
         def ready() -> bool:
@@ -172,10 +181,10 @@ class MetricReporter:
             if self._closing:
                 return None
             step = next(x for x in self._queue if x not in self._sending)
-            values = self._queue.pop(step)
+            seq, values = self._queue.pop(step)
             self._sending.add(step)
             self._in_flight += 1
-            return step, values
+            return step, seq, values
 
     def _run(self) -> None:
         # Calls overlap (up to max_in_flight) rather than go in rounds, so
@@ -184,29 +193,28 @@ class MetricReporter:
             item = self._next()
             if item is None:
                 return
-            step, values = item
+            step, seq, values = item
             try:
                 future = self.client.report_future(self.schedule, step, values,
                                                    timeout=self.rpc_timeout)
                 future.add_done_callback(
-                    lambda f, step=step, values=values: self._finish(
-                        f, step, values))
+                    lambda f, item=item: self._finish(f, *item))
             except AnnealError as e:
-                self._done(step, values, e)
+                self._done(step, seq, values, e)
             except Exception as e:  # pylint: disable=broad-except
                 # Whatever it is, the thread must live on: refuse the report.
-                self._done(step, values, AnnealError(
+                self._done(step, seq, values, AnnealError(
                     grpc.StatusCode.UNKNOWN, str(e), "ReportMetrics"))
 
-    def _finish(self, future: Any, step: int,
+    def _finish(self, future: Any, step: int, seq: int,
                 values: Dict[str, float]) -> None:
         try:
             future.result()
-            self._done(step, values, None)
+            self._done(step, seq, values, None)
         except AnnealError as e:
-            self._done(step, values, e)
+            self._done(step, seq, values, e)
 
-    def _done(self, step: int, values: Dict[str, float],
+    def _done(self, step: int, seq: int, values: Dict[str, float],
               error: Optional[AnnealError]) -> None:
         """A call ended (on a gRPC thread, or the sender's)."""
         retry = error is not None and error.retryable
@@ -217,10 +225,13 @@ class MetricReporter:
                 self.sent += 1
                 recovered, self._outage, self._attempt = self._outage, False, 0
             elif retry:
-                self._enqueue(step, values, newer=False)
-                self._resume_at = (time.monotonic() +
-                                   self.backoff.delay(self._attempt))
-                self._attempt += 1
+                self._enqueue(step, values, seq)
+                now = time.monotonic()
+                # The other calls of a failed round fail too: only the
+                # first failure after a wait counts as an attempt.
+                if now >= self._resume_at:
+                    self._resume_at = now + self.backoff.delay(self._attempt)
+                    self._attempt += 1
                 started, self._outage = not self._outage, True
             else:
                 self.rejected += 1
