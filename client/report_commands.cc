@@ -46,13 +46,15 @@ absl::Status ReportCommand(const std::vector<std::string>& args,
   auto name = ScheduleNameFrom(positional[0]);
   if (!name.ok()) return name.status();
   request.set_name(*name);
-  if (!a.Has("step")) return absl::InvalidArgumentError("--step: is required");
+  if (auto required = a.Require("step"); !required.ok()) {
+    return required.status();
+  }
   auto step = a.GetInt("step", 0);
   if (!step.ok()) return step.status();
   request.set_step(*step);
   if (positional.size() < 2) {
     return absl::InvalidArgumentError(
-        "METRIC=VALUE: give at least one (loss=0.31)");
+        "METRIC=VALUE: must be given at least once (loss=0.31), got none");
   }
   for (size_t i = 1; i < positional.size(); ++i) {
     if (auto s = AddMetric(positional[i], &request); !s.ok()) return s;

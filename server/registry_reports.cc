@@ -156,8 +156,9 @@ absl::StatusOr<v1::ListMetricReportsResponse> Registry::ListMetricReports(
   if (request.has_end_step()) {
     if (request.end_step() < from) {
       return absl::InvalidArgumentError(
-          absl::StrCat("end_step: must be >= start_step (", from, "), got ",
-                       request.end_step()));
+          absl::StrCat("end_step: must be >= start_step (", from,
+                       request.has_start_step() ? "" : " when not given",
+                       "), got ", request.end_step()));
     }
     to = request.end_step();
   }
@@ -173,7 +174,8 @@ absl::StatusOr<v1::ListMetricReportsResponse> Registry::ListMetricReports(
     int64_t last_step = 0;
     if (!absl::SimpleAtoi(*last, &last_step) || last_step < 0 ||
         last_step >= kMaxStep) {
-      return absl::InvalidArgumentError("page_token: malformed");
+      return absl::InvalidArgumentError(
+          "page_token: not a token this server issued");
     }
     from = std::max(from, last_step + 1);
   }

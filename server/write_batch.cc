@@ -55,9 +55,10 @@ absl::Status MergeReport(const v1::MetricReport& update,
   }
   const int total = into->metrics_size() + added;
   if (total > kMaxMetricsPerStep) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics: a step keeps at most ", kMaxMetricsPerStep,
-                     " metrics; step ", update.step(), " would have ", total));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics: must leave step ", update.step(), " with at most ",
+        kMaxMetricsPerStep,
+        " metrics (merged with those reported before), got ", total));
   }
   for (const auto& [key, value] : update.metrics()) {
     (*into->mutable_metrics())[key] = value;

@@ -506,13 +506,13 @@ TEST_F(AnnealctlServerTest, ReportAndListReportsAsTableCsvAndJson) {
   // Errors: usage (2) naming the argument or the server's field, and 3.
   r = Cli("report m --step 1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("METRIC=VALUE: give at least one"));
+  EXPECT_THAT(r.err, HasSubstr("METRIC=VALUE: must be given at least once"));
   r = Cli("report m --step 1 loss");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("got \"loss\""));
   r = Cli("report m loss=1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--step: is required"));
+  EXPECT_THAT(r.err, HasSubstr("--step is required"));
   r = Cli("report m --step -1 loss=1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("step: must be >= 0, got -1"));

@@ -189,7 +189,9 @@ TEST_F(MetricReportsTest, BadReportsNameTheFieldAndTheRule) {
   ASSERT_TRUE(Report(3, first).ok());
   s = Report(3, second);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("step 3 would have 80"));
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("must leave step 3 with at most 64 metrics (merged "
+                        "with those reported before), got 80"));
   EXPECT_TRUE(Report(4, second).ok());
   EXPECT_THAT(AllSteps(), ElementsAre(3, 4));
 }
@@ -261,6 +263,11 @@ TEST_F(MetricReportsTest, ListPaginatesSelectsAndBoundsTokensToTheQuery) {
   other.set_end_step(3);
   s = server_->stub()->ListMetricReports(Ctx().get(), other, &out);
   EXPECT_EQ(s.error_message(), "end_step: must be >= start_step (5), got 3");
+  other.clear_start_step();
+  other.set_end_step(-1);
+  s = server_->stub()->ListMetricReports(Ctx().get(), other, &out);
+  EXPECT_EQ(s.error_message(),
+            "end_step: must be >= start_step (0 when not given), got -1");
   other.clear_end_step();
   other.set_start_step(-4);
   s = server_->stub()->ListMetricReports(Ctx().get(), other, &out);

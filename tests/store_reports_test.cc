@@ -152,8 +152,10 @@ TEST_P(StoreReportsTest, AStepHoldsAtMost64Metrics) {
   ASSERT_TRUE(Write(*store_, ReportBatch("a", MakeReport(3, first))).ok());
   absl::Status s = Write(*store_, ReportBatch("a", MakeReport(3, second)));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(),
-              HasSubstr("at most 64 metrics; step 3 would have 70"));
+  EXPECT_THAT(
+      s.message(),
+      HasSubstr("metrics: must leave step 3 with at most 64 metrics (merged "
+                "with those reported before), got 70"));
   // The failed batch changed nothing; the store goes on.
   std::vector<v1::MetricReport> all = Read("a");
   ASSERT_EQ(all.size(), 1u);
