@@ -70,6 +70,8 @@ def test_report_errors_are_typed_and_name_the_field(client):
     with pytest.raises(anneal.InvalidArgumentError) as e:
         list(client.list_reports("e", start_step=5, end_step=1))
     assert e.value.field == "end_step"
+    with pytest.raises(TypeError, match="write"):
+        list(client.list_reports("e", metrics="loss"))
     with pytest.raises((TypeError, ValueError)):
         client.report("e", 1, {"loss": "high"})
 
@@ -86,6 +88,7 @@ def test_reporter_sends_everything_in_the_background(client):
     assert reporter.sent == 300 and reporter.dropped == 0
     assert steps(client, "bg") == list(range(300))
     reporter.close()
+    reporter.close()                    # a second close does nothing
     with pytest.raises(RuntimeError):
         reporter.report(1, {"loss": 1.0})
 
@@ -151,20 +154,65 @@ def test_reporter_bounded_queue_drops_the_oldest(server, client):
     reporter.close()
 
 
+def test_reporter_checks_names_at_the_call(client):
+    client.create("names", COSINE)
+    reporter = anneal.MetricReporter(client, "names")
+    reporter.report(1, {"loss": 1.0})
+    with pytest.raises(ValueError, match=r'metrics\["has space"\]: must match'):
+        reporter.report(1, {"has space": 2.0})
+    with pytest.raises(ValueError, match="step: must be >= 0, got -1"):
+        reporter.report(-1, {"loss": 1.0})
+    with pytest.raises(ValueError, match="at most 64 metrics"):
+        reporter.report(2, {"m%d" % i: i for i in range(65)})
+    assert reporter.flush(timeout=10)
+    # The refused call took nothing down with it.
+    assert [(r.step, r.metrics) for r in client.list_reports("names")] == [
+        (1, {"loss": 1.0})]
+    reporter.close()
+
+
 def test_reporter_drops_refused_reports_with_one_warning(client):
-    client.create("bad", COSINE)
-    reporter = anneal.MetricReporter(client, "bad")
+    client.create("gone", COSINE)
+    reporter = anneal.MetricReporter(client, "gone")
+    reporter.report(0, {"loss": 1.0})
+    assert reporter.flush(timeout=10)
+    client.delete("gone")
     with pytest.warns(RuntimeWarning, match="refused") as caught:
-        reporter.report(1, {"has space": 1.0})
-        reporter.report(2, {"has space": 2.0})
-        reporter.report(3, {"loss": 3.0})
+        reporter.report(1, {"loss": 2.0})
+        reporter.report(2, {"loss": 3.0})
         assert reporter.flush(timeout=10)
     refused = [w for w in caught if "refused" in str(w.message)]
     assert len(refused) == 1
-    assert 'metrics["has space"]: must match' in str(refused[0].message)
+    assert "schedules/gone: not found" in str(refused[0].message)
     assert reporter.rejected == 2 and reporter.sent == 1
-    assert steps(client, "bad") == [3]
     reporter.close()
+
+
+def test_reporter_close_is_bounded_and_idempotent(server, client):
+    client.create("c", COSINE)
+    reporter = anneal.MetricReporter(client, "c", backoff=FAST, rpc_timeout=1)
+    reporter.report(0, {"loss": 1.0})
+    assert reporter.flush(timeout=10)
+    assert server.stop() == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1, 6):
+            reporter.report(step, {"loss": 1.0})
+        start = time.monotonic()
+        reporter.close(timeout=0.5)
+        first = time.monotonic() - start
+        start = time.monotonic()
+        reporter.close(timeout=0.5)
+        second = time.monotonic() - start
+    assert first < 0.5 + 1 + 1 + 1      # flush, in-flight deadline, join
+    assert second < 0.05                # nothing left to do
+    assert reporter.dropped == 5 and reporter.sent == 1
+    assert reporter.pending == 0
+    unsent = [w for w in caught if "were not sent" in str(w.message)]
+    assert len(unsent) == 1 and "5 metric report(s)" in str(unsent[0].message)
+    with pytest.raises(RuntimeError, match="closed"):
+        reporter.report(9, {"loss": 1.0})
+    server.start(same_port=True)
 
 
 def test_scheduler_reports_at_the_current_step(client):
@@ -183,6 +231,7 @@ def test_scheduler_reports_at_the_current_step(client):
         sched.step()
     sched.report({"val_loss": 0.5}, step=10)
     sched.close()                       # sends what is queued
+    sched.close()                       # once only
     reports = {r.step: r.metrics for r in client.list_reports("train")}
     assert sorted(reports) == list(range(25))
     served = client.evaluate_range("train", 0, 25, inspect_only=True).lr

@@ -278,6 +278,9 @@ class Client:
         """The kept reports with start_step <= step < end_step, in step
         order, page after page; with `metrics`, only those metrics (and only
         the steps that have one of them)."""
+        if isinstance(metrics, str):
+            raise TypeError("metrics: must be a sequence of metric names, got "
+                            "the string %r (write [%r])" % (metrics, metrics))
         token = ""
         while True:
             request = service_pb2.ListMetricReportsRequest(

@@ -184,8 +184,10 @@ class AnnealLR(_Base):
         self.reporter = MetricReporter(self.client, self.schedule,
                                        rpc_timeout=rpc_timeout,
                                        backoff=backoff)
-        weakref.finalize(self, _finalize, self._prefetcher, self.reporter,
-                         self.client if self._own_client else None)
+        # close() calls it too, so whatever comes first does it, once.
+        self._finalizer = weakref.finalize(
+            self, _finalize, self._prefetcher, self.reporter,
+            self.client if self._own_client else None)
 
         # The step path's state: the range in use, unpacked into attributes
         # so that step() is a few lookups (see step()).
@@ -302,11 +304,13 @@ class AnnealLR(_Base):
 
             scheduler.report(loss=loss.item(), acc=acc)
 
-        `step` defaults to the current step (last_epoch). Call it before
+        `step` defaults to the current step (last_epoch); a metric named
+        "step" goes in the `metrics` mapping. Call it before
         scheduler.step() to label a loss with the step whose LR the update
         that follows uses (the loss of the model after `step` updates). Values
         may be tensors (float() is taken here, which waits for the device)
-        or numbers; NaN and infinities are recorded as they are. Delivery,
+        or numbers; NaN and infinities are recorded as they are. A bad name,
+        or more than 64 metrics at the step, raises ValueError. Delivery,
         retries and outages: anneal.reporter (counters on self.reporter)."""
         values = dict(metrics or {}, **named)
         self.reporter.report(self.last_epoch if step is None else step,
@@ -315,11 +319,8 @@ class AnnealLR(_Base):
     def close(self) -> None:
         """Sends queued metric reports (up to 5 s), stops the background
         threads (and the client, if it made one). Also done when the
-        scheduler is garbage-collected, and at interpreter exit."""
-        self.reporter.close()
-        self._prefetcher.close()
-        if self._own_client:
-            self.client.close()
+        scheduler is garbage-collected, and at interpreter exit; only once."""
+        self._finalizer()
 
     # -- internals ----------------------------------------------------------
 
