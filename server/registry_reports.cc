@@ -82,8 +82,9 @@ bool Select(const google::protobuf::RepeatedPtrField<std::string>& names,
   kept.clear_metrics();
   for (const std::string& n : names) {
     auto it = report->metrics().find(n);
-    if (it != report->metrics().end())
+    if (it != report->metrics().end()) {
       (*kept.mutable_metrics())[n] = it->second;
+    }
   }
   if (kept.metrics().empty()) return false;
   *report = std::move(kept);
