@@ -2,8 +2,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli_args.h"
+#include "client/command_args.h"
 #include "client/commands.h"
-#include "client/spec_file.h"
 #include "google/protobuf/util/json_util.h"
 #include "schedule/analysis.h"
 #include "schedule/schedule.h"
@@ -36,7 +36,10 @@ void PrintHuman(const v1::Analysis& a, std::ostream& out) {
   }
 }
 
-absl::Status Analyze(const std::vector<std::string>& args, std::ostream& out) {
+}  // namespace
+
+absl::Status AnalyzeCommand(const std::vector<std::string>& args,
+                            std::ostream& out) {
   auto parsed =
       CliArgs::Parse(args, {"file", "horizon", "max_curvature", "output"},
                      {{"f", "file"}, {"o", "output"}});
@@ -61,7 +64,7 @@ absl::Status Analyze(const std::vector<std::string>& args, std::ostream& out) {
         absl::StrCat("-o: must be text or json, got ", output));
   }
 
-  auto spec = LoadSpecFile(*file);
+  auto spec = LoadSpecArg(a);
   if (!spec.ok()) return spec.status();
   auto schedule = Schedule::Compile(*spec);
   if (!schedule.ok()) {
@@ -82,17 +85,6 @@ absl::Status Analyze(const std::vector<std::string>& args, std::ostream& out) {
     PrintHuman(*analysis, out);
   }
   return absl::OkStatus();
-}
-
-}  // namespace
-
-int RunAnalyze(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err) {
-  absl::Status s = Analyze(args, out);
-  if (s.ok()) return kExitOk;
-  err << "annealctl analyze: " << s.message() << "\n";
-  return s.code() == absl::StatusCode::kInvalidArgument ? kExitUsage
-                                                        : kExitFailed;
 }
 
 }  // namespace anneal

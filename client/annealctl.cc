@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "client/commands.h"
+#include "client/server_connection.h"
 
 namespace {
 
@@ -63,17 +64,17 @@ constexpr char kUsage[] =
     "argument (INVALID_ARGUMENT), 3 no such schedule (NOT_FOUND), 4 the\n"
     "server is unreachable or unavailable\n";
 
-using Command = int (*)(const std::vector<std::string>&, std::ostream&,
-                        std::ostream&);
+using Command = absl::Status (*)(const std::vector<std::string>&,
+                                 std::ostream&);
 
 const std::map<std::string, Command>& Commands() {
   static const auto* commands = new std::map<std::string, Command>{
-      {"preview", anneal::RunPreview}, {"analyze", anneal::RunAnalyze},
-      {"create", anneal::RunCreate},   {"get", anneal::RunGet},
-      {"list", anneal::RunList},       {"delete", anneal::RunDelete},
-      {"update", anneal::RunUpdate},   {"restart", anneal::RunRestart},
-      {"advance", anneal::RunAdvance}, {"lr", anneal::RunLr},
-      {"report", anneal::RunReport},   {"reports", anneal::RunReports},
+      {"preview", anneal::PreviewCommand}, {"analyze", anneal::AnalyzeCommand},
+      {"create", anneal::CreateCommand},   {"get", anneal::GetCommand},
+      {"list", anneal::ListCommand},       {"delete", anneal::DeleteCommand},
+      {"update", anneal::UpdateCommand},   {"restart", anneal::RestartCommand},
+      {"advance", anneal::AdvanceCommand}, {"lr", anneal::LrCommand},
+      {"report", anneal::ReportCommand},   {"reports", anneal::ReportsCommand},
   };
   return *commands;
 }
@@ -120,5 +121,5 @@ int main(int argc, char** argv) {
     return anneal::kExitUsage;
   }
   args.insert(args.begin(), global.begin(), global.end());
-  return it->second(args, std::cout, std::cerr);
+  return anneal::Report(command, it->second(args, std::cout), std::cerr);
 }

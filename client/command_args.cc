@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/spec_file.h"
 
 namespace anneal {
 
@@ -52,6 +53,16 @@ absl::StatusOr<std::string> ScheduleNameArg(const CliArgs& args) {
   auto id = ScheduleIdArg(args);
   if (!id.ok()) return id.status();
   return absl::StrCat(kSchedulesPrefix, *id);
+}
+
+absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args) {
+  auto path = args.Require("file");
+  if (!path.ok()) return path.status();
+  auto spec = LoadSpecFile(*path);
+  if (absl::IsNotFound(spec.status())) {
+    return absl::FailedPreconditionError(spec.status().message());
+  }
+  return spec;
 }
 
 absl::Status NoPositionalArgs(const CliArgs& args) {

@@ -1,4 +1,5 @@
-// Arguments shared by annealctl's server commands: the schedule NAME (bare id
+// Arguments shared by annealctl's commands: the spec file (-f SPEC), and for
+// the server commands the schedule NAME (bare id
 // or full resource name), -o text|json, --label k=v lists, the actor recorded
 // with a change, and request ids for safe retries.
 #ifndef ANNEAL_CLIENT_COMMAND_ARGS_H_
@@ -11,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "anneal/v1/schedule.pb.h"
 #include "client/cli_args.h"
 
 namespace anneal {
@@ -26,6 +28,10 @@ absl::StatusOr<std::string> ScheduleNameFrom(absl::string_view arg);
 
 // NAME as the id alone ("run-1"), for CreateSchedule.
 absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args);
+
+// -f SPEC, loaded. A file that cannot be opened is FAILED_PRECONDITION (exit
+// 1): NOT_FOUND (exit 3) is kept for schedules the server does not have.
+absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args);
 
 // No positional arguments (list).
 absl::Status NoPositionalArgs(const CliArgs& args);

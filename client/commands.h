@@ -1,6 +1,7 @@
 // annealctl subcommands. Each takes its arguments (after the subcommand
-// name), writes results to `out` and one-line errors to `err`, and returns
-// the process exit code: 0 ok, 1 the request failed, 2 bad usage or
+// name), writes its result to `out` and returns the outcome; annealctl.cc
+// turns that into one line on stderr and the process exit code (Report in
+// server_connection.h): 0 ok, 1 the request failed, 2 bad usage or
 // INVALID_ARGUMENT, 3 the schedule does not exist (NOT_FOUND), 4 the server
 // is unreachable or unavailable. Server commands take --server ADDRESS
 // (default $ANNEAL_SERVER, else 127.0.0.1:50051).
@@ -10,6 +11,8 @@
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "absl/status/status.h"
 
 namespace anneal {
 
@@ -21,56 +24,55 @@ inline constexpr int kExitUnreachable = 4;
 
 // annealctl preview -f SPEC --steps N [--start S] [--format csv|json|ascii|svg]
 //                   [--batch-size B] [--output FILE]
-int RunPreview(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err);
+absl::Status PreviewCommand(const std::vector<std::string>& args,
+                            std::ostream& out);
 
 // annealctl analyze -f SPEC [--horizon N] [--max-curvature L] [-o json]
-int RunAnalyze(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err);
+absl::Status AnalyzeCommand(const std::vector<std::string>& args,
+                            std::ostream& out);
 
 // annealctl create NAME -f SPEC [--display-name X] [--label k=v ...]
 //                  [--reason TEXT] [-o json]
-int RunCreate(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err);
+absl::Status CreateCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
 
 // annealctl get NAME [-o json]
-int RunGet(const std::vector<std::string>& args, std::ostream& out,
-           std::ostream& err);
+absl::Status GetCommand(const std::vector<std::string>& args,
+                        std::ostream& out);
 
 // annealctl list [--filter EXPR] [--page-size N] [-o json] (every page)
-int RunList(const std::vector<std::string>& args, std::ostream& out,
-            std::ostream& err);
+absl::Status ListCommand(const std::vector<std::string>& args,
+                         std::ostream& out);
 
 // annealctl delete NAME [--etag E]
-int RunDelete(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err);
+absl::Status DeleteCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
 
 // annealctl update NAME [-f SPEC] [--effective-step S] [--display-name X]
 //                  [--label k=v ...] [--reason TEXT] [--etag E] [-o json]
-int RunUpdate(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err);
+absl::Status UpdateCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
 
 // annealctl restart NAME [--at S] [--reason TEXT] [--etag E] [-o json]
-int RunRestart(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err);
+absl::Status RestartCommand(const std::vector<std::string>& args,
+                            std::ostream& out);
 
 // annealctl advance NAME [--expected-position P] [--request-id ID] [-o json]
-int RunAdvance(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err);
+absl::Status AdvanceCommand(const std::vector<std::string>& args,
+                            std::ostream& out);
 
 // annealctl lr NAME --start S --count N [--format csv|json|ascii|svg]
 //              [--batch-size B] [--output FILE]
-int RunLr(const std::vector<std::string>& args, std::ostream& out,
-          std::ostream& err);
+absl::Status LrCommand(const std::vector<std::string>& args, std::ostream& out);
 
 // annealctl report NAME --step S METRIC=VALUE... [-o json]
-int RunReport(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err);
+absl::Status ReportCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
 
 // annealctl reports NAME [--start S] [--end E] [--metric M]...
 //                   [--page-size N] [-o text|csv|json] (every page)
-int RunReports(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err);
+absl::Status ReportsCommand(const std::vector<std::string>& args,
+                            std::ostream& out);
 
 }  // namespace anneal
 

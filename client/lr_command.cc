@@ -16,7 +16,10 @@ namespace {
 
 constexpr int64_t kMaxLrSteps = 1'000'000;  // as preview
 
-absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
+}  // namespace
+
+absl::Status LrCommand(const std::vector<std::string>& args,
+                       std::ostream& out) {
   auto parsed = CliArgs::Parse(
       args, {"server", "start", "count", "format", "batch_size", "output"},
       {{"o", "format"}});
@@ -55,13 +58,6 @@ absl::Status Lr(const std::vector<std::string>& args, std::ostream& out) {
   if (!results.ok()) return results.status();
 
   return RenderSteps(*results, format, *name, a.Get("output", ""), out);
-}
-
-}  // namespace
-
-int RunLr(const std::vector<std::string>& args, std::ostream& out,
-          std::ostream& err) {
-  return Report("lr", Lr(args, out), err);
 }
 
 }  // namespace anneal

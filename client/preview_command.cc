@@ -1,9 +1,9 @@
 // annealctl preview: evaluate a spec file offline and print or plot it.
 #include "absl/strings/str_cat.h"
 #include "client/cli_args.h"
+#include "client/command_args.h"
 #include "client/commands.h"
 #include "client/render.h"
-#include "client/spec_file.h"
 #include "schedule/schedule.h"
 
 namespace anneal {
@@ -11,7 +11,10 @@ namespace {
 
 constexpr int64_t kMaxPreviewSteps = 1'000'000;
 
-absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
+}  // namespace
+
+absl::Status PreviewCommand(const std::vector<std::string>& args,
+                            std::ostream& out) {
   auto parsed = CliArgs::Parse(
       args, {"file", "steps", "start", "format", "batch_size", "output"},
       {{"f", "file"}, {"o", "format"}});
@@ -37,7 +40,7 @@ absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
     options.batch_size = *batch;
   }
 
-  auto spec = LoadSpecFile(*file);
+  auto spec = LoadSpecArg(a);
   if (!spec.ok()) return spec.status();
   auto schedule = Schedule::Compile(*spec);
   if (!schedule.ok()) {
@@ -55,17 +58,6 @@ absl::Status Preview(const std::vector<std::string>& args, std::ostream& out) {
   }
 
   return RenderSteps(results, format, *file, a.Get("output", ""), out);
-}
-
-}  // namespace
-
-int RunPreview(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err) {
-  absl::Status s = Preview(args, out);
-  if (s.ok()) return kExitOk;
-  err << "annealctl preview: " << s.message() << "\n";
-  return s.code() == absl::StatusCode::kInvalidArgument ? kExitUsage
-                                                        : kExitFailed;
 }
 
 }  // namespace anneal

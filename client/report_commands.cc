@@ -31,6 +31,8 @@ absl::Status AddMetric(const std::string& arg, v1::ReportMetricsRequest* r) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
 absl::Status ReportCommand(const std::vector<std::string>& args,
                            std::ostream& out) {
   auto parsed =
@@ -136,18 +138,6 @@ absl::Status ReportsCommand(const std::vector<std::string>& args,
     PrintReportTable(reports, out);
   }
   return absl::OkStatus();
-}
-
-}  // namespace
-
-int RunReport(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err) {
-  return Report("report", ReportCommand(args, out), err);
-}
-
-int RunReports(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err) {
-  return Report("reports", ReportsCommand(args, out), err);
 }
 
 }  // namespace anneal

@@ -37,19 +37,10 @@ ServerConnection Connect(const CliArgs& a) {
   return ServerConnection(ResolveServerAddress(a.Get("server", "")));
 }
 
-// -f SPEC. A file that cannot be opened fails with exit 1 as in preview
-// (NOT_FOUND, exit 3, is kept for schedules the server does not have).
-absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& a) {
-  auto path = a.Require("file");
-  if (!path.ok()) return path.status();
-  auto spec = LoadSpecFile(*path);
-  if (absl::IsNotFound(spec.status())) {
-    return absl::FailedPreconditionError(spec.status().message());
-  }
-  return spec;
-}
+}  // namespace
 
-absl::Status Create(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status CreateCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
   auto parsed = ParseArgs(
       args, {"file", "display_name", "label", "reason", "actor", "output"},
       {{"f", "file"}, {"o", "output"}});
@@ -86,7 +77,8 @@ absl::Status Create(const std::vector<std::string>& args, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status Get(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status GetCommand(const std::vector<std::string>& args,
+                        std::ostream& out) {
   auto parsed = ParseArgs(args, {"output"}, {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
@@ -110,7 +102,8 @@ absl::Status Get(const std::vector<std::string>& args, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status List(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status ListCommand(const std::vector<std::string>& args,
+                         std::ostream& out) {
   auto parsed =
       ParseArgs(args, {"filter", "page_size", "output"}, {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
@@ -147,7 +140,8 @@ absl::Status List(const std::vector<std::string>& args, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status Delete(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status DeleteCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
   auto parsed = ParseArgs(args, {"etag", "output"}, {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
@@ -172,7 +166,8 @@ absl::Status Delete(const std::vector<std::string>& args, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status Update(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status UpdateCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
   auto parsed = ParseArgs(args,
                           {"file", "effective_step", "display_name", "label",
                            "reason", "etag", "actor", "output"},
@@ -233,7 +228,8 @@ absl::Status Update(const std::vector<std::string>& args, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status Restart(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status RestartCommand(const std::vector<std::string>& args,
+                            std::ostream& out) {
   auto parsed = ParseArgs(args, {"at", "reason", "etag", "actor", "output"},
                           {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
@@ -267,7 +263,8 @@ absl::Status Restart(const std::vector<std::string>& args, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status Advance(const std::vector<std::string>& args, std::ostream& out) {
+absl::Status AdvanceCommand(const std::vector<std::string>& args,
+                            std::ostream& out) {
   auto parsed = ParseArgs(args, {"expected_position", "request_id", "output"},
                           {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
@@ -315,43 +312,6 @@ absl::Status Advance(const std::vector<std::string>& args, std::ostream& out) {
     PrintAdvance(*name, response, out);
   }
   return absl::OkStatus();
-}
-
-}  // namespace
-
-int RunCreate(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err) {
-  return Report("create", Create(args, out), err);
-}
-
-int RunGet(const std::vector<std::string>& args, std::ostream& out,
-           std::ostream& err) {
-  return Report("get", Get(args, out), err);
-}
-
-int RunList(const std::vector<std::string>& args, std::ostream& out,
-            std::ostream& err) {
-  return Report("list", List(args, out), err);
-}
-
-int RunDelete(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err) {
-  return Report("delete", Delete(args, out), err);
-}
-
-int RunUpdate(const std::vector<std::string>& args, std::ostream& out,
-              std::ostream& err) {
-  return Report("update", Update(args, out), err);
-}
-
-int RunRestart(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err) {
-  return Report("restart", Restart(args, out), err);
-}
-
-int RunAdvance(const std::vector<std::string>& args, std::ostream& out,
-               std::ostream& err) {
-  return Report("advance", Advance(args, out), err);
 }
 
 }  // namespace anneal
