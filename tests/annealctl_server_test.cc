@@ -73,14 +73,8 @@ constexpr char kSgdr[] =
     "momentum: {base: 0.85, max: 0.95}\n";
 constexpr char kCosine[] = "max_lr: 0.1\ncosine: {period: 100}\n";
 
-class AnnealctlServerTest : public testing::Test {
+class AnnealctlServerTest : public LiveServerTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(TempDb("db"));
-    server_->Start();
-  }
-  void TearDown() override { EXPECT_EQ(server_->Stop(), 0); }
-
   // annealctl --server ADDRESS <args>
   CliRun Cli(const std::string& args) {
     return RunCli("--server " + server_->address() + " " + args);
@@ -104,8 +98,6 @@ class AnnealctlServerTest : public testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp.result();
   }
-
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(AnnealctlServerTest, CreateGetListDelete) {

@@ -22,20 +22,9 @@ using ::testing::UnorderedElementsAre;
 
 constexpr char kName[] = "schedules/run";
 
-class MetricReportsTest : public testing::Test {
+class MetricReportsTest : public LiveServerTest {
  protected:
-  void SetUp() override { StartServer(); }
-  void TearDown() override {
-    if (server_) {
-      EXPECT_EQ(server_->Stop(), 0);
-    }
-  }
-
-  void StartServer() {
-    server_ = std::make_unique<ServerProcess>(
-        db_, std::vector<std::string>{"--metrics_history=6"});
-    ASSERT_NO_FATAL_FAILURE(server_->Start());
-  }
+  MetricReportsTest() : LiveServerTest({"--metrics_history=6"}) {}
 
   void CreateSchedule(const std::string& id = "run") {
     v1::CreateScheduleRequest req;
@@ -75,9 +64,6 @@ class MetricReportsTest : public testing::Test {
     for (const auto& r : all.reports()) steps.push_back(r.step());
     return steps;
   }
-
-  std::string db_ = TempDb("db");
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(MetricReportsTest, ReportsMergeAtAStepAndAreListedInStepOrder) {

@@ -136,6 +136,33 @@ inline std::string TempDb(const std::string& tag) {
   return path;
 }
 
+// A test with its own server: started before each test on a fresh database,
+// and required to stop cleanly (exit 0) after it. StartServer() starts it
+// again on the same database (restart and crash tests).
+class LiveServerTest : public testing::Test {
+ protected:
+  explicit LiveServerTest(std::vector<std::string> flags = {})
+      : flags_(std::move(flags)) {}
+
+  void SetUp() override { StartServer(); }
+  void TearDown() override {
+    if (server_) {
+      EXPECT_EQ(server_->Stop(), 0);
+    }
+  }
+
+  void StartServer() {
+    server_ = std::make_unique<ServerProcess>(db_, flags_);
+    ASSERT_NO_FATAL_FAILURE(server_->Start());
+  }
+
+  const std::string db_ = TempDb("db");
+  std::unique_ptr<ServerProcess> server_;
+
+ private:
+  const std::vector<std::string> flags_;
+};
+
 // A client context with a deadline, as every call should have.
 inline std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 10) {
   auto ctx = std::make_unique<grpc::ClientContext>();

@@ -20,14 +20,8 @@ namespace {
 
 using testing::HasSubstr;
 
-class ServerTest : public testing::Test {
+class ServerTest : public LiveServerTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(TempDb("db"));
-    server_->Start();
-  }
-  void TearDown() override { EXPECT_EQ(server_->Stop(), 0); }
-
   v1::Schedule Create(const std::string& id, const std::string& spec_text,
                       std::map<std::string, std::string> labels = {}) {
     v1::CreateScheduleRequest req;
@@ -57,8 +51,6 @@ class ServerTest : public testing::Test {
     r.momentum = resp.result().momentum();
     return r;
   }
-
-  std::unique_ptr<ServerProcess> server_;
 };
 
 constexpr char kSgdr[] =
