@@ -78,16 +78,13 @@ std::string QueryFingerprint(const v1::ListMetricReportsRequest& r) {
 bool Select(const google::protobuf::RepeatedPtrField<std::string>& names,
             v1::MetricReport* report) {
   if (names.empty()) return true;
-  v1::MetricReport kept = *report;
-  kept.clear_metrics();
+  google::protobuf::Map<std::string, double> kept;
   for (const std::string& n : names) {
     auto it = report->metrics().find(n);
-    if (it != report->metrics().end()) {
-      (*kept.mutable_metrics())[n] = it->second;
-    }
+    if (it != report->metrics().end()) kept[n] = it->second;
   }
-  if (kept.metrics().empty()) return false;
-  *report = std::move(kept);
+  if (kept.empty()) return false;
+  *report->mutable_metrics() = std::move(kept);
   return true;
 }
 
