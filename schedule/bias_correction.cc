@@ -17,20 +17,47 @@ double MomentumCurve::At(int64_t t) const {
   return p.momentum >= 0 ? p.momentum : FromMix(base_, max_, p.h);
 }
 
-BiasCorrection::BiasCorrection(const MomentumCurve& momentum)
-    : momentum_(momentum) {
-  // All prefix products until the product vanishes (at most ~416k steps for
-  // max = 0.9999), then keep every stride-th so the table stays small; the
-  // stride follows where the product really vanishes, not the worst case.
-  std::vector<double> products{1.0};  // products[t] = prod_{i<t}
-  while (products.back() >= kVanishing) {
-    const auto t = static_cast<int64_t>(products.size()) - 1;
-    products.push_back(products.back() * momentum_.At(t));
+absl::StatusOr<std::unique_ptr<const BiasCorrection>> BiasCorrection::Build(
+    const MomentumCurve& momentum, BuildContext& ctx) {
+  std::unique_ptr<BiasCorrection> b(new BiasCorrection(momentum));
+  const FieldPath path("momentum");
+  // One pass over the prefix products until the product vanishes (at most
+  // ~416k steps for max = 0.9999), keeping every stride-th; when the table
+  // fills, every other entry goes and the stride doubles. The stride thus
+  // follows where the product really vanishes, not the worst case.
+  if (auto s = ctx.Charge(kMaxTable * sizeof(double) / 16, path); !s.ok()) {
+    return s;
   }
-  const auto n = static_cast<int64_t>(products.size());
-  vanishes_at_ = n - 2;  // prod_{i <= n-2} = products[n-1] < 2^-60
-  stride_ = std::max<int64_t>(1, (n + kMaxTable - 1) / kMaxTable);
-  for (int64_t t = 0; t < n; t += stride_) prefix_.push_back(products[t]);
+  b->prefix_.reserve(kMaxTable / 16);
+  double product = 1.0;  // prod_{i<t}
+  int64_t t = 0;
+  for (;; ++t) {
+    if (t % b->stride_ == 0) {
+      if (b->prefix_.size() == static_cast<size_t>(kMaxTable)) {
+        for (size_t j = 0; 2 * j < b->prefix_.size(); ++j) {
+          b->prefix_[j] = b->prefix_[2 * j];
+        }
+        b->prefix_.resize(b->prefix_.size() / 2);
+        b->stride_ *= 2;
+      }
+      if (t % b->stride_ == 0) {
+        if (b->prefix_.size() == b->prefix_.capacity()) {
+          // Charged before the vector grows (it doubles).
+          const auto more = static_cast<int64_t>(
+              std::min<size_t>(b->prefix_.capacity(), kMaxTable));
+          if (auto s = ctx.Charge(more * sizeof(double), path); !s.ok()) {
+            return s;
+          }
+        }
+        b->prefix_.push_back(product);
+      }
+    }
+    if (product < kVanishing) break;
+    product *= b->momentum_.At(t);
+  }
+  // The loop ended at the first t with prod_{i<t} < 2^-60.
+  b->vanishes_at_ = t - 1;
+  return std::unique_ptr<const BiasCorrection>(std::move(b));
 }
 
 double BiasCorrection::ProductBefore(int64_t t) const {

@@ -6,15 +6,18 @@
 // training loop would accumulate it. A table of at most 16384 prefix
 // products, one every `stride` steps, makes one step cost at most stride - 1
 // curve evaluations (stride is 1 unless the product takes more than 16384
-// steps to vanish); once the product falls below 2^-60 the correction is
-// exactly 1.0 in double precision and no table is needed.
+// steps to vanish, and then a power of two: the table is built in one pass
+// and halved whenever it fills); once the product falls below 2^-60 the
+// correction is exactly 1.0 in double precision and no table is needed.
 #ifndef ANNEAL_SCHEDULE_BIAS_CORRECTION_H_
 #define ANNEAL_SCHEDULE_BIAS_CORRECTION_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
-#include "schedule/curve.h"
+#include "absl/status/statusor.h"
+#include "schedule/curves.h"
 
 namespace anneal {
 
@@ -35,8 +38,10 @@ class MomentumCurve {
 
 class BiasCorrection {
  public:
-  // `momentum` must stay within [0, kMaxMomentum].
-  explicit BiasCorrection(const MomentumCurve& momentum);
+  // `momentum` must stay within [0, kMaxMomentum]. The table is charged to
+  // `ctx` (path "momentum") as it grows.
+  static absl::StatusOr<std::unique_ptr<const BiasCorrection>> Build(
+      const MomentumCurve& momentum, BuildContext& ctx);
 
   // 1 - prod_{i=0..t} momentum(i), given momentum(t) (the caller has it).
   double At(int64_t t, double momentum_t) const;
@@ -51,6 +56,9 @@ class BiasCorrection {
   double ProductBefore(int64_t t) const;
 
  private:
+  explicit BiasCorrection(const MomentumCurve& momentum)
+      : momentum_(momentum) {}
+
   const MomentumCurve momentum_;
   int64_t stride_ = 1;
   int64_t vanishes_at_ = 0;     // first t with prod_{i<=t} < 2^-60

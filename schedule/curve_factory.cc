@@ -2,6 +2,7 @@
 // and applies its warmup. The one place that knows every family.
 #include "absl/strings/str_cat.h"
 #include "schedule/curves.h"
+#include "schedule/schedule.h"
 
 namespace anneal {
 namespace {
@@ -46,13 +47,14 @@ absl::StatusOr<Levels> ResolveLevels(const v1::ScheduleSpec& spec,
 absl::StatusOr<CurvePtr> BuildFamily(const v1::ScheduleSpec& spec,
                                      const Levels& levels,
                                      const v1::Warmup* every_cycle,
-                                     const FieldPath& path) {
+                                     const FieldPath& path, BuildContext& ctx) {
   using S = v1::ScheduleSpec;
   switch (spec.curve_case()) {
     case S::kConstant:
       return MakeConstant(levels);
     case S::kStepDecay:
-      return MakeStepDecay(spec.step_decay(), levels, path.Child("step_decay"));
+      return MakeStepDecay(spec.step_decay(), levels, path.Child("step_decay"),
+                           ctx);
     case S::kExponentialDecay:
       return MakeExponentialDecay(spec.exponential_decay(), levels,
                                   path.Child("exponential_decay"));
@@ -68,7 +70,7 @@ absl::StatusOr<CurvePtr> BuildFamily(const v1::ScheduleSpec& spec,
       return MakeCosine(spec.cosine(), levels, path.Child("cosine"));
     case S::kWarmRestarts:
       return MakeWarmRestarts(spec.warm_restarts(), levels, every_cycle,
-                              path.Child("warm_restarts"));
+                              path.Child("warm_restarts"), ctx);
     case S::kCyclic:
       return MakeCyclic(spec.cyclic(), levels, path.Child("cyclic"));
     case S::kOneCycle:
@@ -76,7 +78,7 @@ absl::StatusOr<CurvePtr> BuildFamily(const v1::ScheduleSpec& spec,
     case S::kWsd:
       return MakeWsd(spec.wsd(), levels, path.Child("wsd"));
     case S::kSequence:
-      return MakeSequence(spec.sequence(), levels, path.Child("sequence"));
+      return MakeSequence(spec.sequence(), levels, path.Child("sequence"), ctx);
     case S::CURVE_NOT_SET:
       break;
   }
@@ -88,17 +90,47 @@ absl::StatusOr<CurvePtr> BuildFamily(const v1::ScheduleSpec& spec,
 
 }  // namespace
 
+absl::Status BuildContext::Charge(int64_t bytes, const FieldPath& path) {
+  if (bytes <= max_table_bytes_ - charged_) {
+    charged_ += bytes;
+    return absl::OkStatus();
+  }
+  return path.Error(absl::StrCat(
+      "must fit the compile budget of ", max_table_bytes_,
+      " bytes of tables, got more (", charged_,
+      " bytes already used by the parts before it); use fewer or simpler "
+      "parts, fewer distinct cycles (a period_mult further from 1, or "
+      "max_cycles) or a lower momentum.max"));
+}
+
+absl::Status BuildContext::EnterSequence(const FieldPath& path) {
+  if (depth_ >= kMaxSequenceDepth) {
+    return path.Error(absl::StrCat("sequences may nest at most ",
+                                   kMaxSequenceDepth, " deep, got ",
+                                   depth_ + 1));
+  }
+  ++depth_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CurvePtr> BuildCurve(const v1::ScheduleSpec& spec,
                                     const Levels* inherited,
-                                    const FieldPath& path) {
+                                    const FieldPath& path, BuildContext& ctx) {
+  if (auto s = ctx.Charge(kCurveNodeBytes,
+                          path.str().empty() ? FieldPath("curve") : path);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<Levels> levels = ResolveLevels(spec, inherited, path);
   if (!levels.ok()) return levels.status();
+  ctx.RaiseCeiling(levels->max_lr);
   const v1::Warmup* every_cycle = nullptr;
   if (spec.has_warmup()) {
     FieldPath warmup_path = path.Child("warmup");
     if (auto s = ValidateWarmup(spec.warmup(), *levels, warmup_path); !s.ok()) {
       return s;
     }
+    ctx.RaiseCeiling(spec.warmup().start_lr());
     if (spec.warmup().every_cycle()) {
       if (spec.curve_case() != v1::ScheduleSpec::kWarmRestarts) {
         return warmup_path.Child("every_cycle")
@@ -108,7 +140,7 @@ absl::StatusOr<CurvePtr> BuildCurve(const v1::ScheduleSpec& spec,
     }
   }
   absl::StatusOr<CurvePtr> curve =
-      BuildFamily(spec, *levels, every_cycle, path);
+      BuildFamily(spec, *levels, every_cycle, path, ctx);
   if (!curve.ok() || !spec.has_warmup() || every_cycle != nullptr) {
     return curve;
   }

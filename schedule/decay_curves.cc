@@ -111,8 +111,9 @@ class StepDecayCurve final : public Curve {
     return step_size_ > 0 ? -1 : milestones_.back();
   }
 
- private:
   static constexpr size_t kMaxTable = 4096;
+
+ private:
   double Raw(int64_t k) const {
     return levels_.max_lr * std::pow(gamma_, static_cast<double>(k));
   }
@@ -314,7 +315,8 @@ absl::StatusOr<CurvePtr> MakeConstant(const Levels& levels) {
 
 absl::StatusOr<CurvePtr> MakeStepDecay(const v1::StepDecay& spec,
                                        const Levels& levels,
-                                       const FieldPath& path) {
+                                       const FieldPath& path,
+                                       BuildContext& ctx) {
   double gamma = spec.has_gamma() ? spec.gamma() : 0.1;
   if (auto s = RequireInRange(path.Child("gamma"), gamma, 0, 1); !s.ok()) {
     return s;
@@ -334,12 +336,20 @@ absl::StatusOr<CurvePtr> MakeStepDecay(const v1::StepDecay& spec,
         !s.ok()) {
       return s;
     }
+    // Up to kMaxTable decay values, until they reach the floor.
+    if (auto s = ctx.Charge(StepDecayCurve::kMaxTable * sizeof(double),
+                            path.Child("step_size"));
+        !s.ok()) {
+      return s;
+    }
     return CurvePtr(new StepDecayCurve(levels, spec.step_size(), {}, gamma));
   }
-  if (spec.milestones_size() > 100000) {
-    return path.Child("milestones")
-        .Error(absl::StrCat("must have at most 100000 entries, got ",
-                            spec.milestones_size()));
+  // A copy of the milestones and one decay value each.
+  if (auto s = ctx.Charge(
+          static_cast<int64_t>(spec.milestones_size()) * 2 * sizeof(double),
+          path.Child("milestones"));
+      !s.ok()) {
+    return s;
   }
   std::vector<int64_t> milestones(spec.milestones().begin(),
                                   spec.milestones().end());

@@ -19,6 +19,32 @@ std::string FormatNumber(double value) {
   return absl::StrFormat("%.17g", value);
 }
 
+std::string QuoteValue(absl::string_view value, size_t max) {
+  const bool cut = value.size() > max;
+  absl::string_view shown = cut ? value.substr(0, max) : value;
+  if (cut) {
+    // Do not end inside a UTF-8 sequence: back off over continuation bytes.
+    while (!shown.empty() &&
+           (static_cast<unsigned char>(value[shown.size()]) & 0xC0) == 0x80) {
+      shown.remove_suffix(1);
+    }
+  }
+  std::string out = "\"";
+  for (unsigned char c : shown) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+  if (cut) absl::StrAppend(&out, "... (", value.size(), " bytes)");
+  return out;
+}
+
 FieldPath FieldPath::Child(absl::string_view name) const {
   if (path_.empty()) return FieldPath(std::string(name));
   return FieldPath(absl::StrCat(path_, ".", name));

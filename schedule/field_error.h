@@ -19,6 +19,12 @@ namespace anneal {
 // "nan", "inf").
 std::string FormatNumber(double value);
 
+// `value` in double quotes for a message: quotes, backslashes and control
+// characters escaped, and cut after `max` bytes with the full size added
+// ("\"abcd...\" (15728640 bytes)"), so that no message (or log line)
+// carries a whole hostile input or can forge a line break.
+std::string QuoteValue(absl::string_view value, size_t max = 64);
+
 // A dotted path to a field of a ScheduleSpec, e.g. "sequence.phases[1].spec".
 class FieldPath {
  public:

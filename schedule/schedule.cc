@@ -57,12 +57,14 @@ Schedule::Schedule(const v1::ScheduleSpec& spec) : spec_(spec) {}
 Schedule::~Schedule() = default;
 
 absl::StatusOr<std::shared_ptr<const Schedule>> Schedule::Compile(
-    const v1::ScheduleSpec& spec) {
+    const v1::ScheduleSpec& spec, const CompileLimits& limits) {
   if (auto s = ValidateModifiers(spec); !s.ok()) return s;
-  absl::StatusOr<CurvePtr> curve = BuildCurve(spec, nullptr, FieldPath());
+  BuildContext ctx(limits.max_table_bytes);
+  absl::StatusOr<CurvePtr> curve = BuildCurve(spec, nullptr, FieldPath(), ctx);
   if (!curve.ok()) return curve.status();
   std::shared_ptr<Schedule> schedule(new Schedule(spec));
   schedule->curve_ = *std::move(curve);
+  schedule->ceiling_ = ctx.ceiling();
   if (spec.has_batch_scaling()) {
     schedule->batch_reference_ =
         static_cast<double>(spec.batch_scaling().reference_batch_size());
@@ -75,23 +77,38 @@ absl::StatusOr<std::shared_ptr<const Schedule>> Schedule::Compile(
   if (spec.has_momentum()) {
     schedule->momentum_base_ = spec.momentum().base();
     schedule->momentum_max_ = spec.momentum().max();
-    schedule->bias_ = std::make_unique<BiasCorrection>(
+    auto bias = BiasCorrection::Build(
         MomentumCurve(schedule->curve_.get(), schedule->momentum_base_,
-                      schedule->momentum_max_));
+                      schedule->momentum_max_),
+        ctx);
+    if (!bias.ok()) return bias.status();
+    schedule->bias_ = *std::move(bias);
   }
+  schedule->table_bytes_ = ctx.charged();
   return std::shared_ptr<const Schedule>(std::move(schedule));
 }
 
-absl::Status Schedule::Validate(const v1::ScheduleSpec& spec) {
-  if (auto s = ValidateModifiers(spec); !s.ok()) return s;
-  return BuildCurve(spec, nullptr, FieldPath()).status();
+absl::Status Schedule::Validate(const v1::ScheduleSpec& spec,
+                                const CompileLimits& limits) {
+  // Compiling is the validation: the bias-correction table has its own
+  // budget, so it must be built too.
+  return Compile(spec, limits).status();
 }
 
 StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
                             double scale) const {
   StepResult r;
   r.step = step;
-  r.lr = scale == 1.0 ? point.lr : point.lr * scale;
+  // Rounding can leave a closed form an ulp outside [0, peak] (a floor of
+  // 1e-308 divided by 1e168 and re-added, say): an LR is never negative,
+  // NaN or above every peak of the spec.
+  double lr = point.lr;
+  if (!(lr >= 0)) {
+    lr = 0;
+  } else if (lr > ceiling_) {
+    lr = ceiling_;
+  }
+  r.lr = scale == 1.0 ? lr : lr * scale;
   r.cycle = point.cycle;
   r.step_in_cycle = point.step_in_cycle;
   r.cycle_length = point.cycle_length;

@@ -1,9 +1,8 @@
 // anneal's schedule engine: a spec compiled into an immutable evaluator.
 //
-//   absl::StatusOr<std::shared_ptr<const Schedule>> s =
-//   Schedule::Compile(spec); if (!s.ok()) ...;            // INVALID_ARGUMENT
-//   "<field>: <rule>" StepResult r = (*s)->At(t);  // lr, momentum, cycle,
-//   restart, snapshot...
+//   auto s = anneal::Schedule::Compile(spec);
+//   if (!s.ok()) return s.status();  // INVALID_ARGUMENT "<field>: <rule>"
+//   anneal::StepResult r = (*s)->At(t);  // lr, momentum, cycle, restart...
 //
 // Contract:
 //  * Pure: no I/O, no clocks, no globals. The same spec and step give the
@@ -33,15 +32,34 @@ namespace anneal {
 
 class BiasCorrection;
 
+// How deep `sequence` curves may nest (a phase whose spec is a sequence is
+// one level deeper).
+inline constexpr int kMaxSequenceDepth = 8;
+
+// The default budget of one compiled spec: 4 MiB of tables.
+inline constexpr int64_t kDefaultMaxTableBytes = int64_t{4} << 20;
+
+// What every curve node of a spec is charged, whatever its tables: so a spec
+// of thousands of small parts costs its share too.
+inline constexpr int64_t kCurveNodeBytes = 256;
+
+struct CompileLimits {
+  // Bytes of tables one compiled spec may hold (and, for the tables that
+  // take work to fill, the equivalent work). Every curve node counts
+  // kCurveNodeBytes on top of its tables.
+  int64_t max_table_bytes = kDefaultMaxTableBytes;
+};
+
 class Schedule {
  public:
   // Validates `spec` and compiles it. Errors are INVALID_ARGUMENT naming the
   // field path and the rule, e.g. "warm_restarts.period: must be >= 1, got 0".
   static absl::StatusOr<std::shared_ptr<const Schedule>> Compile(
-      const v1::ScheduleSpec& spec);
+      const v1::ScheduleSpec& spec, const CompileLimits& limits = {});
 
   // The same checks as Compile, without keeping the result.
-  static absl::Status Validate(const v1::ScheduleSpec& spec);
+  static absl::Status Validate(const v1::ScheduleSpec& spec,
+                               const CompileLimits& limits = {});
 
   Schedule(const Schedule&) = delete;
   Schedule& operator=(const Schedule&) = delete;
@@ -65,6 +83,9 @@ class Schedule {
 
   const v1::ScheduleSpec& spec() const { return spec_; }
   bool has_momentum() const { return spec_.has_momentum(); }
+  // What the compiled spec was charged against CompileLimits: an upper
+  // bound on the bytes its tables hold.
+  int64_t table_bytes() const { return table_bytes_; }
 
   // Robbins-Monro verdict of the LR sequence as t -> infinity.
   Asymptotics Tail() const;
@@ -88,6 +109,8 @@ class Schedule {
   double batch_reference_ = 0;  // 0: no batch scaling
   bool batch_sqrt_ = false;
   double thermostat_k_ = 0;  // 0: no thermostat
+  double ceiling_ = 0;       // LRs are clamped to [0, ceiling_]
+  int64_t table_bytes_ = 0;
   std::unique_ptr<const BiasCorrection> bias_;
 };
 

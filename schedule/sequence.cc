@@ -58,11 +58,11 @@ class SequenceCurve final : public Curve {
   std::vector<Part> parts_;
 };
 
-}  // namespace
-
-absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
-                                      const Levels& levels,
-                                      const FieldPath& path) {
+// The phases of a sequence, one nesting level down (MakeSequence counts it).
+absl::StatusOr<CurvePtr> MakeSequenceParts(const v1::Sequence& spec,
+                                           const Levels& levels,
+                                           const FieldPath& path,
+                                           BuildContext& ctx) {
   FieldPath phases_path = path.Child("phases");
   const int n = spec.phases_size();
   if (n < 1 || n > kMaxPhases) {
@@ -107,7 +107,7 @@ absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
       return p.Child("restart").Error(
           "must be false for the first phase (nothing to restart from)");
     }
-    auto curve = BuildCurve(child, &levels, spec_path);
+    auto curve = BuildCurve(child, &levels, spec_path, ctx);
     if (!curve.ok()) return curve.status();
     parts[i].begin = begin;
     parts[i].end = last ? kMaxStep + 1 : begin + phase.steps();
@@ -130,6 +130,18 @@ absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
     }
   }
   return CurvePtr(new SequenceCurve(std::move(parts)));
+}
+
+}  // namespace
+
+absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
+                                      const Levels& levels,
+                                      const FieldPath& path,
+                                      BuildContext& ctx) {
+  if (auto s = ctx.EnterSequence(path); !s.ok()) return s;
+  absl::StatusOr<CurvePtr> curve = MakeSequenceParts(spec, levels, path, ctx);
+  ctx.LeaveSequence();
+  return curve;
 }
 
 }  // namespace anneal

@@ -186,7 +186,8 @@ int64_t AnnealLength(int64_t period, double mult, bool integer_mult, int64_t k,
 absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
                                           const Levels& levels,
                                           const v1::Warmup* warmup,
-                                          const FieldPath& path) {
+                                          const FieldPath& path,
+                                          BuildContext& ctx) {
   FieldPath period_path = path.Child("period");
   if (auto s = RequireAtLeast(period_path, spec.period(), 1); !s.ok()) return s;
   if (auto s = RequireAtMost(period_path, spec.period(), kMaxStep); !s.ok()) {
@@ -215,6 +216,7 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
 
   Geometry g;
   const int64_t max_cycles = spec.max_cycles();
+  const FieldPath mult_path = path.Child("period_mult");
   if (mult == 1.0) {
     g.tail_start = 0;
     g.tail_len = spec.period() + w;
@@ -232,6 +234,14 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
         g.tail_len = 1 + w;
         g.tail_first_cycle = k;
         break;
+      }
+      // Each explicit cycle costs a start (and, for the first 4096, a
+      // peak), and the vector may hold twice what it uses: charged before
+      // it grows.
+      if (auto s =
+              ctx.Charge(2 * sizeof(int64_t) + (k < 4096 ? 8 : 0), mult_path);
+          !s.ok()) {
+        return s;
       }
       if (k >= kMaxExplicitCycles) {
         return path.Child("period_mult")
