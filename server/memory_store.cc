@@ -1,13 +1,11 @@
-// The in-memory Store (NewMemoryStore in store.h): the SQLite store's
-// semantics without a disk, for tests. Batches are applied and acknowledged
-// on a background thread in submission order, so callers see the same
-// asynchrony as with the real store; the semantics beyond store.h are those
-// listed in sqlite_store.h.
+// The in-memory Store (NewMemoryStore in store.h): store.h's contract without
+// a disk, for tests. Batches go through the same CommitQueue as the SQLite
+// store's, so callers see the same grouping, ordering, asynchrony and failed
+// state; MemoryStoreOptions::commit_fault makes a group fail on demand.
 #include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -15,27 +13,40 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "server/commit_queue.h"
 #include "server/store.h"
 
 namespace anneal {
 namespace {
 
-class MemoryStore final : public Store {
- public:
-  MemoryStore() : thread_([this] { Loop(); }) {}
+struct Entry {
+  v1::Schedule schedule;
+  int64_t position = 0;
+  int64_t max_step_served = 0;
+  std::deque<AdvanceRecord> advances;           // oldest first
+  std::map<int64_t, v1::MetricReport> reports;  // by step
+};
 
-  ~MemoryStore() override {
-    {
-      absl::MutexLock lock(&queue_mu_);
-      stopping_ = true;
-      work_.Signal();
+// The data and how a group is applied to it; the queue's backend.
+class MemoryData final : public CommitQueue::Backend {
+ public:
+  explicit MemoryData(std::function<absl::Status()> fault)
+      : fault_(std::move(fault)) {}
+
+  absl::Status Commit(absl::Span<const WriteBatch* const> group,
+                      absl::Span<absl::Status> results) override {
+    if (fault_) {
+      if (absl::Status s = fault_(); !s.ok()) return s;
     }
-    thread_.join();  // drains the queue first
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < group.size(); ++i) results[i] = Apply(*group[i]);
+    return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<StoredSchedule>> LoadAll() override {
-    absl::MutexLock lock(&data_mu_);
+  absl::Status Probe() override { return fault_ ? fault_() : absl::OkStatus(); }
+
+  absl::StatusOr<std::vector<StoredSchedule>> LoadAll() {
+    absl::MutexLock lock(&mu_);
     std::vector<StoredSchedule> out;
     out.reserve(data_.size());
     for (const auto& [name, entry] : data_) {
@@ -48,9 +59,10 @@ class MemoryStore final : public Store {
     return out;
   }
 
-  absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
-      const std::string& name, int64_t from, int64_t to, int limit) override {
-    absl::MutexLock lock(&data_mu_);
+  std::vector<v1::MetricReport> ReadReports(const std::string& name,
+                                            int64_t from, int64_t to,
+                                            int limit) {
+    absl::MutexLock lock(&mu_);
     std::vector<v1::MetricReport> out;
     auto found = data_.find(name);
     if (found == data_.end()) return out;
@@ -64,49 +76,11 @@ class MemoryStore final : public Store {
     return out;
   }
 
-  void Submit(WriteBatch batch, Done done) override {
-    absl::MutexLock lock(&queue_mu_);
-    queue_.push_back(Pending{std::move(batch), std::move(done)});
-    work_.Signal();
-  }
-
  private:
-  struct Pending {
-    WriteBatch batch;
-    Done done;
-  };
-
-  struct Entry {
-    v1::Schedule schedule;
-    int64_t position = 0;
-    int64_t max_step_served = 0;
-    std::deque<AdvanceRecord> advances;           // oldest first
-    std::map<int64_t, v1::MetricReport> reports;  // by step
-  };
-
-  void Loop() {
-    for (;;) {
-      Pending next;
-      {
-        absl::MutexLock lock(&queue_mu_);
-        while (queue_.empty() && !stopping_) work_.Wait(&queue_mu_);
-        if (queue_.empty()) return;
-        next = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      absl::Status s;
-      {
-        absl::MutexLock lock(&data_mu_);
-        s = Apply(next.batch);
-      }
-      if (next.done) std::move(next.done)(std::move(s));
-    }
-  }
-
   // Applies `batch` atomically: ops run against copies of the entries they
   // touch, which replace the originals only if every op succeeds.
   absl::Status Apply(const WriteBatch& batch)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(data_mu_) {
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::map<std::string, std::optional<Entry>> staged;
     auto entry = [&](const std::string& name) -> std::optional<Entry>& {
       auto it = staged.find(name);
@@ -122,62 +96,8 @@ class MemoryStore final : public Store {
     };
     for (const WriteBatch::Op& op : batch.ops()) {
       std::optional<Entry>& e = entry(op.name);
-      switch (op.kind) {
-        case WriteBatch::Kind::kPut: {
-          v1::Schedule schedule;
-          if (!schedule.ParseFromString(op.record) ||
-              schedule.name() != op.name) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(op.name, ": Put with a malformed record"));
-          }
-          if (!e) e.emplace();
-          e->position = schedule.position();
-          e->max_step_served = schedule.max_step_served();
-          e->schedule = std::move(schedule);
-          break;
-        }
-        case WriteBatch::Kind::kDelete:
-          e.reset();
-          break;
-        case WriteBatch::Kind::kAdvance: {
-          if (!e) {
-            return absl::NotFoundError(absl::StrCat(
-                op.name, ": Advance of a schedule that is not stored"));
-          }
-          e->position = op.value;
-          const std::string& id = op.advance.request_id;
-          if (id.empty()) break;  // nothing to deduplicate on
-          for (auto it = e->advances.begin(); it != e->advances.end(); ++it) {
-            if (it->request_id == id) {
-              e->advances.erase(it);
-              break;
-            }
-          }
-          e->advances.push_back(op.advance);
-          while (e->advances.size() >
-                 static_cast<size_t>(kAdvanceDedupWindow)) {
-            e->advances.pop_front();
-          }
-          break;
-        }
-        case WriteBatch::Kind::kServed:
-          // A missing schedule is not an error (see sqlite_store.h).
-          if (e) e->max_step_served = std::max(e->max_step_served, op.value);
-          break;
-        case WriteBatch::Kind::kReport: {
-          if (!e) {
-            return absl::NotFoundError(absl::StrCat(
-                op.name, ": Report for a schedule that is not stored"));
-          }
-          v1::MetricReport& merged = e->reports[op.report.step()];
-          if (absl::Status s = MergeReport(op.report, &merged); !s.ok()) {
-            return s;  // the staged copy is dropped with the batch
-          }
-          while (static_cast<int64_t>(e->reports.size()) > op.value) {
-            e->reports.erase(e->reports.begin());
-          }
-          break;
-        }
+      if (absl::Status s = ApplyOp(op, e); !s.ok()) {
+        return s;  // the staged copies are dropped with the batch
       }
     }
     for (auto& [name, e] : staged) {
@@ -190,21 +110,105 @@ class MemoryStore final : public Store {
     return absl::OkStatus();
   }
 
-  absl::Mutex queue_mu_;
-  absl::CondVar work_;  // signalled when queue_ grows or stopping_ is set
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  static absl::Status ApplyOp(const WriteBatch::Op& op,
+                              std::optional<Entry>& e) {
+    switch (op.kind) {
+      case WriteBatch::Kind::kPut: {
+        v1::Schedule schedule;
+        if (!schedule.ParseFromString(op.record) ||
+            schedule.name() != op.name) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(op.name, ": Put with a malformed record"));
+        }
+        const int64_t served =
+            e ? std::max(e->max_step_served, schedule.max_step_served())
+              : schedule.max_step_served();
+        if (!e) e.emplace();
+        e->position = schedule.position();
+        e->max_step_served = served;
+        e->schedule = std::move(schedule);
+        return absl::OkStatus();
+      }
+      case WriteBatch::Kind::kDelete:
+        e.reset();
+        return absl::OkStatus();
+      case WriteBatch::Kind::kAdvance: {
+        if (!e) {
+          return absl::NotFoundError(absl::StrCat(
+              op.name, ": Advance of a schedule that is not stored"));
+        }
+        e->position = op.value;
+        const std::string& id = op.advance.request_id;
+        if (id.empty()) return absl::OkStatus();  // nothing to dedup on
+        for (auto it = e->advances.begin(); it != e->advances.end(); ++it) {
+          if (it->request_id == id) {
+            e->advances.erase(it);
+            break;
+          }
+        }
+        e->advances.push_back(op.advance);
+        while (e->advances.size() > static_cast<size_t>(kAdvanceDedupWindow)) {
+          e->advances.pop_front();
+        }
+        return absl::OkStatus();
+      }
+      case WriteBatch::Kind::kServed:
+        if (e) e->max_step_served = std::max(e->max_step_served, op.value);
+        return absl::OkStatus();
+      case WriteBatch::Kind::kResetServed:
+        if (e) e->max_step_served = op.value;
+        return absl::OkStatus();
+      case WriteBatch::Kind::kReport: {
+        if (!e) {
+          return absl::NotFoundError(absl::StrCat(
+              op.name, ": Report for a schedule that is not stored"));
+        }
+        v1::MetricReport& merged = e->reports[op.report.step()];
+        if (absl::Status s = MergeReport(op.report, &merged); !s.ok()) {
+          return s;
+        }
+        while (static_cast<int64_t>(e->reports.size()) > op.value) {
+          e->reports.erase(e->reports.begin());
+        }
+        return absl::OkStatus();
+      }
+    }
+    return absl::InternalError("unknown op");
+  }
 
-  absl::Mutex data_mu_;
-  std::map<std::string, Entry> data_ ABSL_GUARDED_BY(data_mu_);
+  const std::function<absl::Status()> fault_;
+  absl::Mutex mu_;
+  std::map<std::string, Entry> data_ ABSL_GUARDED_BY(mu_);
+};
 
-  std::thread thread_;  // last: it runs Loop, which uses every member
+class MemoryStore final : public Store {
+ public:
+  explicit MemoryStore(MemoryStoreOptions options)
+      : data_(std::move(options.commit_fault)),
+        queue_(&data_, CommitQueue::Options{4096, "anneal-memstore"}) {}
+
+  absl::StatusOr<std::vector<StoredSchedule>> LoadAll() override {
+    return data_.LoadAll();
+  }
+  absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
+      const std::string& name, int64_t from, int64_t to, int limit) override {
+    return data_.ReadReports(name, from, to, limit);
+  }
+  void Submit(WriteBatch batch, Done done) override {
+    queue_.Submit(std::move(batch), std::move(done));
+  }
+  absl::Status Resume() override { return queue_.Resume(); }
+  StoreStats stats() const override { return queue_.stats(); }
+
+ private:
+  MemoryData data_;
+  CommitQueue queue_;  // last: drained before the data goes
 };
 
 }  // namespace
 
-std::unique_ptr<Store> NewMemoryStore() {
-  return std::make_unique<MemoryStore>();
+std::unique_ptr<Store> NewMemoryStore(MemoryStoreOptions options) {
+  return std::make_unique<MemoryStore>(std::move(options));
 }
 
 }  // namespace anneal

@@ -1,20 +1,17 @@
 // SqliteStore: the SQLite implementation of Store (see sqlite_store.h).
 //
-// Threads: the writer thread owns the write connection and its prepared
-// statements (Writer). LoadAll uses a second connection (Reader) under its
-// own mutex; in WAL mode it (and ReadReports) reads the last committed state
-// without blocking the writer or being blocked by it, so LoadAll may be called
-// at any time. Open() runs the migrations on the write connection before the
-// writer thread starts.
+// Threads: the CommitQueue's thread owns the write connection and its
+// prepared statements (Writer, the queue's backend). LoadAll uses a second
+// connection (Reader) under its own mutex; in WAL mode it (and ReadReports)
+// reads the last committed state without blocking the writer or being
+// blocked by it, so LoadAll may be called at any time. Open() runs the
+// migrations and a probe write on the write connection before the queue
+// starts.
 #include "server/sqlite_store.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <cstddef>
-#include <deque>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -23,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "server/commit_queue.h"
 
 namespace anneal {
 namespace {
@@ -227,20 +224,17 @@ absl::Status Migrate(sqlite3* db, const std::string& path) {
   }
 }
 
-// A submitted batch and its callback.
-struct Pending {
-  WriteBatch batch;
-  Store::Done done;
-};
-
-// The write connection and its cached statements. Used only by the writer
+// The write connection and its cached statements. Used only by the queue's
 // thread (after Open hands it over), so it needs no lock.
-class Writer {
+class Writer final : public CommitQueue::Backend {
  public:
-  static absl::StatusOr<Writer> Create(Db db) {
-    Writer w;
+  static absl::StatusOr<std::unique_ptr<Writer>> Create(Db db,
+                                                        std::string path) {
+    std::unique_ptr<Writer> owned(new Writer);
+    Writer& w = *owned;
     sqlite3* raw = db.get();
     w.db_ = std::move(db);
+    w.path_ = std::move(path);
     struct {
       Stmt* stmt;
       const char* sql;
@@ -251,12 +245,13 @@ class Writer {
         {&w.release_, "RELEASE batch"},
         {&w.rollback_to_, "ROLLBACK TO batch"},
         // An upsert, not INSERT OR REPLACE: replacing the row would reset
-        // advance_seq under the schedule's remembered advances.
+        // advance_seq under the schedule's remembered advances. The served
+        // mark is never lowered by a Put (store.h).
         {&w.put_,
          "INSERT INTO schedules(name, record, position, max_step_served) "
          "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
          "record = excluded.record, position = excluded.position, "
-         "max_step_served = excluded.max_step_served"},
+         "max_step_served = MAX(max_step_served, excluded.max_step_served)"},
         {&w.delete_schedule_, "DELETE FROM schedules WHERE name = ?1"},
         {&w.delete_advances_, "DELETE FROM advances WHERE name = ?1"},
         // RETURNING needs SQLite 3.35 (Debian 12 has 3.40).
@@ -272,6 +267,9 @@ class Writer {
         {&w.served_,
          "UPDATE schedules SET max_step_served = MAX(max_step_served, ?2) "
          "WHERE name = ?1"},
+        {&w.reset_served_,
+         "UPDATE schedules SET max_step_served = ?2 WHERE name = ?1"},
+        {&w.probe_, "PRAGMA user_version = 0"},  // re-prepared below
         {&w.delete_reports_, "DELETE FROM reports WHERE name = ?1"},
         {&w.read_report_,
          "SELECT record FROM reports WHERE name = ?1 AND step = ?2"},
@@ -292,24 +290,44 @@ class Writer {
       if (!prepared.ok()) return prepared.status();
       *stmt = *std::move(prepared);
     }
-    return w;
+    // The probe rewrites the schema version with its own value: a real
+    // write (a WAL frame and an fsync) that changes nothing.
+    absl::StatusOr<Stmt> probe = Prepare(
+        raw,
+        absl::StrCat("PRAGMA user_version = ", kSqliteSchemaVersion).c_str());
+    if (!probe.ok()) return probe.status();
+    w.probe_ = *std::move(probe);
+    return owned;
   }
 
-  // Applies the non-empty batches of `group` in one transaction. On success
-  // (*results)[i] is batch i's own outcome (a batch that fails, say
-  // NOT_FOUND, is rolled back alone); a returned error means nothing of the
-  // group was committed.
-  absl::Status Commit(const std::vector<Pending>& group,
-                      std::vector<absl::Status>* results) {
+  absl::Status Commit(absl::Span<const WriteBatch* const> group,
+                      absl::Span<absl::Status> results) override {
     absl::Status s = Step(begin_.get());
     for (size_t i = 0; s.ok() && i < group.size(); ++i) {
-      if (group[i].batch.empty()) continue;
+      if (group[i]->empty()) continue;
       s = Step(savepoint_.get());
-      if (s.ok()) s = ApplyBatch(group[i].batch, &(*results)[i]);
-      if (s.ok() && !(*results)[i].ok()) s = Step(rollback_to_.get());
+      if (s.ok()) s = ApplyBatch(*group[i], &results[i]);
+      if (s.ok() && !results[i].ok()) s = Step(rollback_to_.get());
       if (s.ok()) s = Step(release_.get());
     }
     if (s.ok()) s = Step(commit_.get());
+    return Finish(s);
+  }
+
+  absl::Status Probe() override {
+    absl::Status s = Step(begin_.get());
+    if (s.ok()) s = Step(probe_.get());
+    if (s.ok()) s = Step(commit_.get());
+    s = Finish(s);
+    if (s.ok()) return s;
+    return absl::Status(s.code(), absl::StrCat(path_, ": ", s.message()));
+  }
+
+ private:
+  Writer() = default;
+
+  // Leaves no transaction open after a failure.
+  absl::Status Finish(absl::Status s) {
     if (!s.ok() && !sqlite3_get_autocommit(db_.get())) {
       // Some errors (I/O, disk full) have already rolled back; otherwise we
       // must, so that nothing of the group is committed by a later COMMIT.
@@ -317,9 +335,6 @@ class Writer {
     }
     return s;
   }
-
- private:
-  Writer() = default;
 
   absl::Status Step(sqlite3_stmt* stmt) {
     ResetOnExit reset(stmt);
@@ -342,7 +357,10 @@ class Writer {
           s = Advance(op, batch_status);
           break;
         case WriteBatch::Kind::kServed:
-          s = Served(op);
+          s = Served(op, served_.get());
+          break;
+        case WriteBatch::Kind::kResetServed:
+          s = Served(op, reset_served_.get());
           break;
         case WriteBatch::Kind::kReport:
           s = Report(op, batch_status);
@@ -418,10 +436,9 @@ class Writer {
     return StepDone(db_.get(), stmt);
   }
 
-  absl::Status Served(const WriteBatch::Op& op) {
-    // A missing schedule matches no row: Served is a lazy hint that may
-    // arrive after a Delete, so that is not an error.
-    sqlite3_stmt* stmt = served_.get();
+  // Served and ResetServed. A missing schedule matches no row: the mark is a
+  // hint that may arrive after a Delete, so that is not an error.
+  absl::Status Served(const WriteBatch::Op& op, sqlite3_stmt* stmt) {
     ResetOnExit reset(stmt);
     BindText(stmt, 1, op.name);
     sqlite3_bind_int64(stmt, 2, op.value);
@@ -494,9 +511,10 @@ class Writer {
 
   // Declared first so that it is closed after the statements are finalized.
   Db db_;
-  Stmt begin_, commit_, savepoint_, release_, rollback_to_;
+  std::string path_;
+  Stmt begin_, commit_, savepoint_, release_, rollback_to_, probe_;
   Stmt put_, delete_schedule_, delete_advances_, advance_, insert_advance_,
-      prune_advances_, served_;
+      prune_advances_, served_, reset_served_;
   Stmt delete_reports_, read_report_, count_report_, put_report_,
       prune_reports_, set_report_count_;
 };
@@ -621,23 +639,13 @@ class Reader {
 
 class SqliteStoreImpl final : public SqliteStore {
  public:
-  SqliteStoreImpl(const SqliteStoreOptions& options, Writer writer,
+  SqliteStoreImpl(const SqliteStoreOptions& options,
+                  std::unique_ptr<Writer> writer,
                   std::unique_ptr<Reader> reader)
-      : options_(options),
-        writer_(std::move(writer)),
-        reader_(std::move(reader)) {
-    // Started last: the thread uses every member above.
-    thread_ = std::thread([this] { WriterLoop(); });
-  }
-
-  ~SqliteStoreImpl() override {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-      work_.Signal();
-    }
-    thread_.join();  // the writer drains the queue before it returns
-  }
+      : writer_(std::move(writer)),
+        reader_(std::move(reader)),
+        queue_(writer_.get(),
+               CommitQueue::Options{options.max_group_ops, "anneal-store"}) {}
 
   absl::StatusOr<std::vector<StoredSchedule>> LoadAll() override {
     return reader_->LoadAll();
@@ -649,83 +657,15 @@ class SqliteStoreImpl final : public SqliteStore {
   }
 
   void Submit(WriteBatch batch, Done done) override {
-    absl::MutexLock lock(&mu_);
-    queue_.push_back(Pending{std::move(batch), std::move(done)});
-    work_.Signal();
+    queue_.Submit(std::move(batch), std::move(done));
   }
-
-  StoreStats stats() const override {
-    absl::MutexLock lock(&mu_);
-    return stats_;
-  }
+  absl::Status Resume() override { return queue_.Resume(); }
+  StoreStats stats() const override { return queue_.stats(); }
 
  private:
-  void WriterLoop() {
-    pthread_setname_np(pthread_self(), "anneal-store");
-    std::vector<Pending> group;
-    std::vector<absl::Status> results;
-    while (NextGroup(&group)) {
-      results.assign(group.size(), absl::OkStatus());
-      const bool any_ops =
-          std::any_of(group.begin(), group.end(),
-                      [](const Pending& p) { return !p.batch.empty(); });
-      // Only flush markers: nothing to commit, and nothing to wait for,
-      // since every earlier group has committed.
-      absl::Status s =
-          any_ops ? writer_.Commit(group, &results) : absl::OkStatus();
-      if (any_ops) {
-        int64_t batches = 0, ops = 0;
-        for (size_t i = 0; i < group.size(); ++i) {
-          if (group[i].batch.empty() || !results[i].ok()) continue;
-          ++batches;
-          ops += group[i].batch.ops().size();
-        }
-        absl::MutexLock lock(&mu_);
-        if (s.ok()) {
-          ++stats_.commits;
-          stats_.batches += batches;
-          stats_.ops += ops;
-          stats_.largest_group = std::max(stats_.largest_group, batches);
-        } else {
-          ++stats_.failed_commits;
-        }
-      }
-      // Outside the lock: a callback may Submit again.
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (group[i].done) std::move(group[i].done)(s.ok() ? results[i] : s);
-      }
-      group.clear();
-    }
-  }
-
-  // Moves the next group off the queue: every queued batch, oldest first,
-  // up to max_group_ops (but at least one). False once stopping and drained.
-  bool NextGroup(std::vector<Pending>* group) {
-    absl::MutexLock lock(&mu_);
-    while (queue_.empty() && !stopping_) work_.Wait(&mu_);
-    if (queue_.empty()) return false;
-    size_t ops = 0;
-    do {
-      ops += queue_.front().batch.ops().size();
-      group->push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    } while (!queue_.empty() &&
-             ops + queue_.front().batch.ops().size() <=
-                 static_cast<size_t>(options_.max_group_ops));
-    return true;
-  }
-
-  const SqliteStoreOptions options_;
-  Writer writer_;  // writer thread only
+  std::unique_ptr<Writer> writer_;  // the queue's thread only
   std::unique_ptr<Reader> reader_;
-
-  mutable absl::Mutex mu_;
-  absl::CondVar work_;  // signalled when queue_ grows or stopping_ is set
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  StoreStats stats_ ABSL_GUARDED_BY(mu_);
-
-  std::thread thread_;
+  CommitQueue queue_;  // last: destroyed (drained) before the connections
 };
 
 }  // namespace
@@ -736,6 +676,12 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
       OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options);
   if (!write_db.ok()) return write_db.status();
   sqlite3* db = write_db->get();
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path,
+                     ": the file is read-only (check its permissions "
+                     "and the filesystem's mount options)"));
+  }
 
   // Check the version before anything writes to the file (switching to WAL
   // does): a newer server's database is left exactly as it was.
@@ -766,8 +712,17 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   }
   if (absl::Status s = Migrate(db, path); !s.ok()) return s;
 
-  absl::StatusOr<Writer> writer = Writer::Create(*std::move(write_db));
+  absl::StatusOr<std::unique_ptr<Writer>> writer =
+      Writer::Create(*std::move(write_db), path);
   if (!writer.ok()) return writer.status();
+  // Commit a real write now: a file or directory that cannot be written
+  // fails at start, not at the first acknowledged write.
+  if (absl::Status s = (*writer)->Probe(); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot write: ", s.message(),
+        " (check the permissions of the file and its directory, and the "
+        "free space)"));
+  }
 
   absl::StatusOr<Db> read_db =
       OpenConnection(path, SQLITE_OPEN_READWRITE, options);

@@ -33,9 +33,15 @@ void WriteBatch::Advance(const std::string& name, AdvanceRecord record) {
   ops_.push_back(std::move(op));
 }
 
-void WriteBatch::Served(const std::string& name, int64_t max_step_served) {
+void WriteBatch::Served(const std::string& name, int64_t mark) {
   Op op = NewOp(Kind::kServed, name);
-  op.value = max_step_served;
+  op.value = mark;
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::ResetServed(const std::string& name, int64_t mark) {
+  Op op = NewOp(Kind::kResetServed, name);
+  op.value = mark;
   ops_.push_back(std::move(op));
 }
 

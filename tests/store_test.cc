@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -243,6 +244,29 @@ TEST_P(StoreTest, ServedOnlyRaises) {
   EXPECT_EQ(all[0].schedule.max_step_served(), 20);
 }
 
+TEST_P(StoreTest, PutNeverLowersTheServedMarkResetServedDoes) {
+  ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a", 0, 10))).ok());
+  WriteBatch raise;
+  raise.Served(Name("a"), 1000);
+  ASSERT_TRUE(Write(*store_, std::move(raise)).ok());
+  // A later Put carries the record's older in-memory mark.
+  ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a", 3, 12))).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  std::vector<StoredSchedule> all = Load();
+  ASSERT_THAT(all, SizeIs(1));
+  EXPECT_EQ(all[0].schedule.max_step_served(), 1000);
+  EXPECT_EQ(all[0].schedule.position(), 3);
+
+  WriteBatch exact;  // a clean stop writes the exact mark
+  exact.ResetServed(Name("a"), 12);
+  exact.ResetServed(Name("gone"), 1);  // ignored, as Served
+  ASSERT_TRUE(Write(*store_, std::move(exact)).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  all = Load();
+  ASSERT_THAT(all, SizeIs(1));
+  EXPECT_EQ(all[0].schedule.max_step_served(), 12);
+}
+
 TEST_P(StoreTest, CallbacksRunInSubmissionOrderOnTheStoreThread) {
   ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a"))).ok());
   constexpr int kBatches = 500;
@@ -373,6 +397,38 @@ class SqliteStoreTest : public testing::Test {
   std::string path_;
 };
 
+TEST(MemoryStoreTest, AFailedCommitFailsEveryLaterBatchUntilResume) {
+  std::atomic<bool> broken{false};
+  MemoryStoreOptions options;
+  options.commit_fault = [&]() {
+    return broken ? absl::ResourceExhaustedError("disk full (injected)")
+                  : absl::OkStatus();
+  };
+  std::unique_ptr<Store> store = NewMemoryStore(options);
+  ASSERT_TRUE(Write(*store, PutBatch(MakeSchedule("a"))).ok());
+  broken = true;
+  EXPECT_EQ(Write(*store, AdvanceBatch("a", MakeAdvance("r1", 1))).code(),
+            absl::StatusCode::kResourceExhausted);
+  broken = false;
+  // Failed: not attempted, although the disk works again.
+  absl::Status later = Write(*store, AdvanceBatch("a", MakeAdvance("r2", 1)));
+  EXPECT_EQ(later.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(later.message(), "disk full (injected)");
+  EXPECT_TRUE(store->stats().failed);
+  EXPECT_EQ(store->stats().failed_commits, 1);
+  broken = true;
+  EXPECT_FALSE(store->Resume().ok());  // the probe fails too
+  broken = false;
+  ASSERT_TRUE(store->Resume().ok());
+  EXPECT_FALSE(store->stats().failed);
+  ASSERT_TRUE(Write(*store, AdvanceBatch("a", MakeAdvance("r3", 1))).ok());
+  auto all = store->LoadAll();
+  ASSERT_TRUE(all.ok());
+  ASSERT_THAT(*all, SizeIs(1));
+  EXPECT_EQ((*all)[0].schedule.position(), 1);
+  EXPECT_THAT(RequestIds((*all)[0]), ElementsAre("r3"));
+}
+
 TEST_F(SqliteStoreTest, CreatesAVersionedSchemaInWalMode) {
   ASSERT_NE(Open(), nullptr);
   EXPECT_EQ(Sql(path_, "PRAGMA user_version"),
@@ -393,6 +449,65 @@ TEST_F(SqliteStoreTest, CreatesAVersionedSchemaInWalMode) {
   auto all = store->LoadAll();
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_THAT(*all, SizeIs(1));
+}
+
+// Opens `path` in a child process that runs as `nobody` when the test runs
+// as root (root ignores file permissions); its error message, or "" if the
+// store opened.
+std::string OpenAsNobody(const std::string& path) {
+  int fds[2];
+  EXPECT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    std::string message;
+    {
+      auto store = OpenSqliteStore(path);  // closed cleanly: no -wal left
+      if (!store.ok()) message = store.status().ToString();
+    }
+    (void)!write(fds[1], message.data(), message.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  return out;
+}
+
+TEST_F(SqliteStoreTest, AReadOnlyFileOrDirectoryFailsAtOpen) {
+  const std::string dir = absl::StrCat(path_, ".dir");
+  const std::string db = dir + "/anneal.db";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  {
+    auto store = OpenSqliteStore(db);
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  if (getuid() == 0) {
+    ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+    ASSERT_EQ(chown(db.c_str(), 65534, 65534), 0);
+  }
+  EXPECT_EQ(OpenAsNobody(db), "");  // writable: opens
+
+  ASSERT_EQ(chmod(db.c_str(), 0444), 0);
+  EXPECT_THAT(OpenAsNobody(db), HasSubstr("FAILED_PRECONDITION: " + db +
+                                          ": the file is read-only"));
+
+  ASSERT_EQ(chmod(db.c_str(), 0644), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0555), 0);  // no -wal can be created
+  const std::string error = OpenAsNobody(db);
+  EXPECT_THAT(error, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(error, HasSubstr(db));
+  EXPECT_THAT(error, HasSubstr("readonly"));
+
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  RemoveDb(db);
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
 }
 
 TEST_F(SqliteStoreTest, RejectsANewerSchemaVersion) {
@@ -501,7 +616,7 @@ TEST_F(SqliteStoreTest, MaxGroupOpsCapsAGroup) {
   EXPECT_GE(stats.commits, 21);
 }
 
-TEST_F(SqliteStoreTest, ALockTimeoutFailsTheGroupAndTheStoreRecovers) {
+TEST_F(SqliteStoreTest, ALockTimeoutFailsTheStoreUntilResume) {
   SqliteStoreOptions options;
   options.busy_timeout_ms = 50;
   auto store = Open(options);
@@ -527,15 +642,23 @@ TEST_F(SqliteStoreTest, ALockTimeoutFailsTheGroupAndTheStoreRecovers) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   }
   EXPECT_GE(store->stats().failed_commits, 1);
+  EXPECT_TRUE(store->stats().failed);
+  // While the lock is held, Resume's probe fails and the store stays failed.
+  EXPECT_EQ(store->Resume().code(), absl::StatusCode::kUnavailable);
   ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(other);
+  // Failed: batches fail without being tried, though the lock is free now.
+  EXPECT_EQ(Write(*store, AdvanceBatch("a", MakeAdvance("r8", 1))).code(),
+            absl::StatusCode::kUnavailable);
 
   auto all = store->LoadAll();
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_THAT(*all, SizeIs(1));
   EXPECT_EQ((*all)[0].schedule.position(), 0);  // nothing partial
   EXPECT_THAT((*all)[0].recent_advances, IsEmpty());
+  ASSERT_TRUE(store->Resume().ok());
+  EXPECT_FALSE(store->stats().failed);
   ASSERT_TRUE(Write(*store, AdvanceBatch("a", MakeAdvance("r9", 1))).ok());
   all = store->LoadAll();
   ASSERT_TRUE(all.ok()) << all.status();
