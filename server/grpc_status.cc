@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -22,7 +23,19 @@ std::string FieldOf(absl::string_view message) {
   return std::string(field);
 }
 
+constexpr char kRetryInfoUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
+
 }  // namespace
+
+absl::Status RetryAfter(absl::Status status, absl::Duration delay) {
+  google::rpc::RetryInfo info;
+  const int64_t nanos = absl::ToInt64Nanoseconds(delay);
+  info.mutable_retry_delay()->set_seconds(nanos / 1'000'000'000);
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>(nanos % 1'000'000'000));
+  status.SetPayload(kRetryInfoUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -54,6 +67,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     violation->set_subject(field);
     violation->set_description(rule);
     details.add_details()->PackFrom(failure);
+  }
+  if (auto retry = status.GetPayload(kRetryInfoUrl)) {
+    google::protobuf::Any* any = details.add_details();
+    any->set_type_url(kRetryInfoUrl);
+    any->set_value(std::string(*retry));
   }
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), message,
                       details.SerializeAsString());

@@ -8,14 +8,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "schedule/field_error.h"
 
 namespace anneal {
 namespace {
 
 absl::Status BadTerm(absl::string_view term, absl::string_view why) {
   return absl::InvalidArgumentError(
-      absl::StrCat("filter: ", why, " in term \"", term,
-                   "\" (supported: labels.KEY = \"VALUE\", labels.KEY:*, "
+      absl::StrCat("filter: ", why, " in term ", QuoteValue(term),
+                   " (supported: labels.KEY = \"VALUE\", labels.KEY:*, "
                    "joined by AND)"));
 }
 

@@ -1,19 +1,21 @@
 // anneal-server: named learning-rate schedules over gRPC.
 //
-// The recipe: parse flags (and ANNEAL_* environment variables), open the
-// SQLite store, load every schedule into the registry, serve the schedule
-// service with health checking and reflection, and on SIGTERM/SIGINT stop
-// accepting, let in-flight calls finish within --shutdown_grace, flush the
-// store and exit 0.
+// The recipe: parse and check the flags (and ANNEAL_* environment
+// variables), open the SQLite store (a probe write proves it writable),
+// load every schedule into the registry, serve the schedule service with
+// health checking and reflection, and on SIGTERM/SIGINT stop accepting, let
+// in-flight calls finish within --shutdown_grace, answer the rest
+// UNAVAILABLE, store the exact served marks and exit 0.
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/flags.h"
@@ -22,6 +24,7 @@
 #include "server/registry.h"
 #include "server/schedule_service.h"
 #include "server/sqlite_store.h"
+#include "server/work_pool.h"
 
 namespace {
 
@@ -36,36 +39,63 @@ sigset_t BlockShutdownSignals() {
   return signals;
 }
 
+// Writes `port` to `file` so that it appears whole (write, then rename).
+absl::Status WritePortFile(const std::string& file, int port) {
+  const std::string tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    out.close();
+    if (!out) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--port_file: cannot write ", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::FailedPreconditionError(
+        absl::StrCat("--port_file: cannot rename ", tmp, " to ", file));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const sigset_t signals = BlockShutdownSignals();
   anneal::ParseFlagsWithEnvironment(argc, argv);
+  if (auto bad = anneal::CheckFlags(); !bad.empty()) {
+    for (const std::string& line : bad) anneal::Log(line);
+    return 1;
+  }
+  anneal::RouteProtobufLogs();
 
   const std::string db = absl::GetFlag(FLAGS_db);
-  auto store = anneal::OpenSqliteStore(db);
+  anneal::SqliteStoreOptions store_options;
+  store_options.busy_timeout_ms = static_cast<int>(
+      absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_sqlite_busy_timeout)));
+  auto store = anneal::OpenSqliteStore(db, store_options);
   if (!store.ok()) {
     anneal::Log("cannot open ", db, ": ", store.status().ToString());
     return 1;
   }
-  anneal::RegistryOptions options;
-  options.max_schedules = absl::GetFlag(FLAGS_max_schedules);
-  options.max_range_count = absl::GetFlag(FLAGS_max_range_count);
-  options.served_flush_interval = absl::GetFlag(FLAGS_served_flush_interval);
-  options.metrics_history = absl::GetFlag(FLAGS_metrics_history);
-  if (options.metrics_history < 1) {
-    anneal::Log("--metrics_history: must be >= 1, got ",
-                options.metrics_history);
-    return 1;
-  }
+
+  anneal::WorkPool pool({absl::GetFlag(FLAGS_worker_threads),
+                         absl::GetFlag(FLAGS_max_queued_work)});
+  anneal::HealthService health({"anneal.v1.ScheduleService"});
+  anneal::RegistryOptions options = anneal::RegistryOptionsFromFlags();
+  options.executor = &pool;
+  options.on_store_state = [&health](bool writable, const absl::Status&) {
+    health.SetServing(writable);
+  };
   auto registry = std::make_unique<anneal::Registry>(store->get(), options);
   if (absl::Status s = registry->Load(); !s.ok()) {
     anneal::Log("cannot load ", db, ": ", s.ToString());
     return 1;
   }
 
-  anneal::ScheduleServiceImpl service(registry.get());
-  anneal::HealthService health({"anneal.v1.ScheduleService"});
+  anneal::ScheduleServiceImpl service(registry.get(), &pool,
+                                      anneal::ServiceOptionsFromFlags());
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
@@ -73,6 +103,15 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  // What one connection, and all of them, may pin in the transport.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             absl::GetFlag(FLAGS_max_concurrent_streams));
+  grpc::ResourceQuota quota("anneal-server");
+  quota.Resize(static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_bytes)));
+  builder.SetResourceQuota(quota);
+  // Find dead peers (a job's host gone without closing its connection).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   builder.RegisterService(&service);
   builder.RegisterService(&health);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -80,11 +119,14 @@ int main(int argc, char** argv) {
     anneal::Log("cannot listen on ", listen);
     return 1;
   }
-  health.SetServing(true);
   if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
-    std::ofstream(file + ".tmp") << port << "\n";
-    std::rename((file + ".tmp").c_str(), file.c_str());  // appears whole
+    if (absl::Status s = WritePortFile(file, port); !s.ok()) {
+      anneal::Log("cannot start: ", s.message());
+      server->Shutdown(std::chrono::system_clock::now());
+      return 1;
+    }
   }
+  health.SetServing(registry->writable());
   anneal::Log("start: serving on ", listen, " (port ", port, "), db ", db, ", ",
               registry->size(), " schedules");
 
@@ -97,8 +139,12 @@ int main(int argc, char** argv) {
     health.Shutdown();
     service.calls().StartDraining();
     if (!service.calls().WaitIdle(grace)) {
+      // Answered UNAVAILABLE (retryable), not cancelled by the shutdown.
+      const int cut = service.calls().FinishAll(absl::UnavailableError(
+          "server: shutting down before the call finished; retry"));
       anneal::Log("stop: calls still in flight after ",
-                  absl::FormatDuration(grace), "; cancelling them");
+                  absl::FormatDuration(grace), "; answered ", cut,
+                  " UNAVAILABLE");
     }
     // Shutdown(deadline) would wait for the whole deadline while any client
     // stays connected; the drain above already waited for the calls.
@@ -106,11 +152,11 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   waiter.join();
-  absl::Status flushed = registry->Flush();
+  absl::Status closed = registry->Close();
   registry.reset();
   store->reset();
-  if (!flushed.ok()) {
-    anneal::Log("stop: flush failed: ", flushed.ToString());
+  if (!closed.ok()) {
+    anneal::Log("stop: flush failed: ", closed.ToString());
     return 1;
   }
   anneal::Log("stop: clean");

@@ -1,8 +1,11 @@
-// The registry: loading, reads and the served-step flusher (see registry.h).
-// Writes are in registry_writes.cc.
+// The registry: loading and reads (see registry.h). Writes are in
+// registry_writes.cc, metric reports in registry_reports.cc, store failure
+// and recovery in registry_recovery.cc.
 #include "server/registry.h"
 
 #include <algorithm>
+#include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/list_filter.h"
@@ -15,6 +18,9 @@ namespace {
 
 constexpr int32_t kDefaultPageSize = 50;
 constexpr int32_t kMaxPageSize = 1000;
+// A range this long is answered from the executor when it had to wait, not
+// from the store's thread (serializing it takes a while).
+constexpr int64_t kInlineRangeSteps = 4096;
 
 StepQuery QueryOf(const v1::EvaluateRequest& r) {
   StepQuery q;
@@ -28,44 +34,45 @@ StepQuery QueryOf(const v1::EvaluateRequest& r) {
 }  // namespace
 
 Registry::Registry(Store* store, RegistryOptions options)
-    : store_(store), options_(options) {
-  flusher_ = std::thread([this] { FlusherLoop(); });
+    : store_(store), options_(std::move(options)) {
+  recovery_ = std::thread([this] { RecoveryLoop(); });
 }
 
 Registry::~Registry() {
   {
-    absl::MutexLock lock(&flusher_mu_);
+    absl::MutexLock lock(&error_mu_);
     stopping_ = true;
   }
-  flusher_.join();
-  PersistServed();
+  recovery_.join();
+  // Completions still queued in the store refer to the entries (which they
+  // hold) and to this registry: let them run first.
   (void)store_->Flush();
 }
 
 absl::Status Registry::Load() {
   absl::StatusOr<std::vector<StoredSchedule>> stored = store_->LoadAll();
   if (!stored.ok()) return stored.status();
+  // What is stored was accepted under some budget: never refuse it now.
+  CompileLimits unlimited;
+  unlimited.max_table_bytes = std::numeric_limits<int64_t>::max();
   absl::MutexLock map_lock(&map_mu_);
   for (StoredSchedule& s : *stored) {
-    auto timeline = Timeline::Build(s.schedule.timeline());
+    auto timeline = Timeline::Build(s.schedule.timeline(), unlimited);
     if (!timeline.ok()) {
       return absl::DataLossError(absl::StrCat(
           s.schedule.name(),
           ": stored timeline does not compile: ", timeline.status().message()));
     }
-    auto entry = std::make_shared<Entry>(s.schedule.name());
-    absl::MutexLock lock(&entry->mu);
-    entry->head = s.schedule;
-    entry->head_timeline = *timeline;
-    for (AdvanceRecord& a : s.recent_advances) {
-      entry->advance_order.push_back(a.request_id);
-      entry->advances[a.request_id] = std::move(a.response);
-    }
-    entry->max_served = s.schedule.max_step_served();
-    entry->persisted_served = s.schedule.max_step_served();
-    std::atomic_store(
-        &entry->published,
-        std::shared_ptr<const Snapshot>(new Snapshot{s.schedule, *timeline}));
+    // An Advance serves its position, which is durable when answered.
+    const int64_t mark =
+        std::max(s.schedule.max_step_served(), s.schedule.position());
+    s.schedule.set_max_step_served(mark);
+    auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
+    auto snapshot =
+        std::make_shared<const Snapshot>(Snapshot{s.schedule, *timeline});
+    Reset(*entry, std::move(s), *timeline);
+    std::atomic_store(&entry->published, std::move(snapshot));
+    table_bytes_ += (*timeline)->table_bytes();
     entries_[entry->name] = std::move(entry);
   }
   return absl::OkStatus();
@@ -76,17 +83,17 @@ int64_t Registry::size() const {
   return static_cast<int64_t>(entries_.size());
 }
 
-std::shared_ptr<Registry::Entry> Registry::Find(const std::string& name) const {
+Registry::EntryPtr Registry::Find(const std::string& name) const {
   absl::ReaderMutexLock lock(&map_mu_);
   auto it = entries_.find(name);
   return it == entries_.end() ? nullptr : it->second;
 }
 
-absl::StatusOr<std::pair<std::shared_ptr<Registry::Entry>,
-                         std::shared_ptr<const Registry::Snapshot>>>
+absl::StatusOr<
+    std::pair<Registry::EntryPtr, std::shared_ptr<const Registry::Snapshot>>>
 Registry::Published(const std::string& name) const {
   if (auto s = ValidateScheduleName("name", name); !s.ok()) return s;
-  std::shared_ptr<Entry> entry = Find(name);
+  EntryPtr entry = Find(name);
   std::shared_ptr<const Snapshot> snapshot =
       entry ? std::atomic_load(&entry->published) : nullptr;
   if (!snapshot) return absl::NotFoundError(absl::StrCat(name, ": not found"));
@@ -101,25 +108,46 @@ v1::Schedule Registry::Present(const Entry& entry,
   return out;
 }
 
-bool Registry::ServeAndCheckFence(Entry& entry, int64_t last) {
-  RaiseServed(entry, last);
-  if (last < entry.fence_from.load()) return true;  // the usual case
-  // A change from a step at or before `last` is accepted but not yet
-  // published: wait for it (a commit's time), then the caller reads again.
-  absl::MutexLock lock(&entry.fence_mu);
-  entry.fence_mu.Await(absl::Condition(
-      +[](Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->fence_mu) {
-        return e->pending_changes == 0;
-      },
-      &entry));
-  return false;
-}
-
 void Registry::RaiseServed(Entry& entry, int64_t step) {
-  // Sequentially consistent: the fence protocol (RaiseFence) relies on it.
+  // Sequentially consistent: the protocol in registry.h relies on it.
   int64_t seen = entry.max_served.load();
   while (step > seen && !entry.max_served.compare_exchange_weak(seen, step)) {
   }
+}
+
+bool Registry::Serve(Entry& entry, const Snapshot* snapshot, int64_t last) {
+  RaiseServed(entry, last);
+  if (last >= entry.fence.from()) return false;  // a change is pending there
+  // A change may have been published, and its fence dropped, while this
+  // read evaluated the old snapshot.
+  return std::atomic_load(&entry.published).get() == snapshot;
+}
+
+void Registry::RetryWhenClear(Entry& entry,
+                              absl::AnyInvocable<void() &&> retry) {
+  // Not inline: the fence clears on the store's thread, and a retry may
+  // evaluate a long range.
+  entry.fence.WhenClear(
+      [executor = options_.executor, retry = std::move(retry)]() mutable {
+        executor->Run(std::move(retry));
+      });
+}
+
+void Registry::RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
+                             StatusDone then) {
+  if (last <= entry->mark.durable()) return std::move(then)(absl::OkStatus());
+  if (auto s = WriteGate(); !s.ok()) return std::move(then)(s);
+  const int64_t headroom = std::max(count, options_.served_headroom);
+  const int64_t target =
+      last > kMaxStep - headroom ? kMaxStep : last + headroom;
+  entry->mark.Require(last, target, store_, entry,
+                      [this, then = std::move(then)](absl::Status s) mutable {
+                        if (!s.ok()) {
+                          RecordStoreError(s);
+                          return std::move(then)(StoreFailure(s));
+                        }
+                        std::move(then)(absl::OkStatus());
+                      });
 }
 
 absl::StatusOr<v1::Schedule> Registry::Get(
@@ -131,7 +159,7 @@ absl::StatusOr<v1::Schedule> Registry::Get(
 }
 
 absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
-    const v1::ListSchedulesRequest& request) const {
+    const v1::ListSchedulesRequest& request, int64_t max_page_bytes) const {
   if (request.page_size() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("page_size: must be >= 0, got ", request.page_size()));
@@ -147,83 +175,111 @@ absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
     if (!last.ok()) return last.status();
     after = *last;
   }
+  // The candidates are picked under the map lock; the page is built
+  // outside it, so writers wait for pointer copies only.
+  std::vector<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>> picked;
+  {
+    absl::ReaderMutexLock lock(&map_mu_);
+    auto it = after.empty() ? entries_.begin() : entries_.upper_bound(after);
+    for (; it != entries_.end() &&
+           static_cast<int32_t>(picked.size()) <= page_size;
+         ++it) {
+      std::shared_ptr<const Snapshot> snapshot =
+          std::atomic_load(&it->second->published);
+      if (!snapshot || !filter->Matches(snapshot->schedule.labels())) continue;
+      picked.emplace_back(it->second, std::move(snapshot));
+    }
+  }
   v1::ListSchedulesResponse response;
-  absl::ReaderMutexLock lock(&map_mu_);
-  auto it = after.empty() ? entries_.begin() : entries_.upper_bound(after);
-  for (; it != entries_.end(); ++it) {
-    std::shared_ptr<const Snapshot> snapshot =
-        std::atomic_load(&it->second->published);
-    if (!snapshot || !filter->Matches(snapshot->schedule.labels())) continue;
-    if (response.schedules_size() == page_size) {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < picked.size(); ++i) {
+    const bool full = response.schedules_size() == page_size ||
+                      (response.schedules_size() > 0 &&
+                       bytes + static_cast<int64_t>(
+                                   picked[i].second->schedule.ByteSizeLong()) >
+                           max_page_bytes);
+    if (full) {
       response.set_next_page_token(EncodePageToken(
           request.filter(),
           response.schedules(response.schedules_size() - 1).name()));
       break;
     }
-    *response.add_schedules() = Present(*it->second, *snapshot);
+    v1::Schedule* out = response.add_schedules();
+    *out = Present(*picked[i].first, *picked[i].second);
+    bytes += static_cast<int64_t>(out->ByteSizeLong());
   }
   return response;
 }
 
-absl::StatusOr<v1::EvaluateResponse> Registry::Evaluate(
-    const v1::EvaluateRequest& request) {
+void Registry::Evaluate(const v1::EvaluateRequest& request,
+                        Done<v1::EvaluateResponse> done) {
   auto found = Published(request.name());
-  if (!found.ok()) return found.status();
+  if (!found.ok()) return std::move(done)(found.status());
   auto [entry, snapshot] = *std::move(found);
   absl::StatusOr<StepResult> result =
       snapshot->timeline->Evaluate(QueryOf(request));
-  if (!result.ok()) return result.status();
-  // Served only if no pending change covers the step and the snapshot is
-  // still the published one (a change may have been published and its
-  // fence dropped while this read evaluated the old snapshot).
-  for (;;) {
-    const bool fence_clear = ServeAndCheckFence(*entry, request.step());
-    std::shared_ptr<const Snapshot> now = std::atomic_load(&entry->published);
-    if (fence_clear && now == snapshot) break;
-    if (!now) {
-      return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
-    }
-    snapshot = std::move(now);
-    result = snapshot->timeline->Evaluate(QueryOf(request));
+  if (!result.ok()) return std::move(done)(result.status());
+  if (!Serve(*entry, snapshot.get(), request.step())) {
+    return RetryWhenClear(*entry,
+                          [this, request, done = std::move(done)]() mutable {
+                            Evaluate(request, std::move(done));
+                          });
   }
   v1::EvaluateResponse response;
   ToProto(*result, response.mutable_result());
   response.set_revision(snapshot->schedule.revision());
-  return response;
+  if (request.step() <= entry->mark.durable()) {
+    return std::move(done)(std::move(response));  // the usual case
+  }
+  RequireServed(entry, request.step(), 1,
+                [response = std::move(response),
+                 done = std::move(done)](absl::Status s) mutable {
+                  if (!s.ok()) return std::move(done)(s);
+                  std::move(done)(std::move(response));
+                });
 }
 
-absl::Status Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
-                                     v1::EvaluateRangeResponse* response) {
+void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
+                             v1::EvaluateRangeResponse* response,
+                             StatusDone done) {
   if (auto s = CheckRangeCount(request.count(), options_.max_range_count);
       !s.ok()) {
-    return s;
+    return std::move(done)(s);
   }
   auto found = Published(request.name());
-  if (!found.ok()) return found.status();
+  if (!found.ok()) return std::move(done)(found.status());
   auto [entry, snapshot] = *std::move(found);
   StepQuery options;
   if (request.has_batch_size()) options.batch_size = request.batch_size();
-  for (;;) {
-    response->Clear();
-    StepRangeBuilder builder(request.start_step(), request.count(),
-                             response->mutable_range());
-    absl::Status s = snapshot->timeline->EvaluateRange(
-        request.start_step(), request.count(), options,
-        [&](const StepResult& r) { builder.Add(r); });
-    if (!s.ok()) return s;
-    if (request.count() == 0 || request.inspect_only()) break;
-    // As in Evaluate: the fence and the snapshot must both still hold.
-    const bool fence_clear =
-        ServeAndCheckFence(*entry, request.start_step() + request.count() - 1);
-    std::shared_ptr<const Snapshot> now = std::atomic_load(&entry->published);
-    if (fence_clear && now == snapshot) break;
-    if (!now) {
-      return absl::NotFoundError(absl::StrCat(request.name(), ": not found"));
-    }
-    snapshot = std::move(now);
-  }
+  response->Clear();
+  StepRangeBuilder builder(request.start_step(), request.count(),
+                           response->mutable_range());
+  absl::Status s = snapshot->timeline->EvaluateRange(
+      request.start_step(), request.count(), options,
+      [&](const StepResult& r) { builder.Add(r); });
+  if (!s.ok()) return std::move(done)(s);
   response->set_revision(snapshot->schedule.revision());
-  return absl::OkStatus();
+  if (request.count() == 0 || request.inspect_only()) {
+    return std::move(done)(absl::OkStatus());
+  }
+  const int64_t last = request.start_step() + request.count() - 1;
+  if (!Serve(*entry, snapshot.get(), last)) {
+    return RetryWhenClear(
+        *entry, [this, request, response, done = std::move(done)]() mutable {
+          EvaluateRange(request, response, std::move(done));
+        });
+  }
+  if (last <= entry->mark.durable()) return std::move(done)(absl::OkStatus());
+  const bool inline_answer = request.count() <= kInlineRangeSteps;
+  RequireServed(
+      entry, last, request.count(),
+      [this, inline_answer, done = std::move(done)](absl::Status s) mutable {
+        if (inline_answer) return std::move(done)(std::move(s));
+        options_.executor->Run(
+            [s = std::move(s), done = std::move(done)]() mutable {
+              std::move(done)(std::move(s));
+            });
+      });
 }
 
 absl::Status Registry::Simulate(const v1::SimulateRequest& request,
@@ -232,7 +288,7 @@ absl::Status Registry::Simulate(const v1::SimulateRequest& request,
       !s.ok()) {
     return s;
   }
-  auto schedule = Schedule::Compile(request.spec());
+  auto schedule = Schedule::Compile(request.spec(), options_.compile);
   if (!schedule.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.", schedule.status().message()));
@@ -246,46 +302,16 @@ absl::Status Registry::Simulate(const v1::SimulateRequest& request,
       [&](const StepResult& r) { builder.Add(r); });
 }
 
-void Registry::PersistServed() {
+absl::Status Registry::Close() {
   WriteBatch batch;
-  std::vector<std::pair<std::shared_ptr<Entry>, int64_t>> raised;
   {
     absl::ReaderMutexLock lock(&map_mu_);
     for (const auto& [name, entry] : entries_) {
-      const int64_t served = entry->max_served.load();
-      if (served > entry->persisted_served.load()) {
-        batch.Served(name, served);
-        raised.emplace_back(entry, served);
-      }
+      const int64_t exact = entry->max_served.load();
+      if (exact < entry->mark.durable()) batch.ResetServed(name, exact);
     }
   }
-  if (batch.empty()) return;
-  store_->Submit(
-      std::move(batch), [raised = std::move(raised)](absl::Status s) mutable {
-        if (!s.ok()) return;
-        for (auto& [entry, served] : raised) {
-          int64_t seen = entry->persisted_served.load();
-          while (served > seen &&
-                 !entry->persisted_served.compare_exchange_weak(seen, served)) {
-          }
-        }
-      });
-}
-
-void Registry::FlusherLoop() {
-  absl::MutexLock lock(&flusher_mu_);
-  while (!stopping_) {
-    flusher_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                                 options_.served_flush_interval);
-    if (stopping_) break;
-    flusher_mu_.Unlock();
-    PersistServed();
-    flusher_mu_.Lock();
-  }
-}
-
-absl::Status Registry::Flush() {
-  PersistServed();
+  if (!batch.empty()) store_->Submit(std::move(batch), [](absl::Status) {});
   return store_->Flush();
 }
 

@@ -4,18 +4,39 @@
 // wait for writers: each schedule publishes an immutable snapshot (its
 // resource and compiled timeline) that readers load atomically. Writers of a
 // schedule are serialized by its mutex only while they compute the new state
-// and hand a batch to the Store; the RPC is answered from the Store's
+// and hand a batch to the Store; the request is answered from the Store's
 // completion, once the batch is durable, and the new snapshot is published
 // then, so readers never see a write that could still be lost. Many writes
 // (of one schedule or many) share a group commit.
 //
-// A Store failure is sticky (leveldb's background error): later writes fail
-// with UNAVAILABLE until the server restarts and reloads what is durable.
+// No served LR is ever rewritten, across crashes too. A read that serves up
+// to step `last`:
+//   1. evaluates the published snapshot;
+//   2. raises the schedule's max_served to `last` (sequentially consistent);
+//   3. checks that no pending change's fence is at or before `last` and that
+//      its snapshot is still the published one; otherwise it waits (without
+//      holding a thread) until the change is published and starts again;
+//   4. makes sure the durable served mark is at least `last`, raising it
+//      with headroom if not (served_mark.h), and only then is answered.
+// A timeline change from step `from` raises the fence to `from` (also
+// sequentially consistent) and then reads max_served: if `from` was served
+// it drops the fence and is refused. So either the change sees the read's
+// mark or the read sees the change's fence. On load, max_served is the
+// larger of the durable mark and the position (an Advance serves its
+// position, which is durable when answered).
+//
+// A Store failure stops writes (leveldb's background error) and puts the
+// registry in the unwritable state: writes, and reads past the durable mark,
+// fail with UNAVAILABLE. Every store_retry_interval it tries Store::Resume;
+// once that succeeds it reloads every schedule from the store (the durable
+// truth) and writes resume. A DATA_LOSS failure is not retried: the server
+// must be restarted once the file is repaired.
 #ifndef ANNEAL_SERVER_REGISTRY_H_
 #define ANNEAL_SERVER_REGISTRY_H_
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,30 +44,52 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "anneal/v1/service.pb.h"
 #include "google/protobuf/empty.pb.h"
+#include "server/fence.h"
+#include "server/once.h"
 #include "server/store.h"
 #include "server/timeline.h"
+#include "server/work_pool.h"
 
 namespace anneal {
 
 struct RegistryOptions {
   int64_t max_schedules = 10'000;
   int64_t max_range_count = 1'000'000;
-  // How often max_step_served is persisted (it is not durable per read).
-  absl::Duration served_flush_interval = absl::Seconds(1);
   // How many reported steps each schedule keeps (the newest).
   int64_t metrics_history = 10'000;
+  // A read past the durable served mark raises it to last + max(count,
+  // served_headroom): one durable write every served_headroom steps of a
+  // job. After a crash the mark (and so the default step of a change) can
+  // be up to that far ahead of what was really served.
+  int64_t served_headroom = 1024;
+  // The most segments a schedule's timeline holds.
+  int64_t max_timeline_segments = 1000;
+  // The largest serialized schedule record (the resource with its timeline).
+  int64_t max_schedule_bytes = int64_t{1} << 20;
+  // The budget of one compiled spec.
+  CompileLimits compile;
+  // The compiled tables of all schedules together.
+  int64_t max_table_bytes = int64_t{1} << 30;
+  // Where continuations run (a read that waited for a fence or its served
+  // mark). Required.
+  Executor* executor = nullptr;
+  // How often a failed store is tried again.
+  absl::Duration store_retry_interval = absl::Seconds(1);
+  // Told (on the registry's own thread) when writes stop, with the cause,
+  // and when they resume. Optional.
+  std::function<void(bool writable, const absl::Status& cause)> on_store_state;
 };
 
 class Registry {
  public:
   template <typename T>
-  using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+  using Done = Once<absl::StatusOr<T>>;
+  using StatusDone = Once<absl::Status>;
 
   // `store` must outlive the registry.
   Registry(Store* store, RegistryOptions options);
@@ -58,14 +101,19 @@ class Registry {
   // serving.
   absl::Status Load();
 
-  // Reads: answered at once from the published snapshots.
+  // Reads: answered from the published snapshots. Evaluate and
+  // EvaluateRange answer at once, unless they must wait for a pending
+  // change or raise the durable served mark (then from another thread).
   absl::StatusOr<v1::Schedule> Get(const v1::GetScheduleRequest& request) const;
+  // A page holds at most page_size schedules and at most `max_page_bytes`
+  // serialized (at least one schedule).
   absl::StatusOr<v1::ListSchedulesResponse> List(
-      const v1::ListSchedulesRequest& request) const;
-  absl::StatusOr<v1::EvaluateResponse> Evaluate(
-      const v1::EvaluateRequest& request);
-  absl::Status EvaluateRange(const v1::EvaluateRangeRequest& request,
-                             v1::EvaluateRangeResponse* response);
+      const v1::ListSchedulesRequest& request, int64_t max_page_bytes) const;
+  void Evaluate(const v1::EvaluateRequest& request,
+                Done<v1::EvaluateResponse> done);
+  // Fills `*response`, which must stay valid until `done` runs.
+  void EvaluateRange(const v1::EvaluateRangeRequest& request,
+                     v1::EvaluateRangeResponse* response, StatusDone done);
   absl::Status Simulate(const v1::SimulateRequest& request,
                         v1::EvaluateRangeResponse* response) const;
 
@@ -88,11 +136,14 @@ class Registry {
   absl::StatusOr<v1::ListMetricReportsResponse> ListMetricReports(
       const v1::ListMetricReportsRequest& request) const;
 
-  // Persists the served high-water marks and waits until every write
-  // accepted so far is durable. Called on shutdown.
-  absl::Status Flush();
+  // For a clean stop, once no read or write is in flight: stores each
+  // schedule's exact max_step_served (the durable mark has headroom) and
+  // waits until every write accepted so far is durable.
+  absl::Status Close();
 
   int64_t size() const;
+  // False while the store is failed (writes stop).
+  bool writable() const;
 
  private:
   struct Snapshot {
@@ -100,60 +151,86 @@ class Registry {
     std::shared_ptr<const Timeline> timeline;
   };
   struct Entry;
+  using EntryPtr = std::shared_ptr<Entry>;
 
-  std::shared_ptr<Entry> Find(const std::string& name) const;
+  EntryPtr Find(const std::string& name) const;
   // The entry and its published snapshot, or NOT_FOUND (also while a create
   // is not yet durable, and once a delete is).
-  absl::StatusOr<
-      std::pair<std::shared_ptr<Entry>, std::shared_ptr<const Snapshot>>>
+  absl::StatusOr<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>>
   Published(const std::string& name) const;
-  absl::StatusOr<std::shared_ptr<Entry>> FindForWrite(
-      const std::string& field, const std::string& name) const;
-  // Makes `s` the sticky store error (writes stop, see above) unless one is
-  // recorded already.
-  void RecordStoreError(const absl::Status& s);
-  // Submits `batch` and, once durable, publishes `snapshot` for `entry` and
-  // runs `then`. On a store error, records it and passes it to `then`.
-  void Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
-              std::shared_ptr<const Snapshot> snapshot,
-              absl::AnyInvocable<void(absl::Status) &&> then);
+  absl::StatusOr<EntryPtr> FindForWrite(const std::string& field,
+                                        const std::string& name) const;
+  v1::Schedule Present(const Entry& entry, const Snapshot& snapshot) const;
+
+  // Reads (registry.cc). Steps 2 and 3 of the protocol above: true if the
+  // read may serve up to `last` from `snapshot`.
+  bool Serve(Entry& entry, const Snapshot* snapshot, int64_t last);
+  // Step 4: runs `then` once the durable mark covers `last`.
+  void RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
+                     StatusDone then);
+  // Runs `retry` once the entry's pending changes are published, on the
+  // executor.
+  void RetryWhenClear(Entry& entry, absl::AnyInvocable<void() &&> retry);
+
+  // Writes (registry_writes.cc).
   absl::Status WriteGate() const;
-  // Raises the entry's fence to cover a timeline change from `from`, then
-  // checks nothing at or past it was served; FAILED_PRECONDITION (and the
-  // fence dropped) if something was. Pairs with ServeAndCheckFence.
-  absl::Status RaiseFence(Entry& entry, int64_t from, const char* field);
-  void DropFence(Entry& entry);
-  // Records that reads served up to `last`; false if a pending change's
-  // fence covers it, after waiting for that change to be published (the
-  // caller evaluates again).
-  bool ServeAndCheckFence(Entry& entry, int64_t last);
+  // A store error for a write: UNAVAILABLE, with the cause.
+  static absl::Status StoreFailure(const absl::Status& s);
+  // Submits `batch` and, once durable, publishes `snapshot` for `entry` (if
+  // non-null) and runs `then`. On a store error, records it and passes it
+  // to `then`.
+  void Commit(EntryPtr entry, WriteBatch batch,
+              std::shared_ptr<const Snapshot> snapshot, StatusDone then);
   // The entry's head ready to change: NOT_FOUND once deleted, ABORTED on an
   // etag mismatch, max_step_served brought up to date.
   absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
-                                            const std::string& etag);
+                                            const std::string& etag)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+  // Checks the limits a new head must keep (segments, record size, tables).
+  absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
+                         int64_t old_table_bytes) const;
+  // Appends the segment to the head (a timeline change from its from_step),
+  // persists it and answers `done` once durable. `compiled` is the
+  // segment's spec compiled.
+  void AcceptEdit(const EntryPtr& entry, v1::Schedule head, v1::Segment segment,
+                  std::shared_ptr<const Schedule> compiled,
+                  Done<v1::Schedule> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Makes `head` the entry's head, persists it and answers `done` with it
-  // once durable.
-  void AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
+  // once durable; `lease` (the change's fence, if any) is dropped once it
+  // is published or has failed.
+  void AcceptHead(const EntryPtr& entry, v1::Schedule head,
                   std::shared_ptr<const Timeline> timeline,
-                  Done<v1::Schedule> done, bool fenced);
+                  Done<v1::Schedule> done, Fence::Lease lease)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   void RaiseServed(Entry& entry, int64_t step);
-  v1::Schedule Present(const Entry& entry, const Snapshot& snapshot) const;
-  void PersistServed();
-  void FlusherLoop();
+
+  // Store failure and recovery (registry_recovery.cc).
+  // Makes `s` the store error (writes stop) unless one is recorded already.
+  void RecordStoreError(const absl::Status& s);
+  void RecoveryLoop();
+  // Resumes the store and reloads every schedule from it.
+  absl::Status Recover();
+  // Sets the entry's writer-side state to what the store holds.
+  void Reset(Entry& entry, StoredSchedule stored,
+             std::shared_ptr<const Timeline> timeline);
 
   Store* const store_;
   const RegistryOptions options_;
 
   mutable absl::Mutex map_mu_;
-  std::map<std::string, std::shared_ptr<Entry>> entries_
-      ABSL_GUARDED_BY(map_mu_);
+  std::map<std::string, EntryPtr> entries_ ABSL_GUARDED_BY(map_mu_);
+  // The compiled tables of every head, together (max_table_bytes).
+  std::atomic<int64_t> table_bytes_{0};
+
+  // Writers hold it shared while they check the gate and submit; recovery
+  // holds it exclusively, so no write is between the two while it reloads.
+  mutable absl::Mutex writes_mu_;
 
   mutable absl::Mutex error_mu_;
   absl::Status store_error_ ABSL_GUARDED_BY(error_mu_);
-
-  absl::Mutex flusher_mu_;
-  bool stopping_ ABSL_GUARDED_BY(flusher_mu_) = false;
-  std::thread flusher_;
+  bool stopping_ ABSL_GUARDED_BY(error_mu_) = false;
+  std::thread recovery_;
 };
 
 }  // namespace anneal

@@ -1,21 +1,25 @@
-// Internal to the registry: one schedule's writer-side head state and its
-// published snapshot. Shared by registry.cc (reads) and registry_writes.cc.
+// Internal to the registry: one schedule's writer-side head, its published
+// snapshot, its served marks and its fence. Shared by the registry's files.
 #ifndef ANNEAL_SERVER_REGISTRY_ENTRY_H_
 #define ANNEAL_SERVER_REGISTRY_ENTRY_H_
 
 #include <atomic>
 #include <deque>
-#include <limits>
 #include <memory>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "server/fence.h"
 #include "server/registry.h"
+#include "server/served_mark.h"
 
 namespace anneal {
 
 struct Registry::Entry {
-  explicit Entry(std::string n) : name(std::move(n)) {}
+  Entry(std::string n, int64_t durable_mark)
+      : name(std::move(n)),
+        max_served(durable_mark),
+        mark(name, durable_mark) {}
 
   const std::string name;
 
@@ -35,19 +39,13 @@ struct Registry::Entry {
   // Accessed with std::atomic_load / std::atomic_store only.
   std::shared_ptr<const Snapshot> published;
 
-  // Largest step served by reads (-1: none), and the value last persisted.
-  std::atomic<int64_t> max_served{-1};
-  std::atomic<int64_t> persisted_served{-1};
-
-  // The fence that keeps a served LR from being rewritten by a timeline
-  // change that is accepted but not yet durable: the smallest from_step of
-  // the pending changes (kNoFence when none). A reader that serves a step at
-  // or past it waits for the publish and evaluates again (see Registry).
-  static constexpr int64_t kNoFence = std::numeric_limits<int64_t>::max();
-  std::atomic<int64_t> fence_from{kNoFence};
-  absl::Mutex fence_mu;
-  int pending_changes ABSL_GUARDED_BY(fence_mu) = 0;
-  int64_t pending_min ABSL_GUARDED_BY(fence_mu) = kNoFence;
+  // The largest step served (-1: none), exact while the server runs; after
+  // a restart it starts from the durable mark.
+  std::atomic<int64_t> max_served;
+  // The durable served mark (served_mark.h).
+  ServedMark mark;
+  // Pending timeline changes (fence.h).
+  Fence fence;
 };
 
 }  // namespace anneal

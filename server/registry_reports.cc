@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
+#include "schedule/field_error.h"
 #include "server/list_filter.h"
 #include "server/registry.h"
 #include "server/registry_entry.h"
@@ -35,9 +36,9 @@ absl::Status ValidateMetricName(absl::string_view field,
     ok = IsMetricNameChar(metric[i], i == 0);
   }
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, ": must match ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$, got \"", metric,
-      "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": must match ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$, got ",
+                   QuoteValue(metric)));
 }
 
 absl::Status ValidateStepBound(absl::string_view field, int64_t step) {
@@ -59,8 +60,8 @@ absl::Status ValidateReport(const v1::ReportMetricsRequest& request) {
                      " per report, got ", request.metrics_size()));
   }
   for (const auto& [metric, value] : request.metrics()) {
-    auto s =
-        ValidateMetricName(absl::StrCat("metrics[\"", metric, "\"]"), metric);
+    auto s = ValidateMetricName(
+        absl::StrCat("metrics[", QuoteValue(metric), "]"), metric);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -95,6 +96,7 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   auto found = Published(request.name());
   if (!found.ok()) return std::move(done)(found.status());
   if (auto s = ValidateReport(request); !s.ok()) return std::move(done)(s);
+  absl::ReaderMutexLock writes(&writes_mu_);
   if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
   auto [entry, snapshot] = *std::move(found);
 
@@ -124,6 +126,7 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
         // store failing.
         if (!s.ok() && !absl::IsInvalidArgument(s) && !absl::IsNotFound(s)) {
           RecordStoreError(s);
+          s = StoreFailure(s);
         }
         if (!s.ok()) return std::move(done)(s);
         std::move(done)(std::move(report));

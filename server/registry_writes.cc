@@ -1,15 +1,21 @@
 // The registry's writes: create, update, delete, restart and advance (see
 // registry.h). Each derives the new head under the schedule's mutex, hands a
-// batch to the Store and answers once it is durable.
+// batch to the Store and answers once it is durable. The entry's head
+// changes only after the batch is queued, so a write that fails before that
+// (an exception included) leaves nothing behind.
 #include <algorithm>
+#include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "schedule/field_error.h"
 #include "server/registry.h"
 #include "server/registry_entry.h"
 #include "server/resource_name.h"
+#include "server/timeline_edit.h"
 
 namespace anneal {
 namespace {
@@ -36,6 +42,7 @@ std::string Etag(const v1::Schedule& s) {
 absl::Status CheckEtag(const std::string& sent, const v1::Schedule& head) {
   if (sent.empty() || sent == head.etag()) return absl::OkStatus();
   return absl::AbortedError(absl::StrCat(
+      // Bounded by the edge's max_etag_bytes, and etags hold quotes.
       "etag: ", sent, " does not match the current etag ", head.etag(),
       " (the schedule changed; re-read it and retry)"));
 }
@@ -47,68 +54,14 @@ void Bump(v1::Schedule* s) {
   s->set_etag(Etag(*s));
 }
 
-absl::Status ValidateSpec(const std::string& field,
-                          const v1::ScheduleSpec& spec) {
-  absl::Status s = Schedule::Validate(spec);
-  if (s.ok()) return s;
-  return absl::InvalidArgumentError(absl::StrCat(field, ".", s.message()));
+ChangeStamp StampOf(const v1::Schedule& head, const std::string& actor,
+                    const std::string& reason) {
+  return ChangeStamp{head.revision(), actor, reason, head.update_time()};
 }
 
-// Drops the segments that start at or after `from` (not served yet: `from`
-// is past max_step_served) and appends `segment`.
-void ReplaceFuture(v1::Schedule* s, v1::Segment segment) {
-  auto* timeline = s->mutable_timeline();
-  while (!timeline->empty() &&
-         timeline->Get(timeline->size() - 1).from_step() >=
-             segment.from_step()) {
-    timeline->RemoveLast();
-  }
-  *s->mutable_spec() = segment.spec();
-  *timeline->Add() = std::move(segment);
-}
-
-// The cycle offset that keeps cycle numbers from going backwards when a new
-// spec takes over at `from` on the same clock: the cycle in progress goes on
-// (or, if the new spec starts a cycle exactly there, the next one begins).
-int64_t ContinuedCycleOffset(const Timeline& old, const v1::ScheduleSpec& spec,
-                             int64_t from, const v1::Segment& current) {
-  if (from == 0) return 0;
-  auto compiled = Schedule::Compile(spec);  // validated by the caller
-  if (!compiled.ok()) return current.cycle_offset();
-  const StepResult next = (*compiled)->At(from - current.time_origin());
-  const int64_t wanted =
-      old.At(from - 1).cycle + (next.step_in_cycle == 0 ? 1 : 0);
-  return std::max<int64_t>(0, wanted - next.cycle);
-}
-
-// A new timeline segment, stamped with the head's new revision and time.
-v1::Segment NewSegment(v1::Segment::Kind kind, int64_t from,
-                       const v1::ScheduleSpec& spec, int64_t origin,
-                       int64_t cycle_offset, const v1::Schedule& head,
-                       const std::string& actor, const std::string& reason) {
-  v1::Segment segment;
-  segment.set_from_step(from);
-  *segment.mutable_spec() = spec;
-  segment.set_time_origin(origin);
-  segment.set_cycle_offset(cycle_offset);
-  segment.set_kind(kind);
-  segment.set_revision(head.revision());
-  segment.set_actor(actor);
-  segment.set_reason(reason);
-  *segment.mutable_create_time() = head.update_time();
-  return segment;
-}
-
-absl::Status CheckFutureStep(const char* field, int64_t step,
-                             int64_t max_served) {
-  if (step > max_served && step <= kMaxStep) return absl::OkStatus();
-  if (step > kMaxStep) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be <= 2^62, got ", step));
-  }
-  return absl::FailedPreconditionError(
-      absl::StrCat(field, ": must be > max_step_served (", max_served,
-                   ") so no LR already served is rewritten, got ", step));
+// A failure of the batch itself (see store.h), not of the store.
+bool IsBatchRejection(const absl::Status& s) {
+  return absl::IsNotFound(s) || absl::IsInvalidArgument(s);
 }
 
 }  // namespace
@@ -117,63 +70,43 @@ absl::Status Registry::WriteGate() const {
   absl::MutexLock lock(&error_mu_);
   if (store_error_.ok()) return store_error_;
   return absl::UnavailableError(absl::StrCat(
-      "the store failed earlier and accepts no writes until the server "
-      "restarts: ",
-      store_error_.message()));
+      "store: writes are stopped until the store recovers",
+      absl::IsDataLoss(store_error_) ? " (it needs a restart after repair)"
+                                     : "",
+      ": ", store_error_.message()));
 }
 
-absl::StatusOr<std::shared_ptr<Registry::Entry>> Registry::FindForWrite(
+absl::Status Registry::StoreFailure(const absl::Status& s) {
+  if (absl::IsUnavailable(s)) return s;
+  return absl::UnavailableError(
+      absl::StrCat("store: the write failed and may be retried: ",
+                   absl::StatusCodeToString(s.code()), ": ", s.message()));
+}
+
+absl::StatusOr<Registry::EntryPtr> Registry::FindForWrite(
     const std::string& field, const std::string& name) const {
   if (auto s = ValidateScheduleName(field, name); !s.ok()) return s;
   if (auto s = WriteGate(); !s.ok()) return s;
-  std::shared_ptr<Entry> entry = Find(name);
+  EntryPtr entry = Find(name);
   if (!entry) return absl::NotFoundError(absl::StrCat(name, ": not found"));
   return entry;
 }
 
-void Registry::RecordStoreError(const absl::Status& s) {
-  absl::MutexLock lock(&error_mu_);
-  if (store_error_.ok()) store_error_ = s;
-}
-
-void Registry::Commit(std::shared_ptr<Entry> entry, WriteBatch batch,
+void Registry::Commit(EntryPtr entry, WriteBatch batch,
                       std::shared_ptr<const Snapshot> snapshot,
-                      absl::AnyInvocable<void(absl::Status) &&> then) {
+                      StatusDone then) {
   store_->Submit(
       std::move(batch),
       [this, entry = std::move(entry), snapshot = std::move(snapshot),
        then = std::move(then)](absl::Status s) mutable {
         if (s.ok()) {
-          std::atomic_store(&entry->published, snapshot);
-        } else {
+          std::atomic_store(&entry->published, std::move(snapshot));
+        } else if (!IsBatchRejection(s)) {
           RecordStoreError(s);
+          s = StoreFailure(s);
         }
-        std::move(then)(s);
+        std::move(then)(std::move(s));
       });
-}
-
-absl::Status Registry::RaiseFence(Entry& entry, int64_t from,
-                                  const char* field) {
-  {
-    absl::MutexLock lock(&entry.fence_mu);
-    ++entry.pending_changes;
-    entry.pending_min = std::min(entry.pending_min, from);
-    entry.fence_from.store(entry.pending_min);
-  }
-  // Sequentially consistent with ServeAndCheckFence: either this load sees
-  // the reader's raised max_served, or the reader sees the fence.
-  const int64_t served = entry.max_served.load();
-  if (from > served) return absl::OkStatus();
-  DropFence(entry);
-  return CheckFutureStep(field, from, served);
-}
-
-void Registry::DropFence(Entry& entry) {
-  absl::MutexLock lock(&entry.fence_mu);
-  if (--entry.pending_changes == 0) {
-    entry.pending_min = Entry::kNoFence;
-    entry.fence_from.store(Entry::kNoFence);
-  }
 }
 
 absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
@@ -188,23 +121,77 @@ absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
   return head;
 }
 
-void Registry::AcceptHead(std::shared_ptr<Entry> entry, v1::Schedule head,
+absl::Status Registry::CheckHead(const v1::Schedule& head,
+                                 const Timeline& timeline,
+                                 int64_t old_table_bytes) const {
+  if (head.timeline_size() > options_.max_timeline_segments) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "timeline: must hold at most ", options_.max_timeline_segments,
+        " segments (max_timeline_segments), got ", head.timeline_size(),
+        "; create a new schedule for a new run"));
+  }
+  const auto bytes = static_cast<int64_t>(head.ByteSizeLong());
+  if (bytes > options_.max_schedule_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "schedule: must be at most ", options_.max_schedule_bytes,
+        " bytes with its timeline (max_schedule_bytes), got ", bytes,
+        "; shorten reasons and labels, or create a new schedule"));
+  }
+  const int64_t total =
+      table_bytes_.load() + timeline.table_bytes() - old_table_bytes;
+  if (timeline.table_bytes() > old_table_bytes &&
+      total > options_.max_table_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "spec: the compiled tables of all schedules must stay within ",
+        options_.max_table_bytes, " bytes (max_table_bytes), got ", total,
+        "; delete unused schedules or use simpler specs"));
+  }
+  return absl::OkStatus();
+}
+
+void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
                           std::shared_ptr<const Timeline> timeline,
-                          Done<v1::Schedule> done, bool fenced) {
-  entry->head = head;
-  entry->head_timeline = timeline;
+                          Done<v1::Schedule> done, Fence::Lease lease) {
+  const int64_t delta =
+      timeline->table_bytes() - entry->head_timeline->table_bytes();
   WriteBatch batch;
   batch.Put(head);
   auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, timeline});
-  Entry* raw = entry.get();
-  Commit(std::move(entry), std::move(batch), std::move(snapshot),
-         [this, raw, fenced, head = std::move(head),
+  Commit(entry, std::move(batch), std::move(snapshot),
+         [reply = head, lease = std::move(lease),
           done = std::move(done)](absl::Status s) mutable {
            // Published (or failed for good): readers behind the fence go on.
-           if (fenced) DropFence(*raw);
+           lease.Drop();
            if (!s.ok()) return std::move(done)(s);
-           std::move(done)(std::move(head));
+           std::move(done)(std::move(reply));
          });
+  entry->head = std::move(head);
+  entry->head_timeline = std::move(timeline);
+  table_bytes_ += delta;
+}
+
+void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
+                          v1::Segment segment,
+                          std::shared_ptr<const Schedule> compiled,
+                          Done<v1::Schedule> done) {
+  const int64_t from = segment.from_step();
+  const char* field =
+      segment.kind() == v1::Segment::RESTART ? "at_step" : "effective_step";
+  // The fence first, then the served mark (the protocol in registry.h).
+  Fence::Lease lease = entry->fence.Raise(from);
+  if (auto s = CheckFutureStep(field, from, entry->max_served.load());
+      !s.ok()) {
+    return std::move(done)(s);  // the lease drops the fence
+  }
+  std::shared_ptr<const Timeline> timeline =
+      Timeline::Append(*entry->head_timeline, segment, std::move(compiled));
+  ApplySegment(std::move(segment), &head);
+  if (auto s = CheckHead(head, *timeline, entry->head_timeline->table_bytes());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  AcceptHead(entry, std::move(head), std::move(timeline), std::move(done),
+             std::move(lease));
 }
 
 void Registry::Create(const v1::CreateScheduleRequest& request,
@@ -217,12 +204,6 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     return std::move(done)(
         absl::InvalidArgumentError("schedule.spec: is required"));
   }
-  if (auto s = ValidateSpec("schedule.spec", request.schedule().spec());
-      !s.ok()) {
-    return std::move(done)(s);
-  }
-  if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
-
   v1::Schedule head;
   head.set_name(ScheduleName(request.schedule_id()));
   *head.mutable_spec() = request.schedule().spec();
@@ -240,10 +221,19 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   Bump(&head);
   *first->mutable_create_time() = head.create_time();
   first->set_revision(head.revision());
-  auto timeline = Timeline::Build(head.timeline());
-  if (!timeline.ok()) return std::move(done)(timeline.status());
+  // Compiled once, outside every lock.
+  auto timeline = Timeline::Build(head.timeline(), options_.compile);
+  if (!timeline.ok()) {
+    return std::move(done)(absl::InvalidArgumentError(
+        absl::StrCat("schedule.spec.", timeline.status().message())));
+  }
+  if (auto s = CheckHead(head, **timeline, 0); !s.ok()) {
+    return std::move(done)(s);
+  }
 
-  auto entry = std::make_shared<Entry>(head.name());
+  absl::ReaderMutexLock writes(&writes_mu_);
+  if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
+  auto entry = std::make_shared<Entry>(head.name(), -1);
   // Hold the entry before it becomes visible, so a write racing with the
   // create queues behind it instead of seeing an empty head.
   absl::MutexLock lock(&entry->mu);
@@ -260,28 +250,36 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     }
     entries_[head.name()] = entry;
   }
-  entry->head = head;
-  entry->head_timeline = *timeline;
+  // If anything below throws, the entry must not stay visible.
+  absl::Cleanup unlist = [this, &entry] {
+    absl::MutexLock map_lock(&map_mu_);
+    entries_.erase(entry->name);
+  };
   WriteBatch batch;
   batch.Put(head);
   auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, *timeline});
-  Commit(entry, std::move(batch), snapshot,
-         [this, head, entry, done = std::move(done)](absl::Status s) mutable {
+  const int64_t bytes = (*timeline)->table_bytes();
+  Commit(entry, std::move(batch), std::move(snapshot),
+         [this, reply = head, entry, bytes,
+          done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) {
-             absl::MutexLock map_lock(&map_mu_);
-             entries_.erase(entry->name);
+             {
+               absl::MutexLock map_lock(&map_mu_);
+               entries_.erase(entry->name);
+             }
+             table_bytes_ -= bytes;
              return std::move(done)(s);
            }
-           std::move(done)(head);
+           std::move(done)(std::move(reply));
          });
+  std::move(unlist).Cancel();
+  entry->head = std::move(head);
+  entry->head_timeline = *std::move(timeline);
+  table_bytes_ += bytes;
 }
 
 void Registry::Update(const v1::UpdateScheduleRequest& request,
                       Done<v1::Schedule> done) {
-  auto found = FindForWrite("schedule.name", request.schedule().name());
-  if (!found.ok()) return std::move(done)(found.status());
-  std::shared_ptr<Entry> entry = *found;
-
   const v1::Schedule& in = request.schedule();
   bool set_spec = false, set_display = false, set_labels = false;
   if (request.update_mask().paths_size() == 0) {
@@ -301,20 +299,29 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
       set_labels = true;
     } else {
       return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
-          "update_mask.paths[", i, "]: \"", path,
-          "\" is not updatable (allowed: spec, display_name, labels, *)")));
+          "update_mask.paths[", i, "]: ", QuoteValue(path),
+          " is not updatable (allowed: spec, display_name, labels, *)")));
     }
   }
+  // Compiled once, outside every lock.
+  std::shared_ptr<const Schedule> compiled;
   if (set_spec) {
     if (!in.has_spec()) {
       return std::move(done)(absl::InvalidArgumentError(
           "schedule.spec: is required when the mask names spec"));
     }
-    if (auto s = ValidateSpec("schedule.spec", in.spec()); !s.ok()) {
-      return std::move(done)(s);
+    auto built = Schedule::Compile(in.spec(), options_.compile);
+    if (!built.ok()) {
+      return std::move(done)(absl::InvalidArgumentError(
+          absl::StrCat("schedule.spec.", built.status().message())));
     }
+    compiled = *std::move(built);
   }
 
+  absl::ReaderMutexLock writes(&writes_mu_);
+  auto found = FindForWrite("schedule.name", in.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  const EntryPtr& entry = *found;
   absl::MutexLock lock(&entry->mu);
   absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, in.etag());
   if (!writable.ok()) return std::move(done)(writable.status());
@@ -322,50 +329,51 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   if (set_display) head.set_display_name(in.display_name());
   if (set_labels) *head.mutable_labels() = in.labels();
   Bump(&head);
-  std::shared_ptr<const Timeline> timeline = entry->head_timeline;
-  bool fenced = false;
-  if (set_spec) {
-    const int64_t from = request.has_effective_step()
-                             ? request.effective_step()
-                             : head.max_step_served() + 1;
-    if (auto s =
-            CheckFutureStep("effective_step", from, head.max_step_served());
+  if (!set_spec) {
+    if (auto s = CheckHead(head, *entry->head_timeline,
+                           entry->head_timeline->table_bytes());
         !s.ok()) {
       return std::move(done)(s);
     }
-    if (auto s = RaiseFence(*entry, from, "effective_step"); !s.ok()) {
-      return std::move(done)(s);
-    }
-    fenced = true;
-    const v1::Segment& current =
-        head.timeline(static_cast<int>(timeline->SegmentAt(from)));
-    ReplaceFuture(
-        &head,
-        NewSegment(v1::Segment::UPDATE, from, in.spec(), current.time_origin(),
-                   ContinuedCycleOffset(*timeline, in.spec(), from, current),
-                   head, request.actor(), request.reason()));
-    auto rebuilt = Timeline::Build(head.timeline());
-    if (!rebuilt.ok()) {
-      DropFence(*entry);
-      return std::move(done)(rebuilt.status());
-    }
-    timeline = *rebuilt;
+    return AcceptHead(entry, std::move(head), entry->head_timeline,
+                      std::move(done), Fence::Lease());
   }
-  AcceptHead(entry, std::move(head), std::move(timeline), std::move(done),
-             fenced);
+  const int64_t from = request.has_effective_step()
+                           ? request.effective_step()
+                           : head.max_step_served() + 1;
+  if (auto s = CheckFutureStep("effective_step", from, head.max_step_served());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  const Timeline& current = *entry->head_timeline;
+  // The same spec as the one in force shares its compiled form.
+  const auto& in_force = current.compiled(current.SegmentAt(from));
+  if (google::protobuf::util::MessageDifferencer::Equals(in_force->spec(),
+                                                         in.spec())) {
+    compiled = in_force;
+  }
+  v1::Segment segment =
+      UpdateSegment(head, current, from, in.spec(), *compiled,
+                    StampOf(head, request.actor(), request.reason()));
+  AcceptEdit(entry, std::move(head), std::move(segment), std::move(compiled),
+             std::move(done));
 }
 
 void Registry::Restart(const v1::RestartScheduleRequest& request,
                        Done<v1::Schedule> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
   auto found = FindForWrite("name", request.name());
   if (!found.ok()) return std::move(done)(found.status());
-  std::shared_ptr<Entry> entry = *found;
+  const EntryPtr& entry = *found;
   absl::MutexLock lock(&entry->mu);
   absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, request.etag());
   if (!writable.ok()) return std::move(done)(writable.status());
   v1::Schedule head = *std::move(writable);
-  const int64_t at =
-      request.has_at_step() ? request.at_step() : head.max_step_served() + 1;
+  // Step 0 already starts a cycle: the default is the next unserved step,
+  // and at least 1.
+  const int64_t at = request.has_at_step()
+                         ? request.at_step()
+                         : std::max<int64_t>(1, head.max_step_served() + 1);
   if (auto s = CheckFutureStep("at_step", at, head.max_step_served());
       !s.ok()) {
     return std::move(done)(s);
@@ -374,56 +382,52 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
     return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
         "at_step: must be >= 1 (step 0 already starts a cycle), got ", at)));
   }
-  if (auto s = RaiseFence(*entry, at, "at_step"); !s.ok()) {
-    return std::move(done)(s);
-  }
-  const Timeline& old = *entry->head_timeline;
-  // Copied: ReplaceFuture may drop the segment it refers to.
-  const v1::ScheduleSpec spec =
-      head.timeline(static_cast<int>(old.SegmentAt(at))).spec();
   Bump(&head);
-  ReplaceFuture(&head, NewSegment(v1::Segment::RESTART, at, spec, at,
-                                  old.At(at - 1).cycle + 1, head,
-                                  request.actor(), request.reason()));
-  auto timeline = Timeline::Build(head.timeline());
-  if (!timeline.ok()) {
-    DropFence(*entry);
-    return std::move(done)(timeline.status());
-  }
-  AcceptHead(entry, std::move(head), *std::move(timeline), std::move(done),
-             /*fenced=*/true);
+  const Timeline& current = *entry->head_timeline;
+  v1::Segment segment = RestartSegment(
+      head, current, at, StampOf(head, request.actor(), request.reason()));
+  // A restart runs the spec in force on a new clock: the same compiled form.
+  std::shared_ptr<const Schedule> compiled =
+      current.compiled(current.SegmentAt(at));
+  AcceptEdit(entry, std::move(head), std::move(segment), std::move(compiled),
+             std::move(done));
 }
 
 void Registry::Delete(const v1::DeleteScheduleRequest& request,
                       Done<google::protobuf::Empty> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
   auto found = FindForWrite("name", request.name());
   if (!found.ok()) return std::move(done)(found.status());
-  std::shared_ptr<Entry> entry = *found;
+  const EntryPtr& entry = *found;
   absl::MutexLock lock(&entry->mu);
   if (auto head = WritableHead(*entry, request.etag()); !head.ok()) {
     return std::move(done)(head.status());
   }
-  entry->deleted = true;
   WriteBatch batch;
   batch.Delete(entry->name);
+  const int64_t bytes = entry->head_timeline->table_bytes();
   Commit(entry, std::move(batch), nullptr,
-         [this, entry, done = std::move(done)](absl::Status s) mutable {
+         [this, entry, bytes, done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);
            {
              absl::MutexLock map_lock(&map_mu_);
              auto it = entries_.find(entry->name);
-             if (it != entries_.end() && it->second == entry)
+             if (it != entries_.end() && it->second == entry) {
                entries_.erase(it);
+             }
            }
+           table_bytes_ -= bytes;
            std::move(done)(google::protobuf::Empty());
          });
+  entry->deleted = true;
 }
 
 void Registry::Advance(const v1::AdvanceRequest& request,
                        Done<v1::AdvanceResponse> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
   auto found = FindForWrite("name", request.name());
   if (!found.ok()) return std::move(done)(found.status());
-  std::shared_ptr<Entry> entry = *found;
+  const EntryPtr& entry = *found;
   absl::MutexLock lock(&entry->mu);
   if (entry->deleted) {
     return std::move(done)(
@@ -437,55 +441,60 @@ void Registry::Advance(const v1::AdvanceRequest& request,
       v1::AdvanceResponse first;
       first.ParseFromString(it->second);
       store_->Submit(WriteBatch(),
-                     [first, done = std::move(done)](absl::Status s) mutable {
-                       if (!s.ok()) return std::move(done)(s);
-                       std::move(done)(first);
+                     [first = std::move(first),
+                      done = std::move(done)](absl::Status s) mutable {
+                       if (!s.ok()) return std::move(done)(StoreFailure(s));
+                       std::move(done)(std::move(first));
                      });
       return;
     }
   }
-  v1::Schedule head = entry->head;
+  const v1::Schedule& current = entry->head;
   if (request.has_expected_position() &&
-      request.expected_position() != head.position()) {
+      request.expected_position() != current.position()) {
     return std::move(done)(absl::FailedPreconditionError(
         absl::StrCat("expected_position: ", request.expected_position(),
-                     " is stale; the position is ", head.position())));
+                     " is stale; the position is ", current.position())));
   }
-  if (head.position() >= kMaxStep) {
+  if (current.position() >= kMaxStep) {
     return std::move(done)(
         absl::OutOfRangeError("position: already at 2^62, the last step"));
   }
-  const int64_t position = head.position() + 1;
-  head.set_position(position);
+  const int64_t position = current.position() + 1;
   v1::AdvanceResponse response;
   response.set_position(position);
   ToProto(entry->head_timeline->At(position), response.mutable_result());
-  response.set_revision(head.revision());
+  response.set_revision(current.revision());
   RaiseServed(*entry, position);
-  head.set_max_step_served(
-      std::max(head.max_step_served(), entry->max_served.load()));
 
   AdvanceRecord record;
   record.request_id = request.request_id();
   record.position = position;
   response.SerializeToString(&record.response);
-  if (!request.request_id().empty()) {
-    entry->advances[record.request_id] = record.response;
-    entry->advance_order.push_back(record.request_id);
+  v1::Schedule head = current;
+  head.set_position(position);
+  head.set_max_step_served(
+      std::max(head.max_step_served(), entry->max_served.load()));
+  const std::string request_id = record.request_id;
+  const std::string answer = record.response;
+  WriteBatch batch;
+  batch.Advance(entry->name, std::move(record));
+  Commit(entry, std::move(batch),
+         std::make_shared<const Snapshot>(Snapshot{head, entry->head_timeline}),
+         [response = std::move(response),
+          done = std::move(done)](absl::Status s) mutable {
+           if (!s.ok()) return std::move(done)(s);
+           std::move(done)(std::move(response));
+         });
+  if (!request_id.empty()) {
+    entry->advances[request_id] = answer;
+    entry->advance_order.push_back(request_id);
     while (entry->advance_order.size() > kAdvanceDedupWindow) {
       entry->advances.erase(entry->advance_order.front());
       entry->advance_order.pop_front();
     }
   }
-  entry->head = head;
-  WriteBatch batch;
-  batch.Advance(entry->name, std::move(record));
-  Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(Snapshot{head, entry->head_timeline}),
-         [response, done = std::move(done)](absl::Status s) mutable {
-           if (!s.ok()) return std::move(done)(s);
-           std::move(done)(response);
-         });
+  entry->head = std::move(head);
 }
 
 }  // namespace anneal

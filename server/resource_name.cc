@@ -3,6 +3,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "schedule/field_error.h"
 
 namespace anneal {
 
@@ -16,15 +17,15 @@ absl::Status ValidateScheduleId(absl::string_view field, absl::string_view id) {
   return absl::InvalidArgumentError(
       absl::StrCat(field,
                    ": must match ^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ (lower-case "
-                   "letters, digits and '-', at most 63), got \"",
-                   id, "\""));
+                   "letters, digits and '-', at most 63), got ",
+                   QuoteValue(id)));
 }
 
 absl::Status ValidateScheduleName(absl::string_view field,
                                   absl::string_view name) {
   if (!absl::StartsWith(name, kSchedulesCollection)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be schedules/{id}, got \"", name, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": must be schedules/{id}, got ", QuoteValue(name)));
   }
   return ValidateScheduleId(field, name.substr(kSchedulesCollection.size()));
 }

@@ -1,237 +1,297 @@
-// anneal.v1.ScheduleService on gRPC's callback API (see schedule_service.h).
+// anneal.v1.ScheduleService on the raw callback API (see schedule_service.h).
 #include "server/schedule_service.h"
 
+#include <exception>
+#include <memory>
+#include <new>
 #include <string>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "schedule/field_error.h"
+#include "server/decode.h"
 #include "server/grpc_status.h"
 #include "server/log.h"
 
 namespace anneal {
-
-class TrackedReactor final : public grpc::ServerUnaryReactor {
- public:
-  explicit TrackedReactor(CallTracker* tracker) : tracker_(tracker) {}
-  void OnDone() override {
-    tracker_->Release();
-    delete this;
-  }
-
- private:
-  CallTracker* const tracker_;
-};
-
-grpc::ServerUnaryReactor* CallTracker::Start() {
-  absl::MutexLock lock(&mu_);
-  ++in_flight_;
-  return new TrackedReactor(this);
-}
-
-void CallTracker::Release() {
-  absl::MutexLock lock(&mu_);
-  --in_flight_;
-}
-
-void CallTracker::StartDraining() {
-  absl::MutexLock lock(&mu_);
-  draining_ = true;
-}
-
-bool CallTracker::draining() const {
-  absl::MutexLock lock(&mu_);
-  return draining_;
-}
-
-bool CallTracker::WaitIdle(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return in_flight_ == 0;
-  };
-  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
-}
-
-bool ScheduleServiceImpl::Refused(grpc::ServerUnaryReactor* reactor) {
-  if (!calls_.draining()) return false;
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               "the server is shutting down"));
-  return true;
-}
-
 namespace {
+
+// A range longer than this is computed on the pool.
+constexpr int64_t kInlineRangeSteps = 65536;
+
+absl::Status OutOfMemory() {
+  return RetryAfter(absl::ResourceExhaustedError(
+                        "server: out of memory while handling the request; "
+                        "retry later"),
+                    absl::Seconds(1));
+}
+
+// Answers `call` with the registry's result.
+template <typename T>
+Registry::Done<T> ReplyWith(CallRef call) {
+  return [call = std::move(call)](absl::StatusOr<T> result) {
+    if (result.ok()) {
+      call->Reply(*result);
+    } else {
+      call->Finish(result.status());
+    }
+  };
+}
+
+// As ReplyWith, and logs the mutation (`what`), or its rejection.
+template <typename T>
+Registry::Done<T> ReplyAndLog(CallRef call, std::string what) {
+  return [call = std::move(call),
+          what = std::move(what)](absl::StatusOr<T> result) {
+    if (result.ok()) {
+      Log(what);
+      call->Reply(*result);
+    } else {
+      Log(what, " rejected: ", result.status().ToString());
+      call->Finish(result.status());
+    }
+  };
+}
 
 // Who made a change: the request's actor, else the peer address.
 template <typename Request>
-Request WithActor(grpc::CallbackServerContext* context, const Request& in) {
-  Request out = in;
-  if (out.actor().empty()) out.set_actor(context->peer());
+void DefaultActor(const UnaryCall& call, Request& request) {
+  if (request.actor().empty()) request.set_actor(call.context()->peer());
+}
+
+std::string By(const std::string& actor, const std::string& reason) {
+  std::string out = absl::StrCat(" by ", QuoteValue(actor, 128));
+  if (!reason.empty()) absl::StrAppend(&out, " reason ", QuoteValue(reason));
   return out;
-}
-
-// Finishes a read with its result.
-template <typename T>
-void FinishRead(grpc::ServerUnaryReactor* reactor, absl::StatusOr<T> result,
-                T* response) {
-  if (result.ok()) *response = *std::move(result);
-  reactor->Finish(ToGrpcStatus(result.status()));
-}
-
-// A completion for an asynchronous write: logs the mutation, fills the
-// response and finishes the RPC.
-template <typename T>
-Registry::Done<T> FinishWrite(grpc::ServerUnaryReactor* reactor, T* response,
-                              std::string what) {
-  return [reactor, response,
-          what = std::move(what)](absl::StatusOr<T> result) mutable {
-    if (result.ok()) {
-      *response = *std::move(result);
-      Log(what);
-    } else {
-      Log(what, " rejected: ", result.status().ToString());
-    }
-    reactor->Finish(ToGrpcStatus(result.status()));
-  };
 }
 
 }  // namespace
 
-grpc::ServerUnaryReactor* ScheduleServiceImpl::CreateSchedule(
-    grpc::CallbackServerContext* context,
-    const v1::CreateScheduleRequest* request, v1::Schedule* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  v1::CreateScheduleRequest r = WithActor(context, *request);
-  registry_->Create(
-      r, FinishWrite(reactor, response,
-                     absl::StrCat("create schedules/", r.schedule_id(), " by ",
-                                  r.actor())));
-  return reactor;
+ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
+                                         ServiceOptions options)
+    : registry_(registry),
+      pool_(pool),
+      options_(std::move(options)),
+      range_steps_left_(options_.max_inflight_range_steps) {}
+
+template <typename Request, typename LaneOf, typename Body>
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(Context* context,
+                                                      const Bytes* bytes,
+                                                      Bytes* response,
+                                                      LaneOf lane_of,
+                                                      Body body) {
+  UnaryCall* call = calls_.Start(context, response);
+  if (call->finished()) return call;  // draining
+  try {
+    Request request;
+    absl::Status s = DecodeRequest(*bytes, &request);
+    if (s.ok()) s = CheckLimits(request, options_.limits);
+    if (!s.ok()) {
+      call->Finish(s);
+      return call;
+    }
+    if (lane_of(request) == Lane::kInline) {
+      body(CallRef(call), std::move(request));
+      return call;
+    }
+    const bool queued = pool_->TryRun(
+        [body, ref = CallRef(call), request = std::move(request)]() mutable {
+          try {
+            body(ref, std::move(request));
+          } catch (const std::bad_alloc&) {
+            ref->Finish(OutOfMemory());
+          }
+        });
+    if (!queued) {
+      call->Finish(RetryAfter(
+          absl::ResourceExhaustedError(
+              "server: too much heavy work is queued (max_queued_work); "
+              "retry shortly"),
+          absl::Milliseconds(200)));
+    }
+  } catch (const std::bad_alloc&) {
+    call->Finish(OutOfMemory());
+  }
+  return call;
 }
 
-grpc::ServerUnaryReactor* ScheduleServiceImpl::GetSchedule(
-    grpc::CallbackServerContext* context, const v1::GetScheduleRequest* request,
-    v1::Schedule* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  FinishRead(reactor, registry_->Get(*request), response);
-  return reactor;
+absl::Status ScheduleServiceImpl::ReserveRange(UnaryCall* call, int64_t count) {
+  const int64_t want = std::max<int64_t>(count, 1);
+  const int64_t left = range_steps_left_.fetch_sub(want) - want;
+  if (left < 0) {
+    range_steps_left_.fetch_add(want);
+    return RetryAfter(
+        absl::ResourceExhaustedError(
+            absl::StrCat("count: the server is serving its limit of ",
+                         options_.max_inflight_range_steps,
+                         " range steps at once (max_inflight_range_steps), so ",
+                         count, " more must wait; retry shortly")),
+        absl::Milliseconds(200));
+  }
+  call->Hold(BudgetLease(&range_steps_left_, want));
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::CreateSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::CreateScheduleRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::CreateScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what = absl::StrCat("create schedules/", r.schedule_id(),
+                                        By(r.actor(), r.reason()));
+        registry_->Create(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::GetSchedule(Context* context,
+                                                           const Bytes* request,
+                                                           Bytes* response) {
+  return Handle<v1::GetScheduleRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::GetScheduleRequest r) {
+        ReplyWith<v1::Schedule>(std::move(call))(registry_->Get(r));
+      });
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::ListSchedules(
-    grpc::CallbackServerContext* context,
-    const v1::ListSchedulesRequest* request,
-    v1::ListSchedulesResponse* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  FinishRead(reactor, registry_->List(*request), response);
-  return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::ListSchedulesRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::ListSchedulesRequest r) {
+        ReplyWith<v1::ListSchedulesResponse>(std::move(call))(
+            registry_->List(r, options_.max_list_page_bytes));
+      });
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::UpdateSchedule(
-    grpc::CallbackServerContext* context,
-    const v1::UpdateScheduleRequest* request, v1::Schedule* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  v1::UpdateScheduleRequest r = WithActor(context, *request);
-  registry_->Update(
-      r, FinishWrite(reactor, response,
-                     absl::StrCat("update ", r.schedule().name(), " by ",
-                                  r.actor(), " reason \"", r.reason(), "\"")));
-  return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::UpdateScheduleRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::UpdateScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what = absl::StrCat("update ", r.schedule().name(),
+                                        By(r.actor(), r.reason()));
+        registry_->Update(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::DeleteSchedule(
-    grpc::CallbackServerContext* context,
-    const v1::DeleteScheduleRequest* request,
-    google::protobuf::Empty* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  registry_->Delete(*request,
-                    FinishWrite(reactor, response,
-                                absl::StrCat("delete ", request->name(), " by ",
-                                             context->peer())));
-  return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::DeleteScheduleRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::DeleteScheduleRequest r) {
+        std::string what =
+            absl::StrCat("delete ", r.name(), By(call->context()->peer(), ""));
+        registry_->Delete(r, ReplyAndLog<google::protobuf::Empty>(
+                                 std::move(call), std::move(what)));
+      });
 }
 
-grpc::ServerUnaryReactor* ScheduleServiceImpl::Evaluate(
-    grpc::CallbackServerContext* context, const v1::EvaluateRequest* request,
-    v1::EvaluateResponse* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  FinishRead(reactor, registry_->Evaluate(*request), response);
-  return reactor;
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Evaluate(Context* context,
+                                                        const Bytes* request,
+                                                        Bytes* response) {
+  return Handle<v1::EvaluateRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::EvaluateRequest r) {
+        registry_->Evaluate(r,
+                            ReplyWith<v1::EvaluateResponse>(std::move(call)));
+      });
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::EvaluateRange(
-    grpc::CallbackServerContext* context,
-    const v1::EvaluateRangeRequest* request,
-    v1::EvaluateRangeResponse* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  absl::Status s = registry_->EvaluateRange(*request, response);
-  if (!s.ok()) response->Clear();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::EvaluateRangeRequest>(
+      context, request, response,
+      [](const v1::EvaluateRangeRequest& r) {
+        return r.count() > kInlineRangeSteps ? Lane::kPool : Lane::kInline;
+      },
+      [this](CallRef call, v1::EvaluateRangeRequest r) {
+        if (auto s = ReserveRange(call.get(), r.count()); !s.ok()) {
+          call->Finish(s);
+          return;
+        }
+        auto out = std::make_unique<v1::EvaluateRangeResponse>();
+        v1::EvaluateRangeResponse* raw = out.get();
+        registry_->EvaluateRange(r, raw,
+                                 [call, out = std::move(out)](absl::Status s) {
+                                   if (s.ok()) {
+                                     call->Reply(*out);
+                                   } else {
+                                     call->Finish(s);
+                                   }
+                                 });
+      });
 }
 
-grpc::ServerUnaryReactor* ScheduleServiceImpl::Simulate(
-    grpc::CallbackServerContext* context, const v1::SimulateRequest* request,
-    v1::EvaluateRangeResponse* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  absl::Status s = registry_->Simulate(*request, response);
-  if (!s.ok()) response->Clear();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Simulate(Context* context,
+                                                        const Bytes* request,
+                                                        Bytes* response) {
+  return Handle<v1::SimulateRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::SimulateRequest r) {
+        if (auto s = ReserveRange(call.get(), r.count()); !s.ok()) {
+          call->Finish(s);
+          return;
+        }
+        v1::EvaluateRangeResponse out;
+        absl::Status s = registry_->Simulate(r, &out);
+        if (s.ok()) {
+          call->Reply(out);
+        } else {
+          call->Finish(s);
+        }
+      });
 }
 
-grpc::ServerUnaryReactor* ScheduleServiceImpl::Advance(
-    grpc::CallbackServerContext* context, const v1::AdvanceRequest* request,
-    v1::AdvanceResponse* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  registry_->Advance(
-      *request,
-      FinishWrite(reactor, response,
-                  absl::StrCat("advance ", request->name(), " request_id \"",
-                               request->request_id(), "\"")));
-  return reactor;
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Advance(Context* context,
+                                                       const Bytes* request,
+                                                       Bytes* response) {
+  return Handle<v1::AdvanceRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::AdvanceRequest r) {
+        std::string what = absl::StrCat("advance ", r.name(), " request_id ",
+                                        QuoteValue(r.request_id()));
+        registry_->Advance(r, ReplyAndLog<v1::AdvanceResponse>(
+                                  std::move(call), std::move(what)));
+      });
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::RestartSchedule(
-    grpc::CallbackServerContext* context,
-    const v1::RestartScheduleRequest* request, v1::Schedule* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  v1::RestartScheduleRequest r = WithActor(context, *request);
-  registry_->Restart(
-      r, FinishWrite(reactor, response,
-                     absl::StrCat("restart ", r.name(), " by ", r.actor(),
-                                  " reason \"", r.reason(), "\"")));
-  return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::RestartScheduleRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::RestartScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what =
+            absl::StrCat("restart ", r.name(), By(r.actor(), r.reason()));
+        registry_->Restart(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::ReportMetrics(
-    grpc::CallbackServerContext* context,
-    const v1::ReportMetricsRequest* request, v1::MetricReport* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
   // Not logged: a job may report every step, and the report itself is the
   // record (ListMetricReports).
-  registry_->ReportMetrics(
-      *request, [reactor, response](absl::StatusOr<v1::MetricReport> result) {
-        if (result.ok()) *response = *std::move(result);
-        reactor->Finish(ToGrpcStatus(result.status()));
+  return Handle<v1::ReportMetricsRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::ReportMetricsRequest r) {
+        registry_->ReportMetrics(r,
+                                 ReplyWith<v1::MetricReport>(std::move(call)));
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ScheduleServiceImpl::ListMetricReports(
-    grpc::CallbackServerContext* context,
-    const v1::ListMetricReportsRequest* request,
-    v1::ListMetricReportsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = calls_.Start();
-  if (Refused(reactor)) return reactor;
-  FinishRead(reactor, registry_->ListMetricReports(*request), response);
-  return reactor;
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::ListMetricReportsRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::ListMetricReportsRequest r) {
+        ReplyWith<v1::ListMetricReportsResponse>(std::move(call))(
+            registry_->ListMetricReports(r));
+      });
 }
 
 }  // namespace anneal

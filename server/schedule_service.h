@@ -1,101 +1,130 @@
-// anneal.v1.ScheduleService on gRPC's callback API.
+// anneal.v1.ScheduleService on gRPC's raw callback API: the RPC edge.
 //
-// Each handler validates nothing itself: it hands the request to the Registry
-// and maps the absl::Status to a grpc::Status (grpc_status.h). Reads finish
-// inside the reaction; writes finish from the Store's completion, so no
-// reaction ever blocks on the disk.
+// Each handler decodes its request itself (decode.h: a request that does not
+// decode is INVALID_ARGUMENT naming the field, where gRPC would answer an
+// empty UNIMPLEMENTED), checks the edge limits (request_limits.h), hands it
+// to the Registry and maps the absl::Status to a grpc::Status
+// (grpc_status.h) when it answers. Cheap calls (Get, Evaluate, short
+// ranges, Advance, Restart, Delete, reports) run on gRPC's thread; heavy
+// ones (Create and Update compile a spec, List, Simulate, long ranges,
+// ListMetricReports) on the WorkPool, so they never hold up the cheap ones.
+// No handler blocks: writes finish from the Store's completion, and reads
+// that must wait (a pending change, the served mark) finish from another
+// thread.
 #ifndef ANNEAL_SERVER_SCHEDULE_SERVICE_H_
 #define ANNEAL_SERVER_SCHEDULE_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
+#include "absl/status/status.h"
 #include "anneal/v1/service.grpc.pb.h"
 #include "server/registry.h"
+#include "server/request_limits.h"
+#include "server/unary_call.h"
+#include "server/work_pool.h"
 
 namespace anneal {
 
-// Counts calls from their start until gRPC is done with them (OnDone), so a
-// shutdown can wait for in-flight calls itself. gRPC 1.51's
-// Server::Shutdown(deadline) waits for the whole deadline whenever a client
-// is still connected, even with no call in flight.
-class CallTracker {
- public:
-  // A reactor for a new call; it releases the count when the call is done.
-  grpc::ServerUnaryReactor* Start();
-  // From now on new calls are refused with UNAVAILABLE.
-  void StartDraining();
-  bool draining() const;
-  // Waits until no call is in flight or `timeout` passes; true if idle.
-  bool WaitIdle(absl::Duration timeout);
-
- private:
-  friend class TrackedReactor;
-  void Release();
-
-  mutable absl::Mutex mu_;
-  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+struct ServiceOptions {
+  RequestLimits limits;
+  // Range steps (EvaluateRange, Simulate) being computed or sent at once,
+  // over all calls: each step holds ~100 bytes until the client has read
+  // it, so this bounds what slow or stalled readers can pin.
+  int64_t max_inflight_range_steps = 4'000'000;
+  // The most serialized bytes of one ListSchedules page.
+  int64_t max_list_page_bytes = int64_t{16} << 20;
 };
 
-class ScheduleServiceImpl final : public v1::ScheduleService::CallbackService {
+// Every method of the service, each taking and returning bytes.
+using RawScheduleService = v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
+    v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
+        v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
+            v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
+                v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
+                    v1::ScheduleService::WithRawCallbackMethod_Evaluate<
+                        v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
+                            v1::ScheduleService::WithRawCallbackMethod_Simulate<
+                                v1::ScheduleService::WithRawCallbackMethod_Advance<
+                                    v1::ScheduleService::
+                                        WithRawCallbackMethod_RestartSchedule<
+                                            v1::ScheduleService::
+                                                WithRawCallbackMethod_ReportMetrics<
+                                                    v1::ScheduleService::
+                                                        WithRawCallbackMethod_ListMetricReports<
+                                                            v1::ScheduleService::
+                                                                Service>>>>>>>>>>>>;
+
+class ScheduleServiceImpl final : public RawScheduleService {
  public:
-  explicit ScheduleServiceImpl(Registry* registry) : registry_(registry) {}
+  // `registry` and `pool` must outlive the service.
+  ScheduleServiceImpl(Registry* registry, WorkPool* pool,
+                      ServiceOptions options);
 
   CallTracker& calls() { return calls_; }
 
-  grpc::ServerUnaryReactor* CreateSchedule(
-      grpc::CallbackServerContext* context,
-      const v1::CreateScheduleRequest* request,
-      v1::Schedule* response) override;
-  grpc::ServerUnaryReactor* GetSchedule(grpc::CallbackServerContext* context,
-                                        const v1::GetScheduleRequest* request,
-                                        v1::Schedule* response) override;
-  grpc::ServerUnaryReactor* ListSchedules(
-      grpc::CallbackServerContext* context,
-      const v1::ListSchedulesRequest* request,
-      v1::ListSchedulesResponse* response) override;
-  grpc::ServerUnaryReactor* UpdateSchedule(
-      grpc::CallbackServerContext* context,
-      const v1::UpdateScheduleRequest* request,
-      v1::Schedule* response) override;
-  grpc::ServerUnaryReactor* DeleteSchedule(
-      grpc::CallbackServerContext* context,
-      const v1::DeleteScheduleRequest* request,
-      google::protobuf::Empty* response) override;
-  grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* context,
-                                     const v1::EvaluateRequest* request,
-                                     v1::EvaluateResponse* response) override;
-  grpc::ServerUnaryReactor* EvaluateRange(
-      grpc::CallbackServerContext* context,
-      const v1::EvaluateRangeRequest* request,
-      v1::EvaluateRangeResponse* response) override;
-  grpc::ServerUnaryReactor* Simulate(
-      grpc::CallbackServerContext* context, const v1::SimulateRequest* request,
-      v1::EvaluateRangeResponse* response) override;
-  grpc::ServerUnaryReactor* Advance(grpc::CallbackServerContext* context,
-                                    const v1::AdvanceRequest* request,
-                                    v1::AdvanceResponse* response) override;
-  grpc::ServerUnaryReactor* RestartSchedule(
-      grpc::CallbackServerContext* context,
-      const v1::RestartScheduleRequest* request,
-      v1::Schedule* response) override;
-  grpc::ServerUnaryReactor* ReportMetrics(
-      grpc::CallbackServerContext* context,
-      const v1::ReportMetricsRequest* request,
-      v1::MetricReport* response) override;
-  grpc::ServerUnaryReactor* ListMetricReports(
-      grpc::CallbackServerContext* context,
-      const v1::ListMetricReportsRequest* request,
-      v1::ListMetricReportsResponse* response) override;
+  using Bytes = grpc::ByteBuffer;
+  using Context = grpc::CallbackServerContext;
+  grpc::ServerUnaryReactor* CreateSchedule(Context* context,
+                                           const Bytes* request,
+                                           Bytes* response) override;
+  grpc::ServerUnaryReactor* GetSchedule(Context* context, const Bytes* request,
+                                        Bytes* response) override;
+  grpc::ServerUnaryReactor* ListSchedules(Context* context,
+                                          const Bytes* request,
+                                          Bytes* response) override;
+  grpc::ServerUnaryReactor* UpdateSchedule(Context* context,
+                                           const Bytes* request,
+                                           Bytes* response) override;
+  grpc::ServerUnaryReactor* DeleteSchedule(Context* context,
+                                           const Bytes* request,
+                                           Bytes* response) override;
+  grpc::ServerUnaryReactor* Evaluate(Context* context, const Bytes* request,
+                                     Bytes* response) override;
+  grpc::ServerUnaryReactor* EvaluateRange(Context* context,
+                                          const Bytes* request,
+                                          Bytes* response) override;
+  grpc::ServerUnaryReactor* Simulate(Context* context, const Bytes* request,
+                                     Bytes* response) override;
+  grpc::ServerUnaryReactor* Advance(Context* context, const Bytes* request,
+                                    Bytes* response) override;
+  grpc::ServerUnaryReactor* RestartSchedule(Context* context,
+                                            const Bytes* request,
+                                            Bytes* response) override;
+  grpc::ServerUnaryReactor* ReportMetrics(Context* context,
+                                          const Bytes* request,
+                                          Bytes* response) override;
+  grpc::ServerUnaryReactor* ListMetricReports(Context* context,
+                                              const Bytes* request,
+                                              Bytes* response) override;
 
  private:
-  // Finishes `reactor` with UNAVAILABLE if the server is draining.
-  bool Refused(grpc::ServerUnaryReactor* reactor);
+  enum class Lane { kInline, kPool };
+  template <Lane lane>
+  struct Fixed {
+    template <typename Request>
+    Lane operator()(const Request&) const {
+      return lane;
+    }
+  };
+
+  // The common path of every handler: start the call (refused while
+  // draining), decode and check the request, then run `body(call,
+  // request)` in the lane `lane_of(request)` names. An exception
+  // (std::bad_alloc) answers the call RESOURCE_EXHAUSTED instead of
+  // reaching gRPC.
+  template <typename Request, typename LaneOf, typename Body>
+  grpc::ServerUnaryReactor* Handle(Context* context, const Bytes* bytes,
+                                   Bytes* response, LaneOf lane_of, Body body);
+  // Takes `count` steps of the range budget for the call; the error if the
+  // budget is spent (RESOURCE_EXHAUSTED, retry later).
+  absl::Status ReserveRange(UnaryCall* call, int64_t count);
 
   Registry* const registry_;
+  WorkPool* const pool_;
+  const ServiceOptions options_;
+  std::atomic<int64_t> range_steps_left_;
   CallTracker calls_;
 };
 

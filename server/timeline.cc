@@ -4,15 +4,42 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace anneal {
 
+Timeline::Part Timeline::PartOf(const v1::Segment& segment,
+                                std::shared_ptr<const Schedule> compiled) {
+  Part part;
+  part.from = segment.from_step();
+  part.origin = segment.time_origin();
+  part.cycle_offset = segment.cycle_offset();
+  part.restart = segment.kind() == v1::Segment::RESTART;
+  part.schedule = std::move(compiled);
+  return part;
+}
+
+void Timeline::Add(Part part) {
+  if (!parts_.empty()) {
+    parts_.back().end = part.from;
+    parts_.back().next_restarts = part.restart;
+    if (parts_.back().schedule == part.schedule) {
+      parts_.push_back(std::move(part));
+      return;  // shared: its tables are counted once
+    }
+  }
+  table_bytes_ += part.schedule->table_bytes();
+  parts_.push_back(std::move(part));
+}
+
 absl::StatusOr<std::shared_ptr<const Timeline>> Timeline::Build(
-    const google::protobuf::RepeatedPtrField<v1::Segment>& segments) {
+    const google::protobuf::RepeatedPtrField<v1::Segment>& segments,
+    const CompileLimits& limits) {
   auto timeline = std::shared_ptr<Timeline>(new Timeline());
   if (segments.empty() || segments[0].from_step() != 0) {
     return absl::InternalError("timeline: must start with a segment at step 0");
   }
+  timeline->parts_.reserve(segments.size());
   for (int i = 0; i < segments.size(); ++i) {
     const v1::Segment& s = segments[i];
     if (i > 0 && s.from_step() <= segments[i - 1].from_step()) {
@@ -20,21 +47,34 @@ absl::StatusOr<std::shared_ptr<const Timeline>> Timeline::Build(
                                               " does not start after the "
                                               "previous one"));
     }
-    auto compiled = Schedule::Compile(s.spec());
-    if (!compiled.ok()) return compiled.status();
-    Part part;
-    part.from = s.from_step();
-    part.origin = s.time_origin();
-    part.cycle_offset = s.cycle_offset();
-    part.restart = s.kind() == v1::Segment::RESTART;
-    part.schedule = *std::move(compiled);
-    if (!timeline->parts_.empty()) {
-      timeline->parts_.back().end = part.from;
-      timeline->parts_.back().next_restarts = part.restart;
+    std::shared_ptr<const Schedule> compiled;
+    if (i > 0 && google::protobuf::util::MessageDifferencer::Equals(
+                     s.spec(), segments[i - 1].spec())) {
+      compiled = timeline->parts_.back().schedule;
+    } else {
+      auto built = Schedule::Compile(s.spec(), limits);
+      if (!built.ok()) return built.status();
+      compiled = *std::move(built);
     }
-    timeline->parts_.push_back(std::move(part));
+    timeline->Add(PartOf(s, std::move(compiled)));
   }
   return std::shared_ptr<const Timeline>(std::move(timeline));
+}
+
+std::shared_ptr<const Timeline> Timeline::Append(
+    const Timeline& base, const v1::Segment& segment,
+    std::shared_ptr<const Schedule> compiled) {
+  auto timeline = std::shared_ptr<Timeline>(new Timeline());
+  timeline->parts_.reserve(base.parts_.size() + 1);
+  for (const Part& part : base.parts_) {
+    if (part.from >= segment.from_step()) break;
+    Part kept = part;
+    kept.end = kMaxStep + 1;
+    kept.next_restarts = false;
+    timeline->Add(std::move(kept));
+  }
+  timeline->Add(PartOf(segment, std::move(compiled)));
+  return timeline;
 }
 
 size_t Timeline::SegmentAt(int64_t step) const {

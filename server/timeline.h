@@ -22,10 +22,20 @@ namespace anneal {
 
 class Timeline {
  public:
-  // Compiles every segment. Segments must start at step 0 and have strictly
-  // increasing from_step (the registry guarantees it).
+  // Compiles every segment (a segment whose spec equals the one before it,
+  // as a RESTART's does, shares its compiled form). Segments must start at
+  // step 0 and have strictly increasing from_step (the registry guarantees
+  // it).
   static absl::StatusOr<std::shared_ptr<const Timeline>> Build(
-      const google::protobuf::RepeatedPtrField<v1::Segment>& segments);
+      const google::protobuf::RepeatedPtrField<v1::Segment>& segments,
+      const CompileLimits& limits = {});
+
+  // `base` with its segments from `segment.from_step()` on replaced by
+  // `segment`, compiled as `compiled`. Reuses base's compiled parts, so an
+  // edit costs the same however long the history.
+  static std::shared_ptr<const Timeline> Append(
+      const Timeline& base, const v1::Segment& segment,
+      std::shared_ptr<const Schedule> compiled);
 
   // As Schedule::Evaluate, for the global step query.step.
   absl::StatusOr<StepResult> Evaluate(const StepQuery& query) const;
@@ -38,6 +48,13 @@ class Timeline {
 
   // The index of the segment in force at `step`.
   size_t SegmentAt(int64_t step) const;
+  size_t size() const { return parts_.size(); }
+  // The compiled spec of segment `i`.
+  const std::shared_ptr<const Schedule>& compiled(size_t i) const {
+    return parts_[i].schedule;
+  }
+  // The bytes of tables its compiled specs hold (each shared one once).
+  int64_t table_bytes() const { return table_bytes_; }
 
  private:
   struct Part {
@@ -51,8 +68,13 @@ class Timeline {
   };
   // Maps a segment-local result to the global step.
   static void Globalize(const Part& part, int64_t step, StepResult* r);
+  static Part PartOf(const v1::Segment& segment,
+                     std::shared_ptr<const Schedule> compiled);
+  // Appends `part`, linking it to the one before.
+  void Add(Part part);
 
   std::vector<Part> parts_;
+  int64_t table_bytes_ = 0;
 };
 
 }  // namespace anneal

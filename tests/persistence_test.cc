@@ -157,8 +157,8 @@ TEST(PersistenceTest,
   ASSERT_EQ(server.Stop(), 0);
 }
 
-TEST(PersistenceTest, ServedStepsArePersistedWithinTheFlushInterval) {
-  ServerProcess server(TempDb("db"), {"--served_flush_interval=200ms"});
+TEST(PersistenceTest, AServedStepIsDurableWhenAnswered) {
+  ServerProcess server(TempDb("db"), {"--served_headroom=100"});
   server.Start();
   v1::CreateScheduleRequest create;
   create.set_schedule_id("s");
@@ -170,10 +170,15 @@ TEST(PersistenceTest, ServedStepsArePersistedWithinTheFlushInterval) {
   eval.set_step(500);
   v1::EvaluateResponse resp;
   ASSERT_TRUE(server.stub()->Evaluate(Ctx().get(), eval, &resp).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  server.Kill();
+  server.Kill();  // at once: nothing but the answer's own write is durable
   server.Start();
-  EXPECT_EQ(Get(server, "schedules/s").max_step_served(), 500);
+  // The durable mark, with its headroom.
+  EXPECT_EQ(Get(server, "schedules/s").max_step_served(), 600);
+  // A clean stop stores the exact mark.
+  ASSERT_TRUE(server.stub()->Evaluate(Ctx().get(), eval, &resp).ok());
+  ASSERT_EQ(server.Stop(), 0);
+  server.Start();
+  EXPECT_EQ(Get(server, "schedules/s").max_step_served(), 600);
   ASSERT_EQ(server.Stop(), 0);
 }
 

@@ -1,0 +1,60 @@
+// The durable served mark of a schedule (see served_mark.h).
+#include "server/served_mark.h"
+
+#include <algorithm>
+
+namespace anneal {
+
+void ServedMark::Require(int64_t last, int64_t target, Store* store,
+                         std::shared_ptr<const void> owner,
+                         Once<absl::Status> then) {
+  if (last <= durable()) return std::move(then)(absl::OkStatus());
+  bool submit = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (last <= durable()) {
+      // Raised since the check above.
+    } else {
+      waiters_.emplace_back(last, std::move(then));
+      if (target_ < last) {
+        target_ = target;
+        submit = true;
+      }
+    }
+  }
+  if (then) return std::move(then)(absl::OkStatus());
+  if (!submit) return;
+  WriteBatch batch;
+  batch.Served(name_, target);
+  store->Submit(std::move(batch), [this, target, owner = std::move(owner)](
+                                      absl::Status s) { Raised(target, s); });
+}
+
+void ServedMark::Raised(int64_t target, const absl::Status& s) {
+  std::vector<Once<absl::Status>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    if (s.ok()) {
+      durable_.store(std::max(durable(), target), std::memory_order_release);
+    } else if (target_ == target) {
+      target_ = durable();  // nothing in flight covers more: raise again
+    }
+    const int64_t covered = durable();
+    auto keep = waiters_.begin();
+    for (auto& waiter : waiters_) {
+      // On failure, the waiters this raise was for get its error; those
+      // waiting for a later raise keep waiting for it.
+      if (waiter.first <= covered || (!s.ok() && waiter.first <= target)) {
+        ready.push_back(std::move(waiter.second));
+      } else {
+        *keep++ = std::move(waiter);
+      }
+    }
+    waiters_.erase(keep, waiters_.end());
+  }
+  for (Once<absl::Status>& then : ready) {
+    std::move(then)(s.ok() ? absl::OkStatus() : s);
+  }
+}
+
+}  // namespace anneal
