@@ -45,7 +45,7 @@ std::string ReadFile(const std::string& path) {
 // "ANNEAL_SERVER=..." (ANNEAL_SERVER is unset otherwise).
 CliRun RunCli(const std::string& args, const std::string& env = "") {
   const std::string err_path =
-      testing::TempDir() + "/annealctl_err_" + std::to_string(getpid());
+      TestDir() + "annealctl_err";
   const std::string command = "env -u ANNEAL_SERVER " + env + " " +
                               std::string(ANNEAL_BIN_DIR) + "/annealctl " +
                               args + " 2>" + err_path;
@@ -63,7 +63,7 @@ CliRun RunCli(const std::string& args, const std::string& env = "") {
 }
 
 std::string WriteSpec(const std::string& name, const std::string& text) {
-  const std::string path = testing::TempDir() + "/" + name;
+  const std::string path = TestDir() + name;
   std::ofstream(path) << text;
   return path;
 }
@@ -336,10 +336,10 @@ TEST_F(AnnealctlServerTest, LrEqualsPreviewByteForByte) {
   }
   CliRun lr = Cli("lr p-0 --count 300 --format ascii");
   ASSERT_EQ(lr.exit_code, 0) << lr.err;
-  EXPECT_EQ(lr.out, RunCli("preview -f " + testing::TempDir() +
-                           "/p-0.yaml --steps 300 --format ascii")
+  EXPECT_EQ(lr.out, RunCli("preview -f " + TestDir() +
+                           "p-0.yaml --steps 300 --format ascii")
                         .out);
-  const std::string svg = testing::TempDir() + "/lr.svg";
+  const std::string svg = TestDir() + "lr.svg";
   lr = Cli("lr p-0 --count 300 --format svg --output " + svg);
   ASSERT_EQ(lr.exit_code, 0) << lr.err;
   EXPECT_EQ(lr.out, "");

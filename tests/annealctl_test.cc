@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/test_dir.h"
 
 namespace anneal {
 namespace {
@@ -36,7 +37,7 @@ CliRun Annealctl(const std::string& args) {
 }
 
 std::string WriteSpec(const std::string& name, const std::string& text) {
-  const std::string path = testing::TempDir() + "/" + name;
+  const std::string path = TestDir() + name;
   std::ofstream(path) << text;
   return path;
 }
@@ -75,7 +76,7 @@ TEST(AnnealctlTest, PreviewAsciiAndSvg) {
       Annealctl("preview -f " + spec + " --steps 100 --format ascii");
   ASSERT_EQ(ascii.exit_code, 0) << ascii.out;
   EXPECT_GT(std::count(ascii.out.begin(), ascii.out.end(), '\n'), 10);
-  std::string svg_path = testing::TempDir() + "/plot.svg";
+  std::string svg_path = TestDir() + "plot.svg";
   CliRun svg = Annealctl("preview -f " + spec +
                          " --steps 100 --format svg --output " + svg_path);
   ASSERT_EQ(svg.exit_code, 0) << svg.out;

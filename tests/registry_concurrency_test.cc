@@ -12,6 +12,7 @@
 #include "server/registry.h"
 #include "server/sqlite_store.h"
 #include "tests/registry_test_util.h"
+#include "tests/test_dir.h"
 #include "tests/test_util.h"
 
 namespace anneal {
@@ -21,10 +22,7 @@ class RegistryConcurrencyTest : public testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     if (GetParam()) {
-      path_ = testing::TempDir() + "/registry_concurrency_" +
-              std::to_string(getpid()) + ".db";
-      for (const char* s : {"", "-wal", "-shm"})
-        std::remove((path_ + s).c_str());
+      path_ = TestDir() + "registry.db";
       auto store = OpenSqliteStore(path_);
       ASSERT_TRUE(store.ok()) << store.status();
       store_ = *std::move(store);

@@ -22,6 +22,7 @@
 #include "anneal/v1/service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/test_dir.h"
 
 namespace anneal {
 
@@ -121,19 +122,9 @@ inline int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-// A fresh temp path per test.
+// A fresh path in the running test's directory (removed when it ends).
 inline std::string TempDb(const std::string& tag) {
-  const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-  std::string path = testing::TempDir() + "/anneal_" + info->test_suite_name() +
-                     "_" + info->name() + "_" + tag + "_" +
-                     std::to_string(getpid()) + ".db";
-  for (size_t i = testing::TempDir().size(); i < path.size(); ++i) {
-    if (path[i] == '/') path[i] = '_';
-  }
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::remove((path + suffix).c_str());
-  }
-  return path;
+  return TestDir() + tag + ".db";
 }
 
 // A test with its own server: started before each test on a fresh database,

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/test_dir.h"
 
 namespace anneal {
 namespace {
@@ -80,7 +81,7 @@ TEST(SpecFileTest, ErrorsNameTheFieldOrTheLine) {
 }
 
 TEST(SpecFileTest, LoadSpecFileNamesTheFile) {
-  const std::string path = testing::TempDir() + "/spec.yaml";
+  const std::string path = TestDir() + "spec.yaml";
   std::ofstream(path) << "max_lr: 0.2\nconstant: {}\n";
   auto spec = LoadSpecFile(path);
   ASSERT_TRUE(spec.ok()) << spec.status();

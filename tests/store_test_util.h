@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "server/sqlite_store.h"
 #include "server/store.h"
+#include "tests/test_dir.h"
 
 namespace anneal {
 inline std::string Name(const std::string& id) { return "schedules/" + id; }
@@ -79,21 +80,8 @@ inline std::vector<std::string> RequestIds(const StoredSchedule& s) {
   return ids;
 }
 
-// A database path unique to the running test; any leftovers are removed.
-inline std::string FreshPath() {
-  const testing::TestInfo* info =
-      testing::UnitTest::GetInstance()->current_test_info();
-  std::string path =
-      absl::StrCat(testing::TempDir(), "store_test_",
-                   absl::StrReplaceAll(
-                       absl::StrCat(info->test_suite_name(), "_", info->name()),
-                       {{"/", "_"}}),
-                   "_", getpid(), ".db");
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::remove((path + suffix).c_str());
-  }
-  return path;
-}
+// A database path in the running test's directory (removed when it ends).
+inline std::string FreshPath() { return TestDir() + "store.db"; }
 
 inline void RemoveDb(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) {
