@@ -34,13 +34,15 @@ std::string Diagnose(absl::string_view data, const Descriptor* type,
   CodedInputStream in(reinterpret_cast<const uint8_t*>(data.data()),
                       static_cast<int>(data.size()));
   std::vector<int> seen(type->field_count(), 0);  // repeated: the index
+  int64_t field_start = offset;
   auto broken = [&](absl::string_view what) {
     return absl::StrCat(path.empty() ? "request" : path,
                         ": must be a serialized ", type->full_name(),
-                        ", got bytes that ", what, " at byte ",
-                        offset + in.CurrentPosition());
+                        ", got bytes that ", what, " (the field at byte ",
+                        field_start, ")");
   };
   while (!in.ExpectAtEnd()) {
+    field_start = offset + in.CurrentPosition();
     const uint32_t tag = in.ReadTag();
     if (tag == 0) return broken("hold an invalid field tag");
     const FieldDescriptor* field = type->FindFieldByNumber(

@@ -132,10 +132,11 @@ std::vector<std::string> CheckFlags() {
   at_least("worker_threads", absl::GetFlag(FLAGS_worker_threads), 1);
   at_least("max_queued_work", absl::GetFlag(FLAGS_max_queued_work), 1);
   at_least("max_range_count", absl::GetFlag(FLAGS_max_range_count), 1);
-  // One largest range must fit the budget, or it could never be served.
+  // One largest range must fit the three quarters of the budget long
+  // ranges may use, or it could never be served.
   at_least("max_inflight_range_steps",
            absl::GetFlag(FLAGS_max_inflight_range_steps),
-           absl::GetFlag(FLAGS_max_range_count));
+           absl::GetFlag(FLAGS_max_range_count) * 4 / 3 + 1);
   at_least("served_headroom", absl::GetFlag(FLAGS_served_headroom), 0);
   at_least("max_schedules", absl::GetFlag(FLAGS_max_schedules), 1);
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);

@@ -8,11 +8,13 @@
 // UNAVAILABLE, store the exact served marks and exit 0.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
@@ -97,24 +99,24 @@ int main(int argc, char** argv) {
   anneal::ScheduleServiceImpl service(registry.get(), &pool,
                                       anneal::ServiceOptionsFromFlags());
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
+  auto builder = std::make_unique<grpc::ServerBuilder>();
   int port = 0;
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder->AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder->SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder->SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // What one connection, and all of them, may pin in the transport.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             absl::GetFlag(FLAGS_max_concurrent_streams));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                              absl::GetFlag(FLAGS_max_concurrent_streams));
   grpc::ResourceQuota quota("anneal-server");
   quota.Resize(static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_bytes)));
-  builder.SetResourceQuota(quota);
+  builder->SetResourceQuota(quota);
   // Find dead peers (a job's host gone without closing its connection).
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
-  builder.RegisterService(&service);
-  builder.RegisterService(&health);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
+  builder->RegisterService(&service);
+  builder->RegisterService(&health);
+  std::unique_ptr<grpc::Server> server = builder->BuildAndStart();
   if (!server || port == 0) {
     anneal::Log("cannot listen on ", listen);
     return 1;
@@ -160,5 +162,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   anneal::Log("stop: clean");
+  // Everything is durable. gRPC's own teardown can wait about 10 s for an
+  // executor thread after some connections close abnormally; it is given
+  // a bounded time, so that a clean stop is also a prompt one.
+  absl::Notification torn_down;
+  std::thread([&] {
+    server.reset();
+    builder.reset();
+    torn_down.Notify();
+  }).detach();
+  if (!torn_down.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    std::_Exit(0);
+  }
   return 0;
 }

@@ -481,9 +481,10 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   batch.Advance(entry->name, std::move(record));
   Commit(entry, std::move(batch),
          std::make_shared<const Snapshot>(Snapshot{head, entry->head_timeline}),
-         [response = std::move(response),
+         [entry, response = std::move(response),
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);
+           entry->mark.Covered(response.position());  // loads as served
            std::move(done)(std::move(response));
          });
   if (!request_id.empty()) {

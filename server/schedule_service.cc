@@ -117,8 +117,12 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(Context* context,
 
 absl::Status ScheduleServiceImpl::ReserveRange(UnaryCall* call, int64_t count) {
   const int64_t want = std::max<int64_t>(count, 1);
+  // Long ranges (plots, exports) may take three quarters of the budget; the
+  // rest is kept for the short ones training jobs prefetch.
+  const int64_t keep =
+      count > kInlineRangeSteps ? options_.max_inflight_range_steps / 4 : 0;
   const int64_t left = range_steps_left_.fetch_sub(want) - want;
-  if (left < 0) {
+  if (left < keep) {
     range_steps_left_.fetch_add(want);
     return RetryAfter(
         absl::ResourceExhaustedError(

@@ -31,7 +31,9 @@ struct ServiceOptions {
   RequestLimits limits;
   // Range steps (EvaluateRange, Simulate) being computed or sent at once,
   // over all calls: each step holds ~100 bytes until the client has read
-  // it, so this bounds what slow or stalled readers can pin.
+  // it, so this bounds what slow or stalled readers can pin. Ranges longer
+  // than 65536 steps may use three quarters of it; the last quarter is kept
+  // for the short ranges training jobs prefetch.
   int64_t max_inflight_range_steps = 4'000'000;
   // The most serialized bytes of one ListSchedules page.
   int64_t max_list_page_bytes = int64_t{16} << 20;

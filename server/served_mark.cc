@@ -30,12 +30,18 @@ void ServedMark::Require(int64_t last, int64_t target, Store* store,
                                       absl::Status s) { Raised(target, s); });
 }
 
+void ServedMark::Covered(int64_t step) {
+  int64_t seen = durable();
+  while (step > seen && !durable_.compare_exchange_weak(seen, step)) {
+  }
+}
+
 void ServedMark::Raised(int64_t target, const absl::Status& s) {
   std::vector<Once<absl::Status>> ready;
   {
     absl::MutexLock lock(&mu_);
     if (s.ok()) {
-      durable_.store(std::max(durable(), target), std::memory_order_release);
+      Covered(target);
     } else if (target_ == target) {
       target_ = durable();  // nothing in flight covers more: raise again
     }

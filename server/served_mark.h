@@ -35,6 +35,10 @@ class ServedMark {
 
   int64_t durable() const { return durable_.load(std::memory_order_acquire); }
 
+  // Notes that `step` is covered by something else made durable (an
+  // Advance's position, which loads as a served mark too).
+  void Covered(int64_t step);
+
   // Runs `then` once the durable mark is >= `last`: at once, inline, if it
   // is. Otherwise after the store acknowledges a raise that covers `last`,
   // submitted now (to `target`, which must be >= last) unless one in flight

@@ -44,8 +44,7 @@ std::string ReadFile(const std::string& path) {
 // Runs annealctl through the shell: `env` is a prefix such as
 // "ANNEAL_SERVER=..." (ANNEAL_SERVER is unset otherwise).
 CliRun RunCli(const std::string& args, const std::string& env = "") {
-  const std::string err_path =
-      TestDir() + "annealctl_err";
+  const std::string err_path = TestDir() + "annealctl_err";
   const std::string command = "env -u ANNEAL_SERVER " + env + " " +
                               std::string(ANNEAL_BIN_DIR) + "/annealctl " +
                               args + " 2>" + err_path;

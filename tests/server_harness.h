@@ -87,6 +87,7 @@ class ServerProcess {
   v1::ScheduleService::Stub* stub() { return stub_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   const std::string& log_path() const { return log_; }
+  pid_t pid() const { return pid_; }
 
  private:
   int Wait() {
