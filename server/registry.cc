@@ -133,14 +133,26 @@ void Registry::RetryWhenClear(Entry& entry,
       });
 }
 
+int64_t Registry::RaiseTarget(int64_t last, int64_t count) const {
+  const int64_t headroom = std::max(count, options_.served_headroom);
+  return last > kMaxStep - headroom ? kMaxStep : last + headroom;
+}
+
+void Registry::MaybeRaiseAhead(const EntryPtr& entry, int64_t last,
+                               int64_t count) {
+  const int64_t durable = entry->mark.durable();
+  if (durable - last >= options_.served_headroom / 2 || durable >= kMaxStep) {
+    return;  // the usual case: far enough ahead
+  }
+  if (!WriteGate().ok()) return;
+  entry->mark.RaiseAhead(RaiseTarget(last, count), store_, entry);
+}
+
 void Registry::RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
                              StatusDone then) {
   if (last <= entry->mark.durable()) return std::move(then)(absl::OkStatus());
   if (auto s = WriteGate(); !s.ok()) return std::move(then)(s);
-  const int64_t headroom = std::max(count, options_.served_headroom);
-  const int64_t target =
-      last > kMaxStep - headroom ? kMaxStep : last + headroom;
-  entry->mark.Require(last, target, store_, entry,
+  entry->mark.Require(last, RaiseTarget(last, count), store_, entry,
                       [this, then = std::move(then)](absl::Status s) mutable {
                         if (!s.ok()) {
                           RecordStoreError(s);
@@ -229,6 +241,7 @@ void Registry::Evaluate(const v1::EvaluateRequest& request,
   ToProto(*result, response.mutable_result());
   response.set_revision(snapshot->schedule.revision());
   if (request.step() <= entry->mark.durable()) {
+    MaybeRaiseAhead(entry, request.step(), 1);
     return std::move(done)(std::move(response));  // the usual case
   }
   RequireServed(entry, request.step(), 1,
@@ -269,7 +282,10 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
           EvaluateRange(request, response, std::move(done));
         });
   }
-  if (last <= entry->mark.durable()) return std::move(done)(absl::OkStatus());
+  if (last <= entry->mark.durable()) {
+    MaybeRaiseAhead(entry, last, request.count());
+    return std::move(done)(absl::OkStatus());
+  }
   const bool inline_answer = request.count() <= kInlineRangeSteps;
   RequireServed(
       entry, last, request.count(),

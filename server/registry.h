@@ -168,6 +168,11 @@ class Registry {
   // Step 4: runs `then` once the durable mark covers `last`.
   void RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
                      StatusDone then);
+  // Once a read is within half the headroom of the durable mark, raises it
+  // ahead (nobody waits), so that a job going forward rarely waits.
+  void MaybeRaiseAhead(const EntryPtr& entry, int64_t last, int64_t count);
+  // Where a raise for a read up to `last` of `count` steps reaches.
+  int64_t RaiseTarget(int64_t last, int64_t count) const;
   // Runs `retry` once the entry's pending changes are published, on the
   // executor.
   void RetryWhenClear(Entry& entry, absl::AnyInvocable<void() &&> retry);

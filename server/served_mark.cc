@@ -12,9 +12,7 @@ void ServedMark::Require(int64_t last, int64_t target, Store* store,
   bool submit = false;
   {
     absl::MutexLock lock(&mu_);
-    if (last <= durable()) {
-      // Raised since the check above.
-    } else {
+    if (last > durable()) {  // else raised since the check above
       waiters_.emplace_back(last, std::move(then));
       if (target_ < last) {
         target_ = target;
@@ -23,17 +21,31 @@ void ServedMark::Require(int64_t last, int64_t target, Store* store,
     }
   }
   if (then) return std::move(then)(absl::OkStatus());
-  if (!submit) return;
-  WriteBatch batch;
-  batch.Served(name_, target);
-  store->Submit(std::move(batch), [this, target, owner = std::move(owner)](
-                                      absl::Status s) { Raised(target, s); });
+  if (submit) Submit(target, store, std::move(owner));
+}
+
+void ServedMark::RaiseAhead(int64_t target, Store* store,
+                            std::shared_ptr<const void> owner) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (target_ >= target) return;
+    target_ = target;
+  }
+  Submit(target, store, std::move(owner));
 }
 
 void ServedMark::Covered(int64_t step) {
   int64_t seen = durable();
   while (step > seen && !durable_.compare_exchange_weak(seen, step)) {
   }
+}
+
+void ServedMark::Submit(int64_t target, Store* store,
+                        std::shared_ptr<const void> owner) {
+  WriteBatch batch;
+  batch.Served(name_, target);
+  store->Submit(std::move(batch), [this, target, owner = std::move(owner)](
+                                      absl::Status s) { Raised(target, s); });
 }
 
 void ServedMark::Raised(int64_t target, const absl::Status& s) {

@@ -48,8 +48,15 @@ class ServedMark {
   void Require(int64_t last, int64_t target, Store* store,
                std::shared_ptr<const void> owner, Once<absl::Status> then);
 
+  // Raises the mark to `target` without anyone waiting for it, unless a
+  // raise in flight reaches that far: a job going forward then finds its
+  // next steps durable already.
+  void RaiseAhead(int64_t target, Store* store,
+                  std::shared_ptr<const void> owner);
+
  private:
   void Raised(int64_t target, const absl::Status& s);
+  void Submit(int64_t target, Store* store, std::shared_ptr<const void> owner);
 
   const std::string name_;
   std::atomic<int64_t> durable_;

@@ -413,6 +413,14 @@ TEST_F(AnnealctlServerTest, InvalidArgumentsExitTwoWithTheFieldAndRule) {
   EXPECT_EQ(r.err, "annealctl restart: --at: must be an integer, got soon\n");
 }
 
+TEST_F(AnnealctlServerTest, RestartWithNothingServedRestartsAtStepOne) {
+  const std::string spec = WriteSpec("fresh.yaml", kCosine);
+  ASSERT_EQ(Cli("create fresh -f " + spec).exit_code, 0);
+  CliRun r = Cli("restart fresh --reason 'try again'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("latest segment RESTART from step 1"));
+}
+
 TEST_F(AnnealctlServerTest, UnknownScheduleExitsThree) {
   const std::string spec = WriteSpec("c.yaml", kCosine);
   for (const std::string& args :

@@ -453,6 +453,25 @@ TEST_F(StepClientTest, CallsCancelledByTheServerAreRetried) {
   EXPECT_EQ(log_.Count(LogLevel::kError), 0) << log_.All();
 }
 
+// An overloaded server's RESOURCE_EXHAUSTED carries a retry delay: retried.
+// Without one it is the server's answer (a request too large): not retried.
+TEST_F(StepClientTest, OverloadedServersAreRetriedTooLargeRequestsAreNot) {
+  auto client = Make(BaseOptions(10));
+  ASSERT_NE(client, nullptr);
+  for (int64_t t = 0; t < 10; ++t) ASSERT_TRUE(client->Step(t).ok());
+  absl::Status busy = absl::ResourceExhaustedError(
+      "count: the server is serving its limit of range steps; retry shortly");
+  busy.SetPayload(kRetryInfoTypeUrl, absl::Cord(""));
+  server_->FailNext(2, busy);
+  auto r = client->Step(20);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectSame(*r, server_->timeline()->At(20));
+  EXPECT_EQ(client->stats().failed_calls, 2);
+  server_->SetError(absl::ResourceExhaustedError("count: must be <= 10"));
+  auto refused = client->Step(40);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(StepClientTest, BlocksWhenExhaustedThenFailsClearly) {
   StepClient::Options o = BaseOptions(10);
   o.block_timeout = absl::Milliseconds(300);

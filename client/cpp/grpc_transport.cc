@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "anneal/schedule_transport.h"
 #include "anneal/v1/service.grpc.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 
 namespace anneal {
@@ -17,8 +18,19 @@ namespace {
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   // The canonical codes are numbered alike in gRPC and Abseil.
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      s.error_message());
+  absl::Status out(static_cast<absl::StatusCode>(s.error_code()),
+                   s.error_message());
+  // A RetryInfo detail (an overloaded server) travels on as a payload.
+  google::rpc::Status details;
+  if (!s.error_details().empty() &&
+      details.ParseFromString(s.error_details())) {
+    for (const google::protobuf::Any& any : details.details()) {
+      if (any.type_url() == kRetryInfoTypeUrl) {
+        out.SetPayload(kRetryInfoTypeUrl, absl::Cord(any.value()));
+      }
+    }
+  }
+  return out;
 }
 
 class GrpcTransport final : public ScheduleTransport {

@@ -41,11 +41,15 @@ void LogToStderr(LogLevel level, absl::string_view message) {
 // idempotent (raising max_step_served twice is raising it once), so retrying
 // a deadline is as safe as retrying UNAVAILABLE. CANCELLED is what a server
 // shutting down answers the calls in flight (the client cancels its own
-// calls only when closing, and then nothing is retried). Every other code
-// is the server's answer, and retrying would not change it.
+// calls only when closing, and then nothing is retried). RESOURCE_EXHAUSTED
+// with a retry delay is an overloaded server (too many range steps in
+// flight). Every other code is the server's answer, and retrying would not
+// change it.
 bool IsTransient(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
-         absl::IsCancelled(s);
+         absl::IsCancelled(s) ||
+         (absl::IsResourceExhausted(s) &&
+          s.GetPayload(kRetryInfoTypeUrl).has_value());
 }
 
 absl::Status CheckOptions(const StepClient::Options& o) {

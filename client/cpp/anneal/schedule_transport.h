@@ -30,12 +30,19 @@ struct CallOptions {
   bool wait_for_ready = false;
 };
 
+// The payload an error carries when the server asked to be retried after a
+// while (a google.rpc.RetryInfo, serialized): an overloaded server's
+// RESOURCE_EXHAUSTED, which is worth retrying.
+inline constexpr char kRetryInfoTypeUrl[] =
+    "type.googleapis.com/google.rpc.RetryInfo";
+
 class ScheduleTransport {
  public:
   virtual ~ScheduleTransport() = default;
 
   // ScheduleService.EvaluateRange. Status codes are the server's
-  // (UNAVAILABLE when unreachable).
+  // (UNAVAILABLE when unreachable), with a kRetryInfoTypeUrl payload when
+  // the server sent one.
   virtual absl::StatusOr<v1::EvaluateRangeResponse> EvaluateRange(
       const v1::EvaluateRangeRequest& request, const CallOptions& options) = 0;
 

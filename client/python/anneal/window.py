@@ -348,7 +348,8 @@ class Prefetcher:
                         "%s: step %d: the server has been unreachable for "
                         "%.1f s (block_timeout): %s" % (
                             self.describe, t, time.monotonic() - start, e))
-                time.sleep(self.backoff.delay(attempt))
+                time.sleep(max(self.backoff.delay(attempt),
+                               e.retry_delay or 0.0))
                 attempt += 1
 
     # -- the background thread ----------------------------------------------
@@ -396,7 +397,8 @@ class Prefetcher:
                     self._cond.notify_all()
                     # Sleep out the backoff: requests (one per step during
                     # an outage) notify the condition, only close() ends it.
-                    wake = time.monotonic() + self.backoff.delay(attempt)
+                    wake = time.monotonic() + max(self.backoff.delay(attempt),
+                                                  e.retry_delay or 0.0)
                     while not self._closed:
                         left = wake - time.monotonic()
                         if left <= 0:
