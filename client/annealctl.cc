@@ -57,6 +57,9 @@ constexpr char kUsage[] =
     "      record training metrics at step S (loss=0.31 val/acc=0.92)\n"
     "  reports NAME [--start S] [--end E] [--metric M]... [-o text|csv|json]\n"
     "      the metrics reported for steps in [S, E), optionally only M\n"
+    "  health [--service NAME]\n"
+    "      SERVING or NOT_SERVING (draining, or writes stopped); exit 0 only\n"
+    "      when SERVING\n"
     "  NAME is an id (run-1) or a resource name (schedules/run-1). create,\n"
     "  update and restart record --actor (default USER@HOST) and --reason.\n"
     "\n"
@@ -75,6 +78,7 @@ const std::map<std::string, Command>& Commands() {
       {"update", anneal::UpdateCommand},   {"restart", anneal::RestartCommand},
       {"advance", anneal::AdvanceCommand}, {"lr", anneal::LrCommand},
       {"report", anneal::ReportCommand},   {"reports", anneal::ReportsCommand},
+      {"health", anneal::HealthCommand},
   };
   return *commands;
 }

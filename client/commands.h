@@ -53,6 +53,11 @@ absl::Status DeleteCommand(const std::vector<std::string>& args,
 absl::Status UpdateCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
+// annealctl health [--service NAME]: prints SERVING or NOT_SERVING; exit 0
+// only when SERVING (4 otherwise), so a container health check can use it.
+absl::Status HealthCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
+
 // annealctl restart NAME [--at S] [--reason TEXT] [--etag E] [-o json]
 absl::Status RestartCommand(const std::vector<std::string>& args,
                             std::ostream& out);

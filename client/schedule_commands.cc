@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/cli_args.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "client/command_args.h"
 #include "client/commands.h"
 #include "client/schedule_view.h"
@@ -312,6 +313,32 @@ absl::Status AdvanceCommand(const std::vector<std::string>& args,
     PrintAdvance(*name, response, out);
   }
   return absl::OkStatus();
+}
+
+absl::Status HealthCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
+  auto parsed = ParseArgs(args, {"service"}, {});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  if (auto s = NoPositionalArgs(a); !s.ok()) return s;
+  ServerConnection server = Connect(a);
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(a.Get("service", ""));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health->Check(server.Context(kCallTimeout).get(),
+                                      request, &response);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  const std::string& name =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+          response.status());
+  out << name << "\n";
+  if (response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::OkStatus();
+  }
+  // Draining, or writes stopped by a failing store: see the server's log.
+  return absl::UnavailableError(
+      absl::StrCat("health: the server at ", server.address(), " is ", name));
 }
 
 }  // namespace anneal

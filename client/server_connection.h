@@ -38,6 +38,7 @@ class ServerConnection {
 
   const std::string& address() const { return address_; }
   v1::ScheduleService::Stub* stub() { return stub_.get(); }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
   // A context for one call, its deadline `timeout` from now.
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;

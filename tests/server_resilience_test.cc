@@ -117,6 +117,19 @@ class ServerResilienceTest : public LiveServerTest {
   std::unique_ptr<Health::Stub> health_;
 };
 
+// `annealctl health` against the server: its exit status and output.
+std::pair<int, std::string> AnnealctlHealth(const std::string& address) {
+  const std::string command = std::string(ANNEAL_BIN_DIR) +
+                              "/annealctl --server " + address +
+                              " health 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buf[256];
+  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 class StoreFailureTest : public ServerResilienceTest {
  protected:
   StoreFailureTest()
@@ -134,10 +147,15 @@ TEST_F(StoreFailureTest, HealthIsNotServingWhileTheStoreFailsAndWritesResume) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
     EXPECT_THAT(s.error_message(), HasSubstr("database is locked"));
     EXPECT_TRUE(HealthBecomes(HealthCheckResponse::NOT_SERVING));
+    auto [code, out] = AnnealctlHealth(server_->address());
+    EXPECT_EQ(code, 4);
+    EXPECT_THAT(out, HasSubstr("NOT_SERVING"));
     // Reads under the durable mark are still answered.
     EXPECT_TRUE(Evaluate(1, 1000).ok());
   }
   EXPECT_TRUE(HealthBecomes(HealthCheckResponse::SERVING));
+  EXPECT_EQ(AnnealctlHealth(server_->address()),
+            std::make_pair(0, std::string("SERVING\n")));
   ASSERT_TRUE(Advance(&advanced).ok());
   EXPECT_EQ(advanced.position(), 2);  // the failed advance left nothing
   const std::string log = ReadFile(server_->log_path());
