@@ -21,6 +21,7 @@
 #include "server/registry.h"
 #include "server/store.h"
 #include "server/work_pool.h"
+#include "tests/registry_test_util.h"
 
 namespace anneal {
 namespace {
@@ -32,19 +33,6 @@ v1::ScheduleSpec Spec(double max_lr) {
   spec.mutable_momentum()->set_base(0.99);
   spec.mutable_momentum()->set_max(0.9999);
   return spec;
-}
-
-template <typename T, typename Request, typename Method>
-absl::StatusOr<T> Wait(Registry& registry, Method method,
-                       const Request& request) {
-  absl::Notification done;
-  absl::StatusOr<T> result;
-  (registry.*method)(request, [&](absl::StatusOr<T> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
 }
 
 // A registry with one schedule of `segments` segments (restarts).

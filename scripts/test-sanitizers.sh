@@ -33,10 +33,11 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
 
 absl_tsan=$(scripts/build-absl-tsan.sh | tail -n1)
 run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
-  registry_concurrency_test store_test store_reports_test
+  registry_concurrency_test registry_faults_test store_test store_reports_test
 # anneal-server too: metric_reports_test drives the instrumented server, whose
 # exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
-  spec_file_test render_test store_test store_reports_test \
-  registry_concurrency_test anneal-server metric_reports_test
+  spec_file_test render_test store_test store_reports_test compile_limits_test \
+  lr_bounds_property_test timeline_test registry_concurrency_test \
+  registry_faults_test anneal-server metric_reports_test hostile_client_test
 echo "sanitizers: all clean"

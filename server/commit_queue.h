@@ -13,6 +13,7 @@
 #define ANNEAL_SERVER_COMMIT_QUEUE_H_
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,6 +89,28 @@ class CommitQueue {
   absl::Status failure_;
 
   std::thread thread_;  // last: Loop uses every member above
+};
+
+// A Store whose writes go through a CommitQueue over `Backend`, which it
+// owns: every backend derives from it and adds its reads (LoadAll,
+// ReadReports). The queue is destroyed, and so drained, before the backend.
+class QueuedStore : public Store {
+ public:
+  void Submit(WriteBatch batch, Done done) final {
+    queue_.Submit(std::move(batch), std::move(done));
+  }
+  absl::Status Resume() final { return queue_.Resume(); }
+  StoreStats stats() const final { return queue_.stats(); }
+
+ protected:
+  QueuedStore(std::unique_ptr<CommitQueue::Backend> backend,
+              CommitQueue::Options options)
+      : backend_(std::move(backend)),
+        queue_(backend_.get(), std::move(options)) {}
+
+ private:
+  std::unique_ptr<CommitQueue::Backend> backend_;  // the queue's thread only
+  CommitQueue queue_;  // declared last: destroyed (drained) first
 };
 
 }  // namespace anneal

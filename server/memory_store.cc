@@ -82,7 +82,8 @@ class MemoryData final : public CommitQueue::Backend {
   absl::Status Apply(const WriteBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::map<std::string, std::optional<Entry>> staged;
-    auto entry = [&](const std::string& name) -> std::optional<Entry>& {
+    auto entry = [&](const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                     mu_) -> std::optional<Entry>& {
       auto it = staged.find(name);
       if (it == staged.end()) {
         auto found = data_.find(name);
@@ -181,28 +182,28 @@ class MemoryData final : public CommitQueue::Backend {
   std::map<std::string, Entry> data_ ABSL_GUARDED_BY(mu_);
 };
 
-class MemoryStore final : public Store {
+class MemoryStore final : public QueuedStore {
  public:
+  // The data is the queue's backend (QueuedStore owns it); its reads lock
+  // it themselves.
   explicit MemoryStore(MemoryStoreOptions options)
-      : data_(std::move(options.commit_fault)),
-        queue_(&data_, CommitQueue::Options{4096, "anneal-memstore"}) {}
+      : MemoryStore(new MemoryData(std::move(options.commit_fault))) {}
 
   absl::StatusOr<std::vector<StoredSchedule>> LoadAll() override {
-    return data_.LoadAll();
+    return data_->LoadAll();
   }
   absl::StatusOr<std::vector<v1::MetricReport>> ReadReports(
       const std::string& name, int64_t from, int64_t to, int limit) override {
-    return data_.ReadReports(name, from, to, limit);
+    return data_->ReadReports(name, from, to, limit);
   }
-  void Submit(WriteBatch batch, Done done) override {
-    queue_.Submit(std::move(batch), std::move(done));
-  }
-  absl::Status Resume() override { return queue_.Resume(); }
-  StoreStats stats() const override { return queue_.stats(); }
 
  private:
-  MemoryData data_;
-  CommitQueue queue_;  // last: drained before the data goes
+  explicit MemoryStore(MemoryData* data)
+      : QueuedStore(std::unique_ptr<MemoryData>(data),
+                    CommitQueue::Options{4096, "anneal-memstore"}),
+        data_(data) {}
+
+  MemoryData* const data_;  // owned by QueuedStore
 };
 
 }  // namespace

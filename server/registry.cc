@@ -287,15 +287,15 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
     return std::move(done)(absl::OkStatus());
   }
   const bool inline_answer = request.count() <= kInlineRangeSteps;
-  RequireServed(
-      entry, last, request.count(),
-      [this, inline_answer, done = std::move(done)](absl::Status s) mutable {
-        if (inline_answer) return std::move(done)(std::move(s));
-        options_.executor->Run(
-            [s = std::move(s), done = std::move(done)]() mutable {
-              std::move(done)(std::move(s));
-            });
-      });
+  RequireServed(entry, last, request.count(),
+                [this, inline_answer,
+                 done = std::move(done)](absl::Status served) mutable {
+                  if (inline_answer) return std::move(done)(std::move(served));
+                  options_.executor->Run([status = std::move(served),
+                                          done = std::move(done)]() mutable {
+                    std::move(done)(std::move(status));
+                  });
+                });
 }
 
 absl::Status Registry::Simulate(const v1::SimulateRequest& request,

@@ -188,9 +188,10 @@ class Registry {
               std::shared_ptr<const Snapshot> snapshot, StatusDone then);
   // The entry's head ready to change: NOT_FOUND once deleted, ABORTED on an
   // etag mismatch, max_step_served brought up to date.
+  // (These three require entry.mu held; Entry is incomplete here, so the
+  // definitions assert it.)
   absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
-                                            const std::string& etag)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry.mu);
+                                            const std::string& etag);
   // Checks the limits a new head must keep (segments, record size, tables).
   absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
                          int64_t old_table_bytes) const;
@@ -199,15 +200,13 @@ class Registry {
   // segment's spec compiled.
   void AcceptEdit(const EntryPtr& entry, v1::Schedule head, v1::Segment segment,
                   std::shared_ptr<const Schedule> compiled,
-                  Done<v1::Schedule> done)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+                  Done<v1::Schedule> done);
   // Makes `head` the entry's head, persists it and answers `done` with it
   // once durable; `lease` (the change's fence, if any) is dropped once it
   // is published or has failed.
   void AcceptHead(const EntryPtr& entry, v1::Schedule head,
                   std::shared_ptr<const Timeline> timeline,
-                  Done<v1::Schedule> done, Fence::Lease lease)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+                  Done<v1::Schedule> done, Fence::Lease lease);
   void RaiseServed(Entry& entry, int64_t step);
 
   // Store failure and recovery (registry_recovery.cc).

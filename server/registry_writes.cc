@@ -111,6 +111,7 @@ void Registry::Commit(EntryPtr entry, WriteBatch batch,
 
 absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
                                                     const std::string& etag) {
+  entry.mu.AssertHeld();
   if (entry.deleted) {
     return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
   }
@@ -152,6 +153,7 @@ absl::Status Registry::CheckHead(const v1::Schedule& head,
 void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
                           std::shared_ptr<const Timeline> timeline,
                           Done<v1::Schedule> done, Fence::Lease lease) {
+  entry->mu.AssertHeld();
   const int64_t delta =
       timeline->table_bytes() - entry->head_timeline->table_bytes();
   WriteBatch batch;
@@ -174,6 +176,7 @@ void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
                           v1::Segment segment,
                           std::shared_ptr<const Schedule> compiled,
                           Done<v1::Schedule> done) {
+  entry->mu.AssertHeld();
   const int64_t from = segment.from_step();
   const char* field =
       segment.kind() == v1::Segment::RESTART ? "at_step" : "effective_step";
@@ -449,29 +452,28 @@ void Registry::Advance(const v1::AdvanceRequest& request,
       return;
     }
   }
-  const v1::Schedule& current = entry->head;
   if (request.has_expected_position() &&
-      request.expected_position() != current.position()) {
+      request.expected_position() != entry->head.position()) {
     return std::move(done)(absl::FailedPreconditionError(
         absl::StrCat("expected_position: ", request.expected_position(),
-                     " is stale; the position is ", current.position())));
+                     " is stale; the position is ", entry->head.position())));
   }
-  if (current.position() >= kMaxStep) {
+  if (entry->head.position() >= kMaxStep) {
     return std::move(done)(
         absl::OutOfRangeError("position: already at 2^62, the last step"));
   }
-  const int64_t position = current.position() + 1;
+  const int64_t position = entry->head.position() + 1;
   v1::AdvanceResponse response;
   response.set_position(position);
   ToProto(entry->head_timeline->At(position), response.mutable_result());
-  response.set_revision(current.revision());
+  response.set_revision(entry->head.revision());
   RaiseServed(*entry, position);
 
   AdvanceRecord record;
   record.request_id = request.request_id();
   record.position = position;
   response.SerializeToString(&record.response);
-  v1::Schedule head = current;
+  v1::Schedule head = entry->head;
   head.set_position(position);
   head.set_max_step_served(
       std::max(head.max_step_served(), entry->max_served.load()));

@@ -71,7 +71,7 @@ ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
                                          ServiceOptions options)
     : registry_(registry),
       pool_(pool),
-      options_(std::move(options)),
+      options_(options),
       range_steps_left_(options_.max_inflight_range_steps) {}
 
 template <typename Request, typename LaneOf, typename Body>

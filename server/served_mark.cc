@@ -9,10 +9,12 @@ void ServedMark::Require(int64_t last, int64_t target, Store* store,
                          std::shared_ptr<const void> owner,
                          Once<absl::Status> then) {
   if (last <= durable()) return std::move(then)(absl::OkStatus());
+  bool waiting = false;
   bool submit = false;
   {
     absl::MutexLock lock(&mu_);
     if (last > durable()) {  // else raised since the check above
+      waiting = true;
       waiters_.emplace_back(last, std::move(then));
       if (target_ < last) {
         target_ = target;
@@ -20,7 +22,7 @@ void ServedMark::Require(int64_t last, int64_t target, Store* store,
       }
     }
   }
-  if (then) return std::move(then)(absl::OkStatus());
+  if (!waiting) return std::move(then)(absl::OkStatus());
   if (submit) Submit(target, store, std::move(owner));
 }
 

@@ -642,10 +642,10 @@ class SqliteStoreImpl final : public SqliteStore {
   SqliteStoreImpl(const SqliteStoreOptions& options,
                   std::unique_ptr<Writer> writer,
                   std::unique_ptr<Reader> reader)
-      : writer_(std::move(writer)),
-        reader_(std::move(reader)),
-        queue_(writer_.get(),
-               CommitQueue::Options{options.max_group_ops, "anneal-store"}) {}
+      : SqliteStore(
+            std::move(writer),
+            CommitQueue::Options{options.max_group_ops, "anneal-store"}),
+        reader_(std::move(reader)) {}
 
   absl::StatusOr<std::vector<StoredSchedule>> LoadAll() override {
     return reader_->LoadAll();
@@ -656,16 +656,8 @@ class SqliteStoreImpl final : public SqliteStore {
     return reader_->ReadReports(name, from, to, limit);
   }
 
-  void Submit(WriteBatch batch, Done done) override {
-    queue_.Submit(std::move(batch), std::move(done));
-  }
-  absl::Status Resume() override { return queue_.Resume(); }
-  StoreStats stats() const override { return queue_.stats(); }
-
  private:
-  std::unique_ptr<Writer> writer_;  // the queue's thread only
   std::unique_ptr<Reader> reader_;
-  CommitQueue queue_;  // last: destroyed (drained) before the connections
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/commit_queue.h"
 #include "server/store.h"
 
 namespace anneal {
@@ -22,7 +23,7 @@ struct SqliteStoreOptions {
   int busy_timeout_ms = 5000;
 };
 
-class SqliteStore : public Store {
+class SqliteStore : public QueuedStore {
  public:
   // Opens (creating if missing) the store at `path`, migrates its schema and
   // commits a probe write. Fails (FAILED_PRECONDITION, naming the path) if
@@ -31,6 +32,9 @@ class SqliteStore : public Store {
   // database.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
       const std::string& path, const SqliteStoreOptions& options = {});
+
+ protected:
+  using QueuedStore::QueuedStore;
 };
 
 // The schema version this build creates and understands (PRAGMA
