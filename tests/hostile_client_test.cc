@@ -308,3 +308,55 @@ TEST_F(HostileClientTest, ControlCharactersCannotForgeLogLines) {
 
 }  // namespace
 }  // namespace anneal
+
+namespace anneal {
+namespace {
+
+// Big schedules are paged by bytes too, so every page fits a response.
+class BigPagesTest : public LiveServerTest {
+ protected:
+  BigPagesTest()
+      : LiveServerTest(
+            {"--max_message_bytes=1048576", "--max_schedule_bytes=262144"}) {}
+};
+
+TEST_F(BigPagesTest, AListPageNeverOutgrowsAResponse) {
+  for (int i = 0; i < 6; ++i) {
+    v1::CreateScheduleRequest create;
+    create.set_schedule_id(absl::StrCat("big-", i));
+    *create.mutable_schedule()->mutable_spec() =
+        SpecFromText("{max_lr: 0.1, cosine: {period: 100}}");
+    v1::Schedule out;
+    ASSERT_TRUE(
+        server_->stub()->CreateSchedule(Ctx().get(), create, &out).ok());
+    v1::RestartScheduleRequest restart;
+    restart.set_name(out.name());
+    restart.set_reason(std::string(4000, 'r'));
+    for (int at = 1; at <= 50; ++at) {  // ~200 KB of reasons
+      restart.set_at_step(at);
+      grpc::Status s =
+          server_->stub()->RestartSchedule(Ctx().get(), restart, &out);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+    }
+  }
+  v1::ListSchedulesRequest list;
+  list.set_page_size(1000);
+  std::vector<std::string> names;
+  int pages = 0;
+  do {
+    v1::ListSchedulesResponse page;
+    grpc::Status s = server_->stub()->ListSchedules(Ctx().get(), list, &page);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_LE(page.ByteSizeLong(), 524288u + 1024u);  // half the max message
+    for (const auto& schedule : page.schedules()) {
+      names.push_back(schedule.name());
+    }
+    list.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!list.page_token().empty());
+  EXPECT_EQ(names.size(), 6u);
+  EXPECT_GE(pages, 3);
+}
+
+}  // namespace
+}  // namespace anneal
