@@ -17,9 +17,8 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmake cmake
 COPY proto proto
-COPY schedule schedule
-COPY client client
-COPY server server
+COPY anneal anneal
+COPY python python
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DANNEAL_BUILD_TESTS=OFF -DANNEAL_BUILD_BENCH=OFF \
     && cmake --build build -j"$(nproc)" --target anneal-server annealctl \

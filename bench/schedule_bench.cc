@@ -7,7 +7,7 @@
 //   BM_At/momentum_*_early  the same for momentum specs with t uniform in
 //                         [0, vanishes_at], the steps whose exact Adam bias
 //                         correction walks the prefix table (counters
-//                         vanishes_at; schedule/bias_correction.h).
+//                         vanishes_at; anneal/engine/bias_correction.h).
 //   BM_Range/<family>     one EvaluateRange over 1,000,000 steps from 0 per
 //                         iteration; counters ns_per_step, allocs_per_step.
 //   BM_Baseline_Cos       one std::cos of a double: report families as ratios
@@ -31,8 +31,8 @@
 
 #include "anneal/v1/schedule.pb.h"
 #include "benchmark/benchmark.h"
-#include "schedule/schedule.h"
-#include "schedule/step.h"
+#include "anneal/engine/schedule.h"
+#include "anneal/engine/step.h"
 
 // ---------------------------------------------------------------------------
 // Allocation counting: every replaceable global allocation function counts
@@ -467,7 +467,7 @@ void RegisterAll() {
   RegisterMomentumEarly("momentum_0.9999", 0.9, 0.9999);
   // Worst case: beta1 held at the largest accepted value, so the product
   // vanishes only after ~416k steps and the prefix table is sparsest
-  // (schedule/bias_correction.h).
+  // (anneal/engine/bias_correction.h).
   RegisterMomentumEarly("momentum_0.9999_flat", 0.9999, 0.9999);
   for (const Family& f : families) {
     auto schedule = CompileOrDie(f.spec, f.name);

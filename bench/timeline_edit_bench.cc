@@ -18,10 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
-#include "server/registry.h"
-#include "server/store.h"
-#include "server/work_pool.h"
-#include "tests/registry_test_util.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/store/store.h"
+#include "anneal/server/common/work_pool.h"
+#include "anneal/server/registry/registry_test_util.h"
 
 namespace anneal {
 namespace {

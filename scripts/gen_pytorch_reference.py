@@ -23,7 +23,7 @@ the PyTorch constructor it was built from, and its tolerance class:
                        MultiStepLR, ExponentialLR, PolynomialLR, LinearLR,
                        CosineAnnealingLR, SequentialLR).
 
-Why: tests/pytorch_reference_test.cc checks the C++ engine against these
+Why: anneal/engine/pytorch_reference_test.cc checks the C++ engine against these
 values (anneal's contract is "PyTorch's closed forms, to the last bit or a
 few ulps"), and tests/python/test_reference_fresh.py re-runs this script to
 prove the committed data and the script never drift apart.

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/store.h"
+#include "anneal/server/store/store.h"
 #include "tests/server_harness.h"
 #include "tests/test_util.h"
 

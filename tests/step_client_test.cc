@@ -3,7 +3,7 @@
 // offline fallback bit-identical to the engine, over a scripted in-process
 // transport; and one run against the real server, stopped and restarted
 // mid-run.
-#include "anneal/step_client.h"
+#include "anneal/client/step_client.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,8 +18,8 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/step_range.h"
-#include "server/timeline.h"
+#include "anneal/model/step_range.h"
+#include "anneal/model/timeline.h"
 #include "tests/server_harness.h"
 #include "tests/test_util.h"
 

@@ -6,9 +6,9 @@
 #include <memory>
 #include <string>
 
-#include "client/spec_file.h"
+#include "anneal/model/spec_text.h"
 #include "gtest/gtest.h"
-#include "schedule/schedule.h"
+#include "anneal/engine/schedule.h"
 
 namespace anneal {
 

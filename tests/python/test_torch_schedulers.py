@@ -6,7 +6,7 @@ Both schedulers drive a real optimizer in the documented order
 after every step, starting with the value set at construction (t = 0).
 
 Exactness: the engine evaluates PyTorch's closed forms operation for
-operation (tests/pytorch_reference_test.cc), so CosineAnnealingWarmRestarts
+operation (anneal/engine/pytorch_reference_test.cc), so CosineAnnealingWarmRestarts
 and OneCycleLR LRs and OneCycleLR momenta are compared bit for bit. CyclicLR
 is compared with the C++ test's tolerance, |a - b| <= 1e-12 * max(|torch|,
 scale) (scale max_lr / 1000, or 1 / 1000 for momenta): PyTorch computes the

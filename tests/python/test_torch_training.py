@@ -1,4 +1,4 @@
-"""Real training runs with AnnealLR: client/python/examples/digits_sgdr.py
+"""Real training runs with AnnealLR: python/examples/digits_sgdr.py
 (an MLP on scikit-learn's digits, SGD with momentum 0.9, SGDR T_0=10,
 T_mult=2), deterministic torch (one thread, deterministic algorithms).
 
@@ -28,7 +28,7 @@ from anneal.swa import SwaOnSnapshot  # noqa: E402
 from anneal.torch import AnnealLR  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "client" / "python" / "examples" / "digits_sgdr.py"
+EXAMPLE = ROOT / "python" / "examples" / "digits_sgdr.py"
 
 
 @pytest.fixture(scope="module")

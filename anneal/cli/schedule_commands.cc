@@ -1,0 +1,344 @@
+// annealctl's schedule commands against a server: create, get, list, delete,
+// update, restart and advance. Each parses its flags, makes one call (list:
+// one per page) with a deadline, and prints the result for people or, with
+// -o json, the response message as JSON.
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "anneal/cli/cli_args.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "anneal/cli/command_args.h"
+#include "anneal/cli/commands.h"
+#include "anneal/cli/schedule_view.h"
+#include "anneal/cli/server_connection.h"
+#include "anneal/model/spec_text.h"
+
+namespace anneal {
+namespace {
+
+// Advance is retried on UNAVAILABLE / DEADLINE_EXCEEDED with the same
+// request id, so the server advances at most once.
+constexpr int kAdvanceAttempts = 3;
+constexpr auto kAdvanceBackoff = std::chrono::milliseconds(250);
+
+// Every server command takes --server.
+absl::StatusOr<CliArgs> ParseArgs(const std::vector<std::string>& args,
+                                  std::set<std::string> flags,
+                                  std::map<std::string, std::string> aliases) {
+  flags.insert("server");
+  return CliArgs::Parse(args, flags, aliases);
+}
+
+ServerConnection Connect(const CliArgs& a) {
+  return ServerConnection(ResolveServerAddress(a.Get("server", "")));
+}
+
+}  // namespace
+
+absl::Status CreateCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
+  auto parsed = ParseArgs(
+      args, {"file", "display_name", "label", "reason", "actor", "output"},
+      {{"f", "file"}, {"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto id = ScheduleIdArg(a);
+  if (!id.ok()) return id.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+  auto labels = ParseLabels(a.GetAll("label"));
+  if (!labels.ok()) return labels.status();
+  auto spec = LoadSpecArg(a);
+  if (!spec.ok()) return spec.status();
+
+  v1::CreateScheduleRequest request;
+  request.set_schedule_id(*id);
+  *request.mutable_schedule()->mutable_spec() = *std::move(spec);
+  request.mutable_schedule()->set_display_name(a.Get("display_name", ""));
+  request.mutable_schedule()->mutable_labels()->insert(labels->begin(),
+                                                       labels->end());
+  request.set_actor(ActorArg(a));
+  request.set_reason(a.Get("reason", ""));
+
+  ServerConnection server = Connect(a);
+  v1::Schedule created;
+  grpc::Status status = server.stub()->CreateSchedule(
+      server.Context(kCallTimeout).get(), request, &created);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  if (*json) {
+    PrintJson(created, out);
+  } else {
+    PrintWriteSummary("created", created, out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GetCommand(const std::vector<std::string>& args,
+                        std::ostream& out) {
+  auto parsed = ParseArgs(args, {"output"}, {{"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto name = ScheduleNameArg(a);
+  if (!name.ok()) return name.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+
+  ServerConnection server = Connect(a);
+  v1::GetScheduleRequest request;
+  request.set_name(*name);
+  v1::Schedule schedule;
+  grpc::Status status = server.stub()->GetSchedule(
+      server.Context(kCallTimeout).get(), request, &schedule);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  if (*json) {
+    PrintJson(schedule, out);
+  } else {
+    PrintSchedule(schedule, out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ListCommand(const std::vector<std::string>& args,
+                         std::ostream& out) {
+  auto parsed =
+      ParseArgs(args, {"filter", "page_size", "output"}, {{"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  if (auto s = NoPositionalArgs(a); !s.ok()) return s;
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+  auto page_size = PageSizeArg(a);
+  if (!page_size.ok()) return page_size.status();
+
+  ServerConnection server = Connect(a);
+  v1::ListSchedulesRequest request;
+  request.set_filter(a.Get("filter", ""));
+  request.set_page_size(*page_size);
+  v1::ListSchedulesResponse all;
+  auto* stub = server.stub();
+  absl::Status listed = ForEachPage<v1::ListSchedulesResponse>(
+      server, request,
+      [stub](auto* context, const auto& r, auto* page) {
+        return stub->ListSchedules(context, r, page);
+      },
+      [&all](v1::ListSchedulesResponse& page) {
+        for (v1::Schedule& s : *page.mutable_schedules()) {
+          *all.add_schedules() = std::move(s);
+        }
+      });
+  if (!listed.ok()) return listed;
+
+  if (*json) {
+    PrintJson(all, out);
+  } else {
+    PrintScheduleTable({all.schedules().begin(), all.schedules().end()}, out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeleteCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
+  auto parsed = ParseArgs(args, {"etag", "output"}, {{"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto name = ScheduleNameArg(a);
+  if (!name.ok()) return name.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+
+  ServerConnection server = Connect(a);
+  v1::DeleteScheduleRequest request;
+  request.set_name(*name);
+  request.set_etag(a.Get("etag", ""));
+  google::protobuf::Empty empty;
+  grpc::Status status = server.stub()->DeleteSchedule(
+      server.Context(kCallTimeout).get(), request, &empty);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  if (*json) {
+    PrintJson(empty, out);
+  } else {
+    out << "deleted " << *name << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UpdateCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
+  auto parsed = ParseArgs(args,
+                          {"file", "effective_step", "display_name", "label",
+                           "reason", "etag", "actor", "output"},
+                          {{"f", "file"}, {"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto name = ScheduleNameArg(a);
+  if (!name.ok()) return name.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+  if (!a.Has("file") && !a.Has("display_name") && !a.Has("label")) {
+    return absl::InvalidArgumentError(
+        "nothing to update: give -f SPEC, --display-name or --label");
+  }
+  if (a.Has("effective_step") && !a.Has("file")) {
+    return absl::InvalidArgumentError(
+        "--effective-step applies to a new spec: give -f SPEC too");
+  }
+
+  v1::UpdateScheduleRequest request;
+  v1::Schedule* schedule = request.mutable_schedule();
+  schedule->set_name(*name);
+  if (a.Has("file")) {
+    auto spec = LoadSpecArg(a);
+    if (!spec.ok()) return spec.status();
+    *schedule->mutable_spec() = *std::move(spec);
+    request.mutable_update_mask()->add_paths("spec");
+  }
+  if (a.Has("effective_step")) {
+    auto step = a.GetInt("effective_step", 0);
+    if (!step.ok()) return step.status();
+    request.set_effective_step(*step);
+  }
+  if (a.Has("display_name")) {
+    schedule->set_display_name(a.Get("display_name", ""));
+    request.mutable_update_mask()->add_paths("display_name");
+  }
+  if (a.Has("label")) {
+    auto labels = ParseLabels(a.GetAll("label"));
+    if (!labels.ok()) return labels.status();
+    schedule->mutable_labels()->insert(labels->begin(), labels->end());
+    request.mutable_update_mask()->add_paths("labels");
+  }
+  request.set_actor(ActorArg(a));
+  request.set_reason(a.Get("reason", ""));
+  schedule->set_etag(a.Get("etag", ""));
+
+  ServerConnection server = Connect(a);
+  v1::Schedule updated;
+  grpc::Status status = server.stub()->UpdateSchedule(
+      server.Context(kCallTimeout).get(), request, &updated);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  if (*json) {
+    PrintJson(updated, out);
+  } else {
+    PrintWriteSummary("updated", updated, out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RestartCommand(const std::vector<std::string>& args,
+                            std::ostream& out) {
+  auto parsed = ParseArgs(args, {"at", "reason", "etag", "actor", "output"},
+                          {{"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto name = ScheduleNameArg(a);
+  if (!name.ok()) return name.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+
+  v1::RestartScheduleRequest request;
+  request.set_name(*name);
+  if (a.Has("at")) {
+    auto at = a.GetInt("at", 0);
+    if (!at.ok()) return at.status();
+    request.set_at_step(*at);
+  }
+  request.set_etag(a.Get("etag", ""));
+  request.set_actor(ActorArg(a));
+  request.set_reason(a.Get("reason", ""));
+
+  ServerConnection server = Connect(a);
+  v1::Schedule restarted;
+  grpc::Status status = server.stub()->RestartSchedule(
+      server.Context(kCallTimeout).get(), request, &restarted);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  if (*json) {
+    PrintJson(restarted, out);
+  } else {
+    PrintWriteSummary("restarted", restarted, out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AdvanceCommand(const std::vector<std::string>& args,
+                            std::ostream& out) {
+  auto parsed = ParseArgs(args, {"expected_position", "request_id", "output"},
+                          {{"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  auto name = ScheduleNameArg(a);
+  if (!name.ok()) return name.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+
+  v1::AdvanceRequest request;
+  request.set_name(*name);
+  if (a.Has("expected_position")) {
+    auto expected = a.GetInt("expected_position", 0);
+    if (!expected.ok()) return expected.status();
+    request.set_expected_position(*expected);
+  }
+  request.set_request_id(a.Has("request_id") ? a.Get("request_id", "")
+                                             : NewRequestId());
+
+  ServerConnection server = Connect(a);
+  v1::AdvanceResponse response;
+  for (int attempt = 1;; ++attempt) {
+    grpc::Status status = server.stub()->Advance(
+        server.Context(kCallTimeout).get(), request, &response);
+    if (status.ok()) break;
+    const bool retriable =
+        status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (retriable && attempt < kAdvanceAttempts) {
+      std::this_thread::sleep_for(kAdvanceBackoff * attempt);
+      continue;
+    }
+    absl::Status failure = server.Failure(status, kCallTimeout);
+    if (!retriable) return failure;
+    return absl::Status(
+        failure.code(),
+        absl::StrCat(failure.message(), " (tried ", kAdvanceAttempts,
+                     " times; to retry without advancing twice, pass "
+                     "--request-id ",
+                     request.request_id(), ")"));
+  }
+  if (*json) {
+    PrintJson(response, out);
+  } else {
+    PrintAdvance(*name, response, out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HealthCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
+  auto parsed = ParseArgs(args, {"service"}, {});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  if (auto s = NoPositionalArgs(a); !s.ok()) return s;
+  ServerConnection server = Connect(a);
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(a.Get("service", ""));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health->Check(server.Context(kCallTimeout).get(),
+                                      request, &response);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  const std::string& name =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+          response.status());
+  out << name << "\n";
+  if (response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::OkStatus();
+  }
+  // Draining, or writes stopped by a failing store: see the server's log.
+  return absl::UnavailableError(
+      absl::StrCat("health: the server at ", server.address(), " is ", name));
+}
+
+}  // namespace anneal

@@ -1,0 +1,115 @@
+// ScheduleTransport over a gRPC channel (see anneal/schedule_transport.h).
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "anneal/client/schedule_transport.h"
+#include "anneal/v1/service.grpc.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace anneal {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  // The canonical codes are numbered alike in gRPC and Abseil.
+  absl::Status out(static_cast<absl::StatusCode>(s.error_code()),
+                   s.error_message());
+  // A RetryInfo detail (an overloaded server) travels on as a payload.
+  google::rpc::Status details;
+  if (!s.error_details().empty() &&
+      details.ParseFromString(s.error_details())) {
+    for (const google::protobuf::Any& any : details.details()) {
+      if (any.type_url() == kRetryInfoTypeUrl) {
+        out.SetPayload(kRetryInfoTypeUrl, absl::Cord(any.value()));
+      }
+    }
+  }
+  return out;
+}
+
+class GrpcTransport final : public ScheduleTransport {
+ public:
+  explicit GrpcTransport(std::shared_ptr<grpc::Channel> channel)
+      : stub_(v1::ScheduleService::NewStub(std::move(channel))) {}
+
+  absl::StatusOr<v1::EvaluateRangeResponse> EvaluateRange(
+      const v1::EvaluateRangeRequest& request,
+      const CallOptions& options) override {
+    v1::EvaluateRangeResponse response;
+    absl::Status s = Call(options, [&](grpc::ClientContext* ctx) {
+      return stub_->EvaluateRange(ctx, request, &response);
+    });
+    if (!s.ok()) return s;
+    return response;
+  }
+
+  absl::StatusOr<v1::Schedule> GetSchedule(
+      const v1::GetScheduleRequest& request,
+      const CallOptions& options) override {
+    v1::Schedule response;
+    absl::Status s = Call(options, [&](grpc::ClientContext* ctx) {
+      return stub_->GetSchedule(ctx, request, &response);
+    });
+    if (!s.ok()) return s;
+    return response;
+  }
+
+  void CancelAll() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    for (grpc::ClientContext* ctx : in_flight_) ctx->TryCancel();
+  }
+
+ private:
+  template <typename Rpc>
+  absl::Status Call(const CallOptions& options, Rpc rpc) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+    ctx.set_wait_for_ready(options.wait_for_ready);
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return absl::CancelledError("the client is closing");
+      in_flight_.insert(&ctx);
+    }
+    grpc::Status s = rpc(&ctx);
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(&ctx);
+    return FromGrpc(s);
+  }
+
+  std::unique_ptr<v1::ScheduleService::Stub> stub_;
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> NewAnnealChannel(
+    const std::string& target, absl::Duration max_reconnect_backoff) {
+  grpc::ChannelArguments args;
+  // A window of a million steps is ~40 MB; gRPC's default limit is 4 MB.
+  args.SetMaxReceiveMessageSize(256 << 20);
+  const int max_ms = static_cast<int>(
+      std::max<int64_t>(100, absl::ToInt64Milliseconds(max_reconnect_backoff)));
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC uses it as the timeout of
+  // each connection attempt, and a short one makes attempts fail forever.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 200);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+std::unique_ptr<ScheduleTransport> NewGrpcTransport(
+    std::shared_ptr<grpc::Channel> channel) {
+  return std::make_unique<GrpcTransport>(std::move(channel));
+}
+
+}  // namespace anneal

@@ -1,0 +1,75 @@
+// The seam between StepClient and the network: the two RPCs the client makes,
+// each with a deadline. NewGrpcTransport talks to a real server; tests plug in
+// a fake to script outages deterministically (like leveldb's Env or ninja's
+// DiskInterface).
+#ifndef ANNEAL_CLIENT_SCHEDULE_TRANSPORT_H_
+#define ANNEAL_CLIENT_SCHEDULE_TRANSPORT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "anneal/v1/service.pb.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
+
+namespace anneal {
+
+// How to make one call.
+struct CallOptions {
+  // The deadline: DEADLINE_EXCEEDED after it.
+  absl::Duration timeout = absl::Seconds(5);
+  // false: fail at once with UNAVAILABLE while the server is unreachable.
+  // true: wait for a connection until the deadline. StepClient retries this
+  // way during an outage, because a gRPC client only watches a reconnecting
+  // socket while a call waits on it; failing fast, it would notice a
+  // restarted server only at gRPC's 5-second backup poll.
+  bool wait_for_ready = false;
+};
+
+// The payload an error carries when the server asked to be retried after a
+// while (a google.rpc.RetryInfo, serialized): an overloaded server's
+// RESOURCE_EXHAUSTED, which is worth retrying.
+inline constexpr char kRetryInfoTypeUrl[] =
+    "type.googleapis.com/google.rpc.RetryInfo";
+
+class ScheduleTransport {
+ public:
+  virtual ~ScheduleTransport() = default;
+
+  // ScheduleService.EvaluateRange. Status codes are the server's
+  // (UNAVAILABLE when unreachable), with a kRetryInfoTypeUrl payload when
+  // the server sent one.
+  virtual absl::StatusOr<v1::EvaluateRangeResponse> EvaluateRange(
+      const v1::EvaluateRangeRequest& request, const CallOptions& options) = 0;
+
+  // ScheduleService.GetSchedule, likewise.
+  virtual absl::StatusOr<v1::Schedule> GetSchedule(
+      const v1::GetScheduleRequest& request, const CallOptions& options) = 0;
+
+  // Cancels the calls in flight so that a closing client need not wait for
+  // their deadlines. Calls made afterwards may fail with CANCELLED.
+  virtual void CancelAll() {}
+};
+
+// Creates an insecure channel to `target` (host:port) with a receive limit
+// large enough for any StepRange the server sends, a reconnect backoff from
+// 100 ms up to `max_reconnect_backoff` and re-resolution of the target at
+// most every 200 ms, so that a restarted server (even on a new address) is
+// noticed within about a second. gRPC's defaults, up to 120 s between
+// reconnects and 30 s between resolutions, would keep a job offline for
+// that long.
+std::shared_ptr<grpc::Channel> NewAnnealChannel(
+    const std::string& target,
+    absl::Duration max_reconnect_backoff = absl::Seconds(1));
+
+// A transport over `channel`.
+std::unique_ptr<ScheduleTransport> NewGrpcTransport(
+    std::shared_ptr<grpc::Channel> channel);
+
+}  // namespace anneal
+
+#endif  // ANNEAL_CLIENT_SCHEDULE_TRANSPORT_H_

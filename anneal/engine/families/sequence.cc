@@ -1,0 +1,147 @@
+// Sequence: schedules joined in time (optax join_schedules, SequentialLR).
+//
+// Phase k runs its own schedule on local time t - boundary_k. A phase marked
+// `restart` begins a new cycle (restart flag, momentum reset); otherwise its
+// first cycle continues the cycle in progress, so cycle numbers and
+// step_in_cycle stay continuous across the boundary.
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "anneal/engine/families/curves.h"
+
+namespace anneal {
+namespace {
+
+constexpr int kMaxPhases = 64;
+
+struct Part {
+  int64_t begin = 0;  // global first step
+  int64_t end = 0;    // global step after the last (kMaxStep+1: last)
+  CurvePtr curve;
+  int64_t cycle_offset = 0;  // added to the child's cycle index
+  int64_t carry = 0;         // steps the merged first cycle already had
+  bool next_restarts = false;
+  bool last = false;
+};
+
+class SequenceCurve final : public Curve {
+ public:
+  explicit SequenceCurve(std::vector<Part> parts) : parts_(std::move(parts)) {}
+
+  void Eval(int64_t t, CurvePoint* out) const override {
+    auto it = std::upper_bound(
+        parts_.begin(), parts_.end(), t,
+        [](int64_t step, const Part& p) { return step < p.begin; });
+    const Part& part = *(it - 1);
+    const int64_t local = t - part.begin;
+    part.curve->Eval(local, out);
+    if (out->cycle == 0 && part.carry > 0) {
+      out->step_in_cycle += part.carry;
+      if (out->cycle_length != 0) out->cycle_length += part.carry;
+    }
+    out->cycle += part.cycle_offset;
+    if (!part.last) {
+      const bool final_step = t == part.end - 1;
+      if (final_step) out->snapshot = part.next_restarts;
+    }
+  }
+
+  Asymptotics Tail() const override { return parts_.back().curve->Tail(); }
+
+  int64_t SettlesAt() const override {
+    int64_t settles = parts_.back().curve->SettlesAt();
+    return settles < 0 ? -1 : parts_.back().begin + settles;
+  }
+
+ private:
+  std::vector<Part> parts_;
+};
+
+// The phases of a sequence, one nesting level down (MakeSequence counts it).
+absl::StatusOr<CurvePtr> MakeSequenceParts(const v1::Sequence& spec,
+                                           const Levels& levels,
+                                           const FieldPath& path,
+                                           BuildContext& ctx) {
+  FieldPath phases_path = path.Child("phases");
+  const int n = spec.phases_size();
+  if (n < 1 || n > kMaxPhases) {
+    return phases_path.Error(
+        absl::StrCat("must have 1 to ", kMaxPhases, " phases, got ", n));
+  }
+  std::vector<Part> parts(n);
+  int64_t begin = 0;
+  for (int i = 0; i < n; ++i) {
+    const v1::Sequence::Part& phase = spec.phases(i);
+    FieldPath p = phases_path.Index(i);
+    const bool last = i == n - 1;
+    if (last) {
+      if (phase.steps() != 0) {
+        return p.Child("steps").Error(
+            absl::StrCat("must be 0 for the last phase (it runs forever), got ",
+                         phase.steps()));
+      }
+    } else {
+      if (auto s = RequireAtLeast(p.Child("steps"), phase.steps(), 1);
+          !s.ok()) {
+        return s;
+      }
+      if (phase.steps() > kMaxStep - begin) {
+        return p.Child("steps").Error(
+            absl::StrCat("phases must end by step 2^62; this one starts at ",
+                         begin, " and lasts ", phase.steps()));
+      }
+    }
+    if (!phase.has_spec()) return p.Child("spec").Error("is required");
+    FieldPath spec_path = p.Child("spec");
+    const v1::ScheduleSpec& child = phase.spec();
+    if (child.has_momentum() || child.has_batch_scaling() ||
+        child.has_thermostat()) {
+      const char* field = child.has_momentum()        ? "momentum"
+                          : child.has_batch_scaling() ? "batch_scaling"
+                                                      : "thermostat";
+      return spec_path.Child(field).Error(
+          "is only allowed at the top level of a spec");
+    }
+    if (i == 0 && phase.restart()) {
+      return p.Child("restart").Error(
+          "must be false for the first phase (nothing to restart from)");
+    }
+    auto curve = BuildCurve(child, &levels, spec_path, ctx);
+    if (!curve.ok()) return curve.status();
+    parts[i].begin = begin;
+    parts[i].end = last ? kMaxStep + 1 : begin + phase.steps();
+    parts[i].curve = *std::move(curve);
+    parts[i].last = last;
+    begin = parts[i].end;
+  }
+  // Cycle bookkeeping across boundaries.
+  for (int i = 1; i < n; ++i) {
+    Part& prev = parts[i - 1];
+    CurvePoint end;
+    prev.curve->Eval(prev.end - 1 - prev.begin, &end);
+    const int64_t prev_last_cycle = prev.cycle_offset + end.cycle;
+    const bool restart = spec.phases(i).restart();
+    prev.next_restarts = restart;
+    parts[i].cycle_offset = prev_last_cycle + (restart ? 1 : 0);
+    if (!restart) {
+      parts[i].carry =
+          end.step_in_cycle + 1 + (end.cycle == 0 ? prev.carry : 0);
+    }
+  }
+  return CurvePtr(new SequenceCurve(std::move(parts)));
+}
+
+}  // namespace
+
+absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
+                                      const Levels& levels,
+                                      const FieldPath& path,
+                                      BuildContext& ctx) {
+  if (auto s = ctx.EnterSequence(path); !s.ok()) return s;
+  absl::StatusOr<CurvePtr> curve = MakeSequenceParts(spec, levels, path, ctx);
+  ctx.LeaveSequence();
+  return curve;
+}
+
+}  // namespace anneal

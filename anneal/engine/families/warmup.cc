@@ -1,0 +1,94 @@
+// Warmup: a ramp from start_lr to the peak over `steps` steps.
+//
+// As a prefix (WrapWithWarmup) it runs before the curve, which then runs on
+// t - steps; the warmup belongs to cycle 0. Linear warmup + cosine equals
+// SequentialLR([LinearLR(start_factor=start_lr/max_lr, total_iters=W),
+// CosineAnnealingLR(T_max=P)], milestones=[W]). warm_restarts also uses
+// WarmupLr for its per-cycle warmups.
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "anneal/engine/families/curves.h"
+
+namespace anneal {
+namespace {
+
+class WarmupCurve final : public Curve {
+ public:
+  WarmupCurve(const v1::Warmup& spec, const Levels& levels, CurvePtr inner)
+      : spec_(spec), levels_(levels), inner_(std::move(inner)) {
+    CurvePoint first;
+    inner_->Eval(0, &first);
+    first_cycle_length_ = first.cycle_length;
+  }
+
+  void Eval(int64_t t, CurvePoint* out) const override {
+    const int64_t w = spec_.steps();
+    if (t < w) {
+      out->lr = WarmupLr(spec_, t, levels_.max_lr, &out->h);
+      out->cycle = 0;
+      out->step_in_cycle = t;
+      out->cycle_length =
+          first_cycle_length_ == 0 ? 0 : first_cycle_length_ + w;
+      out->phase = v1::WARMUP;
+      out->snapshot = false;
+      return;
+    }
+    inner_->Eval(t - w, out);
+    if (out->cycle == 0) {
+      out->step_in_cycle += w;
+      if (out->cycle_length != 0) out->cycle_length += w;
+    }
+  }
+
+  Asymptotics Tail() const override { return inner_->Tail(); }
+
+  int64_t SettlesAt() const override {
+    int64_t inner = inner_->SettlesAt();
+    return inner < 0 ? -1 : inner + spec_.steps();
+  }
+
+ private:
+  v1::Warmup spec_;
+  Levels levels_;
+  CurvePtr inner_;
+  int64_t first_cycle_length_ = 0;
+};
+
+}  // namespace
+
+absl::Status ValidateWarmup(const v1::Warmup& spec, const Levels& levels,
+                            const FieldPath& path) {
+  FieldPath steps = path.Child("steps");
+  if (auto s = RequireAtLeast(steps, spec.steps(), 1); !s.ok()) return s;
+  if (auto s = RequireAtMost(steps, spec.steps(), kMaxStep); !s.ok()) return s;
+  if (auto s = RequireInRange(path.Child("start_lr"), spec.start_lr(), 0,
+                              levels.max_lr);
+      !s.ok()) {
+    return s;
+  }
+  if (spec.shape() != v1::Warmup::SHAPE_UNSPECIFIED &&
+      spec.shape() != v1::Warmup::LINEAR &&
+      spec.shape() != v1::Warmup::COSINE) {
+    return path.Child("shape").Error(
+        absl::StrCat("must be LINEAR or COSINE, got ", spec.shape()));
+  }
+  return absl::OkStatus();
+}
+
+double WarmupLr(const v1::Warmup& spec, int64_t steps_done, double peak,
+                double* h) {
+  const double x =
+      static_cast<double>(steps_done) / static_cast<double>(spec.steps());
+  const double f =
+      spec.shape() == v1::Warmup::COSINE ? (1 - std::cos(kPi * x)) / 2 : x;
+  *h = f;
+  return spec.start_lr() + (peak - spec.start_lr()) * f;
+}
+
+absl::StatusOr<CurvePtr> WrapWithWarmup(const v1::Warmup& spec,
+                                        const Levels& levels, CurvePtr inner) {
+  return CurvePtr(new WarmupCurve(spec, levels, std::move(inner)));
+}
+
+}  // namespace anneal

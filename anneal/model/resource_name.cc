@@ -1,0 +1,37 @@
+// Schedule resource names (see resource_name.h).
+#include "anneal/model/resource_name.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "anneal/engine/field_error.h"
+
+namespace anneal {
+
+absl::Status ValidateScheduleId(absl::string_view field, absl::string_view id) {
+  auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  bool ok = !id.empty() && id.size() <= 63 && lower(id.front()) &&
+            (lower(id.back()) || digit(id.back()));
+  for (char c : id) ok = ok && (lower(c) || digit(c) || c == '-');
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field,
+                   ": must match ^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ (lower-case "
+                   "letters, digits and '-', at most 63), got ",
+                   QuoteValue(id)));
+}
+
+absl::Status ValidateScheduleName(absl::string_view field,
+                                  absl::string_view name) {
+  if (!absl::StartsWith(name, kSchedulesCollection)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": must be schedules/{id}, got ", QuoteValue(name)));
+  }
+  return ValidateScheduleId(field, name.substr(kSchedulesCollection.size()));
+}
+
+std::string ScheduleName(absl::string_view id) {
+  return absl::StrCat(kSchedulesCollection, id);
+}
+
+}  // namespace anneal

@@ -1,0 +1,96 @@
+// Spec files: JSON and YAML map onto the proto with protobuf's JSON mapping
+// (snake_case and lowerCamelCase names, case-insensitive enums, unknown
+// fields rejected) and load from disk.
+#include "anneal/model/spec_text.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/test_dir.h"
+
+namespace anneal {
+namespace {
+
+TEST(SpecFileTest, JsonAndYamlGiveTheSameSpec) {
+  v1::ScheduleSpec json, yaml;
+  ASSERT_TRUE(ParseMessageText(R"({"max_lr": 0.1, "min_lr": 1e-4,
+      "warm_restarts": {"period": 10, "period_mult": 2, "shape": "LINEAR"},
+      "momentum": {"base": 0.85, "max": 0.95}})",
+                               &json)
+                  .ok());
+  ASSERT_TRUE(ParseMessageText(R"(
+max_lr: 0.1
+min_lr: 1e-4
+warm_restarts:
+  period: 10
+  period_mult: 2
+  shape: linear
+momentum: {base: 0.85, max: 0.95}
+)",
+                               &yaml)
+                  .ok());
+  EXPECT_EQ(json.SerializeAsString(), yaml.SerializeAsString());
+  EXPECT_EQ(yaml.warm_restarts().shape(), v1::WarmRestarts::LINEAR);
+  EXPECT_TRUE(yaml.has_min_lr());
+}
+
+TEST(SpecFileTest, CamelCaseNamesAndLowercaseEnums) {
+  v1::ScheduleSpec spec;
+  ASSERT_TRUE(
+      ParseMessageText(
+          R"({"maxLr": 1, "cyclic": {"stepSizeUp": 5, "mode": "exp_range", "gamma": 0.9}})",
+          &spec)
+          .ok());
+  EXPECT_EQ(spec.cyclic().step_size_up(), 5);
+  EXPECT_EQ(spec.cyclic().mode(), v1::Cyclic::EXP_RANGE);
+}
+
+TEST(SpecFileTest, RepeatedFieldsAndNestedSequences) {
+  v1::ScheduleSpec spec;
+  ASSERT_TRUE(ParseMessageText(R"(
+max_lr: 0.1
+sequence:
+  phases:
+    - steps: 100
+      spec: {linear: {start_factor: 0.1, end_factor: 1.0, total_steps: 100}}
+    - restart: true
+      spec: {step_decay: {milestones: [10, 20, 20]}}
+)",
+                               &spec)
+                  .ok());
+  ASSERT_EQ(spec.sequence().phases_size(), 2);
+  EXPECT_EQ(spec.sequence().phases(1).spec().step_decay().milestones_size(), 3);
+  EXPECT_TRUE(spec.sequence().phases(1).restart());
+}
+
+TEST(SpecFileTest, ErrorsNameTheFieldOrTheLine) {
+  v1::ScheduleSpec spec;
+  absl::Status s =
+      ParseMessageText("{max_lr: 0.1, cosine: {period: ten}}", &spec);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("cosine.period"), std::string::npos) << s;
+  s = ParseMessageText("max_lr: [1, 2", &spec);
+  EXPECT_NE(s.message().find("line"), std::string::npos) << s;
+  s = ParseMessageText("- just\n- a list\n", &spec);
+  EXPECT_EQ(s.message(),
+            "expected a JSON object or YAML mapping at the top level");
+  s = ParseMessageText("{max_lr: 0.1, cosine: {period: 1.5}}", &spec);
+  EXPECT_FALSE(s.ok()) << "a fractional step count was accepted";
+}
+
+TEST(SpecFileTest, LoadSpecFileNamesTheFile) {
+  const std::string path = TestDir() + "spec.yaml";
+  std::ofstream(path) << "max_lr: 0.2\nconstant: {}\n";
+  auto spec = LoadSpecFile(path);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->max_lr(), 0.2);
+  auto missing = LoadSpecFile(path + ".nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find(".nope"), std::string::npos);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace anneal

@@ -1,0 +1,148 @@
+// Timelines and their edits: an edit reuses the compiled parts before it
+// (so its cost does not grow with history, even with momentum, whose
+// bias-correction table is the costly part of a compile), a RESTART shares
+// the compiled spec it restarts, and an appended timeline evaluates exactly
+// as one built from scratch.
+#include "anneal/model/timeline.h"
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "anneal/model/timeline_edit.h"
+#include "tests/test_util.h"
+
+namespace anneal {
+namespace {
+
+constexpr char kMomentumSpec[] =
+    "{max_lr: 0.1, min_lr: 0.001, warm_restarts: {period: 10}, momentum: "
+    "{base: 0.85, max: 0.9999}}";
+
+v1::Schedule Created(const std::string& spec) {
+  v1::Schedule s;
+  s.set_name("schedules/t");
+  *s.mutable_spec() = SpecFromText(spec);
+  v1::Segment* first = s.add_timeline();
+  *first->mutable_spec() = s.spec();
+  first->set_kind(v1::Segment::CREATE);
+  return s;
+}
+
+std::shared_ptr<const Timeline> Compiled(const v1::Schedule& s) {
+  auto t = Timeline::Build(s.timeline());
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *t : nullptr;
+}
+
+void ExpectSameLrs(const Timeline& a, const Timeline& b, int64_t count) {
+  std::vector<double> lrs;
+  ASSERT_TRUE(a.EvaluateRange(0, count, StepQuery{}, [&](const StepResult& r) {
+                 lrs.push_back(r.lr);
+               }).ok());
+  size_t i = 0;
+  ASSERT_TRUE(b.EvaluateRange(0, count, StepQuery{}, [&](const StepResult& r) {
+                 EXPECT_EQ(r.lr, lrs[i]) << "step " << i;
+                 ++i;
+               }).ok());
+}
+
+TEST(TimelineTest, RestartsShareTheCompiledSpecTheyRestart) {
+  v1::Schedule s = Created(kMomentumSpec);
+  auto timeline = Compiled(s);
+  const int64_t one = timeline->table_bytes();
+  for (int64_t at = 5; at <= 500; at += 5) {
+    ChangeStamp stamp;
+    ApplySegment(RestartSegment(s, *timeline, at, stamp), &s);
+    timeline = Timeline::Append(*timeline, s.timeline(s.timeline_size() - 1),
+                                timeline->compiled(timeline->SegmentAt(at)));
+  }
+  ASSERT_EQ(timeline->size(), 101u);
+  for (size_t i = 1; i < timeline->size(); ++i) {
+    EXPECT_EQ(timeline->compiled(i), timeline->compiled(0)) << i;
+  }
+  EXPECT_EQ(timeline->table_bytes(), one);  // 101 segments, one table
+  // Built from the protos, the sharing is found again.
+  auto rebuilt = Compiled(s);
+  EXPECT_EQ(rebuilt->table_bytes(), one);
+  ExpectSameLrs(*timeline, *rebuilt, 2000);
+}
+
+TEST(TimelineTest, AnEditKeepsTheCompiledPartsBeforeIt) {
+  v1::Schedule s = Created(kMomentumSpec);
+  auto timeline = Compiled(s);
+  for (int i = 1; i <= 50; ++i) {
+    const std::string spec =
+        "{max_lr: " + std::to_string(0.1 + 0.001 * i) +
+        ", warm_restarts: {period: 10}, momentum: {base: 0.85, max: 0.9999}}";
+    auto compiled = Schedule::Compile(SpecFromText(spec));
+    ASSERT_TRUE(compiled.ok());
+    ChangeStamp stamp;
+    const int64_t from = 20 * i;
+    v1::Segment segment = UpdateSegment(s, *timeline, from, SpecFromText(spec),
+                                        **compiled, stamp);
+    ApplySegment(segment, &s);
+    auto next = Timeline::Append(*timeline, segment, *compiled);
+    ASSERT_EQ(next->size(), timeline->size() + 1);
+    for (size_t k = 0; k < timeline->size(); ++k) {
+      EXPECT_EQ(next->compiled(k), timeline->compiled(k));  // not recompiled
+    }
+    timeline = next;
+  }
+  ExpectSameLrs(*timeline, *Compiled(s), 3000);
+}
+
+TEST(TimelineTest, AnEditReplacesTheSegmentsFromItsStepOn) {
+  v1::Schedule s = Created("{max_lr: 0.1, cosine: {period: 100}}");
+  auto timeline = Compiled(s);
+  ChangeStamp stamp;
+  for (int64_t at : {30, 60, 90}) {
+    ApplySegment(RestartSegment(s, *timeline, at, stamp), &s);
+    timeline = Compiled(s);
+  }
+  ASSERT_EQ(s.timeline_size(), 4);
+  // A restart at 50 drops the ones at 60 and 90 (not served yet).
+  v1::Segment at50 = RestartSegment(s, *timeline, 50, stamp);
+  ApplySegment(at50, &s);
+  auto appended = Timeline::Append(*timeline, at50, timeline->compiled(0));
+  ASSERT_EQ(s.timeline_size(), 3);
+  EXPECT_EQ(s.timeline(2).from_step(), 50);
+  EXPECT_EQ(appended->size(), 3u);
+  EXPECT_EQ(appended->At(50).cycle, 2);  // the restarts at 30 and 50
+  EXPECT_TRUE(appended->At(50).restart);
+  EXPECT_TRUE(appended->At(49).snapshot);
+  ExpectSameLrs(*appended, *Compiled(s), 500);
+}
+
+TEST(TimelineTest, UpdatesContinueTheCycleInProgress) {
+  v1::Schedule s = Created("{max_lr: 0.1, warm_restarts: {period: 10}}");
+  auto timeline = Compiled(s);
+  ChangeStamp stamp;
+  const v1::ScheduleSpec spec =
+      SpecFromText("{max_lr: 0.05, warm_restarts: {period: 10}}");
+  auto compiled = Schedule::Compile(spec);
+  ASSERT_TRUE(compiled.ok());
+  // Mid-cycle (step 25 is in cycle 2): same clock, same cycle.
+  v1::Segment mid = UpdateSegment(s, *timeline, 25, spec, **compiled, stamp);
+  EXPECT_EQ(mid.time_origin(), 0);
+  EXPECT_EQ(mid.cycle_offset(), 0);
+  ApplySegment(mid, &s);
+  auto t = Compiled(s);
+  EXPECT_EQ(t->At(25).cycle, 2);
+  EXPECT_FALSE(t->At(25).restart);
+  EXPECT_EQ(t->At(25).lr, (*compiled)->At(25).lr);
+}
+
+TEST(TimelineTest, ChangesNeverTouchAServedStep) {
+  EXPECT_TRUE(CheckFutureStep("at_step", 11, 10).ok());
+  absl::Status served = CheckFutureStep("at_step", 10, 10);
+  EXPECT_EQ(served.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(served.message(),
+            "at_step: must be > max_step_served (10) so no LR already served "
+            "is rewritten, got 10");
+  EXPECT_EQ(CheckFutureStep("at_step", kMaxStep + 1, 10).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace anneal

@@ -1,0 +1,45 @@
+// Renderers of an evaluated step range for annealctl (preview, and later lr):
+// CSV and JSON for scripts, an ASCII chart for the terminal, an SVG plot for
+// people. All take the steps in order; none evaluates anything itself.
+#ifndef ANNEAL_RENDER_RENDER_H_
+#define ANNEAL_RENDER_RENDER_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "anneal/engine/step.h"
+
+namespace anneal {
+
+// Checks a --format value: csv, json, ascii or svg.
+absl::Status CheckFormat(const std::string& format);
+
+// Renders `steps` in `format` (checked) to `output_path`, or to `out` when
+// the path is empty; `title` labels the SVG plot.
+absl::Status RenderSteps(const std::vector<StepResult>& steps,
+                         const std::string& format, const std::string& title,
+                         const std::string& output_path, std::ostream& out);
+
+// Header "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,
+// cycle_length,phase,restart,snapshot"; momentum columns are empty when not
+// scheduled, restart/snapshot are 0/1, numbers round-trip exactly (%.17g).
+void RenderCsv(const std::vector<StepResult>& steps, std::ostream& out);
+
+// A JSON array of StepResult objects (protobuf's JSON mapping, snake_case).
+void RenderJson(const std::vector<StepResult>& steps, std::ostream& out);
+
+// A terminal chart of lr against step: `width` x `height` characters of plot
+// area, y axis labels, restarts marked below the axis.
+void RenderAscii(const std::vector<StepResult>& steps, int width, int height,
+                 std::ostream& out);
+
+// A standalone SVG document: lr (and momentum on a right axis when
+// scheduled) against step, with axes, ticks, restarts and snapshots marked.
+void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
+               std::ostream& out);
+
+}  // namespace anneal
+
+#endif  // ANNEAL_RENDER_RENDER_H_

@@ -1,0 +1,43 @@
+// The server's flags. Each is also settable from an ANNEAL_<NAME> environment
+// variable (ANNEAL_LISTEN, ANNEAL_DB, ...); a command-line flag wins.
+// docs/operations.md lists them all.
+#ifndef ANNEAL_SERVER_FLAGS_H_
+#define ANNEAL_SERVER_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/time/time.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/schedule_service.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, db);
+ABSL_DECLARE_FLAG(std::string, port_file);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
+ABSL_DECLARE_FLAG(int32_t, max_message_bytes);
+ABSL_DECLARE_FLAG(int32_t, max_concurrent_streams);
+ABSL_DECLARE_FLAG(int64_t, grpc_memory_bytes);
+ABSL_DECLARE_FLAG(int32_t, worker_threads);
+ABSL_DECLARE_FLAG(int64_t, max_queued_work);
+ABSL_DECLARE_FLAG(absl::Duration, sqlite_busy_timeout);
+
+namespace anneal {
+
+// Applies ANNEAL_<FLAG> environment variables, then parses argv (which
+// overrides them). Exits with a usage message (status 2 for a bad
+// environment value, 1 for a bad flag) on a bad value.
+void ParseFlagsWithEnvironment(int argc, char** argv);
+
+// The flags that are not within their range, as "--flag: rule, got X".
+std::vector<std::string> CheckFlags();
+
+// The registry's and the service's options, from the flags.
+RegistryOptions RegistryOptionsFromFlags();
+ServiceOptions ServiceOptionsFromFlags();
+
+}  // namespace anneal
+
+#endif  // ANNEAL_SERVER_FLAGS_H_

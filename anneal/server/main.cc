@@ -1,0 +1,178 @@
+// anneal-server: named learning-rate schedules over gRPC.
+//
+// The recipe: parse and check the flags (and ANNEAL_* environment
+// variables), open the SQLite store (a probe write proves it writable),
+// load every schedule into the registry, serve the schedule service with
+// health checking and reflection, and on SIGTERM/SIGINT stop accepting, let
+// in-flight calls finish within --shutdown_grace, answer the rest
+// UNAVAILABLE, store the exact served marks and exit 0.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "anneal/server/flags.h"
+#include "anneal/server/health_service.h"
+#include "anneal/server/common/log.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/schedule_service.h"
+#include "anneal/server/store/sqlite/sqlite_store.h"
+#include "anneal/server/common/work_pool.h"
+
+namespace {
+
+// Blocks SIGTERM and SIGINT in every thread (gRPC's threads inherit the
+// mask) so that one thread can wait for them with sigwait.
+sigset_t BlockShutdownSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+// Writes `port` to `file` so that it appears whole (write, then rename).
+absl::Status WritePortFile(const std::string& file, int port) {
+  const std::string tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    out.close();
+    if (!out) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--port_file: cannot write ", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::FailedPreconditionError(
+        absl::StrCat("--port_file: cannot rename ", tmp, " to ", file));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const sigset_t signals = BlockShutdownSignals();
+  anneal::ParseFlagsWithEnvironment(argc, argv);
+  if (auto bad = anneal::CheckFlags(); !bad.empty()) {
+    for (const std::string& line : bad) anneal::Log(line);
+    return 1;
+  }
+  anneal::RouteProtobufLogs();
+
+  const std::string db = absl::GetFlag(FLAGS_db);
+  anneal::SqliteStoreOptions store_options;
+  store_options.busy_timeout_ms = static_cast<int>(
+      absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_sqlite_busy_timeout)));
+  auto store = anneal::OpenSqliteStore(db, store_options);
+  if (!store.ok()) {
+    anneal::Log("cannot open ", db, ": ", store.status().ToString());
+    return 1;
+  }
+
+  anneal::WorkPool pool({absl::GetFlag(FLAGS_worker_threads),
+                         absl::GetFlag(FLAGS_max_queued_work)});
+  anneal::HealthService health({"anneal.v1.ScheduleService"});
+  anneal::RegistryOptions options = anneal::RegistryOptionsFromFlags();
+  options.executor = &pool;
+  options.on_store_state = [&health](bool writable, const absl::Status&) {
+    health.SetServing(writable);
+  };
+  auto registry = std::make_unique<anneal::Registry>(store->get(), options);
+  if (absl::Status s = registry->Load(); !s.ok()) {
+    anneal::Log("cannot load ", db, ": ", s.ToString());
+    return 1;
+  }
+
+  anneal::ScheduleServiceImpl service(registry.get(), &pool,
+                                      anneal::ServiceOptionsFromFlags());
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  auto builder = std::make_unique<grpc::ServerBuilder>();
+  int port = 0;
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  builder->AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder->SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder->SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  // What one connection, and all of them, may pin in the transport.
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                              absl::GetFlag(FLAGS_max_concurrent_streams));
+  grpc::ResourceQuota quota("anneal-server");
+  quota.Resize(static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_bytes)));
+  builder->SetResourceQuota(quota);
+  // Find dead peers (a job's host gone without closing its connection).
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
+  builder->RegisterService(&service);
+  builder->RegisterService(&health);
+  std::unique_ptr<grpc::Server> server = builder->BuildAndStart();
+  if (!server || port == 0) {
+    anneal::Log("cannot listen on ", listen);
+    return 1;
+  }
+  if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
+    if (absl::Status s = WritePortFile(file, port); !s.ok()) {
+      anneal::Log("cannot start: ", s.message());
+      server->Shutdown(std::chrono::system_clock::now());
+      return 1;
+    }
+  }
+  health.SetServing(registry->writable());
+  anneal::Log("start: serving on ", listen, " (port ", port, "), db ", db, ", ",
+              registry->size(), " schedules");
+
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+    anneal::Log("stop: signal ", signal, ", draining for up to ",
+                absl::FormatDuration(grace));
+    health.Shutdown();
+    service.calls().StartDraining();
+    if (!service.calls().WaitIdle(grace)) {
+      // Answered UNAVAILABLE (retryable), not cancelled by the shutdown.
+      const int cut = service.calls().FinishAll(absl::UnavailableError(
+          "server: shutting down before the call finished; retry"));
+      anneal::Log("stop: calls still in flight after ",
+                  absl::FormatDuration(grace), "; answered ", cut,
+                  " UNAVAILABLE");
+    }
+    // Shutdown(deadline) would wait for the whole deadline while any client
+    // stays connected; the drain above already waited for the calls.
+    server->Shutdown(std::chrono::system_clock::now());
+  });
+  server->Wait();
+  waiter.join();
+  absl::Status closed = registry->Close();
+  registry.reset();
+  store->reset();
+  if (!closed.ok()) {
+    anneal::Log("stop: flush failed: ", closed.ToString());
+    return 1;
+  }
+  anneal::Log("stop: clean");
+  // Everything is durable. gRPC's own teardown can wait about 10 s for an
+  // executor thread after some connections close abnormally; it is given
+  // a bounded time, so that a clean stop is also a prompt one.
+  absl::Notification torn_down;
+  std::thread([&] {
+    server.reset();
+    builder.reset();
+    torn_down.Notify();
+  }).detach();
+  if (!torn_down.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    std::_Exit(0);
+  }
+  return 0;
+}

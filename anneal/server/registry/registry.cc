@@ -1,0 +1,334 @@
+// The registry: loading and reads (see registry.h). Writes are in
+// registry_writes.cc, metric reports in registry_reports.cc, store failure
+// and recovery in registry_recovery.cc.
+#include "anneal/server/registry/registry.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "anneal/server/registry/list_filter.h"
+#include "anneal/server/registry/registry_entry.h"
+#include "anneal/model/resource_name.h"
+#include "anneal/model/step_range.h"
+
+namespace anneal {
+namespace {
+
+constexpr int32_t kDefaultPageSize = 50;
+constexpr int32_t kMaxPageSize = 1000;
+// A range this long is answered from the executor when it had to wait, not
+// from the store's thread (serializing it takes a while).
+constexpr int64_t kInlineRangeSteps = 4096;
+
+StepQuery QueryOf(const v1::EvaluateRequest& r) {
+  StepQuery q;
+  q.step = r.step();
+  if (r.has_batch_size()) q.batch_size = r.batch_size();
+  if (r.has_grad_norm_sq()) q.grad_norm_sq = r.grad_norm_sq();
+  if (r.has_num_params()) q.num_params = r.num_params();
+  return q;
+}
+
+}  // namespace
+
+Registry::Registry(Store* store, RegistryOptions options)
+    : store_(store), options_(std::move(options)) {
+  recovery_ = std::thread([this] { RecoveryLoop(); });
+}
+
+Registry::~Registry() {
+  {
+    absl::MutexLock lock(&error_mu_);
+    stopping_ = true;
+  }
+  recovery_.join();
+  // Completions still queued in the store refer to the entries (which they
+  // hold) and to this registry: let them run first.
+  (void)store_->Flush();
+}
+
+absl::Status Registry::Load() {
+  absl::StatusOr<std::vector<StoredSchedule>> stored = store_->LoadAll();
+  if (!stored.ok()) return stored.status();
+  // What is stored was accepted under some budget: never refuse it now.
+  CompileLimits unlimited;
+  unlimited.max_table_bytes = std::numeric_limits<int64_t>::max();
+  absl::MutexLock map_lock(&map_mu_);
+  for (StoredSchedule& s : *stored) {
+    auto timeline = Timeline::Build(s.schedule.timeline(), unlimited);
+    if (!timeline.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          s.schedule.name(),
+          ": stored timeline does not compile: ", timeline.status().message()));
+    }
+    // An Advance serves its position, which is durable when answered.
+    const int64_t mark =
+        std::max(s.schedule.max_step_served(), s.schedule.position());
+    s.schedule.set_max_step_served(mark);
+    auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
+    auto snapshot =
+        std::make_shared<const Snapshot>(Snapshot{s.schedule, *timeline});
+    Reset(*entry, std::move(s), *timeline);
+    std::atomic_store(&entry->published, std::move(snapshot));
+    table_bytes_ += (*timeline)->table_bytes();
+    entries_[entry->name] = std::move(entry);
+  }
+  return absl::OkStatus();
+}
+
+int64_t Registry::size() const {
+  absl::ReaderMutexLock lock(&map_mu_);
+  return static_cast<int64_t>(entries_.size());
+}
+
+Registry::EntryPtr Registry::Find(const std::string& name) const {
+  absl::ReaderMutexLock lock(&map_mu_);
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<
+    std::pair<Registry::EntryPtr, std::shared_ptr<const Registry::Snapshot>>>
+Registry::Published(const std::string& name) const {
+  if (auto s = ValidateScheduleName("name", name); !s.ok()) return s;
+  EntryPtr entry = Find(name);
+  std::shared_ptr<const Snapshot> snapshot =
+      entry ? std::atomic_load(&entry->published) : nullptr;
+  if (!snapshot) return absl::NotFoundError(absl::StrCat(name, ": not found"));
+  return std::make_pair(std::move(entry), std::move(snapshot));
+}
+
+v1::Schedule Registry::Present(const Entry& entry,
+                               const Snapshot& snapshot) const {
+  v1::Schedule out = snapshot.schedule;
+  out.set_max_step_served(
+      std::max(out.max_step_served(), entry.max_served.load()));
+  return out;
+}
+
+void Registry::RaiseServed(Entry& entry, int64_t step) {
+  // Sequentially consistent: the protocol in registry.h relies on it.
+  int64_t seen = entry.max_served.load();
+  while (step > seen && !entry.max_served.compare_exchange_weak(seen, step)) {
+  }
+}
+
+bool Registry::Serve(Entry& entry, const Snapshot* snapshot, int64_t last) {
+  RaiseServed(entry, last);
+  if (last >= entry.fence.from()) return false;  // a change is pending there
+  // A change may have been published, and its fence dropped, while this
+  // read evaluated the old snapshot.
+  return std::atomic_load(&entry.published).get() == snapshot;
+}
+
+void Registry::RetryWhenClear(Entry& entry,
+                              absl::AnyInvocable<void() &&> retry) {
+  // Not inline: the fence clears on the store's thread, and a retry may
+  // evaluate a long range.
+  entry.fence.WhenClear(
+      [executor = options_.executor, retry = std::move(retry)]() mutable {
+        executor->Run(std::move(retry));
+      });
+}
+
+int64_t Registry::RaiseTarget(int64_t last, int64_t count) const {
+  const int64_t headroom = std::max(count, options_.served_headroom);
+  return last > kMaxStep - headroom ? kMaxStep : last + headroom;
+}
+
+void Registry::MaybeRaiseAhead(const EntryPtr& entry, int64_t last,
+                               int64_t count) {
+  const int64_t durable = entry->mark.durable();
+  if (durable - last >= options_.served_headroom / 2 || durable >= kMaxStep) {
+    return;  // the usual case: far enough ahead
+  }
+  if (!WriteGate().ok()) return;
+  entry->mark.RaiseAhead(RaiseTarget(last, count), store_, entry);
+}
+
+void Registry::RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
+                             StatusDone then) {
+  if (last <= entry->mark.durable()) return std::move(then)(absl::OkStatus());
+  if (auto s = WriteGate(); !s.ok()) return std::move(then)(s);
+  entry->mark.Require(last, RaiseTarget(last, count), store_, entry,
+                      [this, then = std::move(then)](absl::Status s) mutable {
+                        if (!s.ok()) {
+                          RecordStoreError(s);
+                          return std::move(then)(StoreFailure(s));
+                        }
+                        std::move(then)(absl::OkStatus());
+                      });
+}
+
+absl::StatusOr<v1::Schedule> Registry::Get(
+    const v1::GetScheduleRequest& request) const {
+  auto found = Published(request.name());
+  if (!found.ok()) return found.status();
+  auto [entry, snapshot] = *std::move(found);
+  return Present(*entry, *snapshot);
+}
+
+absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
+    const v1::ListSchedulesRequest& request, int64_t max_page_bytes) const {
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be >= 0, got ", request.page_size()));
+  }
+  const int32_t page_size = request.page_size() == 0
+                                ? kDefaultPageSize
+                                : std::min(request.page_size(), kMaxPageSize);
+  auto filter = LabelFilter::Parse(request.filter());
+  if (!filter.ok()) return filter.status();
+  std::string after;
+  if (!request.page_token().empty()) {
+    auto last = DecodePageToken(request.page_token(), request.filter());
+    if (!last.ok()) return last.status();
+    after = *last;
+  }
+  // The candidates are picked under the map lock; the page is built
+  // outside it, so writers wait for pointer copies only.
+  std::vector<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>> picked;
+  {
+    absl::ReaderMutexLock lock(&map_mu_);
+    auto it = after.empty() ? entries_.begin() : entries_.upper_bound(after);
+    for (; it != entries_.end() &&
+           static_cast<int32_t>(picked.size()) <= page_size;
+         ++it) {
+      std::shared_ptr<const Snapshot> snapshot =
+          std::atomic_load(&it->second->published);
+      if (!snapshot || !filter->Matches(snapshot->schedule.labels())) continue;
+      picked.emplace_back(it->second, std::move(snapshot));
+    }
+  }
+  v1::ListSchedulesResponse response;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < picked.size(); ++i) {
+    const bool full = response.schedules_size() == page_size ||
+                      (response.schedules_size() > 0 &&
+                       bytes + static_cast<int64_t>(
+                                   picked[i].second->schedule.ByteSizeLong()) >
+                           max_page_bytes);
+    if (full) {
+      response.set_next_page_token(EncodePageToken(
+          request.filter(),
+          response.schedules(response.schedules_size() - 1).name()));
+      break;
+    }
+    v1::Schedule* out = response.add_schedules();
+    *out = Present(*picked[i].first, *picked[i].second);
+    bytes += static_cast<int64_t>(out->ByteSizeLong());
+  }
+  return response;
+}
+
+void Registry::Evaluate(const v1::EvaluateRequest& request,
+                        Done<v1::EvaluateResponse> done) {
+  auto found = Published(request.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  auto [entry, snapshot] = *std::move(found);
+  absl::StatusOr<StepResult> result =
+      snapshot->timeline->Evaluate(QueryOf(request));
+  if (!result.ok()) return std::move(done)(result.status());
+  if (!Serve(*entry, snapshot.get(), request.step())) {
+    return RetryWhenClear(*entry,
+                          [this, request, done = std::move(done)]() mutable {
+                            Evaluate(request, std::move(done));
+                          });
+  }
+  v1::EvaluateResponse response;
+  ToProto(*result, response.mutable_result());
+  response.set_revision(snapshot->schedule.revision());
+  if (request.step() <= entry->mark.durable()) {
+    MaybeRaiseAhead(entry, request.step(), 1);
+    return std::move(done)(std::move(response));  // the usual case
+  }
+  RequireServed(entry, request.step(), 1,
+                [response = std::move(response),
+                 done = std::move(done)](absl::Status s) mutable {
+                  if (!s.ok()) return std::move(done)(s);
+                  std::move(done)(std::move(response));
+                });
+}
+
+void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
+                             v1::EvaluateRangeResponse* response,
+                             StatusDone done) {
+  if (auto s = CheckRangeCount(request.count(), options_.max_range_count);
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  auto found = Published(request.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  auto [entry, snapshot] = *std::move(found);
+  StepQuery options;
+  if (request.has_batch_size()) options.batch_size = request.batch_size();
+  response->Clear();
+  StepRangeBuilder builder(request.start_step(), request.count(),
+                           response->mutable_range());
+  absl::Status s = snapshot->timeline->EvaluateRange(
+      request.start_step(), request.count(), options,
+      [&](const StepResult& r) { builder.Add(r); });
+  if (!s.ok()) return std::move(done)(s);
+  response->set_revision(snapshot->schedule.revision());
+  if (request.count() == 0 || request.inspect_only()) {
+    return std::move(done)(absl::OkStatus());
+  }
+  const int64_t last = request.start_step() + request.count() - 1;
+  if (!Serve(*entry, snapshot.get(), last)) {
+    return RetryWhenClear(
+        *entry, [this, request, response, done = std::move(done)]() mutable {
+          EvaluateRange(request, response, std::move(done));
+        });
+  }
+  if (last <= entry->mark.durable()) {
+    MaybeRaiseAhead(entry, last, request.count());
+    return std::move(done)(absl::OkStatus());
+  }
+  const bool inline_answer = request.count() <= kInlineRangeSteps;
+  RequireServed(entry, last, request.count(),
+                [this, inline_answer,
+                 done = std::move(done)](absl::Status served) mutable {
+                  if (inline_answer) return std::move(done)(std::move(served));
+                  options_.executor->Run([status = std::move(served),
+                                          done = std::move(done)]() mutable {
+                    std::move(done)(std::move(status));
+                  });
+                });
+}
+
+absl::Status Registry::Simulate(const v1::SimulateRequest& request,
+                                v1::EvaluateRangeResponse* response) const {
+  if (auto s = CheckRangeCount(request.count(), options_.max_range_count);
+      !s.ok()) {
+    return s;
+  }
+  auto schedule = Schedule::Compile(request.spec(), options_.compile);
+  if (!schedule.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.", schedule.status().message()));
+  }
+  StepQuery options;
+  if (request.has_batch_size()) options.batch_size = request.batch_size();
+  StepRangeBuilder builder(request.start_step(), request.count(),
+                           response->mutable_range());
+  return (*schedule)->EvaluateRange(
+      request.start_step(), request.count(), options,
+      [&](const StepResult& r) { builder.Add(r); });
+}
+
+absl::Status Registry::Close() {
+  WriteBatch batch;
+  {
+    absl::ReaderMutexLock lock(&map_mu_);
+    for (const auto& [name, entry] : entries_) {
+      const int64_t exact = entry->max_served.load();
+      if (exact < entry->mark.durable()) batch.ResetServed(name, exact);
+    }
+  }
+  if (!batch.empty()) store_->Submit(std::move(batch), [](absl::Status) {});
+  return store_->Flush();
+}
+
+}  // namespace anneal

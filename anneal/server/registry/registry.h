@@ -1,0 +1,242 @@
+// The registry: every live schedule, in memory, behind the Store.
+//
+// Reads (Get, List, Evaluate, EvaluateRange) never touch the disk and never
+// wait for writers: each schedule publishes an immutable snapshot (its
+// resource and compiled timeline) that readers load atomically. Writers of a
+// schedule are serialized by its mutex only while they compute the new state
+// and hand a batch to the Store; the request is answered from the Store's
+// completion, once the batch is durable, and the new snapshot is published
+// then, so readers never see a write that could still be lost. Many writes
+// (of one schedule or many) share a group commit.
+//
+// No served LR is ever rewritten, across crashes too. A read that serves up
+// to step `last`:
+//   1. evaluates the published snapshot;
+//   2. raises the schedule's max_served to `last` (sequentially consistent);
+//   3. checks that no pending change's fence is at or before `last` and that
+//      its snapshot is still the published one; otherwise it waits (without
+//      holding a thread) until the change is published and starts again;
+//   4. makes sure the durable served mark is at least `last`, raising it
+//      with headroom if not (served_mark.h), and only then is answered.
+// A timeline change from step `from` raises the fence to `from` (also
+// sequentially consistent) and then reads max_served: if `from` was served
+// it drops the fence and is refused. So either the change sees the read's
+// mark or the read sees the change's fence. On load, max_served is the
+// larger of the durable mark and the position (an Advance serves its
+// position, which is durable when answered).
+//
+// A Store failure stops writes (leveldb's background error) and puts the
+// registry in the unwritable state: writes, and reads past the durable mark,
+// fail with UNAVAILABLE. Every store_retry_interval it tries Store::Resume;
+// once that succeeds it reloads every schedule from the store (the durable
+// truth) and writes resume. A DATA_LOSS failure is not retried: the server
+// must be restarted once the file is repaired.
+#ifndef ANNEAL_SERVER_REGISTRY_REGISTRY_H_
+#define ANNEAL_SERVER_REGISTRY_REGISTRY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "anneal/v1/service.pb.h"
+#include "google/protobuf/empty.pb.h"
+#include "anneal/server/registry/fence.h"
+#include "anneal/server/common/once.h"
+#include "anneal/server/store/store.h"
+#include "anneal/model/timeline.h"
+#include "anneal/server/common/work_pool.h"
+
+namespace anneal {
+
+struct RegistryOptions {
+  int64_t max_schedules = 10'000;
+  int64_t max_range_count = 1'000'000;
+  // How many reported steps each schedule keeps (the newest).
+  int64_t metrics_history = 10'000;
+  // A read past the durable served mark raises it to last + max(count,
+  // served_headroom): one durable write every served_headroom steps of a
+  // job. After a crash the mark (and so the default step of a change) can
+  // be up to that far ahead of what was really served.
+  int64_t served_headroom = 1024;
+  // The most segments a schedule's timeline holds.
+  int64_t max_timeline_segments = 1000;
+  // The largest serialized schedule record (the resource with its timeline).
+  int64_t max_schedule_bytes = int64_t{1} << 20;
+  // The budget of one compiled spec.
+  CompileLimits compile;
+  // The compiled tables of all schedules together.
+  int64_t max_table_bytes = int64_t{1} << 30;
+  // Where continuations run (a read that waited for a fence or its served
+  // mark). Required.
+  Executor* executor = nullptr;
+  // How often a failed store is tried again.
+  absl::Duration store_retry_interval = absl::Seconds(1);
+  // Told (on the registry's own thread) when writes stop, with the cause,
+  // and when they resume. Optional.
+  std::function<void(bool writable, const absl::Status& cause)> on_store_state;
+};
+
+class Registry {
+ public:
+  template <typename T>
+  using Done = Once<absl::StatusOr<T>>;
+  using StatusDone = Once<absl::Status>;
+
+  // `store` must outlive the registry.
+  Registry(Store* store, RegistryOptions options);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Loads every stored schedule and compiles its timeline. Call once, before
+  // serving.
+  absl::Status Load();
+
+  // Reads: answered from the published snapshots. Evaluate and
+  // EvaluateRange answer at once, unless they must wait for a pending
+  // change or raise the durable served mark (then from another thread).
+  absl::StatusOr<v1::Schedule> Get(const v1::GetScheduleRequest& request) const;
+  // A page holds at most page_size schedules and at most `max_page_bytes`
+  // serialized (at least one schedule).
+  absl::StatusOr<v1::ListSchedulesResponse> List(
+      const v1::ListSchedulesRequest& request, int64_t max_page_bytes) const;
+  void Evaluate(const v1::EvaluateRequest& request,
+                Done<v1::EvaluateResponse> done);
+  // Fills `*response`, which must stay valid until `done` runs.
+  void EvaluateRange(const v1::EvaluateRangeRequest& request,
+                     v1::EvaluateRangeResponse* response, StatusDone done);
+  absl::Status Simulate(const v1::SimulateRequest& request,
+                        v1::EvaluateRangeResponse* response) const;
+
+  // Writes: `done` runs once the change is durable (on the Store's thread),
+  // or at once with the error that rejected it.
+  void Create(const v1::CreateScheduleRequest& request,
+              Done<v1::Schedule> done);
+  void Update(const v1::UpdateScheduleRequest& request,
+              Done<v1::Schedule> done);
+  void Delete(const v1::DeleteScheduleRequest& request,
+              Done<google::protobuf::Empty> done);
+  void Restart(const v1::RestartScheduleRequest& request,
+               Done<v1::Schedule> done);
+  void Advance(const v1::AdvanceRequest& request,
+               Done<v1::AdvanceResponse> done);
+  // Metric reports (registry_reports.cc): a write, durable when answered,
+  // and a read from the Store (reports are not kept in memory).
+  void ReportMetrics(const v1::ReportMetricsRequest& request,
+                     Done<v1::MetricReport> done);
+  absl::StatusOr<v1::ListMetricReportsResponse> ListMetricReports(
+      const v1::ListMetricReportsRequest& request) const;
+
+  // For a clean stop, once no read or write is in flight: stores each
+  // schedule's exact max_step_served (the durable mark has headroom) and
+  // waits until every write accepted so far is durable.
+  absl::Status Close();
+
+  int64_t size() const;
+  // False while the store is failed (writes stop).
+  bool writable() const;
+
+ private:
+  struct Snapshot {
+    v1::Schedule schedule;
+    std::shared_ptr<const Timeline> timeline;
+  };
+  struct Entry;
+  using EntryPtr = std::shared_ptr<Entry>;
+
+  EntryPtr Find(const std::string& name) const;
+  // The entry and its published snapshot, or NOT_FOUND (also while a create
+  // is not yet durable, and once a delete is).
+  absl::StatusOr<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>>
+  Published(const std::string& name) const;
+  absl::StatusOr<EntryPtr> FindForWrite(const std::string& field,
+                                        const std::string& name) const;
+  v1::Schedule Present(const Entry& entry, const Snapshot& snapshot) const;
+
+  // Reads (registry.cc). Steps 2 and 3 of the protocol above: true if the
+  // read may serve up to `last` from `snapshot`.
+  bool Serve(Entry& entry, const Snapshot* snapshot, int64_t last);
+  // Step 4: runs `then` once the durable mark covers `last`.
+  void RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
+                     StatusDone then);
+  // Once a read is within half the headroom of the durable mark, raises it
+  // ahead (nobody waits), so that a job going forward rarely waits.
+  void MaybeRaiseAhead(const EntryPtr& entry, int64_t last, int64_t count);
+  // Where a raise for a read up to `last` of `count` steps reaches.
+  int64_t RaiseTarget(int64_t last, int64_t count) const;
+  // Runs `retry` once the entry's pending changes are published, on the
+  // executor.
+  void RetryWhenClear(Entry& entry, absl::AnyInvocable<void() &&> retry);
+
+  // Writes (registry_writes.cc).
+  absl::Status WriteGate() const;
+  // A store error for a write: UNAVAILABLE, with the cause.
+  static absl::Status StoreFailure(const absl::Status& s);
+  // Submits `batch` and, once durable, publishes `snapshot` for `entry` (if
+  // non-null) and runs `then`. On a store error, records it and passes it
+  // to `then`.
+  void Commit(EntryPtr entry, WriteBatch batch,
+              std::shared_ptr<const Snapshot> snapshot, StatusDone then);
+  // The entry's head ready to change: NOT_FOUND once deleted, ABORTED on an
+  // etag mismatch, max_step_served brought up to date.
+  // (These three require entry.mu held; Entry is incomplete here, so the
+  // definitions assert it.)
+  absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
+                                            const std::string& etag);
+  // Checks the limits a new head must keep (segments, record size, tables).
+  absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
+                         int64_t old_table_bytes) const;
+  // Appends the segment to the head (a timeline change from its from_step),
+  // persists it and answers `done` once durable. `compiled` is the
+  // segment's spec compiled.
+  void AcceptEdit(const EntryPtr& entry, v1::Schedule head, v1::Segment segment,
+                  std::shared_ptr<const Schedule> compiled,
+                  Done<v1::Schedule> done);
+  // Makes `head` the entry's head, persists it and answers `done` with it
+  // once durable; `lease` (the change's fence, if any) is dropped once it
+  // is published or has failed.
+  void AcceptHead(const EntryPtr& entry, v1::Schedule head,
+                  std::shared_ptr<const Timeline> timeline,
+                  Done<v1::Schedule> done, Fence::Lease lease);
+  void RaiseServed(Entry& entry, int64_t step);
+
+  // Store failure and recovery (registry_recovery.cc).
+  // Makes `s` the store error (writes stop) unless one is recorded already.
+  void RecordStoreError(const absl::Status& s);
+  void RecoveryLoop();
+  // Resumes the store and reloads every schedule from it.
+  absl::Status Recover();
+  // Sets the entry's writer-side state to what the store holds.
+  void Reset(Entry& entry, StoredSchedule stored,
+             std::shared_ptr<const Timeline> timeline);
+
+  Store* const store_;
+  const RegistryOptions options_;
+
+  mutable absl::Mutex map_mu_;
+  std::map<std::string, EntryPtr> entries_ ABSL_GUARDED_BY(map_mu_);
+  // The compiled tables of every head, together (max_table_bytes).
+  std::atomic<int64_t> table_bytes_{0};
+
+  // Writers hold it shared while they check the gate and submit; recovery
+  // holds it exclusively, so no write is between the two while it reloads.
+  mutable absl::Mutex writes_mu_;
+
+  mutable absl::Mutex error_mu_;
+  absl::Status store_error_ ABSL_GUARDED_BY(error_mu_);
+  bool stopping_ ABSL_GUARDED_BY(error_mu_) = false;
+  std::thread recovery_;
+};
+
+}  // namespace anneal
+
+#endif  // ANNEAL_SERVER_REGISTRY_REGISTRY_H_

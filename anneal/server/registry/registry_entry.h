@@ -1,0 +1,53 @@
+// Internal to the registry: one schedule's writer-side head, its published
+// snapshot, its served marks and its fence. Shared by the registry's files.
+#ifndef ANNEAL_SERVER_REGISTRY_REGISTRY_ENTRY_H_
+#define ANNEAL_SERVER_REGISTRY_REGISTRY_ENTRY_H_
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "anneal/server/registry/fence.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/served_mark.h"
+
+namespace anneal {
+
+struct Registry::Entry {
+  Entry(std::string n, int64_t durable_mark)
+      : name(std::move(n)),
+        max_served(durable_mark),
+        mark(name, durable_mark) {}
+
+  const std::string name;
+
+  // Serializes writers of this schedule. Held while a writer derives the new
+  // head and submits its batch, never while waiting for the disk.
+  absl::Mutex mu;
+  // The latest accepted state: what the next write builds on. It may be
+  // ahead of `published` by writes that are not durable yet.
+  v1::Schedule head ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const Timeline> head_timeline ABSL_GUARDED_BY(mu);
+  bool deleted ABSL_GUARDED_BY(mu) = false;
+  // request_id -> serialized AdvanceResponse, the last kAdvanceDedupWindow.
+  absl::flat_hash_map<std::string, std::string> advances ABSL_GUARDED_BY(mu);
+  std::deque<std::string> advance_order ABSL_GUARDED_BY(mu);
+
+  // The durable state readers see; null until created, and after deletion.
+  // Accessed with std::atomic_load / std::atomic_store only.
+  std::shared_ptr<const Snapshot> published;
+
+  // The largest step served (-1: none), exact while the server runs; after
+  // a restart it starts from the durable mark.
+  std::atomic<int64_t> max_served;
+  // The durable served mark (served_mark.h).
+  ServedMark mark;
+  // Pending timeline changes (fence.h).
+  Fence fence;
+};
+
+}  // namespace anneal
+
+#endif  // ANNEAL_SERVER_REGISTRY_REGISTRY_ENTRY_H_

@@ -1,0 +1,208 @@
+// The registry's metric reports (see registry.h): ReportMetrics, a write
+// that merges into the step's stored report, and ListMetricReports, a read
+// straight from the Store. Reports are not kept in memory: a schedule keeps
+// up to metrics_history of them, and reads are rare next to Evaluate.
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+#include "anneal/engine/field_error.h"
+#include "anneal/server/registry/list_filter.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/registry_entry.h"
+
+namespace anneal {
+namespace {
+
+constexpr int32_t kDefaultReportPageSize = 100;
+constexpr int32_t kMaxReportPageSize = 1000;
+
+bool IsMetricNameChar(char c, bool first) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_') {
+    return true;
+  }
+  return !first && ((c >= '0' && c <= '9') || c == '.' || c == '/' || c == '-');
+}
+
+// OK if `metric` matches ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$.
+absl::Status ValidateMetricName(absl::string_view field,
+                                absl::string_view metric) {
+  bool ok = !metric.empty() && metric.size() <= 64;
+  for (size_t i = 0; ok && i < metric.size(); ++i) {
+    ok = IsMetricNameChar(metric[i], i == 0);
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": must match ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$, got ",
+                   QuoteValue(metric)));
+}
+
+absl::Status ValidateStepBound(absl::string_view field, int64_t step) {
+  if (step >= 0 && step <= kMaxStep) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, step < 0 ? ": must be >= 0, got " : ": must be <= 2^62, got ",
+      step));
+}
+
+absl::Status ValidateReport(const v1::ReportMetricsRequest& request) {
+  if (auto s = ValidateStepBound("step", request.step()); !s.ok()) return s;
+  if (request.metrics().empty()) {
+    return absl::InvalidArgumentError(
+        "metrics: must name at least one metric, got none");
+  }
+  if (request.metrics_size() > kMaxMetricsPerStep) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics: at most ", kMaxMetricsPerStep,
+                     " per report, got ", request.metrics_size()));
+  }
+  for (const auto& [metric, value] : request.metrics()) {
+    auto s = ValidateMetricName(
+        absl::StrCat("metrics[", QuoteValue(metric), "]"), metric);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// What a page token is bound to: the same query must come back with it.
+std::string QueryFingerprint(const v1::ListMetricReportsRequest& r) {
+  return absl::StrCat(r.name(), "|", r.has_start_step() ? r.start_step() : -1,
+                      "|", r.has_end_step() ? r.end_step() : -1, "|",
+                      absl::StrJoin(r.metric_names(), ","));
+}
+
+// The report cut down to `names` (all of it when empty); false if none of
+// them is in it.
+bool Select(const google::protobuf::RepeatedPtrField<std::string>& names,
+            v1::MetricReport* report) {
+  if (names.empty()) return true;
+  google::protobuf::Map<std::string, double> kept;
+  for (const std::string& n : names) {
+    auto it = report->metrics().find(n);
+    if (it != report->metrics().end()) kept[n] = it->second;
+  }
+  if (kept.empty()) return false;
+  *report->mutable_metrics() = std::move(kept);
+  return true;
+}
+
+}  // namespace
+
+void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
+                             Done<v1::MetricReport> done) {
+  auto found = Published(request.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  if (auto s = ValidateReport(request); !s.ok()) return std::move(done)(s);
+  absl::ReaderMutexLock writes(&writes_mu_);
+  if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
+  auto [entry, snapshot] = *std::move(found);
+
+  v1::MetricReport report;
+  report.set_step(request.step());
+  *report.mutable_metrics() = request.metrics();
+  report.set_revision(snapshot->schedule.revision());
+  *report.mutable_report_time() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+          absl::ToUnixNanos(absl::Now()));
+  WriteBatch batch;
+  batch.Report(entry->name, report, options_.metrics_history);
+
+  // Submitted under the schedule's mutex so that it is ordered with a
+  // Delete: a report accepted before the delete is removed by it, one after
+  // it is refused here.
+  absl::MutexLock lock(&entry->mu);
+  if (entry->deleted) {
+    return std::move(done)(
+        absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
+  }
+  store_->Submit(
+      std::move(batch), [this, report = std::move(report),
+                         done = std::move(done)](absl::Status s) mutable {
+        // The batch rejected on its own (too many metrics at the step, or a
+        // race with a delete) leaves nothing diverged; anything else is the
+        // store failing.
+        if (!s.ok() && !absl::IsInvalidArgument(s) && !absl::IsNotFound(s)) {
+          RecordStoreError(s);
+          s = StoreFailure(s);
+        }
+        if (!s.ok()) return std::move(done)(s);
+        std::move(done)(std::move(report));
+      });
+}
+
+absl::StatusOr<v1::ListMetricReportsResponse> Registry::ListMetricReports(
+    const v1::ListMetricReportsRequest& request) const {
+  auto found = Published(request.name());
+  if (!found.ok()) return found.status();
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be >= 0, got ", request.page_size()));
+  }
+  const int32_t page_size =
+      request.page_size() == 0
+          ? kDefaultReportPageSize
+          : std::min(request.page_size(), kMaxReportPageSize);
+  int64_t from = 0;
+  int64_t to = std::numeric_limits<int64_t>::max();
+  if (request.has_start_step()) {
+    if (auto s = ValidateStepBound("start_step", request.start_step());
+        !s.ok()) {
+      return s;
+    }
+    from = request.start_step();
+  }
+  if (request.has_end_step()) {
+    if (request.end_step() < from) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("end_step: must be >= start_step (", from,
+                       request.has_start_step() ? "" : " when not given",
+                       "), got ", request.end_step()));
+    }
+    to = request.end_step();
+  }
+  for (int i = 0; i < request.metric_names_size(); ++i) {
+    auto s = ValidateMetricName(absl::StrCat("metric_names[", i, "]"),
+                                request.metric_names(i));
+    if (!s.ok()) return s;
+  }
+  const std::string fingerprint = QueryFingerprint(request);
+  if (!request.page_token().empty()) {
+    auto last = DecodePageToken(request.page_token(), fingerprint);
+    if (!last.ok()) return last.status();
+    int64_t last_step = 0;
+    if (!absl::SimpleAtoi(*last, &last_step) || last_step < 0 ||
+        last_step >= kMaxStep) {
+      return absl::InvalidArgumentError(
+          "page_token: not a token this server issued");
+    }
+    from = std::max(from, last_step + 1);
+  }
+
+  // Reads a page and one more, so a full page knows whether more follow;
+  // with metric_names some rows may be skipped, hence the loop.
+  v1::ListMetricReportsResponse response;
+  const int chunk = page_size + 1;
+  while (from < to) {
+    auto rows = store_->ReadReports(request.name(), from, to, chunk);
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) break;
+    const int64_t last_read = rows->back().step();
+    for (v1::MetricReport& row : *rows) {
+      if (!Select(request.metric_names(), &row)) continue;
+      if (response.reports_size() == page_size) {
+        response.set_next_page_token(EncodePageToken(
+            fingerprint, absl::StrCat(response.reports(page_size - 1).step())));
+        return response;
+      }
+      *response.add_reports() = std::move(row);
+    }
+    if (static_cast<int>(rows->size()) < chunk) break;
+    from = last_read + 1;
+  }
+  return response;
+}
+
+}  // namespace anneal

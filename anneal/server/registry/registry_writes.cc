@@ -1,0 +1,503 @@
+// The registry's writes: create, update, delete, restart and advance (see
+// registry.h). Each derives the new head under the schedule's mutex, hands a
+// batch to the Store and answers once it is durable. The entry's head
+// changes only after the batch is queued, so a write that fails before that
+// (an exception included) leaves nothing behind.
+#include <algorithm>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
+#include "anneal/engine/field_error.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/registry_entry.h"
+#include "anneal/model/resource_name.h"
+#include "anneal/model/timeline_edit.h"
+
+namespace anneal {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+google::protobuf::Timestamp Now() {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+}
+
+// Opaque, changes with every revision (not with the position counter, so a
+// busy Advance loop does not invalidate an operator's Update).
+std::string Etag(const v1::Schedule& s) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const std::string& bytes) {
+    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  };
+  mix(s.name());
+  mix(s.create_time().SerializeAsString());
+  mix(std::to_string(s.revision()));
+  return absl::StrCat("W/\"", absl::Hex(h, absl::kZeroPad16), "\"");
+}
+
+absl::Status CheckEtag(const std::string& sent, const v1::Schedule& head) {
+  if (sent.empty() || sent == head.etag()) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(
+      // Bounded by the edge's max_etag_bytes, and etags hold quotes.
+      "etag: ", sent, " does not match the current etag ", head.etag(),
+      " (the schedule changed; re-read it and retry)"));
+}
+
+// Starts the next revision of `s`.
+void Bump(v1::Schedule* s) {
+  s->set_revision(s->revision() + 1);
+  *s->mutable_update_time() = Now();
+  s->set_etag(Etag(*s));
+}
+
+ChangeStamp StampOf(const v1::Schedule& head, const std::string& actor,
+                    const std::string& reason) {
+  return ChangeStamp{head.revision(), actor, reason, head.update_time()};
+}
+
+// A failure of the batch itself (see store.h), not of the store.
+bool IsBatchRejection(const absl::Status& s) {
+  return absl::IsNotFound(s) || absl::IsInvalidArgument(s);
+}
+
+}  // namespace
+
+absl::Status Registry::WriteGate() const {
+  absl::MutexLock lock(&error_mu_);
+  if (store_error_.ok()) return store_error_;
+  return absl::UnavailableError(absl::StrCat(
+      "store: writes are stopped until the store recovers",
+      absl::IsDataLoss(store_error_) ? " (it needs a restart after repair)"
+                                     : "",
+      ": ", store_error_.message()));
+}
+
+absl::Status Registry::StoreFailure(const absl::Status& s) {
+  if (absl::IsUnavailable(s)) return s;
+  return absl::UnavailableError(
+      absl::StrCat("store: the write failed and may be retried: ",
+                   absl::StatusCodeToString(s.code()), ": ", s.message()));
+}
+
+absl::StatusOr<Registry::EntryPtr> Registry::FindForWrite(
+    const std::string& field, const std::string& name) const {
+  if (auto s = ValidateScheduleName(field, name); !s.ok()) return s;
+  if (auto s = WriteGate(); !s.ok()) return s;
+  EntryPtr entry = Find(name);
+  if (!entry) return absl::NotFoundError(absl::StrCat(name, ": not found"));
+  return entry;
+}
+
+void Registry::Commit(EntryPtr entry, WriteBatch batch,
+                      std::shared_ptr<const Snapshot> snapshot,
+                      StatusDone then) {
+  store_->Submit(
+      std::move(batch),
+      [this, entry = std::move(entry), snapshot = std::move(snapshot),
+       then = std::move(then)](absl::Status s) mutable {
+        if (s.ok()) {
+          std::atomic_store(&entry->published, std::move(snapshot));
+        } else if (!IsBatchRejection(s)) {
+          RecordStoreError(s);
+          s = StoreFailure(s);
+        }
+        std::move(then)(std::move(s));
+      });
+}
+
+absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
+                                                    const std::string& etag) {
+  entry.mu.AssertHeld();
+  if (entry.deleted) {
+    return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
+  }
+  if (auto s = CheckEtag(etag, entry.head); !s.ok()) return s;
+  v1::Schedule head = entry.head;
+  head.set_max_step_served(
+      std::max(head.max_step_served(), entry.max_served.load()));
+  return head;
+}
+
+absl::Status Registry::CheckHead(const v1::Schedule& head,
+                                 const Timeline& timeline,
+                                 int64_t old_table_bytes) const {
+  if (head.timeline_size() > options_.max_timeline_segments) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "timeline: must hold at most ", options_.max_timeline_segments,
+        " segments (max_timeline_segments), got ", head.timeline_size(),
+        "; create a new schedule for a new run"));
+  }
+  const auto bytes = static_cast<int64_t>(head.ByteSizeLong());
+  if (bytes > options_.max_schedule_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "schedule: must be at most ", options_.max_schedule_bytes,
+        " bytes with its timeline (max_schedule_bytes), got ", bytes,
+        "; shorten reasons and labels, or create a new schedule"));
+  }
+  const int64_t total =
+      table_bytes_.load() + timeline.table_bytes() - old_table_bytes;
+  if (timeline.table_bytes() > old_table_bytes &&
+      total > options_.max_table_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "spec: the compiled tables of all schedules must stay within ",
+        options_.max_table_bytes, " bytes (max_table_bytes), got ", total,
+        "; delete unused schedules or use simpler specs"));
+  }
+  return absl::OkStatus();
+}
+
+void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
+                          std::shared_ptr<const Timeline> timeline,
+                          Done<v1::Schedule> done, Fence::Lease lease) {
+  entry->mu.AssertHeld();
+  const int64_t delta =
+      timeline->table_bytes() - entry->head_timeline->table_bytes();
+  WriteBatch batch;
+  batch.Put(head);
+  auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, timeline});
+  Commit(entry, std::move(batch), std::move(snapshot),
+         [reply = head, lease = std::move(lease),
+          done = std::move(done)](absl::Status s) mutable {
+           // Published (or failed for good): readers behind the fence go on.
+           lease.Drop();
+           if (!s.ok()) return std::move(done)(s);
+           std::move(done)(std::move(reply));
+         });
+  entry->head = std::move(head);
+  entry->head_timeline = std::move(timeline);
+  table_bytes_ += delta;
+}
+
+void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
+                          v1::Segment segment,
+                          std::shared_ptr<const Schedule> compiled,
+                          Done<v1::Schedule> done) {
+  entry->mu.AssertHeld();
+  const int64_t from = segment.from_step();
+  const char* field =
+      segment.kind() == v1::Segment::RESTART ? "at_step" : "effective_step";
+  // The fence first, then the served mark (the protocol in registry.h).
+  Fence::Lease lease = entry->fence.Raise(from);
+  if (auto s = CheckFutureStep(field, from, entry->max_served.load());
+      !s.ok()) {
+    return std::move(done)(s);  // the lease drops the fence
+  }
+  std::shared_ptr<const Timeline> timeline =
+      Timeline::Append(*entry->head_timeline, segment, std::move(compiled));
+  ApplySegment(std::move(segment), &head);
+  if (auto s = CheckHead(head, *timeline, entry->head_timeline->table_bytes());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  AcceptHead(entry, std::move(head), std::move(timeline), std::move(done),
+             std::move(lease));
+}
+
+void Registry::Create(const v1::CreateScheduleRequest& request,
+                      Done<v1::Schedule> done) {
+  if (auto s = ValidateScheduleId("schedule_id", request.schedule_id());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  if (!request.schedule().has_spec()) {
+    return std::move(done)(
+        absl::InvalidArgumentError("schedule.spec: is required"));
+  }
+  v1::Schedule head;
+  head.set_name(ScheduleName(request.schedule_id()));
+  *head.mutable_spec() = request.schedule().spec();
+  head.set_display_name(request.schedule().display_name());
+  *head.mutable_labels() = request.schedule().labels();
+  head.set_state(v1::Schedule::ACTIVE);
+  *head.mutable_create_time() = Now();
+  head.set_max_step_served(-1);
+  v1::Segment* first = head.add_timeline();
+  first->set_from_step(0);
+  *first->mutable_spec() = request.schedule().spec();
+  first->set_kind(v1::Segment::CREATE);
+  first->set_actor(request.actor());
+  first->set_reason(request.reason());
+  Bump(&head);
+  *first->mutable_create_time() = head.create_time();
+  first->set_revision(head.revision());
+  // Compiled once, outside every lock.
+  auto timeline = Timeline::Build(head.timeline(), options_.compile);
+  if (!timeline.ok()) {
+    return std::move(done)(absl::InvalidArgumentError(
+        absl::StrCat("schedule.spec.", timeline.status().message())));
+  }
+  if (auto s = CheckHead(head, **timeline, 0); !s.ok()) {
+    return std::move(done)(s);
+  }
+
+  absl::ReaderMutexLock writes(&writes_mu_);
+  if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
+  auto entry = std::make_shared<Entry>(head.name(), -1);
+  // Hold the entry before it becomes visible, so a write racing with the
+  // create queues behind it instead of seeing an empty head.
+  absl::MutexLock lock(&entry->mu);
+  {
+    absl::MutexLock map_lock(&map_mu_);
+    if (entries_.count(head.name()) > 0) {
+      return std::move(done)(absl::AlreadyExistsError(
+          absl::StrCat(head.name(), ": already exists")));
+    }
+    if (static_cast<int64_t>(entries_.size()) >= options_.max_schedules) {
+      return std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+          "schedules: the server holds its limit of ", options_.max_schedules,
+          " (max_schedules); delete some first")));
+    }
+    entries_[head.name()] = entry;
+  }
+  // If anything below throws, the entry must not stay visible.
+  absl::Cleanup unlist = [this, &entry] {
+    absl::MutexLock map_lock(&map_mu_);
+    entries_.erase(entry->name);
+  };
+  WriteBatch batch;
+  batch.Put(head);
+  auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, *timeline});
+  const int64_t bytes = (*timeline)->table_bytes();
+  Commit(entry, std::move(batch), std::move(snapshot),
+         [this, reply = head, entry, bytes,
+          done = std::move(done)](absl::Status s) mutable {
+           if (!s.ok()) {
+             {
+               absl::MutexLock map_lock(&map_mu_);
+               entries_.erase(entry->name);
+             }
+             table_bytes_ -= bytes;
+             return std::move(done)(s);
+           }
+           std::move(done)(std::move(reply));
+         });
+  std::move(unlist).Cancel();
+  entry->head = std::move(head);
+  entry->head_timeline = *std::move(timeline);
+  table_bytes_ += bytes;
+}
+
+void Registry::Update(const v1::UpdateScheduleRequest& request,
+                      Done<v1::Schedule> done) {
+  const v1::Schedule& in = request.schedule();
+  bool set_spec = false, set_display = false, set_labels = false;
+  if (request.update_mask().paths_size() == 0) {
+    set_spec = in.has_spec();
+    set_display = !in.display_name().empty();
+    set_labels = !in.labels().empty();
+  }
+  for (int i = 0; i < request.update_mask().paths_size(); ++i) {
+    const std::string& path = request.update_mask().paths(i);
+    if (path == "*") {
+      set_spec = set_display = set_labels = true;
+    } else if (path == "spec") {
+      set_spec = true;
+    } else if (path == "display_name") {
+      set_display = true;
+    } else if (path == "labels") {
+      set_labels = true;
+    } else {
+      return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
+          "update_mask.paths[", i, "]: ", QuoteValue(path),
+          " is not updatable (allowed: spec, display_name, labels, *)")));
+    }
+  }
+  // Compiled once, outside every lock.
+  std::shared_ptr<const Schedule> compiled;
+  if (set_spec) {
+    if (!in.has_spec()) {
+      return std::move(done)(absl::InvalidArgumentError(
+          "schedule.spec: is required when the mask names spec"));
+    }
+    auto built = Schedule::Compile(in.spec(), options_.compile);
+    if (!built.ok()) {
+      return std::move(done)(absl::InvalidArgumentError(
+          absl::StrCat("schedule.spec.", built.status().message())));
+    }
+    compiled = *std::move(built);
+  }
+
+  absl::ReaderMutexLock writes(&writes_mu_);
+  auto found = FindForWrite("schedule.name", in.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  const EntryPtr& entry = *found;
+  absl::MutexLock lock(&entry->mu);
+  absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, in.etag());
+  if (!writable.ok()) return std::move(done)(writable.status());
+  v1::Schedule head = *std::move(writable);
+  if (set_display) head.set_display_name(in.display_name());
+  if (set_labels) *head.mutable_labels() = in.labels();
+  Bump(&head);
+  if (!set_spec) {
+    if (auto s = CheckHead(head, *entry->head_timeline,
+                           entry->head_timeline->table_bytes());
+        !s.ok()) {
+      return std::move(done)(s);
+    }
+    return AcceptHead(entry, std::move(head), entry->head_timeline,
+                      std::move(done), Fence::Lease());
+  }
+  const int64_t from = request.has_effective_step()
+                           ? request.effective_step()
+                           : head.max_step_served() + 1;
+  if (auto s = CheckFutureStep("effective_step", from, head.max_step_served());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  const Timeline& current = *entry->head_timeline;
+  // The same spec as the one in force shares its compiled form.
+  const auto& in_force = current.compiled(current.SegmentAt(from));
+  if (google::protobuf::util::MessageDifferencer::Equals(in_force->spec(),
+                                                         in.spec())) {
+    compiled = in_force;
+  }
+  v1::Segment segment =
+      UpdateSegment(head, current, from, in.spec(), *compiled,
+                    StampOf(head, request.actor(), request.reason()));
+  AcceptEdit(entry, std::move(head), std::move(segment), std::move(compiled),
+             std::move(done));
+}
+
+void Registry::Restart(const v1::RestartScheduleRequest& request,
+                       Done<v1::Schedule> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
+  auto found = FindForWrite("name", request.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  const EntryPtr& entry = *found;
+  absl::MutexLock lock(&entry->mu);
+  absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, request.etag());
+  if (!writable.ok()) return std::move(done)(writable.status());
+  v1::Schedule head = *std::move(writable);
+  // Step 0 already starts a cycle: the default is the next unserved step,
+  // and at least 1.
+  const int64_t at = request.has_at_step()
+                         ? request.at_step()
+                         : std::max<int64_t>(1, head.max_step_served() + 1);
+  if (auto s = CheckFutureStep("at_step", at, head.max_step_served());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  if (at < 1) {
+    return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
+        "at_step: must be >= 1 (step 0 already starts a cycle), got ", at)));
+  }
+  Bump(&head);
+  const Timeline& current = *entry->head_timeline;
+  v1::Segment segment = RestartSegment(
+      head, current, at, StampOf(head, request.actor(), request.reason()));
+  // A restart runs the spec in force on a new clock: the same compiled form.
+  std::shared_ptr<const Schedule> compiled =
+      current.compiled(current.SegmentAt(at));
+  AcceptEdit(entry, std::move(head), std::move(segment), std::move(compiled),
+             std::move(done));
+}
+
+void Registry::Delete(const v1::DeleteScheduleRequest& request,
+                      Done<google::protobuf::Empty> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
+  auto found = FindForWrite("name", request.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  const EntryPtr& entry = *found;
+  absl::MutexLock lock(&entry->mu);
+  if (auto head = WritableHead(*entry, request.etag()); !head.ok()) {
+    return std::move(done)(head.status());
+  }
+  WriteBatch batch;
+  batch.Delete(entry->name);
+  const int64_t bytes = entry->head_timeline->table_bytes();
+  Commit(entry, std::move(batch), nullptr,
+         [this, entry, bytes, done = std::move(done)](absl::Status s) mutable {
+           if (!s.ok()) return std::move(done)(s);
+           {
+             absl::MutexLock map_lock(&map_mu_);
+             auto it = entries_.find(entry->name);
+             if (it != entries_.end() && it->second == entry) {
+               entries_.erase(it);
+             }
+           }
+           table_bytes_ -= bytes;
+           std::move(done)(google::protobuf::Empty());
+         });
+  entry->deleted = true;
+}
+
+void Registry::Advance(const v1::AdvanceRequest& request,
+                       Done<v1::AdvanceResponse> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
+  auto found = FindForWrite("name", request.name());
+  if (!found.ok()) return std::move(done)(found.status());
+  const EntryPtr& entry = *found;
+  absl::MutexLock lock(&entry->mu);
+  if (entry->deleted) {
+    return std::move(done)(
+        absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
+  }
+  if (!request.request_id().empty()) {
+    auto it = entry->advances.find(request.request_id());
+    if (it != entry->advances.end()) {
+      // A retry: answer as the first time, once that answer is durable (the
+      // store runs callbacks in order, so an empty batch waits for it).
+      v1::AdvanceResponse first;
+      first.ParseFromString(it->second);
+      store_->Submit(WriteBatch(),
+                     [first = std::move(first),
+                      done = std::move(done)](absl::Status s) mutable {
+                       if (!s.ok()) return std::move(done)(StoreFailure(s));
+                       std::move(done)(std::move(first));
+                     });
+      return;
+    }
+  }
+  if (request.has_expected_position() &&
+      request.expected_position() != entry->head.position()) {
+    return std::move(done)(absl::FailedPreconditionError(
+        absl::StrCat("expected_position: ", request.expected_position(),
+                     " is stale; the position is ", entry->head.position())));
+  }
+  if (entry->head.position() >= kMaxStep) {
+    return std::move(done)(
+        absl::OutOfRangeError("position: already at 2^62, the last step"));
+  }
+  const int64_t position = entry->head.position() + 1;
+  v1::AdvanceResponse response;
+  response.set_position(position);
+  ToProto(entry->head_timeline->At(position), response.mutable_result());
+  response.set_revision(entry->head.revision());
+  RaiseServed(*entry, position);
+
+  AdvanceRecord record;
+  record.request_id = request.request_id();
+  record.position = position;
+  response.SerializeToString(&record.response);
+  v1::Schedule head = entry->head;
+  head.set_position(position);
+  head.set_max_step_served(
+      std::max(head.max_step_served(), entry->max_served.load()));
+  const std::string request_id = record.request_id;
+  const std::string answer = record.response;
+  WriteBatch batch;
+  batch.Advance(entry->name, std::move(record));
+  Commit(entry, std::move(batch),
+         std::make_shared<const Snapshot>(Snapshot{head, entry->head_timeline}),
+         [entry, response = std::move(response),
+          done = std::move(done)](absl::Status s) mutable {
+           if (!s.ok()) return std::move(done)(s);
+           entry->mark.Covered(response.position());  // loads as served
+           std::move(done)(std::move(response));
+         });
+  if (!request_id.empty()) {
+    entry->advances[request_id] = answer;
+    entry->advance_order.push_back(request_id);
+    while (entry->advance_order.size() > kAdvanceDedupWindow) {
+      entry->advances.erase(entry->advance_order.front());
+      entry->advance_order.pop_front();
+    }
+  }
+  entry->head = std::move(head);
+}
+
+}  // namespace anneal

@@ -1,0 +1,301 @@
+// anneal.v1.ScheduleService on the raw callback API (see schedule_service.h).
+#include "anneal/server/schedule_service.h"
+
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "anneal/engine/field_error.h"
+#include "anneal/server/decode.h"
+#include "anneal/server/grpc_status.h"
+#include "anneal/server/common/log.h"
+
+namespace anneal {
+namespace {
+
+// A range longer than this is computed on the pool.
+constexpr int64_t kInlineRangeSteps = 65536;
+
+absl::Status OutOfMemory() {
+  return RetryAfter(absl::ResourceExhaustedError(
+                        "server: out of memory while handling the request; "
+                        "retry later"),
+                    absl::Seconds(1));
+}
+
+// Answers `call` with the registry's result.
+template <typename T>
+Registry::Done<T> ReplyWith(CallRef call) {
+  return [call = std::move(call)](absl::StatusOr<T> result) {
+    if (result.ok()) {
+      call->Reply(*result);
+    } else {
+      call->Finish(result.status());
+    }
+  };
+}
+
+// As ReplyWith, and logs the mutation (`what`), or its rejection.
+template <typename T>
+Registry::Done<T> ReplyAndLog(CallRef call, std::string what) {
+  return [call = std::move(call),
+          what = std::move(what)](absl::StatusOr<T> result) {
+    if (result.ok()) {
+      Log(what);
+      call->Reply(*result);
+    } else {
+      Log(what, " rejected: ", result.status().ToString());
+      call->Finish(result.status());
+    }
+  };
+}
+
+// Who made a change: the request's actor, else the peer address.
+template <typename Request>
+void DefaultActor(const UnaryCall& call, Request& request) {
+  if (request.actor().empty()) request.set_actor(call.context()->peer());
+}
+
+std::string By(const std::string& actor, const std::string& reason) {
+  std::string out = absl::StrCat(" by ", QuoteValue(actor, 128));
+  if (!reason.empty()) absl::StrAppend(&out, " reason ", QuoteValue(reason));
+  return out;
+}
+
+}  // namespace
+
+ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
+                                         ServiceOptions options)
+    : registry_(registry),
+      pool_(pool),
+      options_(options),
+      range_steps_left_(options_.max_inflight_range_steps) {}
+
+template <typename Request, typename LaneOf, typename Body>
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(Context* context,
+                                                      const Bytes* bytes,
+                                                      Bytes* response,
+                                                      LaneOf lane_of,
+                                                      Body body) {
+  UnaryCall* call = calls_.Start(context, response);
+  if (call->finished()) return call;  // draining
+  try {
+    Request request;
+    absl::Status s = DecodeRequest(*bytes, &request);
+    if (s.ok()) s = CheckLimits(request, options_.limits);
+    if (!s.ok()) {
+      call->Finish(s);
+      return call;
+    }
+    if (lane_of(request) == Lane::kInline) {
+      body(CallRef(call), std::move(request));
+      return call;
+    }
+    const bool queued = pool_->TryRun(
+        [body, ref = CallRef(call), request = std::move(request)]() mutable {
+          try {
+            body(ref, std::move(request));
+          } catch (const std::bad_alloc&) {
+            ref->Finish(OutOfMemory());
+          }
+        });
+    if (!queued) {
+      call->Finish(RetryAfter(
+          absl::ResourceExhaustedError(
+              "server: too much heavy work is queued (max_queued_work); "
+              "retry shortly"),
+          absl::Milliseconds(200)));
+    }
+  } catch (const std::bad_alloc&) {
+    call->Finish(OutOfMemory());
+  }
+  return call;
+}
+
+absl::Status ScheduleServiceImpl::ReserveRange(UnaryCall* call, int64_t count) {
+  const int64_t want = std::max<int64_t>(count, 1);
+  // Long ranges (plots, exports) may take three quarters of the budget; the
+  // rest is kept for the short ones training jobs prefetch.
+  const int64_t keep =
+      count > kInlineRangeSteps ? options_.max_inflight_range_steps / 4 : 0;
+  const int64_t left = range_steps_left_.fetch_sub(want) - want;
+  if (left < keep) {
+    range_steps_left_.fetch_add(want);
+    return RetryAfter(
+        absl::ResourceExhaustedError(
+            absl::StrCat("count: the server is serving its limit of ",
+                         options_.max_inflight_range_steps,
+                         " range steps at once (max_inflight_range_steps), so ",
+                         count, " more must wait; retry shortly")),
+        absl::Milliseconds(200));
+  }
+  call->Hold(BudgetLease(&range_steps_left_, want));
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::CreateSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::CreateScheduleRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::CreateScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what = absl::StrCat("create schedules/", r.schedule_id(),
+                                        By(r.actor(), r.reason()));
+        registry_->Create(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::GetSchedule(Context* context,
+                                                           const Bytes* request,
+                                                           Bytes* response) {
+  return Handle<v1::GetScheduleRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::GetScheduleRequest r) {
+        ReplyWith<v1::Schedule>(std::move(call))(registry_->Get(r));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::ListSchedules(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::ListSchedulesRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::ListSchedulesRequest r) {
+        ReplyWith<v1::ListSchedulesResponse>(std::move(call))(
+            registry_->List(r, options_.max_list_page_bytes));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::UpdateSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::UpdateScheduleRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::UpdateScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what = absl::StrCat("update ", r.schedule().name(),
+                                        By(r.actor(), r.reason()));
+        registry_->Update(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::DeleteSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::DeleteScheduleRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::DeleteScheduleRequest r) {
+        std::string what =
+            absl::StrCat("delete ", r.name(), By(call->context()->peer(), ""));
+        registry_->Delete(r, ReplyAndLog<google::protobuf::Empty>(
+                                 std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Evaluate(Context* context,
+                                                        const Bytes* request,
+                                                        Bytes* response) {
+  return Handle<v1::EvaluateRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::EvaluateRequest r) {
+        registry_->Evaluate(r,
+                            ReplyWith<v1::EvaluateResponse>(std::move(call)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::EvaluateRange(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::EvaluateRangeRequest>(
+      context, request, response,
+      [](const v1::EvaluateRangeRequest& r) {
+        return r.count() > kInlineRangeSteps ? Lane::kPool : Lane::kInline;
+      },
+      [this](CallRef call, v1::EvaluateRangeRequest r) {
+        if (auto s = ReserveRange(call.get(), r.count()); !s.ok()) {
+          call->Finish(s);
+          return;
+        }
+        auto out = std::make_unique<v1::EvaluateRangeResponse>();
+        v1::EvaluateRangeResponse* raw = out.get();
+        registry_->EvaluateRange(r, raw,
+                                 [call, out = std::move(out)](absl::Status s) {
+                                   if (s.ok()) {
+                                     call->Reply(*out);
+                                   } else {
+                                     call->Finish(s);
+                                   }
+                                 });
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Simulate(Context* context,
+                                                        const Bytes* request,
+                                                        Bytes* response) {
+  return Handle<v1::SimulateRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::SimulateRequest r) {
+        if (auto s = ReserveRange(call.get(), r.count()); !s.ok()) {
+          call->Finish(s);
+          return;
+        }
+        v1::EvaluateRangeResponse out;
+        absl::Status s = registry_->Simulate(r, &out);
+        if (s.ok()) {
+          call->Reply(out);
+        } else {
+          call->Finish(s);
+        }
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Advance(Context* context,
+                                                       const Bytes* request,
+                                                       Bytes* response) {
+  return Handle<v1::AdvanceRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::AdvanceRequest r) {
+        std::string what = absl::StrCat("advance ", r.name(), " request_id ",
+                                        QuoteValue(r.request_id()));
+        registry_->Advance(r, ReplyAndLog<v1::AdvanceResponse>(
+                                  std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::RestartSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::RestartScheduleRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::RestartScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what =
+            absl::StrCat("restart ", r.name(), By(r.actor(), r.reason()));
+        registry_->Restart(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::ReportMetrics(
+    Context* context, const Bytes* request, Bytes* response) {
+  // Not logged: a job may report every step, and the report itself is the
+  // record (ListMetricReports).
+  return Handle<v1::ReportMetricsRequest>(
+      context, request, response, Fixed<Lane::kInline>(),
+      [this](CallRef call, v1::ReportMetricsRequest r) {
+        registry_->ReportMetrics(r,
+                                 ReplyWith<v1::MetricReport>(std::move(call)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::ListMetricReports(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::ListMetricReportsRequest>(
+      context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::ListMetricReportsRequest r) {
+        ReplyWith<v1::ListMetricReportsResponse>(std::move(call))(
+            registry_->ListMetricReports(r));
+      });
+}
+
+}  // namespace anneal

@@ -1,0 +1,273 @@
+"""Typed results: a step, a packed range of steps, a schedule and its timeline,
+a metric report.
+
+The wire forms are protobuf messages (anneal.v1). Training code wants plain,
+typed values instead, and the per-step path wants Python lists it can index
+in tens of nanoseconds, so this module converts once, when a response arrives.
+
+StepRange mirrors the wire layout of anneal/model/step_range.h exactly (parallel
+arrays, flag bits 0 restart, 1 snapshot, 2 momentum scheduled, 8..15 phase),
+so unpacking is a handful of list() calls, not a loop over steps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional
+
+from anneal.v1 import schedule_pb2, service_pb2
+
+FLAG_RESTART = 1 << 0
+FLAG_SNAPSHOT = 1 << 1
+FLAG_HAS_MOMENTUM = 1 << 2
+FLAG_PHASE_SHIFT = 8
+
+
+class Phase(enum.IntEnum):
+    """Where a step sits within its schedule (anneal.v1.Phase)."""
+
+    PHASE_UNSPECIFIED = 0
+    WARMUP = 1
+    STABLE = 2
+    ANNEAL = 3
+    RISE = 4
+    HOLD = 5
+
+
+def pack_flags(restart: bool, snapshot: bool, has_momentum: bool,
+               phase: int) -> int:
+    """The StepRange flags word of one step (as anneal/model/step_range.cc)."""
+    return ((FLAG_RESTART if restart else 0)
+            | (FLAG_SNAPSHOT if snapshot else 0)
+            | (FLAG_HAS_MOMENTUM if has_momentum else 0)
+            | (int(phase) << FLAG_PHASE_SHIFT))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What the schedule says about one step.
+
+    `lr` is the LR of update `step + 1` (docs/conventions.md). `momentum` and
+    `beta1_bias_correction` are None unless the spec cycles momentum.
+    `noise_std` is only ever set by an Evaluate call that passed gradient
+    statistics (ranges carry no thermostat noise). `revision` is the schedule
+    revision that produced the value (None when it came from the local
+    fallback).
+    """
+
+    step: int
+    lr: float
+    cycle: int
+    step_in_cycle: int
+    cycle_length: int
+    phase: Phase
+    restart: bool
+    snapshot: bool
+    momentum: Optional[float] = None
+    beta1_bias_correction: Optional[float] = None
+    noise_std: Optional[float] = None
+    revision: Optional[int] = None
+
+    @property
+    def flags(self) -> int:
+        return pack_flags(self.restart, self.snapshot,
+                          self.momentum is not None, self.phase)
+
+    @classmethod
+    def from_proto(cls, r: schedule_pb2.StepResult,
+                   revision: Optional[int] = None) -> "StepResult":
+        return cls(
+            step=r.step, lr=r.lr, cycle=r.cycle,
+            step_in_cycle=r.step_in_cycle, cycle_length=r.cycle_length,
+            phase=Phase(r.phase), restart=r.restart, snapshot=r.snapshot,
+            momentum=r.momentum if r.HasField("momentum") else None,
+            beta1_bias_correction=(r.beta1_bias_correction
+                                   if r.HasField("beta1_bias_correction")
+                                   else None),
+            noise_std=r.noise_std if r.HasField("noise_std") else None,
+            revision=revision)
+
+
+@dataclass(frozen=True)
+class StepRange:
+    """Steps start_step, start_step+1, ... as parallel Python lists.
+
+    `momentum` and `beta1_bias_correction` are None when no step of the range
+    has momentum scheduled; otherwise they are full length, with 0 where the
+    step's FLAG_HAS_MOMENTUM bit is clear (the wire layout). `source` is
+    "server" or "local" (the annealctl fallback); `revision` is the schedule
+    revision the server evaluated (0 for Simulate, None for local ranges).
+    """
+
+    start_step: int
+    lr: List[float]
+    flags: List[int]
+    cycle: List[int]
+    step_in_cycle: List[int]
+    cycle_length: List[int]
+    momentum: Optional[List[float]] = None
+    beta1_bias_correction: Optional[List[float]] = None
+    revision: Optional[int] = None
+    source: str = "server"
+
+    def __post_init__(self) -> None:
+        n = len(self.lr)
+        lengths = [len(self.flags), len(self.cycle), len(self.step_in_cycle),
+                   len(self.cycle_length)]
+        if self.momentum is not None:
+            lengths += [len(self.momentum),
+                        len(self.beta1_bias_correction or ())]
+        if any(m != n for m in lengths):
+            raise ValueError(
+                "step range arrays differ in length (%d learning rates, "
+                "other arrays %s)" % (n, lengths))
+
+    @property
+    def end_step(self) -> int:
+        """One past the last step of the range."""
+        return self.start_step + len(self.lr)
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    def covers(self, step: int) -> bool:
+        return self.start_step <= step < self.start_step + len(self.lr)
+
+    def result(self, step: int) -> StepResult:
+        """The StepResult of absolute step `step` (which must be covered)."""
+        i = step - self.start_step
+        if not 0 <= i < len(self.lr):
+            raise IndexError("step %d is outside [%d, %d)" %
+                             (step, self.start_step, self.end_step))
+        f = self.flags[i]
+        has_m = bool(f & FLAG_HAS_MOMENTUM) and self.momentum is not None
+        return StepResult(
+            step=step, lr=self.lr[i], cycle=self.cycle[i],
+            step_in_cycle=self.step_in_cycle[i],
+            cycle_length=self.cycle_length[i],
+            phase=Phase((f >> FLAG_PHASE_SHIFT) & 0xFF),
+            restart=bool(f & FLAG_RESTART), snapshot=bool(f & FLAG_SNAPSHOT),
+            momentum=self.momentum[i] if has_m else None,
+            beta1_bias_correction=(self.beta1_bias_correction[i]
+                                   if has_m else None),
+            revision=self.revision)
+
+    def __iter__(self) -> Iterator[StepResult]:
+        for step in range(self.start_step, self.end_step):
+            yield self.result(step)
+
+    @classmethod
+    def from_results(cls, results: List[StepResult],
+                     revision: Optional[int] = None,
+                     source: str = "server") -> "StepRange":
+        """Consecutive step results packed as a range (the wire layout)."""
+        has_m = any(r.momentum is not None for r in results)
+        return cls(
+            start_step=results[0].step if results else 0,
+            lr=[r.lr for r in results], flags=[r.flags for r in results],
+            cycle=[r.cycle for r in results],
+            step_in_cycle=[r.step_in_cycle for r in results],
+            cycle_length=[r.cycle_length for r in results],
+            momentum=([r.momentum or 0.0 for r in results] if has_m
+                      else None),
+            beta1_bias_correction=([r.beta1_bias_correction or 0.0
+                                    for r in results] if has_m else None),
+            revision=revision, source=source)
+
+    @classmethod
+    def from_proto(cls, r: service_pb2.StepRange,
+                   revision: Optional[int] = None) -> "StepRange":
+        has_m = len(r.momentum) > 0
+        return cls(
+            start_step=r.start_step, lr=list(r.lr), flags=list(r.flags),
+            cycle=list(r.cycle), step_in_cycle=list(r.step_in_cycle),
+            cycle_length=list(r.cycle_length),
+            momentum=list(r.momentum) if has_m else None,
+            beta1_bias_correction=(list(r.beta1_bias_correction)
+                                   if has_m else None),
+            revision=revision, source="server")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One timeline segment: from `from_step` until the next one, lr(t) is
+    `spec` at local time t - time_origin, with cycle_offset added to its
+    cycle (docs/api.md, "The timeline")."""
+
+    from_step: int
+    spec: schedule_pb2.ScheduleSpec
+    time_origin: int
+    cycle_offset: int
+    kind: str  # CREATE, UPDATE or RESTART
+    revision: int
+    actor: str
+    reason: str
+
+    @classmethod
+    def from_proto(cls, s: service_pb2.Segment) -> "Segment":
+        return cls(from_step=s.from_step, spec=s.spec,
+                   time_origin=s.time_origin, cycle_offset=s.cycle_offset,
+                   kind=service_pb2.Segment.Kind.Name(s.kind),
+                   revision=s.revision, actor=s.actor, reason=s.reason)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The Schedule resource. `proto` keeps the full message (timestamps,
+    etc.) for callers that need more than the typed fields."""
+
+    name: str
+    spec: schedule_pb2.ScheduleSpec
+    display_name: str
+    labels: Dict[str, str]
+    etag: str
+    revision: int
+    position: int
+    max_step_served: int
+    timeline: List[Segment] = field(default_factory=list)
+    proto: Optional[service_pb2.Schedule] = field(default=None, repr=False,
+                                                  compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.name.split("/", 1)[-1]
+
+    @classmethod
+    def from_proto(cls, s: service_pb2.Schedule) -> "Schedule":
+        return cls(name=s.name, spec=s.spec, display_name=s.display_name,
+                   labels=dict(s.labels), etag=s.etag, revision=s.revision,
+                   position=s.position, max_step_served=s.max_step_served,
+                   timeline=[Segment.from_proto(x) for x in s.timeline],
+                   proto=s)
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """The answer of Advance: the new position and the step result there."""
+
+    position: int
+    result: StepResult
+    revision: int
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """The metrics reported at one step (ReportMetrics, ListMetricReports).
+
+    `revision` is the schedule revision in force when the step was last
+    reported, `report_time` when that was (UTC). Values are as reported,
+    NaN and infinities included.
+    """
+
+    step: int
+    metrics: Dict[str, float]
+    revision: int
+    report_time: datetime.datetime
+
+    @classmethod
+    def from_proto(cls, r: service_pb2.MetricReport) -> "MetricReport":
+        return cls(step=r.step, metrics=dict(r.metrics), revision=r.revision,
+                   report_time=r.report_time.ToDatetime(
+                       tzinfo=datetime.timezone.utc))
