@@ -12,6 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "anneal/engine/field_error.h"
+#include "anneal/model/resource_name.h"
 #include "anneal/model/spec_text.h"
 
 namespace anneal {
@@ -19,11 +21,11 @@ namespace anneal {
 namespace {
 
 absl::StatusOr<std::string> IdFrom(absl::string_view arg) {
-  absl::string_view id = arg;
-  absl::ConsumePrefix(&id, kSchedulesPrefix);
+  absl::string_view id = ScheduleIdOf(arg);
   if (id.empty() || absl::StrContains(id, '/')) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NAME: must be an id or schedules/ID, got \"", arg, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "NAME: must be an id or ", SchedulesPrefix(), "ID, got ",
+        QuoteValue(arg)));
   }
   return std::string(id);
 }
@@ -46,13 +48,13 @@ absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args) {
 absl::StatusOr<std::string> ScheduleNameFrom(absl::string_view arg) {
   auto id = IdFrom(arg);
   if (!id.ok()) return id.status();
-  return absl::StrCat(kSchedulesPrefix, *id);
+  return ScheduleName(*id);
 }
 
 absl::StatusOr<std::string> ScheduleNameArg(const CliArgs& args) {
   auto id = ScheduleIdArg(args);
   if (!id.ok()) return id.status();
-  return absl::StrCat(kSchedulesPrefix, *id);
+  return ScheduleName(*id);
 }
 
 absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args) {

@@ -17,8 +17,6 @@
 
 namespace anneal {
 
-inline constexpr char kSchedulesPrefix[] = "schedules/";
-
 // The one positional argument NAME: "run-1" or "schedules/run-1", returned
 // as "schedules/run-1". The id itself is checked by the server.
 absl::StatusOr<std::string> ScheduleNameArg(const CliArgs& args);

@@ -21,13 +21,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "anneal/model/resource_name.h"
 #include "anneal/model/step_range.h"
 #include "anneal/model/timeline.h"
 
 namespace anneal {
 namespace {
-
-constexpr absl::string_view kNamePrefix = "schedules/";
 
 void LogToStderr(LogLevel level, absl::string_view message) {
   const char* tag = level == LogLevel::kInfo      ? "info"
@@ -56,7 +55,7 @@ absl::Status CheckOptions(const StepClient::Options& o) {
   auto bad = [](absl::string_view field, absl::string_view rule) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
   };
-  if (o.schedule.empty() || o.schedule == kNamePrefix) {
+  if (ScheduleIdOf(o.schedule).empty()) {
     return bad("schedule", "is required");
   }
   if (o.window < 1)
@@ -130,9 +129,7 @@ class StepClient::Impl {
         transport_(std::move(transport)),
         rng_(std::random_device{}()),
         timeline_(std::move(user_timeline)) {
-    name_ = absl::StartsWith(options_.schedule, kNamePrefix)
-                ? options_.schedule
-                : absl::StrCat(kNamePrefix, options_.schedule);
+    name_ = ScheduleNameOf(options_.schedule);
     if (!options_.log) options_.log = LogToStderr;
   }
 

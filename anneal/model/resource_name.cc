@@ -3,6 +3,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "anneal/v1/resources.pb.h"
 #include "anneal/engine/field_error.h"
 
 namespace anneal {
@@ -21,17 +23,38 @@ absl::Status ValidateScheduleId(absl::string_view field, absl::string_view id) {
                    QuoteValue(id)));
 }
 
+absl::string_view SchedulesPrefix() {
+  static const std::string* prefix = [] {
+    const std::string& pattern =
+        v1::Schedule::descriptor()->options().GetExtension(
+            v1::resource_pattern);  // "schedules/{schedule}"
+    return new std::string(pattern.substr(0, pattern.find('{')));
+  }();
+  return *prefix;
+}
+
 absl::Status ValidateScheduleName(absl::string_view field,
                                   absl::string_view name) {
-  if (!absl::StartsWith(name, kSchedulesCollection)) {
+  if (!absl::StartsWith(name, SchedulesPrefix())) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ": must be schedules/{id}, got ", QuoteValue(name)));
+        field, ": must be ", SchedulesPrefix(), "{id}, got ", QuoteValue(name)));
   }
-  return ValidateScheduleId(field, name.substr(kSchedulesCollection.size()));
+  return ValidateScheduleId(field, name.substr(SchedulesPrefix().size()));
 }
 
 std::string ScheduleName(absl::string_view id) {
-  return absl::StrCat(kSchedulesCollection, id);
+  return absl::StrCat(SchedulesPrefix(), id);
+}
+
+std::string ScheduleNameOf(absl::string_view id_or_name) {
+  return absl::StartsWith(id_or_name, SchedulesPrefix())
+             ? std::string(id_or_name)
+             : ScheduleName(id_or_name);
+}
+
+absl::string_view ScheduleIdOf(absl::string_view name) {
+  absl::ConsumePrefix(&name, SchedulesPrefix());
+  return name;
 }
 
 }  // namespace anneal

@@ -19,9 +19,10 @@ absl::Status CheckRangeCount(int64_t count, int64_t limit) {
 }
 
 uint32_t PackFlags(const StepResult& r) {
-  return (r.restart ? kFlagRestart : 0) | (r.snapshot ? kFlagSnapshot : 0) |
-         (r.has_momentum ? kFlagHasMomentum : 0) |
-         (static_cast<uint32_t>(r.phase) << kFlagPhaseShift);
+  return (r.restart ? v1::STEP_FLAG_RESTART : 0) |
+         (r.snapshot ? v1::STEP_FLAG_SNAPSHOT : 0) |
+         (r.has_momentum ? v1::STEP_FLAG_HAS_MOMENTUM : 0) |
+         (static_cast<uint32_t>(r.phase) << v1::STEP_FLAG_PHASE_SHIFT);
 }
 
 StepRangeBuilder::StepRangeBuilder(int64_t start, int64_t count,
@@ -81,10 +82,11 @@ absl::StatusOr<std::vector<StepResult>> UnpackStepRange(
     r.cycle = range.cycle(i);
     r.step_in_cycle = range.step_in_cycle(i);
     r.cycle_length = range.cycle_length(i);
-    r.restart = (flags & kFlagRestart) != 0;
-    r.snapshot = (flags & kFlagSnapshot) != 0;
-    r.phase = static_cast<v1::Phase>((flags >> kFlagPhaseShift) & 0xff);
-    r.has_momentum = (flags & kFlagHasMomentum) != 0;
+    r.restart = (flags & v1::STEP_FLAG_RESTART) != 0;
+    r.snapshot = (flags & v1::STEP_FLAG_SNAPSHOT) != 0;
+    r.phase = static_cast<v1::Phase>((flags & v1::STEP_FLAG_PHASE_MASK) >>
+                                     v1::STEP_FLAG_PHASE_SHIFT);
+    r.has_momentum = (flags & v1::STEP_FLAG_HAS_MOMENTUM) != 0;
     if (r.has_momentum && momentum) {
       r.momentum = range.momentum(i);
       r.beta1_bias_correction = range.beta1_bias_correction(i);

@@ -1,7 +1,7 @@
 // The wire form of a range of steps, StepRange (packed arrays): packing for
-// the server's EvaluateRange and Simulate, unpacking for clients. Flags:
-// bit 0 restart, bit 1 snapshot, bit 2 momentum scheduled, bits 8..15 the
-// Phase.
+// the server's EvaluateRange and Simulate, unpacking for clients. The flag
+// bits are v1::StepFlag (resources.proto), the one definition C++ and
+// Python share.
 #ifndef ANNEAL_MODEL_STEP_RANGE_H_
 #define ANNEAL_MODEL_STEP_RANGE_H_
 
@@ -10,15 +10,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "anneal/v1/service.pb.h"
+#include "anneal/v1/resources.pb.h"
 #include "anneal/engine/step.h"
 
 namespace anneal {
-
-inline constexpr uint32_t kFlagRestart = 1u << 0;
-inline constexpr uint32_t kFlagSnapshot = 1u << 1;
-inline constexpr uint32_t kFlagHasMomentum = 1u << 2;
-inline constexpr int kFlagPhaseShift = 8;
 
 // INVALID_ARGUMENT unless 0 <= count <= limit (RESOURCE_EXHAUSTED above it).
 absl::Status CheckRangeCount(int64_t count, int64_t limit);

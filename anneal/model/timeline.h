@@ -15,7 +15,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "anneal/v1/service.pb.h"
+#include "anneal/v1/resources.pb.h"
 #include "anneal/engine/schedule.h"
 
 namespace anneal {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "anneal/v1/service.pb.h"
+#include "anneal/v1/resources.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "anneal/engine/schedule.h"
 #include "anneal/model/timeline.h"

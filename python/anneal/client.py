@@ -17,7 +17,8 @@ from google.protobuf import field_mask_pb2, json_format
 from anneal.errors import from_rpc_error
 from anneal.results import (Advanced, MetricReport, Schedule, StepRange,
                             StepResult)
-from anneal.v1 import schedule_pb2, service_pb2, service_pb2_grpc
+from anneal.v1 import (resources_pb2, schedule_pb2, service_pb2,
+                       service_pb2_grpc)
 
 SpecLike = Union[schedule_pb2.ScheduleSpec, Mapping[str, Any], str]
 
@@ -55,10 +56,16 @@ def spec_to_json(spec: schedule_pb2.ScheduleSpec) -> str:
     return json_format.MessageToJson(spec, preserving_proto_field_name=True)
 
 
+# "schedules/", from the resource_pattern option of anneal.v1.Schedule
+# (resources.proto), where the collection is spelled once for C++ and Python.
+SCHEDULES_PREFIX = resources_pb2.Schedule.DESCRIPTOR.GetOptions().Extensions[
+    resources_pb2.resource_pattern].split("{")[0]
+
+
 def schedule_name(schedule: str) -> str:
     """`schedules/{id}` from either the id or the full name."""
-    return schedule if schedule.startswith("schedules/") else (
-        "schedules/" + schedule)
+    return schedule if schedule.startswith(SCHEDULES_PREFIX) else (
+        SCHEDULES_PREFIX + schedule)
 
 
 class Client:
@@ -109,7 +116,7 @@ class Client:
                timeout: Optional[float] = None) -> Schedule:
         request = service_pb2.CreateScheduleRequest(
             schedule_id=schedule_id,
-            schedule=service_pb2.Schedule(spec=to_spec(spec),
+            schedule=resources_pb2.Schedule(spec=to_spec(spec),
                                           display_name=display_name,
                                           labels=dict(labels or {})),
             actor=self.actor if actor is None else actor, reason=reason)
@@ -143,7 +150,7 @@ class Client:
                timeout: Optional[float] = None) -> Schedule:
         """Changes the given fields. A new spec applies from effective_step
         (default: the server's max_step_served + 1)."""
-        resource = service_pb2.Schedule(name=schedule_name(schedule), etag=etag)
+        resource = resources_pb2.Schedule(name=schedule_name(schedule), etag=etag)
         paths = []
         if spec is not None:
             resource.spec.CopyFrom(to_spec(spec))

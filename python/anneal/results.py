@@ -6,8 +6,9 @@ typed values instead, and the per-step path wants Python lists it can index
 in tens of nanoseconds, so this module converts once, when a response arrives.
 
 StepRange mirrors the wire layout of anneal/model/step_range.h exactly (parallel
-arrays, flag bits 0 restart, 1 snapshot, 2 momentum scheduled, 8..15 phase),
-so unpacking is a handful of list() calls, not a loop over steps.
+arrays; the flag bits are anneal.v1.StepFlag, generated from resources.proto,
+as C++ uses them), so unpacking is a handful of list() calls, not a loop over
+steps.
 """
 
 from __future__ import annotations
@@ -17,23 +18,17 @@ import enum
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 
-from anneal.v1 import schedule_pb2, service_pb2
+from anneal.v1 import resources_pb2, schedule_pb2
 
-FLAG_RESTART = 1 << 0
-FLAG_SNAPSHOT = 1 << 1
-FLAG_HAS_MOMENTUM = 1 << 2
-FLAG_PHASE_SHIFT = 8
+FLAG_RESTART = resources_pb2.STEP_FLAG_RESTART
+FLAG_SNAPSHOT = resources_pb2.STEP_FLAG_SNAPSHOT
+FLAG_HAS_MOMENTUM = resources_pb2.STEP_FLAG_HAS_MOMENTUM
+FLAG_PHASE_SHIFT = resources_pb2.STEP_FLAG_PHASE_SHIFT
+FLAG_PHASE_MASK = resources_pb2.STEP_FLAG_PHASE_MASK
 
-
-class Phase(enum.IntEnum):
-    """Where a step sits within its schedule (anneal.v1.Phase)."""
-
-    PHASE_UNSPECIFIED = 0
-    WARMUP = 1
-    STABLE = 2
-    ANNEAL = 3
-    RISE = 4
-    HOLD = 5
+# Where a step sits within its schedule: anneal.v1.Phase, as an IntEnum.
+Phase = enum.IntEnum("Phase", {v.name: v.number
+                               for v in schedule_pb2.Phase.DESCRIPTOR.values})
 
 
 def pack_flags(restart: bool, snapshot: bool, has_momentum: bool,
@@ -147,7 +142,7 @@ class StepRange:
             step=step, lr=self.lr[i], cycle=self.cycle[i],
             step_in_cycle=self.step_in_cycle[i],
             cycle_length=self.cycle_length[i],
-            phase=Phase((f >> FLAG_PHASE_SHIFT) & 0xFF),
+            phase=Phase((f & FLAG_PHASE_MASK) >> FLAG_PHASE_SHIFT),
             restart=bool(f & FLAG_RESTART), snapshot=bool(f & FLAG_SNAPSHOT),
             momentum=self.momentum[i] if has_m else None,
             beta1_bias_correction=(self.beta1_bias_correction[i]
@@ -177,7 +172,7 @@ class StepRange:
             revision=revision, source=source)
 
     @classmethod
-    def from_proto(cls, r: service_pb2.StepRange,
+    def from_proto(cls, r: resources_pb2.StepRange,
                    revision: Optional[int] = None) -> "StepRange":
         has_m = len(r.momentum) > 0
         return cls(
@@ -206,10 +201,10 @@ class Segment:
     reason: str
 
     @classmethod
-    def from_proto(cls, s: service_pb2.Segment) -> "Segment":
+    def from_proto(cls, s: resources_pb2.Segment) -> "Segment":
         return cls(from_step=s.from_step, spec=s.spec,
                    time_origin=s.time_origin, cycle_offset=s.cycle_offset,
-                   kind=service_pb2.Segment.Kind.Name(s.kind),
+                   kind=resources_pb2.Segment.Kind.Name(s.kind),
                    revision=s.revision, actor=s.actor, reason=s.reason)
 
 
@@ -227,7 +222,7 @@ class Schedule:
     position: int
     max_step_served: int
     timeline: List[Segment] = field(default_factory=list)
-    proto: Optional[service_pb2.Schedule] = field(default=None, repr=False,
+    proto: Optional[resources_pb2.Schedule] = field(default=None, repr=False,
                                                   compare=False)
 
     @property
@@ -235,7 +230,7 @@ class Schedule:
         return self.name.split("/", 1)[-1]
 
     @classmethod
-    def from_proto(cls, s: service_pb2.Schedule) -> "Schedule":
+    def from_proto(cls, s: resources_pb2.Schedule) -> "Schedule":
         return cls(name=s.name, spec=s.spec, display_name=s.display_name,
                    labels=dict(s.labels), etag=s.etag, revision=s.revision,
                    position=s.position, max_step_served=s.max_step_served,
@@ -267,7 +262,7 @@ class MetricReport:
     report_time: datetime.datetime
 
     @classmethod
-    def from_proto(cls, r: service_pb2.MetricReport) -> "MetricReport":
+    def from_proto(cls, r: resources_pb2.MetricReport) -> "MetricReport":
         return cls(step=r.step, metrics=dict(r.metrics), revision=r.revision,
                    report_time=r.report_time.ToDatetime(
                        tzinfo=datetime.timezone.utc))

@@ -21,7 +21,9 @@
 // A timeline change from step `from` raises the fence to `from` (also
 // sequentially consistent) and then reads max_served: if `from` was served
 // it drops the fence and is refused. So either the change sees the read's
-// mark or the read sees the change's fence. On load, max_served is the
+// mark or the read sees the change's fence. A change at the default step
+// raises the fence at max_served + 1 and only then takes its step,
+// max(that, max_served + 1): readers racing it cannot make it fail. On load, max_served is the
 // larger of the durable mark and the position (an Advance serves its
 // position, which is durable when answered).
 //
@@ -39,6 +41,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -195,12 +198,18 @@ class Registry {
   // Checks the limits a new head must keep (segments, record size, tables).
   absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
                          int64_t old_table_bytes) const;
-  // Appends the segment to the head (a timeline change from its from_step),
-  // persists it and answers `done` once durable. `compiled` is the
-  // segment's spec compiled.
+  // The first step of a timeline change, with its fence raised in `lease`:
+  // `requested` if it is past every served step (else FAILED_PRECONDITION
+  // naming `field`), or the next unserved step, at least `min_step`.
+  absl::StatusOr<int64_t> ClaimStep(Entry& entry, const char* field,
+                                    std::optional<int64_t> requested,
+                                    int64_t min_step, Fence::Lease* lease);
+  // Appends the segment to the head (a timeline change from its from_step,
+  // claimed with `lease`), persists it and answers `done` once durable.
+  // `compiled` is the segment's spec compiled.
   void AcceptEdit(const EntryPtr& entry, v1::Schedule head, v1::Segment segment,
                   std::shared_ptr<const Schedule> compiled,
-                  Done<v1::Schedule> done);
+                  Done<v1::Schedule> done, Fence::Lease lease);
   // Makes `head` the entry's head, persists it and answers `done` with it
   // once durable; `lease` (the change's fence, if any) is dropped once it
   // is published or has failed.

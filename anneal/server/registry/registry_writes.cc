@@ -4,6 +4,7 @@
 // changes only after the batch is queued, so a write that fails before that
 // (an exception included) leaves nothing behind.
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -172,20 +173,45 @@ void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
   table_bytes_ += delta;
 }
 
+absl::StatusOr<int64_t> Registry::ClaimStep(Entry& entry, const char* field,
+                                            std::optional<int64_t> requested,
+                                            int64_t min_step,
+                                            Fence::Lease* lease) {
+  // The fence first, then the served mark (the protocol in registry.h).
+  if (requested.has_value()) {
+    if (auto s = CheckFutureStep(field, *requested, entry.max_served.load());
+        !s.ok()) {
+      return s;
+    }
+    *lease = entry.fence.Raise(*requested);
+    if (auto s = CheckFutureStep(field, *requested, entry.max_served.load());
+        !s.ok()) {
+      lease->Drop();
+      return s;
+    }
+    return *requested;
+  }
+  // The next unserved step. Readers that raced past it before the fence
+  // was up have raised max_served, so the step is taken after the fence:
+  // the fence may then sit lower than the step, which only holds back
+  // readers of steps no one has been served yet.
+  const int64_t first =
+      std::max(min_step, entry.max_served.load() + 1);
+  if (auto s = CheckFutureStep(field, first, -1); !s.ok()) return s;
+  *lease = entry.fence.Raise(first);
+  const int64_t step = std::max(first, entry.max_served.load() + 1);
+  if (auto s = CheckFutureStep(field, step, -1); !s.ok()) {
+    lease->Drop();
+    return s;
+  }
+  return step;
+}
+
 void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
                           v1::Segment segment,
                           std::shared_ptr<const Schedule> compiled,
-                          Done<v1::Schedule> done) {
+                          Done<v1::Schedule> done, Fence::Lease lease) {
   entry->mu.AssertHeld();
-  const int64_t from = segment.from_step();
-  const char* field =
-      segment.kind() == v1::Segment::RESTART ? "at_step" : "effective_step";
-  // The fence first, then the served mark (the protocol in registry.h).
-  Fence::Lease lease = entry->fence.Raise(from);
-  if (auto s = CheckFutureStep(field, from, entry->max_served.load());
-      !s.ok()) {
-    return std::move(done)(s);  // the lease drops the fence
-  }
   std::shared_ptr<const Timeline> timeline =
       Timeline::Append(*entry->head_timeline, segment, std::move(compiled));
   ApplySegment(std::move(segment), &head);
@@ -341,13 +367,15 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     return AcceptHead(entry, std::move(head), entry->head_timeline,
                       std::move(done), Fence::Lease());
   }
-  const int64_t from = request.has_effective_step()
-                           ? request.effective_step()
-                           : head.max_step_served() + 1;
-  if (auto s = CheckFutureStep("effective_step", from, head.max_step_served());
-      !s.ok()) {
-    return std::move(done)(s);
-  }
+  Fence::Lease lease;
+  const absl::StatusOr<int64_t> claimed = ClaimStep(
+      *entry, "effective_step",
+      request.has_effective_step()
+          ? std::optional<int64_t>(request.effective_step())
+          : std::nullopt,
+      0, &lease);
+  if (!claimed.ok()) return std::move(done)(claimed.status());
+  const int64_t from = *claimed;
   const Timeline& current = *entry->head_timeline;
   // The same spec as the one in force shares its compiled form.
   const auto& in_force = current.compiled(current.SegmentAt(from));
@@ -359,7 +387,7 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
       UpdateSegment(head, current, from, in.spec(), *compiled,
                     StampOf(head, request.actor(), request.reason()));
   AcceptEdit(entry, std::move(head), std::move(segment), std::move(compiled),
-             std::move(done));
+             std::move(done), std::move(lease));
 }
 
 void Registry::Restart(const v1::RestartScheduleRequest& request,
@@ -372,19 +400,22 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
   absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, request.etag());
   if (!writable.ok()) return std::move(done)(writable.status());
   v1::Schedule head = *std::move(writable);
+  if (request.has_at_step() && request.at_step() < 1) {
+    return std::move(done)(absl::InvalidArgumentError(
+        absl::StrCat("at_step: must be >= 1 (step 0 already starts a cycle), "
+                     "got ",
+                     request.at_step())));
+  }
   // Step 0 already starts a cycle: the default is the next unserved step,
   // and at least 1.
-  const int64_t at = request.has_at_step()
-                         ? request.at_step()
-                         : std::max<int64_t>(1, head.max_step_served() + 1);
-  if (auto s = CheckFutureStep("at_step", at, head.max_step_served());
-      !s.ok()) {
-    return std::move(done)(s);
-  }
-  if (at < 1) {
-    return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
-        "at_step: must be >= 1 (step 0 already starts a cycle), got ", at)));
-  }
+  Fence::Lease lease;
+  const absl::StatusOr<int64_t> claimed = ClaimStep(
+      *entry, "at_step",
+      request.has_at_step() ? std::optional<int64_t>(request.at_step())
+                            : std::nullopt,
+      1, &lease);
+  if (!claimed.ok()) return std::move(done)(claimed.status());
+  const int64_t at = *claimed;
   Bump(&head);
   const Timeline& current = *entry->head_timeline;
   v1::Segment segment = RestartSegment(
@@ -393,7 +424,7 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
   std::shared_ptr<const Schedule> compiled =
       current.compiled(current.SegmentAt(at));
   AcceptEdit(entry, std::move(head), std::move(segment), std::move(compiled),
-             std::move(done));
+             std::move(done), std::move(lease));
 }
 
 void Registry::Delete(const v1::DeleteScheduleRequest& request,

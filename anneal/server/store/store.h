@@ -44,7 +44,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "anneal/v1/service.pb.h"
+#include "anneal/v1/resources.pb.h"
 
 namespace anneal {
 
