@@ -16,6 +16,14 @@ function(run)
 endfunction()
 
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+# The include tree is the public API only: the client, the model, the
+# engine's public headers and the generated messages.
+file(GLOB_RECURSE installed RELATIVE ${prefix}/include ${prefix}/include/*)
+foreach(header IN LISTS installed)
+  if(NOT header MATCHES "^anneal/(client|model|engine|v1)/[a-z_]+(\\.pb|\\.grpc\\.pb)?\\.h$")
+    message(FATAL_ERROR "installed header outside the public API: ${header}")
+  endif()
+endforeach()
 run(${CMAKE_COMMAND} -S ${EXAMPLE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
     -DCMAKE_BUILD_TYPE=${BUILD_TYPE} -DCMAKE_PREFIX_PATH=${prefix}

@@ -25,12 +25,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "anneal/v1/schedule.pb.h"
-#include "anneal/engine/families/curve.h"
+#include "anneal/engine/asymptotics.h"
 #include "anneal/engine/step.h"
 
 namespace anneal {
 
 class BiasCorrection;
+class Curve;
+struct CurvePoint;
 
 // How deep `sequence` curves may nest (a phase whose spec is a sequence is
 // one level deeper).

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "anneal/v1/schedule.pb.h"
+#include "anneal/engine/asymptotics.h"
 #include "anneal/engine/step.h"
 
 namespace anneal {
@@ -35,13 +36,6 @@ struct CurvePoint {
   int64_t cycle_length = 0;  // 0: this cycle never ends
   v1::Phase phase = v1::PHASE_UNSPECIFIED;
   bool snapshot = false;  // last step of a cycle
-};
-
-// The Robbins-Monro verdict as t -> infinity (docs/analysis.md).
-struct Asymptotics {
-  bool sum_diverges = false;
-  bool sum_squares_converges = false;
-  std::string reason;
 };
 
 // Peak and floor in force for a curve (inherited inside sequence phases).
