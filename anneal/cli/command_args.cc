@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iostream>
 #include <random>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +31,23 @@ absl::StatusOr<std::string> IdFrom(absl::string_view arg) {
         QuoteValue(arg)));
   }
   return std::string(id);
+}
+
+// Reads a spec file ("-" reads standard input). The error names the file.
+absl::StatusOr<v1::ScheduleSpec> LoadSpecFile(const std::string& path) {
+  std::stringstream buffer;
+  if (path == "-") {
+    buffer << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+    buffer << in.rdbuf();
+  }
+  v1::ScheduleSpec spec;
+  if (auto s = ParseMessageText(buffer.str(), &spec); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  return spec;
 }
 
 }  // namespace

@@ -1,9 +1,6 @@
 // JSON/YAML text to protobuf messages (see spec_file.h).
 #include "anneal/model/spec_text.h"
 
-#include <fstream>
-#include <iostream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -204,22 +201,6 @@ absl::Status ParseMessageText(absl::string_view text,
         ReadableJsonError(status.message().as_string()));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<v1::ScheduleSpec> LoadSpecFile(const std::string& path) {
-  std::stringstream buffer;
-  if (path == "-") {
-    buffer << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-    buffer << in.rdbuf();
-  }
-  v1::ScheduleSpec spec;
-  if (auto s = ParseMessageText(buffer.str(), &spec); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
-  }
-  return spec;
 }
 
 }  // namespace anneal

@@ -25,9 +25,6 @@ namespace anneal {
 absl::Status ParseMessageText(absl::string_view text,
                               google::protobuf::Message* message);
 
-// Reads a spec file ("-" reads standard input). The error names the file.
-absl::StatusOr<v1::ScheduleSpec> LoadSpecFile(const std::string& path);
-
 }  // namespace anneal
 
 #endif  // ANNEAL_MODEL_SPEC_TEXT_H_

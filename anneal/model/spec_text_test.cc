@@ -80,17 +80,5 @@ TEST(SpecFileTest, ErrorsNameTheFieldOrTheLine) {
   EXPECT_FALSE(s.ok()) << "a fractional step count was accepted";
 }
 
-TEST(SpecFileTest, LoadSpecFileNamesTheFile) {
-  const std::string path = TestDir() + "spec.yaml";
-  std::ofstream(path) << "max_lr: 0.2\nconstant: {}\n";
-  auto spec = LoadSpecFile(path);
-  ASSERT_TRUE(spec.ok()) << spec.status();
-  EXPECT_EQ(spec->max_lr(), 0.2);
-  auto missing = LoadSpecFile(path + ".nope");
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(missing.status().message().find(".nope"), std::string::npos);
-  std::remove(path.c_str());
-}
-
 }  // namespace
 }  // namespace anneal

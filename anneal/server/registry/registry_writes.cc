@@ -16,6 +16,7 @@
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/registry_entry.h"
 #include "anneal/model/resource_name.h"
+#include "anneal/model/schedule_resource.h"
 #include "anneal/model/timeline_edit.h"
 
 namespace anneal {
@@ -25,34 +26,6 @@ using google::protobuf::util::TimeUtil;
 
 google::protobuf::Timestamp Now() {
   return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
-}
-
-// Opaque, changes with every revision (not with the position counter, so a
-// busy Advance loop does not invalidate an operator's Update).
-std::string Etag(const v1::Schedule& s) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const std::string& bytes) {
-    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  };
-  mix(s.name());
-  mix(s.create_time().SerializeAsString());
-  mix(std::to_string(s.revision()));
-  return absl::StrCat("W/\"", absl::Hex(h, absl::kZeroPad16), "\"");
-}
-
-absl::Status CheckEtag(const std::string& sent, const v1::Schedule& head) {
-  if (sent.empty() || sent == head.etag()) return absl::OkStatus();
-  return absl::AbortedError(absl::StrCat(
-      // Bounded by the edge's max_etag_bytes, and etags hold quotes.
-      "etag: ", sent, " does not match the current etag ", head.etag(),
-      " (the schedule changed; re-read it and retry)"));
-}
-
-// Starts the next revision of `s`.
-void Bump(v1::Schedule* s) {
-  s->set_revision(s->revision() + 1);
-  *s->mutable_update_time() = Now();
-  s->set_etag(Etag(*s));
 }
 
 ChangeStamp StampOf(const v1::Schedule& head, const std::string& actor,
@@ -233,23 +206,8 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     return std::move(done)(
         absl::InvalidArgumentError("schedule.spec: is required"));
   }
-  v1::Schedule head;
-  head.set_name(ScheduleName(request.schedule_id()));
-  *head.mutable_spec() = request.schedule().spec();
-  head.set_display_name(request.schedule().display_name());
-  *head.mutable_labels() = request.schedule().labels();
-  head.set_state(v1::Schedule::ACTIVE);
-  *head.mutable_create_time() = Now();
-  head.set_max_step_served(-1);
-  v1::Segment* first = head.add_timeline();
-  first->set_from_step(0);
-  *first->mutable_spec() = request.schedule().spec();
-  first->set_kind(v1::Segment::CREATE);
-  first->set_actor(request.actor());
-  first->set_reason(request.reason());
-  Bump(&head);
-  *first->mutable_create_time() = head.create_time();
-  first->set_revision(head.revision());
+  v1::Schedule head = NewSchedule(request.schedule_id(), request.schedule(),
+                                  request.actor(), request.reason(), Now());
   // Compiled once, outside every lock.
   auto timeline = Timeline::Build(head.timeline(), options_.compile);
   if (!timeline.ok()) {
@@ -310,35 +268,13 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
 void Registry::Update(const v1::UpdateScheduleRequest& request,
                       Done<v1::Schedule> done) {
   const v1::Schedule& in = request.schedule();
-  bool set_spec = false, set_display = false, set_labels = false;
-  if (request.update_mask().paths_size() == 0) {
-    set_spec = in.has_spec();
-    set_display = !in.display_name().empty();
-    set_labels = !in.labels().empty();
-  }
-  for (int i = 0; i < request.update_mask().paths_size(); ++i) {
-    const std::string& path = request.update_mask().paths(i);
-    if (path == "*") {
-      set_spec = set_display = set_labels = true;
-    } else if (path == "spec") {
-      set_spec = true;
-    } else if (path == "display_name") {
-      set_display = true;
-    } else if (path == "labels") {
-      set_labels = true;
-    } else {
-      return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
-          "update_mask.paths[", i, "]: ", QuoteValue(path),
-          " is not updatable (allowed: spec, display_name, labels, *)")));
-    }
-  }
+  absl::StatusOr<UpdatedFields> fields =
+      FieldsToUpdate(request.update_mask(), in);
+  if (!fields.ok()) return std::move(done)(fields.status());
+  const bool set_spec = fields->spec;
   // Compiled once, outside every lock.
   std::shared_ptr<const Schedule> compiled;
   if (set_spec) {
-    if (!in.has_spec()) {
-      return std::move(done)(absl::InvalidArgumentError(
-          "schedule.spec: is required when the mask names spec"));
-    }
     auto built = Schedule::Compile(in.spec(), options_.compile);
     if (!built.ok()) {
       return std::move(done)(absl::InvalidArgumentError(
@@ -355,9 +291,9 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, in.etag());
   if (!writable.ok()) return std::move(done)(writable.status());
   v1::Schedule head = *std::move(writable);
-  if (set_display) head.set_display_name(in.display_name());
-  if (set_labels) *head.mutable_labels() = in.labels();
-  Bump(&head);
+  if (fields->display_name) head.set_display_name(in.display_name());
+  if (fields->labels) *head.mutable_labels() = in.labels();
+  NextRevision(Now(), &head);
   if (!set_spec) {
     if (auto s = CheckHead(head, *entry->head_timeline,
                            entry->head_timeline->table_bytes());
@@ -416,7 +352,7 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
       1, &lease);
   if (!claimed.ok()) return std::move(done)(claimed.status());
   const int64_t at = *claimed;
-  Bump(&head);
+  NextRevision(Now(), &head);
   const Timeline& current = *entry->head_timeline;
   v1::Segment segment = RestartSegment(
       head, current, at, StampOf(head, request.actor(), request.reason()));

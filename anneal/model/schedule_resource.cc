@@ -1,0 +1,92 @@
+// The rules of a Schedule resource (see schedule_resource.h).
+#include "anneal/model/schedule_resource.h"
+
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "anneal/engine/field_error.h"
+#include "anneal/model/resource_name.h"
+
+namespace anneal {
+
+std::string Etag(const v1::Schedule& schedule) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  auto mix = [&h](const std::string& bytes) {
+    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  };
+  mix(schedule.name());
+  mix(schedule.create_time().SerializeAsString());
+  mix(std::to_string(schedule.revision()));
+  return absl::StrCat("W/\"", absl::Hex(h, absl::kZeroPad16), "\"");
+}
+
+absl::Status CheckEtag(const std::string& sent, const v1::Schedule& schedule) {
+  if (sent.empty() || sent == schedule.etag()) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(
+      // Etags hold quotes, and the edge bounds their size.
+      "etag: ", sent, " does not match the current etag ", schedule.etag(),
+      " (the schedule changed; re-read it and retry)"));
+}
+
+void NextRevision(const google::protobuf::Timestamp& now,
+                  v1::Schedule* schedule) {
+  schedule->set_revision(schedule->revision() + 1);
+  *schedule->mutable_update_time() = now;
+  schedule->set_etag(Etag(*schedule));
+}
+
+absl::StatusOr<UpdatedFields> FieldsToUpdate(
+    const google::protobuf::FieldMask& mask, const v1::Schedule& input) {
+  UpdatedFields fields;
+  if (mask.paths_size() == 0) {
+    fields.spec = input.has_spec();
+    fields.display_name = !input.display_name().empty();
+    fields.labels = !input.labels().empty();
+  }
+  for (int i = 0; i < mask.paths_size(); ++i) {
+    const std::string& path = mask.paths(i);
+    if (path == "*") {
+      fields.spec = fields.display_name = fields.labels = true;
+    } else if (path == "spec") {
+      fields.spec = true;
+    } else if (path == "display_name") {
+      fields.display_name = true;
+    } else if (path == "labels") {
+      fields.labels = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_mask.paths[", i, "]: ", QuoteValue(path),
+          " is not updatable (allowed: spec, display_name, labels, *)"));
+    }
+  }
+  if (fields.spec && !input.has_spec()) {
+    return absl::InvalidArgumentError(
+        "schedule.spec: is required when the mask names spec");
+  }
+  return fields;
+}
+
+v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
+                         const std::string& actor, const std::string& reason,
+                         const google::protobuf::Timestamp& now) {
+  v1::Schedule s;
+  s.set_name(ScheduleName(id));
+  *s.mutable_spec() = input.spec();
+  s.set_display_name(input.display_name());
+  *s.mutable_labels() = input.labels();
+  s.set_state(v1::Schedule::ACTIVE);
+  *s.mutable_create_time() = now;
+  s.set_max_step_served(-1);
+  NextRevision(now, &s);
+  v1::Segment* first = s.add_timeline();
+  first->set_from_step(0);
+  *first->mutable_spec() = input.spec();
+  first->set_kind(v1::Segment::CREATE);
+  first->set_actor(actor);
+  first->set_reason(reason);
+  *first->mutable_create_time() = now;
+  first->set_revision(s.revision());
+  return s;
+}
+
+}  // namespace anneal

@@ -1,0 +1,51 @@
+// The rules of a Schedule resource beyond its timeline: its etag, its
+// revisions, what an update mask selects, and what a new schedule holds.
+// Pure functions of the resource (the registry applies them under its
+// locks; tests check them alone: schedule_resource_test.cc).
+#ifndef ANNEAL_MODEL_SCHEDULE_RESOURCE_H_
+#define ANNEAL_MODEL_SCHEDULE_RESOURCE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "anneal/v1/resources.pb.h"
+#include "google/protobuf/field_mask.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace anneal {
+
+// Opaque; changes with every revision, not with the position counter, so
+// a busy Advance loop does not invalidate an operator's Update.
+std::string Etag(const v1::Schedule& schedule);
+
+// OK if `sent` is empty or the schedule's etag; else ABORTED saying so.
+absl::Status CheckEtag(const std::string& sent, const v1::Schedule& schedule);
+
+// Starts the schedule's next revision, changed at `now`.
+void NextRevision(const google::protobuf::Timestamp& now,
+                  v1::Schedule* schedule);
+
+// What an UpdateSchedule changes.
+struct UpdatedFields {
+  bool spec = false;
+  bool display_name = false;
+  bool labels = false;
+};
+
+// The fields `mask` names (spec, display_name, labels, or * for all); an
+// empty mask means every field `input` sets. INVALID_ARGUMENT naming
+// update_mask.paths[i] for any other path, and schedule.spec if the mask
+// names the spec but `input` has none.
+absl::StatusOr<UpdatedFields> FieldsToUpdate(
+    const google::protobuf::FieldMask& mask, const v1::Schedule& input);
+
+// A new schedule `id` from `input` (spec, display name, labels): revision 1,
+// one CREATE segment from step 0 by `actor` for `reason`, nothing served.
+v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
+                         const std::string& actor, const std::string& reason,
+                         const google::protobuf::Timestamp& now);
+
+}  // namespace anneal
+
+#endif  // ANNEAL_MODEL_SCHEDULE_RESOURCE_H_
