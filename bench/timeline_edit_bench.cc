@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 #include "anneal/server/common/work_pool.h"
 #include "anneal/server/registry/registry_test_util.h"

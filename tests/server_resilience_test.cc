@@ -277,7 +277,7 @@ TEST(StartupTest, AReadOnlyDatabaseFailsAtStart) {
   if (getuid() == 0) ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
   EXPECT_EQ(RunServer({"--listen=127.0.0.1:0", "--db=" + db}, log, true), 1);
   EXPECT_THAT(ReadFile(log),
-              HasSubstr("cannot open " + db + ": FAILED_PRECONDITION: " + db +
+              HasSubstr("cannot open sqlite://" + db + ": FAILED_PRECONDITION: " + db +
                         ": the file is read-only"));
   ASSERT_EQ(chmod(db.c_str(), 0644), 0);
 }

@@ -16,8 +16,12 @@
 // Serving.
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address to serve on (host:port; port 0 picks a free one)");
+ABSL_FLAG(std::string, store, "",
+          "where schedules are kept: sqlite:///PATH or memory: (nothing "
+          "survives); empty: the SQLite file --db");
 ABSL_FLAG(std::string, db, "./anneal.db",
-          "SQLite database file; created with its schema if missing");
+          "SQLite database file (--store=sqlite://PATH); created with its "
+          "schema if missing");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written here once serving (for tests)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -185,6 +189,12 @@ std::vector<std::string> CheckFlags() {
            256);
   at_least("max_etag_bytes", absl::GetFlag(FLAGS_max_etag_bytes), 32);
   return bad;
+}
+
+std::string StoreUrlFromFlags() {
+  const std::string store = absl::GetFlag(FLAGS_store);
+  return store.empty() ? absl::StrCat("sqlite://", absl::GetFlag(FLAGS_db))
+                       : store;
 }
 
 RegistryOptions RegistryOptionsFromFlags() {

@@ -14,6 +14,7 @@
 #include "anneal/server/schedule_service.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, store);
 ABSL_DECLARE_FLAG(std::string, db);
 ABSL_DECLARE_FLAG(std::string, port_file);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
@@ -33,6 +34,9 @@ void ParseFlagsWithEnvironment(int argc, char** argv);
 
 // The flags that are not within their range, as "--flag: rule, got X".
 std::vector<std::string> CheckFlags();
+
+// --store, or sqlite://<--db> when it is empty.
+std::string StoreUrlFromFlags();
 
 // The registry's and the service's options, from the flags.
 RegistryOptions RegistryOptionsFromFlags();

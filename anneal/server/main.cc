@@ -1,7 +1,8 @@
 // anneal-server: named learning-rate schedules over gRPC.
 //
 // The recipe: parse and check the flags (and ANNEAL_* environment
-// variables), open the SQLite store (a probe write proves it writable),
+// variables), open the store --store names (SQLite by default; a probe
+// write proves it writable),
 // load every schedule into the registry, serve the schedule service with
 // health checking and reflection, and on SIGTERM/SIGINT stop accepting, let
 // in-flight calls finish within --shutdown_grace, answer the rest
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -25,7 +27,7 @@
 #include "anneal/server/common/log.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/schedule_service.h"
-#include "anneal/server/store/sqlite/sqlite_store.h"
+#include "anneal/server/store_url.h"
 #include "anneal/server/common/work_pool.h"
 
 namespace {
@@ -72,14 +74,16 @@ int main(int argc, char** argv) {
   }
   anneal::RouteProtobufLogs();
 
-  const std::string db = absl::GetFlag(FLAGS_db);
-  anneal::SqliteStoreOptions store_options;
-  store_options.busy_timeout_ms = static_cast<int>(
-      absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_sqlite_busy_timeout)));
-  auto store = anneal::OpenSqliteStore(db, store_options);
+  const std::string db = anneal::StoreUrlFromFlags();
+  anneal::StoreUrlOptions store_options;
+  store_options.sqlite_busy_timeout = absl::GetFlag(FLAGS_sqlite_busy_timeout);
+  auto store = anneal::OpenStore(db, store_options);
   if (!store.ok()) {
     anneal::Log("cannot open ", db, ": ", store.status().ToString());
     return 1;
+  }
+  if (absl::StartsWith(db, "memory:")) {
+    anneal::Log("start: the store is in memory: nothing survives this process");
   }
 
   anneal::WorkPool pool({absl::GetFlag(FLAGS_worker_threads),

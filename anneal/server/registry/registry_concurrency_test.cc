@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/sqlite/sqlite_store.h"
 #include "anneal/server/registry/registry_test_util.h"
 #include "tests/test_dir.h"

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 #include "anneal/server/registry/registry_test_util.h"
 #include "tests/test_util.h"

@@ -36,7 +36,6 @@
 #define ANNEAL_SERVER_STORE_STORE_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -187,17 +186,6 @@ inline constexpr int kMaxMetricsPerStep = 64;
 // (INVALID_ARGUMENT) if the merge would exceed kMaxMetricsPerStep.
 absl::Status MergeReport(const v1::MetricReport& update,
                          v1::MetricReport* into);
-
-struct MemoryStoreOptions {
-  // Called before each group is committed; a non-OK status fails the group
-  // as a disk error would (for tests of failure and recovery). Also called
-  // by Resume's probe.
-  std::function<absl::Status()> commit_fault;
-};
-
-// An in-memory Store for tests: the same contract, with `done` on a
-// background thread as with a real store.
-std::unique_ptr<Store> NewMemoryStore(MemoryStoreOptions options = {});
 
 }  // namespace anneal
 

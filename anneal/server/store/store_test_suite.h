@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "anneal/server/store/sqlite/sqlite_store.h"
+#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 #include "tests/test_dir.h"
 

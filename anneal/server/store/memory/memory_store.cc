@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "anneal/server/store/commit_queue.h"
+#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 
 namespace anneal {

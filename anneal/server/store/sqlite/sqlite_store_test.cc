@@ -3,6 +3,7 @@
 // file shows: persistence, schema versions, corruption, lock timeouts, group
 // commit, acknowledged writes surviving SIGKILL, and (printed, not asserted)
 // group-commit throughput with 1 vs 8 concurrent submitters.
+#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 
 #include <poll.h>
