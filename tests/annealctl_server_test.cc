@@ -324,25 +324,23 @@ TEST_F(AnnealctlServerTest, LrEqualsPreviewByteForByte) {
          {std::string("--start 0"), std::string("--start 137")}) {
       for (const char* format : {"csv", "json"}) {
         CliRun preview = RunCli("preview -f " + spec + " --steps 300 " + range +
-                                " --format " + format);
+                                " -o " + format);
         ASSERT_EQ(preview.exit_code, 0) << preview.err;
         CliRun lr =
-            Cli("lr " + id + " --count 300 " + range + " --format " + format);
+            Cli("lr " + id + " --count 300 " + range + " --output " + format);
         ASSERT_EQ(lr.exit_code, 0) << lr.err;
         EXPECT_EQ(lr.out, preview.out) << specs[i] << range << " " << format;
       }
     }
   }
-  CliRun lr = Cli("lr p-0 --count 300 --format ascii");
+  CliRun lr = Cli("lr p-0 --count 300 -o ascii");
   ASSERT_EQ(lr.exit_code, 0) << lr.err;
   EXPECT_EQ(lr.out, RunCli("preview -f " + TestDir() +
-                           "p-0.yaml --steps 300 --format ascii")
+                           "p-0.yaml --steps 300 -o ascii")
                         .out);
-  const std::string svg = TestDir() + "lr.svg";
-  lr = Cli("lr p-0 --count 300 --format svg --output " + svg);
+  lr = Cli("lr p-0 --count 300 -o svg");
   ASSERT_EQ(lr.exit_code, 0) << lr.err;
-  EXPECT_EQ(lr.out, "");
-  const std::string svg_text = ReadFile(svg);
+  const std::string svg_text = lr.out;
   EXPECT_THAT(svg_text, HasSubstr("<svg"));
   EXPECT_THAT(svg_text, HasSubstr("schedules/p-0"));
   EXPECT_THAT(svg_text, HasSubstr("</svg>"));
@@ -401,7 +399,7 @@ TEST_F(AnnealctlServerTest, InvalidArgumentsExitTwoWithTheFieldAndRule) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err,
             "annealctl lr: --count: must be in [1, 1000000], got nothing\n");
-  r = Cli("lr ok --count 5 --format png");
+  r = Cli("lr ok --count 5 -o png");
   EXPECT_EQ(r.exit_code, 2);
   r = Cli("get ok --colour red");
   EXPECT_EQ(r.exit_code, 2);

@@ -62,7 +62,7 @@ TEST(AnnealctlTest, PreviewCsvHasHeaderAndOneRowPerStep) {
 TEST(AnnealctlTest, PreviewStartAndJson) {
   std::string spec = WriteSpec("c.json", R"({"max_lr": 0.5, "constant": {}})");
   CliRun r = Annealctl("preview -f " + spec +
-                       " --steps 2 --start 4611686018427387903 --format json");
+                       " --steps 2 --start 4611686018427387903 -o json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("\"step\":\"4611686018427387904\""), std::string::npos)
       << r.out;
@@ -73,17 +73,22 @@ TEST(AnnealctlTest, PreviewAsciiAndSvg) {
   std::string spec =
       WriteSpec("w.yaml", "max_lr: 0.1\nwarm_restarts: {period: 20}\n");
   CliRun ascii =
-      Annealctl("preview -f " + spec + " --steps 100 --format ascii");
+      Annealctl("preview -f " + spec + " --steps 100 -o ascii");
   ASSERT_EQ(ascii.exit_code, 0) << ascii.out;
   EXPECT_GT(std::count(ascii.out.begin(), ascii.out.end(), '\n'), 10);
-  std::string svg_path = TestDir() + "plot.svg";
-  CliRun svg = Annealctl("preview -f " + spec +
-                         " --steps 100 --format svg --output " + svg_path);
+  CliRun svg = Annealctl("preview -f " + spec + " --steps 100 --output svg");
   ASSERT_EQ(svg.exit_code, 0) << svg.out;
-  std::stringstream svg_text;
-  svg_text << std::ifstream(svg_path).rdbuf();
-  EXPECT_NE(svg_text.str().find("<svg"), std::string::npos);
-  EXPECT_NE(svg_text.str().find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.out.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.out.find("</svg>"), std::string::npos);
+  CliRun bad = Annealctl("preview -f " + spec + " --steps 100 -o png");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.out.find("--output: must be csv, json, ascii or svg, got png"),
+            std::string::npos)
+      << bad.out;
+  // One meaning of -o/--output everywhere: the old file flag is gone.
+  EXPECT_EQ(Annealctl("preview -f " + spec + " --steps 1 --format csv")
+                .exit_code,
+            2);
 }
 
 TEST(AnnealctlTest, InvalidSpecExitsNonZeroWithTheFieldAndRule) {

@@ -1,6 +1,7 @@
-// annealctl subcommands. Each takes its arguments (after the subcommand
-// name), writes its result to `out` and returns the outcome; annealctl.cc
-// turns that into one line on stderr and the process exit code (Report in
+// annealctl subcommands, one function each; annealctl.cc's kCommands table
+// holds their synopses and help. Each takes its arguments (after the
+// subcommand name), writes its result to `out` and returns the outcome;
+// annealctl.cc turns that into one line on stderr and the process exit code (Report in
 // server_connection.h): 0 ok, 1 the request failed, 2 bad usage or
 // INVALID_ARGUMENT, 3 the schedule does not exist (NOT_FOUND), 4 the server
 // is unreachable or unavailable. Server commands take --server ADDRESS
@@ -22,60 +23,54 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitNotFound = 3;
 inline constexpr int kExitUnreachable = 4;
 
-// annealctl preview -f SPEC --steps N [--start S] [--format csv|json|ascii|svg]
-//                   [--batch-size B] [--output FILE]
+// annealctl preview
 absl::Status PreviewCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 
-// annealctl analyze -f SPEC [--horizon N] [--max-curvature L] [-o json]
+// annealctl analyze
 absl::Status AnalyzeCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 
-// annealctl create NAME -f SPEC [--display-name X] [--label k=v ...]
-//                  [--reason TEXT] [-o json]
+// annealctl create
 absl::Status CreateCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
-// annealctl get NAME [-o json]
+// annealctl get
 absl::Status GetCommand(const std::vector<std::string>& args,
                         std::ostream& out);
 
-// annealctl list [--filter EXPR] [--page-size N] [-o json] (every page)
+// annealctl list
 absl::Status ListCommand(const std::vector<std::string>& args,
                          std::ostream& out);
 
-// annealctl delete NAME [--etag E]
+// annealctl delete
 absl::Status DeleteCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
-// annealctl update NAME [-f SPEC] [--effective-step S] [--display-name X]
-//                  [--label k=v ...] [--reason TEXT] [--etag E] [-o json]
+// annealctl update
 absl::Status UpdateCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
-// annealctl health [--service NAME]: prints SERVING or NOT_SERVING; exit 0
-// only when SERVING (4 otherwise), so a container health check can use it.
+// annealctl health
 absl::Status HealthCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
-// annealctl restart NAME [--at S] [--reason TEXT] [--etag E] [-o json]
+// annealctl restart
 absl::Status RestartCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 
-// annealctl advance NAME [--expected-position P] [--request-id ID] [-o json]
+// annealctl advance
 absl::Status AdvanceCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 
-// annealctl lr NAME --start S --count N [--format csv|json|ascii|svg]
-//              [--batch-size B] [--output FILE]
+// annealctl lr
 absl::Status LrCommand(const std::vector<std::string>& args, std::ostream& out);
 
-// annealctl report NAME --step S METRIC=VALUE... [-o json]
+// annealctl report
 absl::Status ReportCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
-// annealctl reports NAME [--start S] [--end E] [--metric M]...
-//                   [--page-size N] [-o text|csv|json] (every page)
+// annealctl reports
 absl::Status ReportsCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 

@@ -21,8 +21,8 @@ constexpr int64_t kMaxLrSteps = 1'000'000;  // as preview
 absl::Status LrCommand(const std::vector<std::string>& args,
                        std::ostream& out) {
   auto parsed = CliArgs::Parse(
-      args, {"server", "start", "count", "format", "batch_size", "output"},
-      {{"o", "format"}});
+      args, {"server", "start", "count", "batch_size", "output"},
+      {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto name = ScheduleNameArg(a);
@@ -36,7 +36,7 @@ absl::Status LrCommand(const std::vector<std::string>& args,
   }
   auto start = a.GetInt("start", 0);
   if (!start.ok()) return start.status();
-  const std::string format = a.Get("format", "csv");
+  const std::string format = a.Get("output", "csv");
   if (auto s = CheckFormat(format); !s.ok()) return s;
 
   v1::EvaluateRangeRequest range_request;
@@ -57,7 +57,7 @@ absl::Status LrCommand(const std::vector<std::string>& args,
   auto results = UnpackStepRange(range.range());
   if (!results.ok()) return results.status();
 
-  return RenderSteps(*results, format, *name, a.Get("output", ""), out);
+  return RenderSteps(*results, format, *name, out);
 }
 
 }  // namespace anneal

@@ -16,8 +16,8 @@ constexpr int64_t kMaxPreviewSteps = 1'000'000;
 absl::Status PreviewCommand(const std::vector<std::string>& args,
                             std::ostream& out) {
   auto parsed = CliArgs::Parse(
-      args, {"file", "steps", "start", "format", "batch_size", "output"},
-      {{"f", "file"}, {"o", "format"}});
+      args, {"file", "steps", "start", "batch_size", "output"},
+      {{"f", "file"}, {"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto file = a.Require("file");
@@ -31,7 +31,7 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
   }
   auto start = a.GetInt("start", 0);
   if (!start.ok()) return start.status();
-  const std::string format = a.Get("format", "csv");
+  const std::string format = a.Get("output", "csv");
   if (auto s = CheckFormat(format); !s.ok()) return s;
   StepQuery options;
   if (a.Has("batch_size")) {
@@ -57,7 +57,7 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
         status.message(), " (from --start ", *start, " --steps ", *steps, ")"));
   }
 
-  return RenderSteps(results, format, *file, a.Get("output", ""), out);
+  return RenderSteps(results, format, *file, out);
 }
 
 }  // namespace anneal

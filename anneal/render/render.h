@@ -1,6 +1,7 @@
-// Renderers of an evaluated step range for annealctl (preview, and later lr):
-// CSV and JSON for scripts, an ASCII chart for the terminal, an SVG plot for
-// people. All take the steps in order; none evaluates anything itself.
+// Renderers of an evaluated step range (annealctl's preview and lr): CSV and
+// JSON for scripts, an ASCII chart for the terminal, an SVG plot for people.
+// All take the steps in order and write to a stream; none evaluates
+// anything or touches a file.
 #ifndef ANNEAL_RENDER_RENDER_H_
 #define ANNEAL_RENDER_RENDER_H_
 
@@ -13,14 +14,14 @@
 
 namespace anneal {
 
-// Checks a --format value: csv, json, ascii or svg.
+// Checks a format: csv, json, ascii or svg (the error names -o/--output).
 absl::Status CheckFormat(const std::string& format);
 
-// Renders `steps` in `format` (checked) to `output_path`, or to `out` when
-// the path is empty; `title` labels the SVG plot.
+// Renders `steps` in `format` (checked) to `out`; `title` labels the SVG
+// plot.
 absl::Status RenderSteps(const std::vector<StepResult>& steps,
                          const std::string& format, const std::string& title,
-                         const std::string& output_path, std::ostream& out);
+                         std::ostream& out);
 
 // Header "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,
 // cycle_length,phase,restart,snapshot"; momentum columns are empty when not

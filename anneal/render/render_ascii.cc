@@ -1,4 +1,4 @@
-// ASCII chart renderer (see render.h): `annealctl preview --format ascii`.
+// ASCII chart renderer (see render.h): `annealctl preview -o ascii`.
 //
 // The plot area is `width` columns by `height` rows. Each column stands for a
 // bucket of consecutive steps and draws the whole min..max extent of lr in the

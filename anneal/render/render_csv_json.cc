@@ -1,6 +1,5 @@
 // CSV and JSON renderers, and the format dispatch (see render.h).
 #include <cstdio>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -52,27 +51,17 @@ absl::Status CheckFormat(const std::string& format) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("--format: must be csv, json, ascii or svg, got ", format));
+      absl::StrCat("--output: must be csv, json, ascii or svg, got ", format));
 }
 
 absl::Status RenderSteps(const std::vector<StepResult>& steps,
                          const std::string& format, const std::string& title,
-                         const std::string& output_path, std::ostream& out) {
+                         std::ostream& out) {
   if (auto s = CheckFormat(format); !s.ok()) return s;
-  std::ofstream file_out;
-  std::ostream* sink = &out;
-  if (!output_path.empty()) {
-    file_out.open(output_path);
-    if (!file_out) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--output: cannot write ", output_path));
-    }
-    sink = &file_out;
-  }
-  if (format == "csv") RenderCsv(steps, *sink);
-  if (format == "json") RenderJson(steps, *sink);
-  if (format == "ascii") RenderAscii(steps, 72, 18, *sink);
-  if (format == "svg") RenderSvg(steps, title, *sink);
+  if (format == "csv") RenderCsv(steps, out);
+  if (format == "json") RenderJson(steps, out);
+  if (format == "ascii") RenderAscii(steps, 72, 18, out);
+  if (format == "svg") RenderSvg(steps, title, out);
   return absl::OkStatus();
 }
 

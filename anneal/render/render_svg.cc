@@ -1,4 +1,4 @@
-// SVG plot renderer (see render.h): `annealctl preview --format svg`.
+// SVG plot renderer (see render.h): `annealctl preview -o svg`.
 //
 // One self-contained 900x420 document with no scripts, CSS or external fonts,
 // so it looks the same in a browser, an image viewer or rsvg-convert. Curves

@@ -64,7 +64,7 @@ class LocalTimeline:
 
     def _preview(self, index: int, local_start: int, count: int) -> List[List[str]]:
         args = [self._annealctl, "preview", "-f", "-", "--start",
-                str(local_start), "--steps", str(count), "--format", "csv"]
+                str(local_start), "--steps", str(count), "-o", "csv"]
         if self._batch_size is not None:
             args += ["--batch_size", str(self._batch_size)]
         done = subprocess.run(args, input=self._json[index].encode(),
