@@ -14,6 +14,8 @@ PACKAGES=(
   # Python side: tests against PyTorch, the Python client
   python3 python3-torch python3-pytest python3-protobuf python3-grpcio
   python3-sklearn
+  # pip install ./python in a venv (tests/python/test_packaging.py)
+  python3-pip python3-venv python3-setuptools python3-wheel
 )
 
 missing=()

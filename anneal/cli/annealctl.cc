@@ -36,8 +36,10 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"preview", anneal::PreviewCommand, true,
-     "-f SPEC --steps N [--start S] [-o csv|json|ascii|svg]\n[--batch-size B]",
-     "evaluate a JSON/YAML schedule spec and print or plot it"},
+     "-f SPEC|--timeline SCHEDULE --steps N [--start S]\n"
+     "[-o csv|json|ascii|svg] [--batch-size B]",
+     "evaluate a JSON/YAML schedule spec, or a whole timeline (a schedule\n"
+     "as 'get -o json' prints it), and print or plot it"},
     {"analyze", anneal::AnalyzeCommand, true,
      "-f SPEC [--horizon N] [--max-curvature L] [-o text|json]",
      "Robbins-Monro conditions and the stability bound for curvature L"},

@@ -33,24 +33,25 @@ absl::StatusOr<std::string> IdFrom(absl::string_view arg) {
   return std::string(id);
 }
 
-// Reads a spec file ("-" reads standard input). The error names the file.
-absl::StatusOr<v1::ScheduleSpec> LoadSpecFile(const std::string& path) {
+}  // namespace
+
+absl::Status LoadMessageFile(const std::string& path,
+                             google::protobuf::Message* message) {
   std::stringstream buffer;
   if (path == "-") {
     buffer << std::cin.rdbuf();
   } else {
     std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+    if (!in) {
+      return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open"));
+    }
     buffer << in.rdbuf();
   }
-  v1::ScheduleSpec spec;
-  if (auto s = ParseMessageText(buffer.str(), &spec); !s.ok()) {
+  if (auto s = ParseMessageText(buffer.str(), message); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
   }
-  return spec;
+  return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args) {
   const std::vector<std::string>& positional = args.positional();
@@ -80,10 +81,8 @@ absl::StatusOr<std::string> ScheduleNameArg(const CliArgs& args) {
 absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args) {
   auto path = args.Require("file");
   if (!path.ok()) return path.status();
-  auto spec = LoadSpecFile(*path);
-  if (absl::IsNotFound(spec.status())) {
-    return absl::FailedPreconditionError(spec.status().message());
-  }
+  v1::ScheduleSpec spec;
+  if (auto s = LoadMessageFile(*path, &spec); !s.ok()) return s;
   return spec;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "anneal/v1/schedule.pb.h"
 #include "anneal/cli/cli_args.h"
+#include "google/protobuf/message.h"
 
 namespace anneal {
 
@@ -27,8 +28,14 @@ absl::StatusOr<std::string> ScheduleNameFrom(absl::string_view arg);
 // NAME as the id alone ("run-1"), for CreateSchedule.
 absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args);
 
-// -f SPEC, loaded. A file that cannot be opened is FAILED_PRECONDITION (exit
-// 1): NOT_FOUND (exit 3) is kept for schedules the server does not have.
+// Reads a JSON or YAML file ("-": standard input) into `message`. A file
+// that cannot be opened is FAILED_PRECONDITION (exit 1; NOT_FOUND, exit 3,
+// is kept for schedules the server does not have); text that does not parse
+// is INVALID_ARGUMENT naming the file and the field.
+absl::Status LoadMessageFile(const std::string& path,
+                             google::protobuf::Message* message);
+
+// -f SPEC, loaded.
 absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args);
 
 // No positional arguments (list).

@@ -1,10 +1,15 @@
-// annealctl preview: evaluate a spec file offline and print or plot it.
+// annealctl preview: evaluate a spec file, or a schedule's whole timeline,
+// offline, and print or plot it. With --timeline FILE (a Schedule as JSON,
+// as `annealctl get -o json` prints it) the steps are the model's Timeline
+// (anneal/model/timeline.h), exactly what the server serves for that
+// timeline: the Python client's offline fallback runs this.
 #include "absl/strings/str_cat.h"
 #include "anneal/cli/cli_args.h"
 #include "anneal/cli/command_args.h"
 #include "anneal/cli/commands.h"
 #include "anneal/render/render.h"
 #include "anneal/engine/schedule.h"
+#include "anneal/model/timeline.h"
 
 namespace anneal {
 namespace {
@@ -16,12 +21,15 @@ constexpr int64_t kMaxPreviewSteps = 1'000'000;
 absl::Status PreviewCommand(const std::vector<std::string>& args,
                             std::ostream& out) {
   auto parsed = CliArgs::Parse(
-      args, {"file", "steps", "start", "batch_size", "output"},
+      args, {"file", "timeline", "steps", "start", "batch_size", "output"},
       {{"f", "file"}, {"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
-  auto file = a.Require("file");
-  if (!file.ok()) return file.status();
+  if (a.Has("file") == a.Has("timeline")) {
+    return absl::InvalidArgumentError(
+        "give exactly one of -f SPEC and --timeline SCHEDULE_JSON");
+  }
+  const std::string source = a.Get(a.Has("file") ? "file" : "timeline", "");
   auto steps = a.GetInt("steps", -1);
   if (!steps.ok()) return steps.status();
   if (*steps < 1 || *steps > kMaxPreviewSteps) {
@@ -40,24 +48,35 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
     options.batch_size = *batch;
   }
 
-  auto spec = LoadSpecArg(a);
-  if (!spec.ok()) return spec.status();
-  auto schedule = Schedule::Compile(*spec);
-  if (!schedule.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(*file, ": ", schedule.status().message()));
-  }
   std::vector<StepResult> results;
   results.reserve(static_cast<size_t>(*steps));
-  auto status = (*schedule)->EvaluateRange(
-      *start, *steps, options,
-      [&](const StepResult& r) { results.push_back(r); });
+  auto keep = [&](const StepResult& r) { results.push_back(r); };
+  absl::Status status;
+  if (a.Has("file")) {
+    auto spec = LoadSpecArg(a);
+    if (!spec.ok()) return spec.status();
+    auto schedule = Schedule::Compile(*spec);
+    if (!schedule.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": ", schedule.status().message()));
+    }
+    status = (*schedule)->EvaluateRange(*start, *steps, options, keep);
+  } else {
+    v1::Schedule schedule;
+    if (auto s = LoadMessageFile(source, &schedule); !s.ok()) return s;
+    auto timeline = Timeline::Build(schedule.timeline());
+    if (!timeline.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": ", timeline.status().message()));
+    }
+    status = (*timeline)->EvaluateRange(*start, *steps, options, keep);
+  }
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         status.message(), " (from --start ", *start, " --steps ", *steps, ")"));
   }
 
-  return RenderSteps(results, format, *file, out);
+  return RenderSteps(results, format, source, out);
 }
 
 }  // namespace anneal

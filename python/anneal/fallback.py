@@ -1,15 +1,11 @@
 """Local fallback: evaluate a schedule's timeline without the server.
 
-There is one implementation of the schedule engine, in C++. This module does
-not port it: it runs `annealctl preview` (which compiles the spec with the
-same engine the server uses) for each timeline segment, and then applies the
-timeline rule of anneal/model/timeline.cc on top, so the result is bit-identical to
-what the server would have served for the same timeline:
-
-  segment i covers [from_i, from_{i+1}); its steps are its spec at local time
-  t - time_origin, with cycle_offset added to the cycle; `restart` is
-  cycle > 0 and step_in_cycle == 0, or the first step of a RESTART segment;
-  the step before a RESTART segment is a `snapshot`.
+There is one implementation of the schedule engine and of the timeline rule
+(how segments make the LR of every step), in C++ (anneal/model/timeline.h).
+This module ports neither: it hands the whole timeline to `annealctl preview
+--timeline -`, which evaluates it with the same code the server uses, so the
+result is bit-identical to what the server would have served for the same
+timeline.
 
 The timeline is the one the client last fetched with GetSchedule. A change
 made on the server after that is not known here (see docs/python-client.md).
@@ -17,7 +13,6 @@ made on the server after that is not known here (see docs/python-client.md).
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import os
@@ -25,8 +20,10 @@ import shutil
 import subprocess
 from typing import List, Optional, Sequence
 
-from anneal.client import spec_to_json
+from google.protobuf import json_format
+
 from anneal.results import Phase, Segment, StepRange, pack_flags
+from anneal.v1 import resources_pb2
 
 _COLUMNS = ["step", "lr", "momentum", "beta1_bias_correction", "cycle",
             "step_in_cycle", "cycle_length", "phase", "restart", "snapshot"]
@@ -54,22 +51,28 @@ class LocalTimeline:
                  revision: Optional[int] = None, timeout: float = 60.0) -> None:
         if not segments or segments[0].from_step != 0:
             raise ValueError("a timeline starts with a segment at step 0")
+        schedule = resources_pb2.Schedule()
+        for s in segments:
+            schedule.timeline.add(
+                from_step=s.from_step, spec=s.spec, time_origin=s.time_origin,
+                cycle_offset=s.cycle_offset,
+                kind=resources_pb2.Segment.Kind.Value(s.kind))
         self.segments = list(segments)
         self.revision = revision
-        self._starts = [s.from_step for s in self.segments]
-        self._json = [spec_to_json(s.spec) for s in self.segments]
+        self._json = json_format.MessageToJson(
+            schedule, preserving_proto_field_name=True).encode()
         self._annealctl = annealctl
         self._batch_size = batch_size
         self._timeout = timeout
 
-    def _preview(self, index: int, local_start: int, count: int) -> List[List[str]]:
-        args = [self._annealctl, "preview", "-f", "-", "--start",
-                str(local_start), "--steps", str(count), "-o", "csv"]
+    def _preview(self, start: int, count: int) -> List[List[str]]:
+        args = [self._annealctl, "preview", "--timeline", "-", "--start",
+                str(start), "--steps", str(count), "-o", "csv"]
         if self._batch_size is not None:
             args += ["--batch_size", str(self._batch_size)]
-        done = subprocess.run(args, input=self._json[index].encode(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=self._timeout, check=False)
+        done = subprocess.run(args, input=self._json, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=self._timeout,
+                              check=False)
         if done.returncode != 0:
             raise RuntimeError("%s failed (exit %d): %s" % (
                 " ".join(args), done.returncode,
@@ -82,49 +85,22 @@ class LocalTimeline:
 
     def evaluate_range(self, start: int, count: int) -> StepRange:
         """Steps [start, start + count), as the server would serve them."""
-        lr: List[float] = []
-        flags: List[int] = []
-        cycle: List[int] = []
-        step_in_cycle: List[int] = []
-        cycle_length: List[int] = []
-        momentum: List[float] = []
-        bias: List[float] = []
-        any_momentum = False
-        step, end = start, start + count
-        i = bisect.bisect_right(self._starts, start) - 1
-        while step < end:
-            seg = self.segments[i]
-            seg_end = (self._starts[i + 1] if i + 1 < len(self.segments)
-                       else None)
-            next_restarts = (seg_end is not None and
-                             self.segments[i + 1].kind == "RESTART")
-            n = min(end, seg_end if seg_end is not None else end) - step
-            local = step - seg.time_origin
-            for off in range(0, n, MAX_PREVIEW_STEPS):
-                m = min(MAX_PREVIEW_STEPS, n - off)
-                for row in self._preview(i, local + off, m):
-                    t = start + len(lr)  # the global step of this row
-                    c = int(row[4]) + seg.cycle_offset
-                    sic = int(row[5])
-                    restart = (c > 0 and sic == 0) or (
-                        seg.kind == "RESTART" and t == seg.from_step)
-                    snapshot = row[9] == "1" or (next_restarts and
-                                                 t == seg_end - 1)
-                    has_m = row[2] != ""
-                    any_momentum = any_momentum or has_m
-                    lr.append(float(row[1]))
-                    momentum.append(float(row[2]) if has_m else 0.0)
-                    bias.append(float(row[3]) if has_m else 0.0)
-                    cycle.append(c)
-                    step_in_cycle.append(sic)
-                    cycle_length.append(int(row[6]))
-                    flags.append(pack_flags(restart, snapshot, has_m,
-                                            Phase[row[7]]))
-            step += n
-            i += 1
-        return StepRange(start_step=start, lr=lr, flags=flags, cycle=cycle,
-                         step_in_cycle=step_in_cycle,
-                         cycle_length=cycle_length,
-                         momentum=momentum if any_momentum else None,
-                         beta1_bias_correction=bias if any_momentum else None,
-                         revision=None, source="local")
+        rows: List[List[str]] = []
+        for off in range(0, count, MAX_PREVIEW_STEPS):
+            rows += self._preview(start + off,
+                                  min(MAX_PREVIEW_STEPS, count - off))
+        any_momentum = any(row[2] != "" for row in rows)
+        return StepRange(
+            start_step=start,
+            lr=[float(row[1]) for row in rows],
+            flags=[pack_flags(row[8] == "1", row[9] == "1", row[2] != "",
+                              Phase[row[7]]) for row in rows],
+            cycle=[int(row[4]) for row in rows],
+            step_in_cycle=[int(row[5]) for row in rows],
+            cycle_length=[int(row[6]) for row in rows],
+            momentum=([float(row[2]) if row[2] else 0.0 for row in rows]
+                      if any_momentum else None),
+            beta1_bias_correction=([float(row[3]) if row[3] else 0.0
+                                    for row in rows]
+                                   if any_momentum else None),
+            revision=None, source="local")

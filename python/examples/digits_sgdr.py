@@ -9,9 +9,9 @@ as PyTorch does) the two runs are equal weight for weight: the anneal engine
 reproduces PyTorch's LRs bit for bit, and the training is deterministic.
 
     scripts/serve.sh &                       # a server on 127.0.0.1:50051
-    PYTHONPATH=build/python /usr/bin/python3 python/examples/digits_sgdr.py
-    PYTHONPATH=build/python /usr/bin/python3 python/examples/digits_sgdr.py --torch
-    PYTHONPATH=build/python /usr/bin/python3 python/examples/digits_sgdr.py --swa
+    PYTHONPATH=python /usr/bin/python3 python/examples/digits_sgdr.py
+    PYTHONPATH=python /usr/bin/python3 python/examples/digits_sgdr.py --torch
+    PYTHONPATH=python /usr/bin/python3 python/examples/digits_sgdr.py --swa
 
 The schedule is created if it does not exist yet (`--schedule`, default
 digits-sgdr). Everything here is also what tests/python/test_torch_training.py

@@ -1,9 +1,9 @@
 """Fixtures for the Python client tests: the real anneal-server binary.
 
 ANNEAL_BUILD_DIR (default: ./build next to tests/) names the CMake build to
-test: its bin/anneal-server and bin/annealctl, and its python/ directory,
-which holds the `anneal` package with the generated stubs and is put on
-sys.path here (so scripts/test.sh needs no PYTHONPATH).
+test: its bin/anneal-server and bin/annealctl. The `anneal` package is the
+source tree's python/ (its generated modules are checked in), put on sys.path
+here, so scripts/test.sh needs no PYTHONPATH.
 
 The server runs exactly as tests/server_harness.h runs it for the C++ tests:
 loopback, port 0 (the real port comes back through --port_file), a temporary
@@ -26,7 +26,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD_DIR = pathlib.Path(os.environ.get("ANNEAL_BUILD_DIR", ROOT / "build"))
-PYTHON_DIR = BUILD_DIR / "python"
+PYTHON_DIR = ROOT / "python"
 if str(PYTHON_DIR) not in sys.path:
     sys.path.insert(0, str(PYTHON_DIR))
 # anneal.fallback finds annealctl through it.
@@ -38,8 +38,8 @@ def _require_build() -> None:
         pytest.fail("no %s/bin/anneal-server: build first (cmake --build), "
                     "or set ANNEAL_BUILD_DIR" % BUILD_DIR)
     if not (PYTHON_DIR / "anneal" / "v1" / "service_pb2.py").exists():
-        pytest.fail("no generated Python package in %s: build the "
-                    "anneal_python target" % PYTHON_DIR)
+        pytest.fail("no generated modules in %s/anneal/v1: run "
+                    "scripts/gen-python-stubs.sh" % PYTHON_DIR)
 
 
 class ServerProcess:
