@@ -72,8 +72,7 @@ TEST(AnnealctlTest, PreviewStartAndJson) {
 TEST(AnnealctlTest, PreviewAsciiAndSvg) {
   std::string spec =
       WriteSpec("w.yaml", "max_lr: 0.1\nwarm_restarts: {period: 20}\n");
-  CliRun ascii =
-      Annealctl("preview -f " + spec + " --steps 100 -o ascii");
+  CliRun ascii = Annealctl("preview -f " + spec + " --steps 100 -o ascii");
   ASSERT_EQ(ascii.exit_code, 0) << ascii.out;
   EXPECT_GT(std::count(ascii.out.begin(), ascii.out.end(), '\n'), 10);
   CliRun svg = Annealctl("preview -f " + spec + " --steps 100 --output svg");
@@ -86,9 +85,8 @@ TEST(AnnealctlTest, PreviewAsciiAndSvg) {
             std::string::npos)
       << bad.out;
   // One meaning of -o/--output everywhere: the old file flag is gone.
-  EXPECT_EQ(Annealctl("preview -f " + spec + " --steps 1 --format csv")
-                .exit_code,
-            2);
+  EXPECT_EQ(
+      Annealctl("preview -f " + spec + " --steps 1 --format csv").exit_code, 2);
 }
 
 TEST(AnnealctlTest, InvalidSpecExitsNonZeroWithTheFieldAndRule) {
@@ -110,7 +108,9 @@ TEST(AnnealctlTest, UsageErrors) {
   EXPECT_EQ(Annealctl("frobnicate").exit_code, 2);
   CliRun r = Annealctl("preview --steps 5");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.out, "annealctl preview: --file is required\n");
+  EXPECT_EQ(r.out,
+            "annealctl preview: give exactly one of -f SPEC and --timeline "
+            "SCHEDULE_JSON\n");
   r = Annealctl("preview -f x.yaml --steps 0");
   EXPECT_EQ(r.out,
             "annealctl preview: --steps: must be in [1, 1000000], got 0\n");

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "anneal/engine/testing/spec_from_text.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
-#include "tests/test_util.h"
 
 namespace anneal {
 namespace {
@@ -74,12 +74,20 @@ TEST(CrashServedTest, NoServedLrIsRewrittenAcrossKillNine) {
   std::mt19937 rng(8);
   const std::vector<std::string> names = {"schedules/p0", "schedules/p1",
                                           "schedules/e", "schedules/a"};
+  // One entry per schedule before any job starts: each job thread then uses
+  // only its own entry, and no thread inserts into the maps.
   std::map<std::string, Served> served;
   std::map<std::string, int64_t> cursor;  // where each job goes on
+  for (const std::string& name : names) {
+    served[name];
+    cursor[name] = 0;
+  }
   int64_t answered = 0;
   for (int round = 0; round < 20; ++round) {
     ASSERT_NO_FATAL_FAILURE(server.Start());
-    auto* stub = server.stub();
+    // The jobs' own stub: Kill() drops the server's while they still call.
+    const auto job_stub = v1::ScheduleService::NewStub(server.channel());
+    auto* stub = job_stub.get();
     if (round == 0) {
       for (const std::string& name : names) {
         v1::CreateScheduleRequest create;

@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "anneal/server/store/store.h"
 #include "tests/server_harness.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

@@ -17,11 +17,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "anneal/engine/testing/spec_from_text.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
-#include "tests/test_util.h"
 
 namespace anneal {
 namespace {
@@ -120,8 +120,7 @@ class ServerResilienceTest : public LiveServerTest {
 // `annealctl health` against the server: its exit status and output.
 std::pair<int, std::string> AnnealctlHealth(const std::string& address) {
   const std::string command = std::string(ANNEAL_BIN_DIR) +
-                              "/annealctl --server " + address +
-                              " health 2>&1";
+                              "/annealctl --server " + address + " health 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   std::string out;
   char buf[256];
@@ -274,11 +273,13 @@ TEST(StartupTest, AReadOnlyDatabaseFailsAtStart) {
   ASSERT_NO_FATAL_FAILURE(first.Start());
   ASSERT_EQ(first.Stop(), 0);
   ASSERT_EQ(chmod(db.c_str(), 0444), 0);
-  if (getuid() == 0) ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+  if (getuid() == 0) {
+    ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+  }
   EXPECT_EQ(RunServer({"--listen=127.0.0.1:0", "--db=" + db}, log, true), 1);
-  EXPECT_THAT(ReadFile(log),
-              HasSubstr("cannot open sqlite://" + db + ": FAILED_PRECONDITION: " + db +
-                        ": the file is read-only"));
+  EXPECT_THAT(ReadFile(log), HasSubstr("cannot open sqlite://" + db +
+                                       ": FAILED_PRECONDITION: " + db +
+                                       ": the file is read-only"));
   ASSERT_EQ(chmod(db.c_str(), 0644), 0);
 }
 

@@ -23,7 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

@@ -21,7 +21,7 @@
 #include "anneal/model/step_range.h"
 #include "anneal/model/timeline.h"
 #include "tests/server_harness.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

@@ -49,11 +49,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "anneal/model/spec_text.h"
+#include "anneal/engine/schedule.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "anneal/engine/schedule.h"
 
 namespace anneal {
 namespace {
@@ -237,8 +236,9 @@ TEST_P(PyTorchReferenceTest, MatchesPyTorch) {
                   Field(c, "spec").struct_value(), &spec_json)
                   .ok());
   v1::ScheduleSpec spec;
-  absl::Status parsed = ParseMessageText(spec_json, &spec);
-  ASSERT_TRUE(parsed.ok()) << parsed << "\nin: " << spec_json;
+  const auto parsed =
+      google::protobuf::util::JsonStringToMessage(spec_json, &spec);
+  ASSERT_TRUE(parsed.ok()) << parsed.ToString() << "\nin: " << spec_json;
   auto compiled = Schedule::Compile(spec);
   ASSERT_TRUE(compiled.ok()) << compiled.status() << "\nin: " << spec_json;
   const Schedule& schedule = **compiled;

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "anneal/engine/testing/spec_from_text.h"
 #include "gtest/gtest.h"
-#include "tests/test_util.h"
 
 namespace anneal {
 namespace {
@@ -148,13 +148,6 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
        "{target_update_norm_sq: -1}}",
        "thermostat.target_update_norm_sq: must be > 0, got -1"},
-      // Parse-level errors come from protobuf's JSON mapping and name the
-      // field.
-      {"{max_lr: 0.1, cosine: {perod: 10}}",
-       "cosine.perod: Cannot find field."},
-      {"{max_lr: 0.1, warm_restarts: {period: 10, shape: WIGGLY}}",
-       "warm_restarts.shape: invalid value \"WIGGLY\" for type "
-       "anneal.v1.WarmRestarts.Shape"},
   };
   return *cases;
 }
@@ -170,14 +163,6 @@ std::string CaseName(const testing::TestParamInfo<BadSpec>& info) {
 
 INSTANTIATE_TEST_SUITE_P(BadSpecs, ValidationTest, testing::ValuesIn(Cases()),
                          CaseName);
-
-TEST(ValidationTest, ExactlyOneCurveIsEnforcedByTheOneof) {
-  // A oneof keeps only the last curve set; two curves in one file are a
-  // protobuf JSON error rather than a silent choice.
-  std::string err =
-      CompileError("{max_lr: 0.1, cosine: {period: 3}, constant: {}}");
-  EXPECT_NE(err, "") << "two curves were accepted";
-}
 
 }  // namespace
 }  // namespace anneal

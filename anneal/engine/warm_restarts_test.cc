@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "anneal/engine/schedule.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

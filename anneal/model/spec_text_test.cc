@@ -78,6 +78,23 @@ TEST(SpecFileTest, ErrorsNameTheFieldOrTheLine) {
             "expected a JSON object or YAML mapping at the top level");
   s = ParseMessageText("{max_lr: 0.1, cosine: {period: 1.5}}", &spec);
   EXPECT_FALSE(s.ok()) << "a fractional step count was accepted";
+  s = ParseMessageText("{max_lr: 0.1, cosine: {perod: 10}}", &spec);
+  EXPECT_EQ(s.message(), "cosine.perod: Cannot find field.");
+  s = ParseMessageText(
+      "{max_lr: 0.1, warm_restarts: {period: 10, shape: WIGGLY}}", &spec);
+  EXPECT_EQ(s.message(),
+            "warm_restarts.shape: invalid value \"WIGGLY\" for type "
+            "anneal.v1.WarmRestarts.Shape");
+}
+
+TEST(SpecFileTest, TwoCurvesInOneFileAreAnError) {
+  // A oneof keeps only the last curve set; two curves in one file are a
+  // protobuf JSON error rather than a silent choice.
+  v1::ScheduleSpec spec;
+  const absl::Status s = ParseMessageText(
+      "{max_lr: 0.1, cosine: {period: 3}, constant: {}}", &spec);
+  EXPECT_FALSE(s.ok()) << "two curves were accepted";
+  EXPECT_NE(s.message().find("curve"), std::string::npos) << s;
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "anneal/model/timeline_edit.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

@@ -14,7 +14,7 @@
 #include "anneal/server/store/sqlite/sqlite_store.h"
 #include "anneal/server/registry/registry_test_util.h"
 #include "tests/test_dir.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

@@ -14,7 +14,7 @@
 #include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 #include "anneal/server/registry/registry_test_util.h"
-#include "tests/test_util.h"
+#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {
