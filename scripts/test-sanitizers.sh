@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer runs: the concurrency tests under ThreadSanitizer, the engine and
 # store tests under AddressSanitizer + UBSan. Builds into build-tsan/ and
-# build-asan/ (only the targets it runs). Part of scripts/test.sh.
+# build-asan/ (only the targets it runs). Run by hand (about 25 minutes
+# on a cold cache); scripts/test.sh does not run it.
 #
 # TSAN needs an instrumented Abseil: Debian's libabsl*.so are built without
 # -fsanitize=thread, so TSAN cannot see absl::Mutex and reports false races.
@@ -33,11 +34,13 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
 
 absl_tsan=$(scripts/build-absl-tsan.sh | tail -n1)
 run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
-  registry_concurrency_test registry_faults_test store_test store_reports_test
+  registry_concurrency_test registry_faults_test memory_store_test \
+  sqlite_store_test
 # anneal-server too: metric_reports_test drives the instrumented server, whose
 # exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
-  spec_file_test render_test store_test store_reports_test compile_limits_test \
-  lr_bounds_property_test timeline_test registry_concurrency_test \
-  registry_faults_test anneal-server metric_reports_test hostile_client_test
+  spec_text_test schedule_resource_test render_test memory_store_test \
+  sqlite_store_test compile_limits_test lr_bounds_property_test timeline_test \
+  registry_concurrency_test registry_faults_test anneal-server \
+  metric_reports_test hostile_client_test crash_served_test
 echo "sanitizers: all clean"

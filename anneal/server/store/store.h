@@ -6,7 +6,7 @@
 // The interface knows nothing of SQL, so a networked backend (PostgreSQL)
 // can implement it; every backend commits through the one CommitQueue
 // (commit_queue.h) and passes the one conformance suite
-// (anneal/server/store/store_test_suite.h).
+// (anneal/server/store/testing/store_test_suite.h).
 //
 // The contract, for every backend:
 // - Batches become durable in submission order, and `done` callbacks run in

@@ -1,15 +1,14 @@
-// Store conformance for metric reports (WriteBatch::Report, ReadReports),
-// run against the in-memory and the SQLite store; and the SQLite migration
-// that added them (schema version 1 -> 2) keeping a version-1 file's data.
+// The Store contract for metric reports (WriteBatch::Report, ReadReports):
+// every backend instantiates StoreReportsTest (see store_test_suite.h).
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "anneal/server/store/testing/store_test_suite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "anneal/server/store/store_test_suite.h"
 
 namespace anneal {
 namespace {
@@ -19,46 +18,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-constexpr int64_t kAll = std::numeric_limits<int64_t>::max();
-
-v1::MetricReport MakeReport(int64_t step,
-                            std::vector<std::pair<std::string, double>> metrics,
-                            int64_t revision = 1) {
-  v1::MetricReport r;
-  r.set_step(step);
-  for (const auto& [k, v] : metrics) (*r.mutable_metrics())[k] = v;
-  r.set_revision(revision);
-  r.mutable_report_time()->set_seconds(1'700'000'000 + step);
-  return r;
-}
-
-WriteBatch ReportBatch(const std::string& id, v1::MetricReport report,
-                       int64_t keep = 100) {
-  WriteBatch batch;
-  batch.Report(Name(id), std::move(report), keep);
-  return batch;
-}
-
-std::vector<int64_t> Steps(const std::vector<v1::MetricReport>& reports) {
-  std::vector<int64_t> steps;
-  for (const auto& r : reports) steps.push_back(r.step());
-  return steps;
-}
-
-class StoreReportsTest : public StoreTest {
- protected:
-  std::vector<v1::MetricReport> Read(const std::string& id, int64_t from = 0,
-                                     int64_t to = kAll, int limit = 1000) {
-    auto reports = store_->ReadReports(Name(id), from, to, limit);
-    EXPECT_TRUE(reports.ok()) << reports.status();
-    return reports.ok() ? *std::move(reports) : std::vector<v1::MetricReport>();
-  }
-};
-
-INSTANTIATE_TEST_SUITE_P(Stores, StoreReportsTest,
-                         testing::Values("memory", "sqlite"),
-                         [](const auto& p) { return p.param; });
 
 TEST_P(StoreReportsTest, ReportsAreReadInStepOrderWithinBounds) {
   ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a"))).ok());
@@ -204,77 +163,6 @@ TEST_P(StoreReportsTest, PutKeepsTheReports) {
   ASSERT_TRUE(Write(*store_, ReportBatch("a", MakeReport(1, {{"l", 1}}))).ok());
   ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a", 5, 9))).ok());
   EXPECT_THAT(Steps(Read("a")), ElementsAre(1));
-}
-
-// The schema as version 1 shipped it, with a row: opening migrates to the
-// current version and keeps the schedule and its advances. The SQL is a
-// frozen copy on purpose (not sqlite_store.cc's constant): a shipped
-// migration must never change, and this copy is what old files contain.
-TEST(SqliteMigrationTest, AVersion1FileMigratesAndKeepsItsData) {
-  const std::string path = FreshPath();
-  const v1::Schedule schedule = MakeSchedule("old", 12, 40);
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, R"sql(
-CREATE TABLE schedules(
-  name TEXT PRIMARY KEY,
-  record BLOB NOT NULL,
-  position INTEGER NOT NULL,
-  max_step_served INTEGER NOT NULL,
-  advance_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE advances(
-  name TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  request_id TEXT NOT NULL,
-  position INTEGER NOT NULL,
-  response BLOB NOT NULL,
-  PRIMARY KEY(name, seq),
-  UNIQUE(name, request_id)
-) WITHOUT ROWID;
-PRAGMA user_version = 1;
-)sql",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK)
-        << sqlite3_errmsg(db);
-    sqlite3_stmt* stmt = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(
-                  db, "INSERT INTO schedules VALUES(?1, ?2, 12, 40, 1)", -1,
-                  &stmt, nullptr),
-              SQLITE_OK);
-    const std::string record = schedule.SerializeAsString();
-    sqlite3_bind_text(stmt, 1, schedule.name().c_str(), -1, SQLITE_STATIC);
-    sqlite3_bind_blob(stmt, 2, record.data(), static_cast<int>(record.size()),
-                      SQLITE_STATIC);
-    ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
-    sqlite3_finalize(stmt);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "INSERT INTO advances VALUES('schedules/old', 1, "
-                           "'r1', 12, x'00')",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
-  }
-  {
-    auto store = OpenSqliteStore(path);
-    ASSERT_TRUE(store.ok()) << store.status();
-    auto all = (*store)->LoadAll();
-    ASSERT_TRUE(all.ok()) << all.status();
-    ASSERT_EQ(all->size(), 1u);
-    EXPECT_EQ((*all)[0].schedule.position(), 12);
-    EXPECT_EQ((*all)[0].schedule.max_step_served(), 40);
-    EXPECT_EQ((*all)[0].recent_advances.size(), 1u);
-    // And the new table works on the migrated file.
-    ASSERT_TRUE(
-        Write(**store, ReportBatch("old", MakeReport(3, {{"loss", 1}}))).ok());
-    auto reports = (*store)->ReadReports(schedule.name(), 0, kAll, 10);
-    ASSERT_TRUE(reports.ok()) << reports.status();
-    EXPECT_THAT(Steps(*reports), ElementsAre(3));
-  }
-  EXPECT_EQ(Sql(path, "PRAGMA user_version"),
-            absl::StrCat(kSqliteSchemaVersion));
-  RemoveDb(path);
 }
 
 }  // namespace
