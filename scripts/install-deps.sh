@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   cmake ninja-build g++ pkg-config git
+  # clang: the thread-safety check (tests/CMakeLists.txt), clang-format, clang-tidy
+  clang clang-format clang-tidy
   # C++ libraries
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libabsl-dev libyaml-cpp-dev libsqlite3-dev prometheus-cpp-dev

@@ -62,7 +62,7 @@ CliRun RunCli(const std::string& args, const std::string& env = "") {
 }
 
 std::string WriteSpec(const std::string& name, const std::string& text) {
-  const std::string path = TestDir() + name;
+  std::string path = TestDir() + name;
   std::ofstream(path) << text;
   return path;
 }
@@ -82,7 +82,7 @@ class AnnealctlServerTest : public LiveServerTest {
   // Creates `id` from spec text and checks it worked.
   std::string CreateFromText(const std::string& id, const std::string& text,
                              const std::string& extra = "") {
-    const std::string spec = WriteSpec(id + ".yaml", text);
+    std::string spec = WriteSpec(id + ".yaml", text);
     CliRun r = Cli("create " + id + " -f " + spec + " " + extra);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return spec;
@@ -335,9 +335,9 @@ TEST_F(AnnealctlServerTest, LrEqualsPreviewByteForByte) {
   }
   CliRun lr = Cli("lr p-0 --count 300 -o ascii");
   ASSERT_EQ(lr.exit_code, 0) << lr.err;
-  EXPECT_EQ(lr.out, RunCli("preview -f " + TestDir() +
-                           "p-0.yaml --steps 300 -o ascii")
-                        .out);
+  EXPECT_EQ(
+      lr.out,
+      RunCli("preview -f " + TestDir() + "p-0.yaml --steps 300 -o ascii").out);
   lr = Cli("lr p-0 --count 300 -o svg");
   ASSERT_EQ(lr.exit_code, 0) << lr.err;
   const std::string svg_text = lr.out;

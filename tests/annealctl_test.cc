@@ -37,7 +37,7 @@ CliRun Annealctl(const std::string& args) {
 }
 
 std::string WriteSpec(const std::string& name, const std::string& text) {
-  const std::string path = TestDir() + name;
+  std::string path = TestDir() + name;
   std::ofstream(path) << text;
   return path;
 }

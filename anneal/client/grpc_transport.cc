@@ -1,4 +1,4 @@
-// ScheduleTransport over a gRPC channel (see anneal/schedule_transport.h).
+// ScheduleTransport over a gRPC channel (see anneal/client/schedule_transport.h).
 #include <chrono>
 #include <memory>
 #include <string>

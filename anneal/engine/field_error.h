@@ -1,9 +1,11 @@
 // Field-path error messages for spec validation.
 //
-// Every invalid spec is rejected with INVALID_ARGUMENT and a message that names
-// the field path and the rule, e.g. "warm_restarts.period: must be >= 1, got
-// 0". These helpers build such messages so every family words them the same
-// way.
+// Every invalid spec is rejected with INVALID_ARGUMENT and a message that
+// names the field path and the rule, for example
+//
+//   warm_restarts.period: must be >= 1, got 0
+//
+// These helpers build such messages, so every family words them the same way.
 #ifndef ANNEAL_ENGINE_FIELD_ERROR_H_
 #define ANNEAL_ENGINE_FIELD_ERROR_H_
 

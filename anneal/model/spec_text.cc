@@ -1,7 +1,6 @@
 // JSON/YAML text to protobuf messages (see spec_file.h).
 #include "anneal/model/spec_text.h"
 
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -48,7 +47,7 @@ void AppendJsonString(const std::string& s, std::string* out) {
 // Emits a YAML scalar as the JSON value protobuf expects for `field`.
 void AppendScalar(const YAML::Node& node, const FieldDescriptor* field,
                   std::string* out) {
-  const std::string text = node.Scalar();
+  const std::string& text = node.Scalar();
   const std::string lower = absl::AsciiStrToLower(text);
   switch (field ? field->cpp_type() : FieldDescriptor::CPPTYPE_STRING) {
     case FieldDescriptor::CPPTYPE_STRING:
@@ -156,8 +155,12 @@ void AppendNode(const YAML::Node& node, const Descriptor* type,
   AppendValue(node, type, field, out);
 }
 
-// protobuf words errors as "(a.b) c: Cannot find field." or "(a.b): invalid
-// value ..." with type URLs; anneal's convention is "a.b.c: rule".
+// protobuf words errors with type URLs, as in
+//
+//   (a.b) c: Cannot find field.
+//   (a.b): invalid value ...
+//
+// and anneal's convention is "a.b.c: rule".
 std::string ReadableJsonError(std::string message) {
   const std::string url = "type.googleapis.com/";
   for (size_t at; (at = message.find(url)) != std::string::npos;) {

@@ -1,6 +1,6 @@
 // How an update or a restart edits a schedule's timeline: pure functions of
 // the schedule and its compiled timeline, with no locking or I/O, so the
-// rules can be tested alone (tests/timeline_edit_test.cc).
+// rules can be tested alone (timeline_test.cc).
 //
 // An edit never touches a served step: it replaces the segments that start
 // at or after its own step (none of them served yet) with one new segment.

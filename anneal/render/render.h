@@ -23,9 +23,13 @@ absl::Status RenderSteps(const std::vector<StepResult>& steps,
                          const std::string& format, const std::string& title,
                          std::ostream& out);
 
-// Header "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,
-// cycle_length,phase,restart,snapshot"; momentum columns are empty when not
-// scheduled, restart/snapshot are 0/1, numbers round-trip exactly (%.17g).
+// One row per step under the header
+//
+//   step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,
+//     cycle_length,phase,restart,snapshot        (one line in the output)
+//
+// Momentum columns are empty when not scheduled, restart and snapshot are
+// 0/1, and numbers round-trip exactly (%.17g).
 void RenderCsv(const std::vector<StepResult>& steps, std::ostream& out);
 
 // A JSON array of StepResult objects (protobuf's JSON mapping, snake_case).

@@ -1,6 +1,6 @@
-// Tests of the annealctl renderers (anneal/render/render.h) on step ranges evaluated
-// from real compiled specs: the CSV layout, the ASCII chart's geometry and
-// marks, and the SVG's structure, marks, bounds and size.
+// Tests of the annealctl renderers (anneal/render/render.h) on step ranges
+// evaluated from real compiled specs: the CSV layout, the ASCII chart's
+// geometry and marks, and the SVG's structure, marks, bounds and size.
 #include "anneal/render/render.h"
 
 #include <cstdint>
@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "anneal/engine/schedule.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "anneal/engine/schedule.h"
 
 namespace anneal {
 namespace {
@@ -232,7 +232,7 @@ void ExpectWellFormed(const std::string& svg) {
   EXPECT_TRUE(svg.rfind("<?xml", 0) == 0 || svg.rfind("<svg", 0) == 0)
       << svg.substr(0, 80);
   EXPECT_THAT(svg, HasSubstr("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-  const size_t end = svg.find_last_not_of("\n");
+  const size_t end = svg.find_last_not_of('\n');
   ASSERT_NE(end, std::string::npos);
   EXPECT_EQ(svg.substr(0, end + 1).substr(end + 1 - 6), "</svg>");
   EXPECT_EQ(Count(svg, "<svg"), 1);

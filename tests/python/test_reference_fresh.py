@@ -2,7 +2,7 @@
 
 tests/data/pytorch_reference.json is produced by
 scripts/gen_pytorch_reference.py and consumed by
-tests/pytorch_reference_test.cc. This test re-runs the generator into a
+anneal/engine/pytorch_reference_test.cc. This test re-runs the generator into a
 temporary file and requires byte-for-byte equality, so the script and the
 data can never drift apart (edit the script, then regenerate and commit both).
 

@@ -170,10 +170,13 @@ class ExponentialCurve final : public FlooredDecay {
 
  private:
   double Raw(int64_t t) const override {
-    const double exponent =
-        staircase_ ? static_cast<double>(t / transition_)
-                   : static_cast<double>(t) / static_cast<double>(transition_);
-    return levels_.max_lr * std::pow(gamma_, exponent);
+    if (staircase_) {
+      const int64_t k = t / transition_;  // floor(t / T): t >= 0
+      return levels_.max_lr * std::pow(gamma_, static_cast<double>(k));
+    }
+    return levels_.max_lr *
+           std::pow(gamma_,
+                    static_cast<double>(t) / static_cast<double>(transition_));
   }
 
   double gamma_;

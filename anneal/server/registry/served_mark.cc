@@ -22,6 +22,8 @@ void ServedMark::Require(int64_t last, int64_t target, Store* store,
       }
     }
   }
+  // `then` was moved from only if waiting.
+  // NOLINTNEXTLINE(bugprone-use-after-move)
   if (!waiting) return std::move(then)(absl::OkStatus());
   if (submit) Submit(target, store, std::move(owner));
 }

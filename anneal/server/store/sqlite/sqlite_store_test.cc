@@ -30,13 +30,11 @@
 #include "absl/time/time.h"
 #include "anneal/server/store/testing/store_test_suite.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 
 namespace anneal {
 namespace {
 
-using ::google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
