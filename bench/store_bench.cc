@@ -36,17 +36,6 @@ namespace {
 std::unique_ptr<SqliteStore> g_store;
 std::string g_path;
 
-absl::Status Write(Store& store, WriteBatch batch) {
-  absl::Notification done;
-  absl::Status result;
-  store.Submit(std::move(batch), [&](absl::Status s) {
-    result = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
-
 std::string Name(int thread) { return absl::StrCat("schedules/t", thread); }
 
 void OpenStore(int threads) {
@@ -68,7 +57,7 @@ void OpenStore(int threads) {
     schedule.mutable_spec()->mutable_constant();
     WriteBatch batch;
     batch.Put(schedule);
-    if (!Write(*g_store, std::move(batch)).ok()) std::abort();
+    if (!SubmitAndWait(*g_store, std::move(batch)).ok()) std::abort();
   }
 }
 
@@ -91,7 +80,7 @@ void BM_SqliteAdvance(benchmark::State& state) {
     WriteBatch batch;
     batch.Advance(name, AdvanceRecord{absl::StrCat("r", position), position,
                                       std::string(120, 'x')});
-    if (!Write(*g_store, std::move(batch)).ok()) {
+    if (!SubmitAndWait(*g_store, std::move(batch)).ok()) {
       state.SkipWithError("write failed");
       break;
     }

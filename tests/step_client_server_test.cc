@@ -17,13 +17,7 @@ namespace {
 
 using testing::HasSubstr;
 
-constexpr char kSgdr[] = R"(
-max_lr: 0.1
-min_lr: 1.0e-4
-warmup: {steps: 2, start_lr: 0.0, every_cycle: true}
-warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.8}
-momentum: {base: 0.85, max: 0.95}
-)";
+constexpr const char* kSgdr = kFakeSgdrSpec;
 
 // The real server: prefetch, an update mid-run, then SIGTERM mid-run
 // (window, then offline), a restart on the same port (back online), and

@@ -11,12 +11,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "anneal/cli/cli_args.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "anneal/cli/command_args.h"
 #include "anneal/cli/commands.h"
 #include "anneal/cli/schedule_view.h"
 #include "anneal/cli/server_connection.h"
 #include "anneal/model/spec_text.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace anneal {
 namespace {
@@ -36,6 +36,26 @@ absl::StatusOr<CliArgs> ParseArgs(const std::vector<std::string>& args,
 
 ServerConnection Connect(const CliArgs& a) {
   return ServerConnection(ResolveServerAddress(a.Get("server", "")));
+}
+
+// Sends a timeline write (create, update or restart) and prints the schedule
+// it returns: JSON, or one summary line saying what was `done`.
+template <typename Request>
+absl::Status SendWrite(const CliArgs& a, bool json, const char* done,
+                       grpc::Status (v1::ScheduleService::Stub::*rpc)(
+                           grpc::ClientContext*, const Request&, v1::Schedule*),
+                       const Request& request, std::ostream& out) {
+  ServerConnection server = Connect(a);
+  v1::Schedule schedule;
+  grpc::Status status = (server.stub()->*rpc)(
+      server.Context(kCallTimeout).get(), request, &schedule);
+  if (!status.ok()) return server.Failure(status, kCallTimeout);
+  if (json) {
+    PrintJson(schedule, out);
+  } else {
+    PrintWriteSummary(done, schedule, out);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -65,17 +85,8 @@ absl::Status CreateCommand(const std::vector<std::string>& args,
   request.set_actor(ActorArg(a));
   request.set_reason(a.Get("reason", ""));
 
-  ServerConnection server = Connect(a);
-  v1::Schedule created;
-  grpc::Status status = server.stub()->CreateSchedule(
-      server.Context(kCallTimeout).get(), request, &created);
-  if (!status.ok()) return server.Failure(status, kCallTimeout);
-  if (*json) {
-    PrintJson(created, out);
-  } else {
-    PrintWriteSummary("created", created, out);
-  }
-  return absl::OkStatus();
+  return SendWrite(a, *json, "created",
+                   &v1::ScheduleService::Stub::CreateSchedule, request, out);
 }
 
 absl::Status GetCommand(const std::vector<std::string>& args,
@@ -216,17 +227,8 @@ absl::Status UpdateCommand(const std::vector<std::string>& args,
   request.set_reason(a.Get("reason", ""));
   schedule->set_etag(a.Get("etag", ""));
 
-  ServerConnection server = Connect(a);
-  v1::Schedule updated;
-  grpc::Status status = server.stub()->UpdateSchedule(
-      server.Context(kCallTimeout).get(), request, &updated);
-  if (!status.ok()) return server.Failure(status, kCallTimeout);
-  if (*json) {
-    PrintJson(updated, out);
-  } else {
-    PrintWriteSummary("updated", updated, out);
-  }
-  return absl::OkStatus();
+  return SendWrite(a, *json, "updated",
+                   &v1::ScheduleService::Stub::UpdateSchedule, request, out);
 }
 
 absl::Status RestartCommand(const std::vector<std::string>& args,
@@ -251,17 +253,8 @@ absl::Status RestartCommand(const std::vector<std::string>& args,
   request.set_actor(ActorArg(a));
   request.set_reason(a.Get("reason", ""));
 
-  ServerConnection server = Connect(a);
-  v1::Schedule restarted;
-  grpc::Status status = server.stub()->RestartSchedule(
-      server.Context(kCallTimeout).get(), request, &restarted);
-  if (!status.ok()) return server.Failure(status, kCallTimeout);
-  if (*json) {
-    PrintJson(restarted, out);
-  } else {
-    PrintWriteSummary("restarted", restarted, out);
-  }
-  return absl::OkStatus();
+  return SendWrite(a, *json, "restarted",
+                   &v1::ScheduleService::Stub::RestartSchedule, request, out);
 }
 
 absl::Status AdvanceCommand(const std::vector<std::string>& args,
@@ -326,8 +319,8 @@ absl::Status HealthCommand(const std::vector<std::string>& args,
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(a.Get("service", ""));
   grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status = health->Check(server.Context(kCallTimeout).get(),
-                                      request, &response);
+  grpc::Status status =
+      health->Check(server.Context(kCallTimeout).get(), request, &response);
   if (!status.ok()) return server.Failure(status, kCallTimeout);
   const std::string& name =
       grpc::health::v1::HealthCheckResponse::ServingStatus_Name(

@@ -24,13 +24,7 @@ namespace {
 
 using testing::HasSubstr;
 
-constexpr char kSgdr[] = R"(
-max_lr: 0.1
-min_lr: 1.0e-4
-warmup: {steps: 2, start_lr: 0.0, every_cycle: true}
-warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.8}
-momentum: {base: 0.85, max: 0.95}
-)";
+constexpr const char* kSgdr = kFakeSgdrSpec;
 
 class StepClientTest : public testing::Test {
  protected:

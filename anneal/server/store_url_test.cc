@@ -15,14 +15,7 @@ absl::Status Put(Store& store) {
   s.add_timeline();
   WriteBatch batch;
   batch.Put(s);
-  absl::Notification done;
-  absl::Status result;
-  store.Submit(std::move(batch), [&](absl::Status st) {
-    result = st;
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return SubmitAndWait(store, std::move(batch));
 }
 
 TEST(StoreUrlTest, SqliteUrlsNameTheFile) {
@@ -49,8 +42,7 @@ TEST(StoreUrlTest, MemoryKeepsNothing) {
 TEST(StoreUrlTest, OtherUrlsAreRefusedNamingTheFlag) {
   for (const char* url : {"postgres://db/anneal", "sqlite:", "anneal.db", ""}) {
     auto store = OpenStore(url);
-    EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument)
-        << url;
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument) << url;
     EXPECT_EQ(store.status().message().substr(0, 9), "--store: ") << url;
   }
 }

@@ -27,6 +27,16 @@
 
 namespace anneal {
 
+// An SGDR spec with every-cycle warmup and momentum cycling: every field a
+// step can carry is exercised.
+inline constexpr char kFakeSgdrSpec[] = R"(
+max_lr: 0.1
+min_lr: 1.0e-4
+warmup: {steps: 2, start_lr: 0.0, every_cycle: true}
+warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.8}
+momentum: {base: 0.85, max: 0.95}
+)";
+
 // Every field a range carries, bit for bit.
 inline void ExpectSameStep(const StepResult& got, const StepResult& want) {
   EXPECT_EQ(got.step, want.step);

@@ -175,6 +175,11 @@ class StoreWrapper : public Store {
   Store* const target_;
 };
 
+// Submits `batch` to `store` and blocks until it is durable; returns the
+// status its `done` would get. Not from a `done` callback (it would wait for
+// its own thread).
+absl::Status SubmitAndWait(Store& store, WriteBatch batch);
+
 // How many recent advances per schedule are kept for request_id dedup: a
 // retry older than this many advances is treated as a new request.
 inline constexpr int kAdvanceDedupWindow = 1024;

@@ -1,5 +1,5 @@
 // WriteBatch, the mutations a Store applies atomically, the report merge
-// both stores share, and Store's default Flush (see store.h).
+// both stores share, Store's default Flush and SubmitAndWait (see store.h).
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "anneal/server/store/store.h"
@@ -75,15 +75,19 @@ absl::Status MergeReport(const v1::MetricReport& update,
   return absl::OkStatus();
 }
 
-absl::Status Store::Flush() {
-  absl::Notification flushed;
+absl::Status SubmitAndWait(Store& store, WriteBatch batch) {
+  absl::Notification done;
   absl::Status result;
-  Submit(WriteBatch(), [&](absl::Status s) {
+  store.Submit(std::move(batch), [&](absl::Status s) {
     result = std::move(s);
-    flushed.Notify();
+    done.Notify();
   });
-  flushed.WaitForNotification();
+  done.WaitForNotification();
   return result;
 }
+
+// Batches commit in submission order, so an empty one is acknowledged after
+// every batch before it.
+absl::Status Store::Flush() { return SubmitAndWait(*this, WriteBatch()); }
 
 }  // namespace anneal

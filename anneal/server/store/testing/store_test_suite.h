@@ -91,14 +91,7 @@ inline WriteBatch AdvanceBatch(const std::string& id, AdvanceRecord record) {
 
 // Submits `batch` and waits for its acknowledgement.
 inline absl::Status Write(Store& store, WriteBatch batch) {
-  absl::Notification done;
-  absl::Status result;
-  store.Submit(std::move(batch), [&](absl::Status s) {
-    result = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  return SubmitAndWait(store, std::move(batch));
 }
 
 inline std::vector<std::string> RequestIds(const StoredSchedule& s) {
