@@ -10,12 +10,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "anneal/engine/testing/spec_from_text.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
-#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {
@@ -290,12 +290,19 @@ TEST_F(HostileClientTest, ControlCharactersCannotForgeLogLines) {
   req.set_reason("why\r\nnot");
   v1::Schedule out;
   ASSERT_TRUE(server_->stub()->CreateSchedule(Ctx().get(), req, &out).ok());
+  // An accepted Advance is not logged (--log_advances); a rejected one is.
   v1::AdvanceRequest advance;
   advance.set_name("schedules/evil");
-  advance.set_request_id("id\nforged");
+  advance.set_request_id("quiet-1");
   v1::AdvanceResponse advanced;
   ASSERT_TRUE(server_->stub()->Advance(Ctx().get(), advance, &advanced).ok());
+  advance.set_request_id("id\nforged");
+  advance.set_expected_position(7);
+  EXPECT_EQ(
+      server_->stub()->Advance(Ctx().get(), advance, &advanced).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);
   const std::string log = Log();
+  EXPECT_THAT(log, testing::Not(HasSubstr("quiet-1")));
   EXPECT_THAT(log, HasSubstr("create schedules/evil by \"mallory\\x0a2026"));
   EXPECT_THAT(log, HasSubstr("reason \"why\\x0d\\x0anot\""));
   EXPECT_THAT(log, HasSubstr("request_id \"id\\x0aforged\""));

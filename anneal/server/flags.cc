@@ -22,6 +22,8 @@ ABSL_FLAG(std::string, store, "",
 ABSL_FLAG(std::string, db, "./anneal.db",
           "SQLite database file (--store=sqlite://PATH); created with its "
           "schema if missing");
+ABSL_FLAG(bool, log_advances, false,
+          "log every accepted Advance (rejected ones are always logged)");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written here once serving (for tests)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -228,6 +230,7 @@ ServiceOptions ServiceOptionsFromFlags() {
   l.max_metric_names = absl::GetFlag(FLAGS_max_metric_names);
   o.max_inflight_range_steps = absl::GetFlag(FLAGS_max_inflight_range_steps);
   o.max_list_page_bytes = absl::GetFlag(FLAGS_max_message_bytes) / 2;
+  o.log_advances = absl::GetFlag(FLAGS_log_advances);
   return o;
 }
 

@@ -16,19 +16,20 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "anneal/server/common/log.h"
+#include "anneal/server/common/work_pool.h"
+#include "anneal/server/flags.h"
+#include "anneal/server/health_service.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/schedule_service.h"
+#include "anneal/server/store_url.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "anneal/server/flags.h"
-#include "anneal/server/health_service.h"
-#include "anneal/server/common/log.h"
-#include "anneal/server/registry/registry.h"
-#include "anneal/server/schedule_service.h"
-#include "anneal/server/store_url.h"
-#include "anneal/server/common/work_pool.h"
 
 namespace {
 
@@ -73,6 +74,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   anneal::RouteProtobufLogs();
+  // Debian's Abseil checks every lock for deadlock cycles in every build
+  // type: thousands of instructions per request, and a graph node per
+  // schedule mutex that made a create cost 18 ms with 100k schedules loaded
+  // (docs/performance.md). Lock order is checked by clang's thread-safety
+  // analysis and the ThreadSanitizer runs instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   const std::string db = anneal::StoreUrlFromFlags();
   anneal::StoreUrlOptions store_options;

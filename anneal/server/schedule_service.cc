@@ -9,9 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "anneal/engine/field_error.h"
+#include "anneal/server/common/log.h"
 #include "anneal/server/decode.h"
 #include "anneal/server/grpc_status.h"
-#include "anneal/server/common/log.h"
 
 namespace anneal {
 namespace {
@@ -38,13 +38,15 @@ Registry::Done<T> ReplyWith(CallRef call) {
   };
 }
 
-// As ReplyWith, and logs the mutation (`what`), or its rejection.
+// As ReplyWith, and logs the mutation (`what`) unless `log_accepted` is
+// false, and its rejection always.
 template <typename T>
-Registry::Done<T> ReplyAndLog(CallRef call, std::string what) {
-  return [call = std::move(call),
-          what = std::move(what)](absl::StatusOr<T> result) {
+Registry::Done<T> ReplyAndLog(CallRef call, std::string what,
+                              bool log_accepted = true) {
+  return [call = std::move(call), what = std::move(what),
+          log_accepted](absl::StatusOr<T> result) {
     if (result.ok()) {
-      Log(what);
+      if (log_accepted) Log(what);
       call->Reply(*result);
     } else {
       Log(what, " rejected: ", result.status().ToString());
@@ -258,8 +260,9 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Advance(Context* context,
       [this](CallRef call, v1::AdvanceRequest r) {
         std::string what = absl::StrCat("advance ", r.name(), " request_id ",
                                         QuoteValue(r.request_id()));
-        registry_->Advance(r, ReplyAndLog<v1::AdvanceResponse>(
-                                  std::move(call), std::move(what)));
+        registry_->Advance(
+            r, ReplyAndLog<v1::AdvanceResponse>(
+                   std::move(call), std::move(what), options_.log_advances));
       });
 }
 

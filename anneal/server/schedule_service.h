@@ -19,11 +19,11 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "anneal/v1/service.grpc.pb.h"
+#include "anneal/server/common/work_pool.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/request_limits.h"
 #include "anneal/server/unary_call.h"
-#include "anneal/server/common/work_pool.h"
+#include "anneal/v1/service.grpc.pb.h"
 
 namespace anneal {
 
@@ -37,6 +37,10 @@ struct ServiceOptions {
   int64_t max_inflight_range_steps = 4'000'000;
   // The most serialized bytes of one ListSchedules page.
   int64_t max_list_page_bytes = int64_t{16} << 20;
+  // Whether each accepted Advance writes a log line. A job may advance at
+  // every step, and the schedule's stored position is the record, so by
+  // default only rejected advances are logged.
+  bool log_advances = false;
 };
 
 // Every method of the service, each taking and returning bytes.

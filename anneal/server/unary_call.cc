@@ -3,8 +3,8 @@
 
 #include <vector>
 
-#include "grpcpp/impl/codegen/proto_utils.h"
 #include "anneal/server/grpc_status.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace anneal {
 

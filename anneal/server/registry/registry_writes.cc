@@ -440,16 +440,19 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   record.request_id = request.request_id();
   record.position = position;
   response.SerializeToString(&record.response);
-  v1::Schedule head = entry->head;
-  head.set_position(position);
-  head.set_max_step_served(
-      std::max(head.max_step_served(), entry->max_served.load()));
+  // The head moves now (a later write builds on it, whatever this commit's
+  // fate: a failed store reloads every head); its one copy is the snapshot
+  // published once the advance is durable.
+  entry->head.set_position(position);
+  entry->head.set_max_step_served(
+      std::max(entry->head.max_step_served(), entry->max_served.load()));
   const std::string request_id = record.request_id;
   const std::string answer = record.response;
   WriteBatch batch;
   batch.Advance(entry->name, std::move(record));
   Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(Snapshot{head, entry->head_timeline}),
+         std::make_shared<const Snapshot>(
+             Snapshot{entry->head, entry->head_timeline}),
          [entry, response = std::move(response),
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);
@@ -464,7 +467,6 @@ void Registry::Advance(const v1::AdvanceRequest& request,
       entry->advance_order.pop_front();
     }
   }
-  entry->head = std::move(head);
 }
 
 }  // namespace anneal
