@@ -23,7 +23,7 @@ Placement: each server is pinned to CPU 0 and load_gen to CPU 1 (taskset).
 Usage (after building: cmake --build build):
   /usr/bin/python3 bench/server_figures.py [--reps 3] [--seconds 3]
       [--scale 100000] [--only evaluate,advance,report,scale]
-      [--server build/bin/anneal-server]
+      [--bin_dir build/bin] [--server build/bin/anneal-server]
 """
 
 from __future__ import annotations
@@ -130,9 +130,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--scale", type=int, default=100_000)
     ap.add_argument("--only", default="evaluate,advance,report,scale")
-    ap.add_argument("--server", default=str(ROOT / "build/bin/anneal-server"))
+    ap.add_argument("--bin_dir", default=str(ROOT / "build/bin"),
+                    help="where load_gen and null_server are")
+    ap.add_argument("--server", default="",
+                    help="anneal-server binary (default: in --bin_dir)")
     a = ap.parse_args()
-    bin_dir = ROOT / "build/bin"
+    bin_dir = pathlib.Path(a.bin_dir)
+    a.server = a.server or str(bin_dir / "anneal-server")
     only = set(a.only.split(","))
     secs = [f"--seconds={a.seconds}", "--warmup=1"]
     rows = []

@@ -48,7 +48,7 @@ from typing import Dict, List, Optional
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUILD = pathlib.Path(os.environ.get("ANNEAL_BUILD_DIR", ROOT / "build"))
-sys.path.insert(0, str(BUILD / "python"))
+sys.path.insert(0, str(ROOT / "python"))  # the package, generated modules checked in
 
 import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
