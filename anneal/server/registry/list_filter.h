@@ -25,12 +25,15 @@ class LabelFilter {
   bool Matches(
       const google::protobuf::Map<std::string, std::string>& labels) const;
 
- private:
   struct Term {
     std::string key;
     bool any_value = false;  // labels.K:*
     std::string value;
   };
+  // The terms, all of which must match; none for the empty filter.
+  const std::vector<Term>& terms() const { return terms_; }
+
+ private:
   std::vector<Term> terms_;
 };
 

@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "anneal/server/registry/list_filter.h"
-#include "anneal/server/registry/registry_entry.h"
 #include "anneal/model/resource_name.h"
 #include "anneal/model/step_range.h"
+#include "anneal/server/registry/list_filter.h"
+#include "anneal/server/registry/registry_entry.h"
 
 namespace anneal {
 namespace {
@@ -70,6 +70,7 @@ absl::Status Registry::Load() {
     auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
     auto snapshot =
         std::make_shared<const Snapshot>(Snapshot{s.schedule, *timeline});
+    labels_.Add(entry->name, entry, s.schedule.labels());
     Reset(*entry, std::move(s), *timeline);
     std::atomic_store(&entry->published, std::move(snapshot));
     table_bytes_ += (*timeline)->table_bytes();
@@ -187,19 +188,44 @@ absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
     if (!last.ok()) return last.status();
     after = *last;
   }
-  // The candidates are picked under the map lock; the page is built
-  // outside it, so writers wait for pointer copies only.
+  // The candidates are picked under the map lock, from the label index's
+  // smallest posting list when the filter has terms (so the work is the
+  // matches, not every schedule); the page is built outside it, so writers
+  // wait for pointer copies only.
   std::vector<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>> picked;
+  auto pick = [&](const auto& names, auto entry_of) {
+    auto it = after.empty() ? names.begin() : names.upper_bound(after);
+    for (;
+         it != names.end() && static_cast<int32_t>(picked.size()) <= page_size;
+         ++it) {
+      EntryPtr entry = entry_of(it->second);
+      std::shared_ptr<const Snapshot> snapshot =
+          std::atomic_load(&entry->published);
+      if (!snapshot || !filter->Matches(snapshot->schedule.labels())) continue;
+      picked.emplace_back(std::move(entry), std::move(snapshot));
+    }
+  };
   {
     absl::ReaderMutexLock lock(&map_mu_);
-    auto it = after.empty() ? entries_.begin() : entries_.upper_bound(after);
-    for (; it != entries_.end() &&
-           static_cast<int32_t>(picked.size()) <= page_size;
-         ++it) {
-      std::shared_ptr<const Snapshot> snapshot =
-          std::atomic_load(&it->second->published);
-      if (!snapshot || !filter->Matches(snapshot->schedule.labels())) continue;
-      picked.emplace_back(it->second, std::move(snapshot));
+    if (filter->terms().empty()) {
+      pick(entries_, [](const EntryPtr& e) { return e; });
+    } else {
+      const LabelIndex::Postings* smallest = nullptr;
+      bool none = false;
+      for (const LabelFilter::Term& t : filter->terms()) {
+        const LabelIndex::Postings* p =
+            labels_.Find(t.key, t.any_value ? nullptr : &t.value);
+        if (p == nullptr) {
+          none = true;  // no schedule has this label
+          break;
+        }
+        if (smallest == nullptr || p->size() < smallest->size()) smallest = p;
+      }
+      if (!none) {
+        pick(*smallest, [](const std::shared_ptr<void>& v) {
+          return std::static_pointer_cast<Entry>(v);
+        });
+      }
     }
   }
   v1::ListSchedulesResponse response;

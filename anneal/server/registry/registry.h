@@ -23,9 +23,9 @@
 // it drops the fence and is refused. So either the change sees the read's
 // mark or the read sees the change's fence. A change at the default step
 // raises the fence at max_served + 1 and only then takes its step,
-// max(that, max_served + 1): readers racing it cannot make it fail. On load, max_served is the
-// larger of the durable mark and the position (an Advance serves its
-// position, which is durable when answered).
+// max(that, max_served + 1): readers racing it cannot make it fail. On load,
+// max_served is the larger of the durable mark and the position (an Advance
+// serves its position, which is durable when answered).
 //
 // A Store failure stops writes (leveldb's background error) and puts the
 // registry in the unwritable state: writes, and reads past the durable mark,
@@ -50,13 +50,14 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "anneal/model/timeline.h"
+#include "anneal/server/common/once.h"
+#include "anneal/server/common/work_pool.h"
+#include "anneal/server/registry/fence.h"
+#include "anneal/server/registry/label_index.h"
+#include "anneal/server/store/store.h"
 #include "anneal/v1/service.pb.h"
 #include "google/protobuf/empty.pb.h"
-#include "anneal/server/registry/fence.h"
-#include "anneal/server/common/once.h"
-#include "anneal/server/store/store.h"
-#include "anneal/model/timeline.h"
-#include "anneal/server/common/work_pool.h"
 
 namespace anneal {
 
@@ -233,6 +234,8 @@ class Registry {
 
   mutable absl::Mutex map_mu_;
   std::map<std::string, EntryPtr> entries_ ABSL_GUARDED_BY(map_mu_);
+  // Every entry under the labels of its head and published snapshot.
+  LabelIndex labels_ ABSL_GUARDED_BY(map_mu_);
   // The compiled tables of every head, together (max_table_bytes).
   std::atomic<int64_t> table_bytes_{0};
 

@@ -8,13 +8,13 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "gtest/gtest.h"
+#include "anneal/engine/testing/spec_from_text.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/registry_test_util.h"
 #include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/sqlite/sqlite_store.h"
-#include "anneal/server/registry/registry_test_util.h"
+#include "gtest/gtest.h"
 #include "tests/test_dir.h"
-#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

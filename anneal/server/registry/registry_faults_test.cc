@@ -8,13 +8,13 @@
 #include <new>
 
 #include "absl/synchronization/notification.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
+#include "anneal/engine/testing/spec_from_text.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/registry_test_util.h"
 #include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
-#include "anneal/server/registry/registry_test_util.h"
-#include "anneal/engine/testing/spec_from_text.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 
 namespace anneal {
 namespace {

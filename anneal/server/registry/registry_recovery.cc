@@ -97,6 +97,11 @@ absl::Status Registry::Recover() {
       timeline = *std::move(built);
     }
     table_bytes += timeline->table_bytes();
+    {
+      // The stored labels may be ones a failed update never published.
+      absl::MutexLock map_lock(&map_mu_);
+      labels_.Add(entry->name, entry, s.schedule.labels());
+    }
     Reset(*entry, std::move(s), std::move(timeline));
   }
   table_bytes_ = table_bytes;

@@ -9,11 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/time_util.h"
 #include "anneal/engine/field_error.h"
 #include "anneal/server/registry/list_filter.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/registry_entry.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace anneal {
 namespace {

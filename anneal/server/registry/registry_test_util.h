@@ -8,8 +8,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
-#include "anneal/server/registry/registry.h"
 #include "anneal/server/common/work_pool.h"
+#include "anneal/server/registry/registry.h"
 
 namespace anneal {
 

@@ -10,14 +10,14 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/message_differencer.h"
-#include "google/protobuf/util/time_util.h"
 #include "anneal/engine/field_error.h"
-#include "anneal/server/registry/registry.h"
-#include "anneal/server/registry/registry_entry.h"
 #include "anneal/model/resource_name.h"
 #include "anneal/model/schedule_resource.h"
 #include "anneal/model/timeline_edit.h"
+#include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/registry_entry.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace anneal {
 namespace {
@@ -168,8 +168,7 @@ absl::StatusOr<int64_t> Registry::ClaimStep(Entry& entry, const char* field,
   // was up have raised max_served, so the step is taken after the fence:
   // the fence may then sit lower than the step, which only holds back
   // readers of steps no one has been served yet.
-  const int64_t first =
-      std::max(min_step, entry.max_served.load() + 1);
+  const int64_t first = std::max(min_step, entry.max_served.load() + 1);
   if (auto s = CheckFutureStep(field, first, -1); !s.ok()) return s;
   *lease = entry.fence.Raise(first);
   const int64_t step = std::max(first, entry.max_served.load() + 1);
@@ -236,11 +235,13 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
           " (max_schedules); delete some first")));
     }
     entries_[head.name()] = entry;
+    labels_.Add(head.name(), entry, head.labels());
   }
   // If anything below throws, the entry must not stay visible.
   absl::Cleanup unlist = [this, &entry] {
     absl::MutexLock map_lock(&map_mu_);
     entries_.erase(entry->name);
+    labels_.Remove(entry->name);
   };
   WriteBatch batch;
   batch.Put(head);
@@ -253,6 +254,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
              {
                absl::MutexLock map_lock(&map_mu_);
                entries_.erase(entry->name);
+               labels_.Remove(entry->name);
              }
              table_bytes_ -= bytes;
              return std::move(done)(s);
@@ -292,7 +294,18 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   if (!writable.ok()) return std::move(done)(writable.status());
   v1::Schedule head = *std::move(writable);
   if (fields->display_name) head.set_display_name(in.display_name());
-  if (fields->labels) *head.mutable_labels() = in.labels();
+  if (fields->labels) {
+    *head.mutable_labels() = in.labels();
+    // The index keeps what may still be published (the published snapshot
+    // and the head before this change) and adds the new labels.
+    absl::MutexLock map_lock(&map_mu_);
+    const std::shared_ptr<const Snapshot> published =
+        std::atomic_load(&entry->published);
+    labels_.Retain(entry->name,
+                   {&entry->head.labels(),
+                    published ? &published->schedule.labels() : nullptr});
+    labels_.Add(entry->name, entry, head.labels());
+  }
   NextRevision(Now(), &head);
   if (!set_spec) {
     if (auto s = CheckHead(head, *entry->head_timeline,
@@ -304,12 +317,12 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
                       std::move(done), Fence::Lease());
   }
   Fence::Lease lease;
-  const absl::StatusOr<int64_t> claimed = ClaimStep(
-      *entry, "effective_step",
-      request.has_effective_step()
-          ? std::optional<int64_t>(request.effective_step())
-          : std::nullopt,
-      0, &lease);
+  const absl::StatusOr<int64_t> claimed =
+      ClaimStep(*entry, "effective_step",
+                request.has_effective_step()
+                    ? std::optional<int64_t>(request.effective_step())
+                    : std::nullopt,
+                0, &lease);
   if (!claimed.ok()) return std::move(done)(claimed.status());
   const int64_t from = *claimed;
   const Timeline& current = *entry->head_timeline;
@@ -384,6 +397,7 @@ void Registry::Delete(const v1::DeleteScheduleRequest& request,
              auto it = entries_.find(entry->name);
              if (it != entries_.end() && it->second == entry) {
                entries_.erase(it);
+               labels_.Remove(entry->name);
              }
            }
            table_bytes_ -= bytes;
