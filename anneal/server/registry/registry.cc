@@ -70,11 +70,10 @@ absl::Status Registry::Load() {
     auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
     auto snapshot =
         std::make_shared<const Snapshot>(Snapshot{s.schedule, *timeline});
-    labels_.Add(entry->name, entry, s.schedule.labels());
+    Insert(entry, s.schedule.labels());
     Reset(*entry, std::move(s), *timeline);
     std::atomic_store(&entry->published, std::move(snapshot));
     table_bytes_ += (*timeline)->table_bytes();
-    entries_[entry->name] = std::move(entry);
   }
   return absl::OkStatus();
 }
@@ -84,10 +83,22 @@ int64_t Registry::size() const {
   return static_cast<int64_t>(entries_.size());
 }
 
+void Registry::Insert(const EntryPtr& entry, const LabelIndex::Labels& labels) {
+  entries_[entry->name] = entry;
+  by_name_[entry->name] = entry;
+  labels_.Add(entry->name, entry, labels);
+}
+
+void Registry::Erase(const std::string& name) {
+  entries_.erase(name);
+  by_name_.erase(name);
+  labels_.Remove(name);
+}
+
 Registry::EntryPtr Registry::Find(const std::string& name) const {
   absl::ReaderMutexLock lock(&map_mu_);
-  auto it = entries_.find(name);
-  return it == entries_.end() ? nullptr : it->second;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 absl::StatusOr<

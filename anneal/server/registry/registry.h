@@ -229,11 +229,21 @@ class Registry {
   void Reset(Entry& entry, StoredSchedule stored,
              std::shared_ptr<const Timeline> timeline);
 
+  // Makes `entry` (whose head carries `labels`) visible under its name.
+  void Insert(const EntryPtr& entry, const LabelIndex::Labels& labels)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(map_mu_);
+  // Makes the schedule `name` invisible.
+  void Erase(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(map_mu_);
+
   Store* const store_;
   const RegistryOptions options_;
 
   mutable absl::Mutex map_mu_;
+  // Every schedule three ways, changed together by List and Unlist: in
+  // name order (ListSchedules pages), hashed (the lookup of every call: a
+  // tree of 100k names costs a cache miss per level), and by label.
   std::map<std::string, EntryPtr> entries_ ABSL_GUARDED_BY(map_mu_);
+  absl::flat_hash_map<std::string, EntryPtr> by_name_ ABSL_GUARDED_BY(map_mu_);
   // Every entry under the labels of its head and published snapshot.
   LabelIndex labels_ ABSL_GUARDED_BY(map_mu_);
   // The compiled tables of every head, together (max_table_bytes).

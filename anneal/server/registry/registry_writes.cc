@@ -225,7 +225,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   absl::MutexLock lock(&entry->mu);
   {
     absl::MutexLock map_lock(&map_mu_);
-    if (entries_.count(head.name()) > 0) {
+    if (by_name_.contains(head.name())) {
       return std::move(done)(absl::AlreadyExistsError(
           absl::StrCat(head.name(), ": already exists")));
     }
@@ -234,14 +234,12 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
           "schedules: the server holds its limit of ", options_.max_schedules,
           " (max_schedules); delete some first")));
     }
-    entries_[head.name()] = entry;
-    labels_.Add(head.name(), entry, head.labels());
+    Insert(entry, head.labels());
   }
   // If anything below throws, the entry must not stay visible.
   absl::Cleanup unlist = [this, &entry] {
     absl::MutexLock map_lock(&map_mu_);
-    entries_.erase(entry->name);
-    labels_.Remove(entry->name);
+    Erase(entry->name);
   };
   WriteBatch batch;
   batch.Put(head);
@@ -253,8 +251,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
            if (!s.ok()) {
              {
                absl::MutexLock map_lock(&map_mu_);
-               entries_.erase(entry->name);
-               labels_.Remove(entry->name);
+               Erase(entry->name);
              }
              table_bytes_ -= bytes;
              return std::move(done)(s);
@@ -394,10 +391,9 @@ void Registry::Delete(const v1::DeleteScheduleRequest& request,
            if (!s.ok()) return std::move(done)(s);
            {
              absl::MutexLock map_lock(&map_mu_);
-             auto it = entries_.find(entry->name);
-             if (it != entries_.end() && it->second == entry) {
-               entries_.erase(it);
-               labels_.Remove(entry->name);
+             auto it = by_name_.find(entry->name);
+             if (it != by_name_.end() && it->second == entry) {
+               Erase(entry->name);
              }
            }
            table_bytes_ -= bytes;
