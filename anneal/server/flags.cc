@@ -50,6 +50,8 @@ ABSL_FLAG(int64_t, served_headroom, 1024,
           "this): one durable write per this many steps of a job");
 ABSL_FLAG(absl::Duration, store_retry_interval, absl::Seconds(1),
           "after a storage failure, how often writes are tried again");
+ABSL_FLAG(int32_t, sqlite_cache_mib, 64,
+          "SQLite page cache of the write connection, in MiB");
 ABSL_FLAG(absl::Duration, sqlite_busy_timeout, absl::Seconds(5),
           "how long a write waits for a lock another connection holds "
           "before the store fails");
@@ -145,6 +147,7 @@ std::vector<std::string> CheckFlags() {
            absl::GetFlag(FLAGS_max_range_count) * 4 / 3 + 1);
   at_least("served_headroom", absl::GetFlag(FLAGS_served_headroom), 0);
   at_least("max_schedules", absl::GetFlag(FLAGS_max_schedules), 1);
+  at_least("sqlite_cache_mib", absl::GetFlag(FLAGS_sqlite_cache_mib), 1);
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);
   at_least("max_timeline_segments", absl::GetFlag(FLAGS_max_timeline_segments),
            1);

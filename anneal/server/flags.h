@@ -24,6 +24,7 @@ ABSL_DECLARE_FLAG(int64_t, grpc_memory_bytes);
 ABSL_DECLARE_FLAG(int32_t, worker_threads);
 ABSL_DECLARE_FLAG(int64_t, max_queued_work);
 ABSL_DECLARE_FLAG(absl::Duration, sqlite_busy_timeout);
+ABSL_DECLARE_FLAG(int32_t, sqlite_cache_mib);
 
 namespace anneal {
 

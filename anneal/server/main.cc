@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   const std::string db = anneal::StoreUrlFromFlags();
   anneal::StoreUrlOptions store_options;
   store_options.sqlite_busy_timeout = absl::GetFlag(FLAGS_sqlite_busy_timeout);
+  store_options.sqlite_cache_mib = absl::GetFlag(FLAGS_sqlite_cache_mib);
   auto store = anneal::OpenStore(db, store_options);
   if (!store.ok()) {
     anneal::Log("cannot open ", db, ": ", store.status().ToString());

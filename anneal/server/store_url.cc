@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(
     SqliteStoreOptions sqlite;
     sqlite.busy_timeout_ms = static_cast<int>(
         absl::ToInt64Milliseconds(options.sqlite_busy_timeout));
+    sqlite.cache_mib = options.sqlite_cache_mib;
     return OpenSqliteStore(std::string(rest), sqlite);
   }
   if (url == "memory:" || url == "memory://") return NewMemoryStore();

@@ -22,6 +22,7 @@ namespace anneal {
 struct StoreUrlOptions {
   // How long a SQLite write waits for another connection's lock.
   absl::Duration sqlite_busy_timeout = absl::Seconds(5);
+  int sqlite_cache_mib = 64;
 };
 
 // Opens the store `url` names. INVALID_ARGUMENT naming --store for a URL

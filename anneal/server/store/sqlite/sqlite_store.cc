@@ -702,6 +702,15 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   if (absl::Status s = Exec(db, "PRAGMA synchronous = FULL", path); !s.ok()) {
     return s;
   }
+  // PRAGMA takes no parameters, hence the formatting.
+  if (absl::Status s = Exec(db,
+                            absl::StrCat("PRAGMA cache_size = -",
+                                         int64_t{options.cache_mib} * 1024)
+                                .c_str(),
+                            path);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = Migrate(db, path); !s.ok()) return s;
 
   absl::StatusOr<std::unique_ptr<Writer>> writer =

@@ -21,6 +21,10 @@ struct SqliteStoreOptions {
   // How long a write waits for a lock held by another connection (for
   // example an operator's sqlite3 shell) before the group fails UNAVAILABLE.
   int busy_timeout_ms = 5000;
+  // The write connection's page cache. Every Advance touches its schedule's
+  // row and its dedup window's rows; with SQLite's default 2 MiB those pages
+  // are re-read from the file on every commit once the database outgrows it.
+  int cache_mib = 64;
 };
 
 class SqliteStore : public QueuedStore {
