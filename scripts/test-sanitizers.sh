@@ -34,13 +34,14 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
 
 absl_tsan=$(scripts/build-absl-tsan.sh | tail -n1)
 run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
-  registry_concurrency_test registry_faults_test memory_store_test \
-  sqlite_store_test
+  registry_concurrency_test registry_faults_test registry_list_test \
+  memory_store_test sqlite_store_test
 # anneal-server too: metric_reports_test drives the instrumented server, whose
 # exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
   spec_text_test schedule_resource_test render_test memory_store_test \
   sqlite_store_test compile_limits_test lr_bounds_property_test timeline_test \
-  registry_concurrency_test registry_faults_test anneal-server \
+  registry_concurrency_test registry_faults_test registry_list_test \
+  label_index_test anneal-server \
   metric_reports_test hostile_client_test crash_served_test
 echo "sanitizers: all clean"

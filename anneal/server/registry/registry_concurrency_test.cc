@@ -79,6 +79,11 @@ TEST_P(RegistryConcurrencyTest, ReadersAndWritersTogether) {
           if (!(*registry_)->List(v1::ListSchedulesRequest(), 1 << 20).ok()) {
             ++read_errors;
           }
+          // Through the label index, while the operator changes labels.
+          v1::ListSchedulesRequest filtered;
+          filtered.set_filter("labels.round:*");
+          auto page = (*registry_)->List(filtered, 1 << 20);
+          if (!page.ok() || page->schedules_size() > kSchedules) ++read_errors;
         }
         ++reads;
       }
