@@ -1,9 +1,43 @@
 // Packing evaluated steps into StepRange (see step_range.h).
 #include "anneal/model/step_range.h"
 
+#include <cstring>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 
 namespace anneal {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the *_raw fields are little-endian, as this machine's memory");
+
+template <typename T>
+void ToBytes(google::protobuf::RepeatedField<T>* from, std::string* to) {
+  to->assign(reinterpret_cast<const char*>(from->data()),
+             sizeof(T) * static_cast<size_t>(from->size()));
+  google::protobuf::RepeatedField<T>().Swap(from);  // frees its memory too
+}
+
+// False if `bytes` is not a whole number of T.
+template <typename T>
+bool FromBytes(const std::string& bytes,
+               google::protobuf::RepeatedField<T>* to) {
+  if (bytes.size() % sizeof(T) != 0) return false;
+  const int n = static_cast<int>(bytes.size() / sizeof(T));
+  to->Resize(n, T{});
+  if (n > 0) std::memcpy(to->mutable_data(), bytes.data(), bytes.size());
+  return true;
+}
+
+bool HasRawArrays(const v1::StepRange& r) {
+  return !r.lr_raw().empty() || !r.flags_raw().empty() ||
+         !r.cycle_raw().empty() || !r.step_in_cycle_raw().empty() ||
+         !r.cycle_length_raw().empty() || !r.momentum_raw().empty() ||
+         !r.beta1_bias_correction_raw().empty();
+}
+
+}  // namespace
 
 absl::Status CheckRangeCount(int64_t count, int64_t limit) {
   if (count < 0) {
@@ -61,8 +95,38 @@ void StepRangeBuilder::Add(const StepResult& r) {
   out_->add_flags(PackFlags(r));
 }
 
+void MoveToRawArrays(v1::StepRange* range) {
+  ToBytes(range->mutable_lr(), range->mutable_lr_raw());
+  ToBytes(range->mutable_momentum(), range->mutable_momentum_raw());
+  ToBytes(range->mutable_beta1_bias_correction(),
+          range->mutable_beta1_bias_correction_raw());
+  ToBytes(range->mutable_cycle(), range->mutable_cycle_raw());
+  ToBytes(range->mutable_step_in_cycle(), range->mutable_step_in_cycle_raw());
+  ToBytes(range->mutable_flags(), range->mutable_flags_raw());
+  ToBytes(range->mutable_cycle_length(), range->mutable_cycle_length_raw());
+}
+
 absl::StatusOr<std::vector<StepResult>> UnpackStepRange(
     const v1::StepRange& range) {
+  if (HasRawArrays(range)) {
+    v1::StepRange expanded;
+    expanded.set_start_step(range.start_step());
+    if (range.lr_size() > 0 ||
+        !FromBytes(range.lr_raw(), expanded.mutable_lr()) ||
+        !FromBytes(range.momentum_raw(), expanded.mutable_momentum()) ||
+        !FromBytes(range.beta1_bias_correction_raw(),
+                   expanded.mutable_beta1_bias_correction()) ||
+        !FromBytes(range.cycle_raw(), expanded.mutable_cycle()) ||
+        !FromBytes(range.step_in_cycle_raw(),
+                   expanded.mutable_step_in_cycle()) ||
+        !FromBytes(range.flags_raw(), expanded.mutable_flags()) ||
+        !FromBytes(range.cycle_length_raw(), expanded.mutable_cycle_length())) {
+      return absl::InternalError(
+          "the server sent a step range with raw arrays of partial elements, "
+          "or both encodings");
+    }
+    return UnpackStepRange(expanded);
+  }
   const int n = range.lr_size();
   const bool momentum = range.momentum_size() > 0;
   if (range.cycle_size() != n || range.step_in_cycle_size() != n ||

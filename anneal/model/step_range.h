@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "anneal/v1/resources.pb.h"
 #include "anneal/engine/step.h"
+#include "anneal/v1/resources.pb.h"
 
 namespace anneal {
 
@@ -32,8 +32,13 @@ class StepRangeBuilder {
 
 uint32_t PackFlags(const StepResult& r);
 
-// The steps of `range` as StepResult values (no thermostat noise: ranges
-// carry none). INTERNAL if the arrays disagree in length.
+// Moves the range's repeated arrays into its *_raw bytes fields
+// (little-endian), as a request with raw_arrays asks.
+void MoveToRawArrays(v1::StepRange* range);
+
+// The steps of `range`, in either encoding, as StepResult values (no
+// thermostat noise: ranges carry none). INTERNAL if the arrays disagree in
+// length.
 absl::StatusOr<std::vector<StepResult>> UnpackStepRange(
     const v1::StepRange& range);
 

@@ -217,7 +217,7 @@ class Client:
         then default to after the range); set it when only looking."""
         request = service_pb2.EvaluateRangeRequest(
             name=schedule_name(schedule), start_step=start_step, count=count,
-            inspect_only=inspect_only)
+            inspect_only=inspect_only, raw_arrays=True)
         if batch_size is not None:
             request.batch_size = batch_size
         response = self._call("EvaluateRange", request, timeout)
@@ -229,7 +229,7 @@ class Client:
         """EvaluateRange for a spec that is not stored."""
         request = service_pb2.SimulateRequest(spec=to_spec(spec),
                                               start_step=start_step,
-                                              count=count)
+                                              count=count, raw_arrays=True)
         if batch_size is not None:
             request.batch_size = batch_size
         response = self._call("Simulate", request, timeout)

@@ -13,12 +13,37 @@ steps.
 
 from __future__ import annotations
 
+import array
 import datetime
 import enum
+import sys
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from anneal.v1 import resources_pb2, schedule_pb2
+
+try:  # python3-numpy comes with python3-torch; the package works without it
+    import numpy as _np
+except ImportError:  # pragma: no cover - exercised where numpy is absent
+    _np = None
+
+# The wire's raw arrays (StepRange.*_raw, little-endian) as Python sees them.
+_RAW_TYPES = {"lr": ("d", "<f8"), "momentum": ("d", "<f8"),
+              "beta1_bias_correction": ("d", "<f8"), "cycle": ("q", "<i8"),
+              "step_in_cycle": ("q", "<i8"), "flags": ("I", "<u4"),
+              "cycle_length": ("q", "<i8")}
+
+
+def _raw_array(data: bytes, field: str):
+    """A read-only numpy array over `data` (no copy), or an array.array."""
+    code, dtype = _RAW_TYPES[field]
+    if _np is not None:
+        return _np.frombuffer(data, dtype=dtype)
+    a = array.array(code)
+    a.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover
+        a.byteswap()
+    return a
 
 FLAG_RESTART = resources_pb2.STEP_FLAG_RESTART
 FLAG_SNAPSHOT = resources_pb2.STEP_FLAG_SNAPSHOT
@@ -87,7 +112,10 @@ class StepResult:
 
 @dataclass(frozen=True)
 class StepRange:
-    """Steps start_step, start_step+1, ... as parallel Python lists.
+    """Steps start_step, start_step+1, ... as parallel sequences: Python
+    lists, or, for ranges the server sends as raw arrays (what the Client
+    asks for), read-only numpy arrays over the received bytes (array.array
+    where numpy is missing). result() and iteration give Python numbers.
 
     `momentum` and `beta1_bias_correction` are None when no step of the range
     has momentum scheduled; otherwise they are full length, with 0 where the
@@ -97,13 +125,13 @@ class StepRange:
     """
 
     start_step: int
-    lr: List[float]
-    flags: List[int]
-    cycle: List[int]
-    step_in_cycle: List[int]
-    cycle_length: List[int]
-    momentum: Optional[List[float]] = None
-    beta1_bias_correction: Optional[List[float]] = None
+    lr: Sequence[float]
+    flags: Sequence[int]
+    cycle: Sequence[int]
+    step_in_cycle: Sequence[int]
+    cycle_length: Sequence[int]
+    momentum: Optional[Sequence[float]] = None
+    beta1_bias_correction: Optional[Sequence[float]] = None
     revision: Optional[int] = None
     source: str = "server"
 
@@ -112,8 +140,8 @@ class StepRange:
         lengths = [len(self.flags), len(self.cycle), len(self.step_in_cycle),
                    len(self.cycle_length)]
         if self.momentum is not None:
-            lengths += [len(self.momentum),
-                        len(self.beta1_bias_correction or ())]
+            b1 = self.beta1_bias_correction
+            lengths += [len(self.momentum), len(b1) if b1 is not None else 0]
         if any(m != n for m in lengths):
             raise ValueError(
                 "step range arrays differ in length (%d learning rates, "
@@ -136,16 +164,16 @@ class StepRange:
         if not 0 <= i < len(self.lr):
             raise IndexError("step %d is outside [%d, %d)" %
                              (step, self.start_step, self.end_step))
-        f = self.flags[i]
+        f = int(self.flags[i])
         has_m = bool(f & FLAG_HAS_MOMENTUM) and self.momentum is not None
         return StepResult(
-            step=step, lr=self.lr[i], cycle=self.cycle[i],
-            step_in_cycle=self.step_in_cycle[i],
-            cycle_length=self.cycle_length[i],
+            step=step, lr=float(self.lr[i]), cycle=int(self.cycle[i]),
+            step_in_cycle=int(self.step_in_cycle[i]),
+            cycle_length=int(self.cycle_length[i]),
             phase=Phase((f & FLAG_PHASE_MASK) >> FLAG_PHASE_SHIFT),
             restart=bool(f & FLAG_RESTART), snapshot=bool(f & FLAG_SNAPSHOT),
-            momentum=self.momentum[i] if has_m else None,
-            beta1_bias_correction=(self.beta1_bias_correction[i]
+            momentum=float(self.momentum[i]) if has_m else None,
+            beta1_bias_correction=(float(self.beta1_bias_correction[i])
                                    if has_m else None),
             revision=self.revision)
 
@@ -174,6 +202,16 @@ class StepRange:
     @classmethod
     def from_proto(cls, r: resources_pb2.StepRange,
                    revision: Optional[int] = None) -> "StepRange":
+        if r.lr_raw or r.flags_raw:
+            has_m = len(r.momentum_raw) > 0
+            arrays = {f: _raw_array(getattr(r, f + "_raw"), f)
+                      for f in _RAW_TYPES
+                      if has_m or f not in ("momentum",
+                                            "beta1_bias_correction")}
+            return cls(start_step=r.start_step, revision=revision,
+                       source="server", momentum=arrays.pop("momentum", None),
+                       beta1_bias_correction=arrays.pop(
+                           "beta1_bias_correction", None), **arrays)
         has_m = len(r.momentum) > 0
         return cls(
             start_step=r.start_step, lr=list(r.lr), flags=list(r.flags),

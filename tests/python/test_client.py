@@ -76,6 +76,28 @@ def test_range_matches_evaluate_step_by_step(client):
     assert r.result(55).phase == anneal.Phase.HOLD
     # The range was inspect_only; the Evaluate calls served up to 59.
     assert client.get("oc").max_step_served == 59
+    # Sent as raw arrays: numpy arrays over the bytes, Python numbers out.
+    import numpy
+    assert isinstance(r.lr, numpy.ndarray) and r.lr.dtype == numpy.float64
+    assert type(last.lr) is float and type(last.cycle) is int
+
+
+def test_raw_ranges_without_numpy(client, monkeypatch):
+    """Where numpy is missing, raw arrays become array.array, same values."""
+    import array
+    from anneal import results
+    from anneal.v1 import service_pb2
+    client.create("nonp", ONE_CYCLE)
+    want = client.evaluate_range("nonp", 0, 40, inspect_only=True)
+    request = service_pb2.EvaluateRangeRequest(
+        name="schedules/nonp", start_step=0, count=40, inspect_only=True,
+        raw_arrays=True)
+    response = client._call("EvaluateRange", request, 10)
+    monkeypatch.setattr(results, "_np", None)
+    got = results.StepRange.from_proto(response.range, response.revision)
+    assert isinstance(got.lr, array.array) and isinstance(got.flags,
+                                                          array.array)
+    assert list(got) == list(want)
 
 
 def test_restart_and_flags(client):
@@ -103,7 +125,8 @@ def test_advance_and_simulate(client):
         client.advance("adv", expected_position=0, request_id="r2")
     sim = client.simulate(SGDR, 0, 30)
     assert sim.revision == 0
-    assert sim.lr == client.evaluate_range("adv", 0, 30, inspect_only=True).lr
+    assert list(sim.lr) == list(
+        client.evaluate_range("adv", 0, 30, inspect_only=True).lr)
 
 
 def test_unreachable_server_is_unavailable():

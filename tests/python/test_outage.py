@@ -64,7 +64,7 @@ class Recorder:
     def assert_exact(self, client, name, momentum=False):
         served = client.evaluate_range(name, 0, len(self.applied),
                                        inspect_only=True)
-        assert [lr for lr, _ in self.applied] == served.lr
+        assert [lr for lr, _ in self.applied] == list(served.lr)
         if momentum:
             for step, (_, m) in enumerate(self.applied):
                 r = served.result(step)
@@ -153,12 +153,14 @@ def test_local_timeline_equals_the_server(client):
     assert local.source == "local" and served.source == "server"
     for f in ["start_step", "lr", "flags", "cycle", "step_in_cycle",
               "cycle_length", "momentum", "beta1_bias_correction"]:
-        assert getattr(local, f) == getattr(served, f), f
+        a, b = getattr(local, f), getattr(served, f)
+        assert (a == b if f == "start_step" or a is None or b is None
+                else list(a) == list(b)), f
     # and from the middle of a segment
     part = LocalTimeline(info.timeline, find_annealctl()).evaluate_range(
         40, 60)
-    assert part.lr == served.lr[40:100]
-    assert part.flags == served.flags[40:100]
+    assert list(part.lr) == list(served.lr[40:100])
+    assert list(part.flags) == list(served.flags[40:100])
 
 
 def test_local_fallback_is_exact_through_an_outage(server, client):

@@ -234,7 +234,7 @@ def test_scheduler_reports_at_the_current_step(client):
     sched.close()                       # once only
     reports = {r.step: r.metrics for r in client.list_reports("train")}
     assert sorted(reports) == list(range(25))
-    served = client.evaluate_range("train", 0, 25, inspect_only=True).lr
+    served = list(client.evaluate_range("train", 0, 25, inspect_only=True).lr)
     assert [reports[t]["lr"] for t in range(25)] == served
     assert reports[10]["val_loss"] == 0.5 and "loss" in reports[10]
     # 26 reports, one call each unless the last merged into a queued step 10.

@@ -195,7 +195,7 @@ def test_revision_change_is_picked_up_within_the_window(client, window):
         applied.append(opt.param_groups[0]["lr"])
     assert s.revision == 2 and s.prefetcher.mismatches == []
     served = client.evaluate_range("live", 0, len(applied), inspect_only=True)
-    assert applied == served.lr       # every step, exactly the timeline's
+    assert applied == list(served.lr)  # every step, exactly the timeline's
     assert applied[effective - 1] != 0.07
     assert set(applied[effective:]) == {0.07}
     s.close()

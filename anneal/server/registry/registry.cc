@@ -308,6 +308,7 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
       request.start_step(), request.count(), options,
       [&](const StepResult& r) { builder.Add(r); });
   if (!s.ok()) return std::move(done)(s);
+  if (request.raw_arrays()) MoveToRawArrays(response->mutable_range());
   response->set_revision(snapshot->schedule.revision());
   if (request.count() == 0 || request.inspect_only()) {
     return std::move(done)(absl::OkStatus());
@@ -350,9 +351,13 @@ absl::Status Registry::Simulate(const v1::SimulateRequest& request,
   if (request.has_batch_size()) options.batch_size = request.batch_size();
   StepRangeBuilder builder(request.start_step(), request.count(),
                            response->mutable_range());
-  return (*schedule)->EvaluateRange(
-      request.start_step(), request.count(), options,
-      [&](const StepResult& r) { builder.Add(r); });
+  absl::Status s =
+      (*schedule)->EvaluateRange(request.start_step(), request.count(), options,
+                                 [&](const StepResult& r) { builder.Add(r); });
+  if (s.ok() && request.raw_arrays()) {
+    MoveToRawArrays(response->mutable_range());
+  }
+  return s;
 }
 
 absl::Status Registry::Close() {
