@@ -39,7 +39,8 @@ run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
 # anneal-server too: metric_reports_test drives the instrumented server, whose
 # exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
-  spec_text_test schedule_resource_test render_test memory_store_test \
+  spec_text_test schedule_resource_test step_range_test render_test \
+  memory_store_test \
   sqlite_store_test compile_limits_test lr_bounds_property_test timeline_test \
   registry_concurrency_test registry_faults_test registry_list_test \
   label_index_test anneal-server \
