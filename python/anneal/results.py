@@ -2,13 +2,13 @@
 a metric report.
 
 The wire forms are protobuf messages (anneal.v1). Training code wants plain,
-typed values instead, and the per-step path wants Python lists it can index
-in tens of nanoseconds, so this module converts once, when a response arrives.
+typed values instead, so this module converts once, when a response arrives.
 
 StepRange mirrors the wire layout of anneal/model/step_range.h exactly (parallel
 arrays; the flag bits are anneal.v1.StepFlag, generated from resources.proto,
-as C++ uses them), so unpacking is a handful of list() calls, not a loop over
-steps.
+as C++ uses them). Ranges the server sends raw are mapped by numpy without a
+copy; the per-step path (AnnealLR's window) turns its ranges into lists
+(StepRange.as_lists), which it can index in tens of nanoseconds.
 """
 
 from __future__ import annotations
@@ -155,6 +155,22 @@ class StepRange:
     def __len__(self) -> int:
         return len(self.lr)
 
+    def as_lists(self) -> "StepRange":
+        """The same range with Python lists (fastest to index one step at a
+        time); itself if it has them already."""
+        if isinstance(self.lr, list):
+            return self
+
+        def lst(a):
+            return None if a is None else (
+                a.tolist() if hasattr(a, "tolist") else list(a))
+        return StepRange(
+            start_step=self.start_step, lr=lst(self.lr), flags=lst(self.flags),
+            cycle=lst(self.cycle), step_in_cycle=lst(self.step_in_cycle),
+            cycle_length=lst(self.cycle_length), momentum=lst(self.momentum),
+            beta1_bias_correction=lst(self.beta1_bias_correction),
+            revision=self.revision, source=self.source)
+
     def covers(self, step: int) -> bool:
         return self.start_step <= step < self.start_step + len(self.lr)
 
@@ -164,6 +180,22 @@ class StepRange:
         if not 0 <= i < len(self.lr):
             raise IndexError("step %d is outside [%d, %d)" %
                              (step, self.start_step, self.end_step))
+        if not isinstance(self.lr, list):  # arrays: Python numbers out
+            return self._result_from_arrays(step, i)
+        f = self.flags[i]
+        has_m = bool(f & FLAG_HAS_MOMENTUM) and self.momentum is not None
+        return StepResult(
+            step=step, lr=self.lr[i], cycle=self.cycle[i],
+            step_in_cycle=self.step_in_cycle[i],
+            cycle_length=self.cycle_length[i],
+            phase=Phase((f & FLAG_PHASE_MASK) >> FLAG_PHASE_SHIFT),
+            restart=bool(f & FLAG_RESTART), snapshot=bool(f & FLAG_SNAPSHOT),
+            momentum=self.momentum[i] if has_m else None,
+            beta1_bias_correction=(self.beta1_bias_correction[i]
+                                   if has_m else None),
+            revision=self.revision)
+
+    def _result_from_arrays(self, step: int, i: int) -> StepResult:
         f = int(self.flags[i])
         has_m = bool(f & FLAG_HAS_MOMENTUM) and self.momentum is not None
         return StepResult(
