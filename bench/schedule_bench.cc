@@ -29,10 +29,10 @@
 #include <utility>
 #include <vector>
 
-#include "anneal/v1/schedule.pb.h"
-#include "benchmark/benchmark.h"
 #include "anneal/engine/schedule.h"
 #include "anneal/engine/step.h"
+#include "anneal/v1/schedule.pb.h"
+#include "benchmark/benchmark.h"
 
 // ---------------------------------------------------------------------------
 // Allocation counting: every replaceable global allocation function counts

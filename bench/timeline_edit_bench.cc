@@ -17,12 +17,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "benchmark/benchmark.h"
+#include "anneal/server/common/work_pool.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/registry/registry_test_util.h"
 #include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
-#include "anneal/server/common/work_pool.h"
-#include "anneal/server/registry/registry_test_util.h"
+#include "benchmark/benchmark.h"
 
 namespace anneal {
 namespace {
@@ -72,7 +72,11 @@ void BM_Restart(benchmark::State& state) {
     f.Restart(--f.next);
   }
 }
-BENCHMARK(BM_Restart)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Restart)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_Update(benchmark::State& state) {
   Fixture f(state.range(0));
@@ -80,12 +84,14 @@ void BM_Update(benchmark::State& state) {
   for (auto _ : state) {
     v1::UpdateScheduleRequest update;
     update.mutable_schedule()->set_name("schedules/s");
-    *update.mutable_schedule()->mutable_spec() = Spec(0.05 + 1e-6 * (++i % 1000));
+    *update.mutable_schedule()->mutable_spec() =
+        Spec(0.05 + 1e-6 * (++i % 1000));
     update.set_effective_step(--f.next);
     (void)Wait<v1::Schedule>(*f.registry, &Registry::Update, update);
   }
 }
-BENCHMARK(BM_Update)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Update)->Arg(10)->Arg(100)->Arg(1000)->Unit(
+    benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace anneal

@@ -9,10 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include "gtest/gtest.h"
-#include "anneal/server/store/store.h"
-#include "tests/server_harness.h"
 #include "anneal/engine/testing/spec_from_text.h"
+#include "anneal/server/store/store.h"
+#include "gtest/gtest.h"
+#include "tests/server_harness.h"
 
 namespace anneal {
 namespace {

@@ -7,13 +7,13 @@
 #include <sstream>
 #include <string>
 
+#include "anneal/engine/testing/spec_from_text.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
-#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

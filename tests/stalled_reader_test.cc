@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "anneal/engine/testing/spec_from_text.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/server_harness.h"
-#include "anneal/engine/testing/spec_from_text.h"
 
 namespace anneal {
 namespace {

@@ -4,9 +4,9 @@
 #include "anneal/cli/cli_args.h"
 #include "anneal/cli/command_args.h"
 #include "anneal/cli/commands.h"
-#include "google/protobuf/util/json_util.h"
 #include "anneal/engine/analysis.h"
 #include "anneal/engine/schedule.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace anneal {
 namespace {

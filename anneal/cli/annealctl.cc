@@ -105,8 +105,9 @@ std::string Usage() {
           "127.0.0.1:50051):\n";
     }
     const std::string name_indent(4 + std::string(c.name).size(), ' ');
-    absl::StrAppend(&usage, "  ", c.name, " ", Indented(c.synopsis, name_indent),
-                    "\n      ", Indented(c.help, "      "), "\n");
+    absl::StrAppend(&usage, "  ", c.name, " ",
+                    Indented(c.synopsis, name_indent), "\n      ",
+                    Indented(c.help, "      "), "\n");
   }
   usage +=
       "  NAME is an id (run-1) or a resource name (schedules/run-1). create,\n"

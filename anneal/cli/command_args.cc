@@ -26,9 +26,9 @@ namespace {
 absl::StatusOr<std::string> IdFrom(absl::string_view arg) {
   absl::string_view id = ScheduleIdOf(arg);
   if (id.empty() || absl::StrContains(id, '/')) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "NAME: must be an id or ", SchedulesPrefix(), "ID, got ",
-        QuoteValue(arg)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("NAME: must be an id or ", SchedulesPrefix(), "ID, got ",
+                     QuoteValue(arg)));
   }
   return std::string(id);
 }

@@ -12,8 +12,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "anneal/v1/schedule.pb.h"
 #include "anneal/cli/cli_args.h"
+#include "anneal/v1/schedule.pb.h"
 #include "google/protobuf/message.h"
 
 namespace anneal {

@@ -1,8 +1,8 @@
 // annealctl subcommands, one function each; annealctl.cc's kCommands table
 // holds their synopses and help. Each takes its arguments (after the
 // subcommand name), writes its result to `out` and returns the outcome;
-// annealctl.cc turns that into one line on stderr and the process exit code (Report in
-// server_connection.h): 0 ok, 1 the request failed, 2 bad usage or
+// annealctl.cc turns that into one line on stderr and the process exit code
+// (Report in server_connection.h): 0 ok, 1 the request failed, 2 bad usage or
 // INVALID_ARGUMENT, 3 the schedule does not exist (NOT_FOUND), 4 the server
 // is unreachable or unavailable. Server commands take --server ADDRESS
 // (default $ANNEAL_SERVER, else 127.0.0.1:50051).

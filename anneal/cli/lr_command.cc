@@ -1,15 +1,15 @@
 // annealctl lr: the LRs a stored schedule serves for a range of steps
 // (EvaluateRange), rendered exactly as preview renders a spec file: the
-// packed range is unpacked into StepResult values (anneal/model/step_range.h) and
-// handed to the same CSV / JSON / ASCII / SVG renderers. It asks with
+// packed range is unpacked into StepResult values (anneal/model/step_range.h)
+// and handed to the same CSV / JSON / ASCII / SVG renderers. It asks with
 // inspect_only, so looking does not raise max_step_served.
 #include "absl/strings/str_cat.h"
 #include "anneal/cli/cli_args.h"
 #include "anneal/cli/command_args.h"
 #include "anneal/cli/commands.h"
-#include "anneal/render/render.h"
 #include "anneal/cli/server_connection.h"
 #include "anneal/model/step_range.h"
+#include "anneal/render/render.h"
 
 namespace anneal {
 namespace {
@@ -20,9 +20,9 @@ constexpr int64_t kMaxLrSteps = 1'000'000;  // as preview
 
 absl::Status LrCommand(const std::vector<std::string>& args,
                        std::ostream& out) {
-  auto parsed = CliArgs::Parse(
-      args, {"server", "start", "count", "batch_size", "output"},
-      {{"o", "output"}});
+  auto parsed =
+      CliArgs::Parse(args, {"server", "start", "count", "batch_size", "output"},
+                     {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto name = ScheduleNameArg(a);

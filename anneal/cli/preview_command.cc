@@ -7,9 +7,9 @@
 #include "anneal/cli/cli_args.h"
 #include "anneal/cli/command_args.h"
 #include "anneal/cli/commands.h"
-#include "anneal/render/render.h"
 #include "anneal/engine/schedule.h"
 #include "anneal/model/timeline.h"
+#include "anneal/render/render.h"
 
 namespace anneal {
 namespace {

@@ -1,4 +1,5 @@
-// ScheduleTransport over a gRPC channel (see anneal/client/schedule_transport.h).
+// ScheduleTransport over a gRPC channel (see
+// anneal/client/schedule_transport.h).
 #include <chrono>
 #include <memory>
 #include <string>

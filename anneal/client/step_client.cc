@@ -1,6 +1,7 @@
 // StepClient: a prefetched window of steps, a background refresher thread
 // that owns every RPC, and offline evaluation of the timeline (see
-// anneal/client/step_client.h for the contract, docs/cpp-client.md for the why).
+// anneal/client/step_client.h for the contract, docs/cpp-client.md for the
+// why).
 //
 // One mutex guards all state; one condition variable is signalled on every
 // change. Step never makes an RPC itself: it serves from the window, or

@@ -46,8 +46,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "anneal/client/schedule_transport.h"
-#include "anneal/v1/service.pb.h"
 #include "anneal/engine/step.h"
+#include "anneal/v1/service.pb.h"
 
 namespace anneal {
 

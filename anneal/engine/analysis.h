@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "anneal/v1/analysis.pb.h"
 #include "anneal/engine/schedule.h"
+#include "anneal/v1/analysis.pb.h"
 
 namespace anneal {
 

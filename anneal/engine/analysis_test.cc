@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "anneal/engine/testing/spec_from_text.h"
+#include "gtest/gtest.h"
 
 namespace anneal {
 namespace {

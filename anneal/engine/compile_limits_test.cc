@@ -11,9 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "anneal/engine/schedule.h"
 #include "anneal/engine/testing/spec_from_text.h"
+#include "gtest/gtest.h"
 
 namespace {
 // Live bytes allocated with operator new, and their high-water mark.

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "anneal/engine/schedule.h"
 #include "anneal/engine/testing/spec_from_text.h"
+#include "gtest/gtest.h"
 
 namespace anneal {
 namespace {

@@ -12,8 +12,9 @@
 //    heap allocation, overflow, hang or NaN.
 //  * Formulas follow PyTorch's closed forms operation for operation where
 //    PyTorch has one, so results match PyTorch's closed forms to the last bit
-//    (anneal/engine/pytorch_reference_test.cc); where PyTorch's own arithmetic drifts
-//    (recursive forms, CyclicLR's float cycle position) anneal stays exact.
+//    (anneal/engine/pytorch_reference_test.cc); where PyTorch's own arithmetic
+//    drifts (recursive forms, CyclicLR's float cycle position) anneal stays
+//    exact.
 #ifndef ANNEAL_ENGINE_SCHEDULE_H_
 #define ANNEAL_ENGINE_SCHEDULE_H_
 
@@ -24,9 +25,9 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "anneal/v1/schedule.pb.h"
 #include "anneal/engine/asymptotics.h"
 #include "anneal/engine/step.h"
+#include "anneal/v1/schedule.pb.h"
 
 namespace anneal {
 

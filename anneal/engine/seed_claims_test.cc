@@ -10,8 +10,8 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "anneal/engine/testing/spec_from_text.h"
+#include "gtest/gtest.h"
 
 namespace anneal {
 namespace {

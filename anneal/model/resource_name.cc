@@ -4,8 +4,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "anneal/v1/resources.pb.h"
 #include "anneal/engine/field_error.h"
+#include "anneal/v1/resources.pb.h"
 
 namespace anneal {
 
@@ -36,8 +36,9 @@ absl::string_view SchedulesPrefix() {
 absl::Status ValidateScheduleName(absl::string_view field,
                                   absl::string_view name) {
   if (!absl::StartsWith(name, SchedulesPrefix())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": must be ", SchedulesPrefix(), "{id}, got ", QuoteValue(name)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be ", SchedulesPrefix(), "{id}, got ",
+                     QuoteValue(name)));
   }
   return ValidateScheduleId(field, name.substr(SchedulesPrefix().size()));
 }

@@ -15,8 +15,8 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "anneal/v1/resources.pb.h"
 #include "anneal/engine/schedule.h"
+#include "anneal/v1/resources.pb.h"
 
 namespace anneal {
 

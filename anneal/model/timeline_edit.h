@@ -11,10 +11,10 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "anneal/v1/resources.pb.h"
-#include "google/protobuf/timestamp.pb.h"
 #include "anneal/engine/schedule.h"
 #include "anneal/model/timeline.h"
+#include "anneal/v1/resources.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace anneal {
 

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "gtest/gtest.h"
-#include "anneal/model/timeline_edit.h"
 #include "anneal/engine/testing/spec_from_text.h"
+#include "anneal/model/timeline_edit.h"
+#include "gtest/gtest.h"
 
 namespace anneal {
 namespace {

@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <string>
 
-#include "anneal/v1/schedule.pb.h"
 #include "anneal/engine/asymptotics.h"
 #include "anneal/engine/step.h"
+#include "anneal/v1/schedule.pb.h"
 
 namespace anneal {
 

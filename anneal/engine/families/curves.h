@@ -14,9 +14,9 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "anneal/v1/schedule.pb.h"
 #include "anneal/engine/families/curve.h"
 #include "anneal/engine/field_error.h"
+#include "anneal/v1/schedule.pb.h"
 
 namespace anneal {
 

@@ -2,6 +2,8 @@
 // a disk, for tests. Batches go through the same CommitQueue as the SQLite
 // store's, so callers see the same grouping, ordering, asynchrony and failed
 // state; MemoryStoreOptions::commit_fault makes a group fail on demand.
+#include "anneal/server/store/memory/memory_store.h"
+
 #include <algorithm>
 #include <deque>
 #include <map>
@@ -14,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "anneal/server/store/commit_queue.h"
-#include "anneal/server/store/memory/memory_store.h"
 #include "anneal/server/store/store.h"
 
 namespace anneal {
