@@ -180,34 +180,24 @@ class StepRange:
         if not 0 <= i < len(self.lr):
             raise IndexError("step %d is outside [%d, %d)" %
                              (step, self.start_step, self.end_step))
-        if not isinstance(self.lr, list):  # arrays: Python numbers out
-            return self._result_from_arrays(step, i)
-        f = self.flags[i]
-        has_m = bool(f & FLAG_HAS_MOMENTUM) and self.momentum is not None
+        f, lr = self.flags[i], self.lr[i]
+        cycle, in_cycle, length = (self.cycle[i], self.step_in_cycle[i],
+                                   self.cycle_length[i])
+        arrays = not isinstance(self.lr, list)
+        if arrays:  # numpy or array.array elements: Python numbers out
+            f, lr, cycle, in_cycle, length = (int(f), float(lr), int(cycle),
+                                              int(in_cycle), int(length))
+        m = b1 = None
+        if f & FLAG_HAS_MOMENTUM and self.momentum is not None:
+            m, b1 = self.momentum[i], self.beta1_bias_correction[i]
+            if arrays:
+                m, b1 = float(m), float(b1)
         return StepResult(
-            step=step, lr=self.lr[i], cycle=self.cycle[i],
-            step_in_cycle=self.step_in_cycle[i],
-            cycle_length=self.cycle_length[i],
+            step=step, lr=lr, cycle=cycle, step_in_cycle=in_cycle,
+            cycle_length=length,
             phase=Phase((f & FLAG_PHASE_MASK) >> FLAG_PHASE_SHIFT),
             restart=bool(f & FLAG_RESTART), snapshot=bool(f & FLAG_SNAPSHOT),
-            momentum=self.momentum[i] if has_m else None,
-            beta1_bias_correction=(self.beta1_bias_correction[i]
-                                   if has_m else None),
-            revision=self.revision)
-
-    def _result_from_arrays(self, step: int, i: int) -> StepResult:
-        f = int(self.flags[i])
-        has_m = bool(f & FLAG_HAS_MOMENTUM) and self.momentum is not None
-        return StepResult(
-            step=step, lr=float(self.lr[i]), cycle=int(self.cycle[i]),
-            step_in_cycle=int(self.step_in_cycle[i]),
-            cycle_length=int(self.cycle_length[i]),
-            phase=Phase((f & FLAG_PHASE_MASK) >> FLAG_PHASE_SHIFT),
-            restart=bool(f & FLAG_RESTART), snapshot=bool(f & FLAG_SNAPSHOT),
-            momentum=float(self.momentum[i]) if has_m else None,
-            beta1_bias_correction=(float(self.beta1_bias_correction[i])
-                                   if has_m else None),
-            revision=self.revision)
+            momentum=m, beta1_bias_correction=b1, revision=self.revision)
 
     def __iter__(self) -> Iterator[StepResult]:
         for step in range(self.start_step, self.end_step):
