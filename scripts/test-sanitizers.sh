@@ -40,8 +40,8 @@ run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
 # exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
   spec_text_test schedule_resource_test step_range_test render_test \
-  memory_store_test \
-  sqlite_store_test compile_limits_test lr_bounds_property_test timeline_test \
+  memory_store_test sqlite_store_test compile_limits_test \
+  lr_bounds_property_test timeline_test \
   registry_concurrency_test registry_faults_test registry_list_test \
   label_index_test anneal-server \
   metric_reports_test hostile_client_test crash_served_test

@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
   // Debian's Abseil checks every lock for deadlock cycles in every build
   // type: thousands of instructions per request, and a graph node per
   // schedule mutex that made a create cost 18 ms with 100k schedules loaded
-  // (docs/performance.md). Lock order is checked by clang's thread-safety
-  // analysis and the ThreadSanitizer runs instead.
+  // (docs/performance.md). Lock-order inversions are caught by the
+  // ThreadSanitizer runs (scripts/test-sanitizers.sh) instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   const std::string db = anneal::StoreUrlFromFlags();
