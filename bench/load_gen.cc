@@ -202,24 +202,28 @@ Workload MakeWorkload() {
 }
 
 // One closed loop: `in_flight` slots, each re-issuing its call on completion
-// until `stop`.
+// until `until` or until `max_calls` calls have been issued.
 class Loop {
  public:
-  Loop(grpc::GenericStub* stub, const Workload* work)
-      : stub_(stub), work_(work) {}
+  // Calls answered with `tolerated` count as answered (a create of a name
+  // that exists, when populating).
+  Loop(grpc::GenericStub* stub, const Workload* work,
+       grpc::StatusCode tolerated = grpc::StatusCode::OK)
+      : stub_(stub), work_(work), tolerated_(tolerated) {}
 
-  // Runs `in_flight` slots until `until`; latencies are kept from `from` on.
-  void Run(int in_flight, absl::Time from, absl::Time until) {
+  // Runs `in_flight` slots until `until` (or `max_calls`, if >= 0, have
+  // been issued); latencies are kept from `from` on.
+  void Run(int in_flight, absl::Time from, absl::Time until,
+           int64_t max_calls = -1) {
     from_ = from;
     until_ = until;
+    max_calls_ = max_calls;
     {
       absl::MutexLock lock(&mu_);
       latencies_.reserve(1 << 22);
     }
-    for (int i = 0; i < in_flight; ++i) {
-      live_.fetch_add(1);
-      Issue();
-    }
+    live_.store(in_flight);
+    for (int i = 0; i < in_flight; ++i) Issue();
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](std::atomic<int>* live) { return live->load() == 0; }, &live_));
@@ -243,9 +247,16 @@ class Loop {
     absl::Time start;
   };
 
+  // Starts the slot's next call, or ends the slot.
   void Issue() {
+    const int64_t n = counter_.fetch_add(1);
+    if ((max_calls_ >= 0 && n >= max_calls_) || absl::Now() >= until_) {
+      absl::MutexLock lock(&mu_);
+      live_.fetch_sub(1);
+      return;
+    }
     auto* call = new Call;
-    call->request = work_->Next(counter_.fetch_add(1));
+    call->request = work_->Next(n);
     call->start = absl::Now();
     stub_->UnaryCall(&call->context, work_->method, grpc::StubOptions(),
                      &call->request, &call->response,
@@ -256,7 +267,7 @@ class Loop {
     const absl::Time now = absl::Now();
     if (call->start >= from_ && now <= until_) {
       absl::MutexLock lock(&mu_);
-      if (status.ok()) {
+      if (status.ok() || status.error_code() == tolerated_) {
         latencies_.push_back(absl::ToInt64Nanoseconds(now - call->start));
       } else if (errors_.fetch_add(1) == 0) {
         first_error_ = absl::StrCat(status.error_code(), ": ",
@@ -264,17 +275,14 @@ class Loop {
       }
     }
     delete call;
-    if (now < until_) {
-      Issue();
-    } else {
-      absl::MutexLock lock(&mu_);
-      live_.fetch_sub(1);
-    }
+    Issue();
   }
 
   grpc::GenericStub* const stub_;
   const Workload* const work_;
+  const grpc::StatusCode tolerated_;
   absl::Time from_, until_;
+  int64_t max_calls_ = -1;
   std::atomic<int64_t> counter_{0};
   std::atomic<int> live_{0};
   std::atomic<int64_t> errors_{0};
@@ -290,48 +298,21 @@ double Percentile(std::vector<int64_t>& v, double q) {
   return static_cast<double>(v[k]) / 1000.0;
 }
 
-// Creates s0..s{n-1}, 64 at a time; the seconds it took.
+// Creates s0..s{n-1} (a name that exists already is fine), 64 at a time;
+// the seconds it took.
 double Populate(grpc::GenericStub* stub, int64_t n) {
-  const std::string method = absl::StrCat(kService, "CreateSchedule");
-  const absl::Time start = absl::Now();
-  std::atomic<int64_t> next{0}, failed{0};
-  absl::Mutex mu;
-  int live = 0;
-  std::function<void()> issue = [&] {
-    const int64_t i = next.fetch_add(1);
-    if (i >= n) {
-      absl::MutexLock lock(&mu);
-      --live;
-      return;
-    }
-    struct Call {
-      grpc::ClientContext context;
-      grpc::ByteBuffer request, response;
-    };
-    auto* call = new Call;
-    call->request =
-        ToBytes(CreateRequest(absl::StrCat(absl::GetFlag(FLAGS_prefix), i), i));
-    stub->UnaryCall(
-        &call->context, method, grpc::StubOptions(), &call->request,
-        &call->response, [&, call](grpc::Status s) {
-          if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
-            failed.fetch_add(1);
-          }
-          delete call;
-          issue();
-        });
+  Workload creates;
+  creates.method = absl::StrCat(kService, "CreateSchedule");
+  creates.make = [](int64_t i) {
+    return ToBytes(
+        CreateRequest(absl::StrCat(absl::GetFlag(FLAGS_prefix), i), i));
   };
-  {
-    absl::MutexLock lock(&mu);
-    live = 64;
-  }
-  for (int i = 0; i < 64; ++i) issue();
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](int* l) { return *l == 0; }, &live));
-  if (failed.load() > 0) {
-    std::fprintf(stderr, "load_gen: %" PRId64 " creates failed\n",
-                 failed.load());
+  Loop loop(stub, &creates, grpc::StatusCode::ALREADY_EXISTS);
+  const absl::Time start = absl::Now();
+  loop.Run(64, start, absl::InfiniteFuture(), n);
+  if (loop.errors() > 0) {
+    std::fprintf(stderr, "load_gen: %" PRId64 " creates failed, first: %s\n",
+                 loop.errors(), loop.first_error().c_str());
     std::exit(1);
   }
   return absl::ToDoubleSeconds(absl::Now() - start);
