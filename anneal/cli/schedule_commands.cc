@@ -34,6 +34,31 @@ absl::StatusOr<CliArgs> ParseArgs(const std::vector<std::string>& args,
   return CliArgs::Parse(args, flags, aliases);
 }
 
+// A server command on one schedule: `flags` (and --server, -o/--output)
+// parsed, its NAME resolved, and whether it prints JSON.
+struct OnSchedule {
+  CliArgs args;
+  std::string name;
+  bool json = false;
+};
+
+absl::StatusOr<OnSchedule> ParseOnSchedule(
+    const std::vector<std::string>& args, std::set<std::string> flags,
+    std::map<std::string, std::string> aliases = {}) {
+  flags.insert("output");
+  aliases.emplace("o", "output");
+  auto parsed = ParseArgs(args, std::move(flags), std::move(aliases));
+  if (!parsed.ok()) return parsed.status();
+  OnSchedule cmd{*std::move(parsed)};
+  auto name = ScheduleNameArg(cmd.args);
+  if (!name.ok()) return name.status();
+  auto json = JsonOutputArg(cmd.args, "output");
+  if (!json.ok()) return json.status();
+  cmd.name = *std::move(name);
+  cmd.json = *json;
+  return cmd;
+}
+
 ServerConnection Connect(const CliArgs& a) {
   return ServerConnection(ResolveServerAddress(a.Get("server", "")));
 }
@@ -91,22 +116,18 @@ absl::Status CreateCommand(const std::vector<std::string>& args,
 
 absl::Status GetCommand(const std::vector<std::string>& args,
                         std::ostream& out) {
-  auto parsed = ParseArgs(args, {"output"}, {{"o", "output"}});
-  if (!parsed.ok()) return parsed.status();
-  const CliArgs& a = *parsed;
-  auto name = ScheduleNameArg(a);
-  if (!name.ok()) return name.status();
-  auto json = JsonOutputArg(a, "output");
-  if (!json.ok()) return json.status();
+  auto cmd = ParseOnSchedule(args, {});
+  if (!cmd.ok()) return cmd.status();
+  const CliArgs& a = cmd->args;
 
   ServerConnection server = Connect(a);
   v1::GetScheduleRequest request;
-  request.set_name(*name);
+  request.set_name(cmd->name);
   v1::Schedule schedule;
   grpc::Status status = server.stub()->GetSchedule(
       server.Context(kCallTimeout).get(), request, &schedule);
   if (!status.ok()) return server.Failure(status, kCallTimeout);
-  if (*json) {
+  if (cmd->json) {
     PrintJson(schedule, out);
   } else {
     PrintSchedule(schedule, out);
@@ -154,42 +175,34 @@ absl::Status ListCommand(const std::vector<std::string>& args,
 
 absl::Status DeleteCommand(const std::vector<std::string>& args,
                            std::ostream& out) {
-  auto parsed = ParseArgs(args, {"etag", "output"}, {{"o", "output"}});
-  if (!parsed.ok()) return parsed.status();
-  const CliArgs& a = *parsed;
-  auto name = ScheduleNameArg(a);
-  if (!name.ok()) return name.status();
-  auto json = JsonOutputArg(a, "output");
-  if (!json.ok()) return json.status();
+  auto cmd = ParseOnSchedule(args, {"etag"});
+  if (!cmd.ok()) return cmd.status();
+  const CliArgs& a = cmd->args;
 
   ServerConnection server = Connect(a);
   v1::DeleteScheduleRequest request;
-  request.set_name(*name);
+  request.set_name(cmd->name);
   request.set_etag(a.Get("etag", ""));
   google::protobuf::Empty empty;
   grpc::Status status = server.stub()->DeleteSchedule(
       server.Context(kCallTimeout).get(), request, &empty);
   if (!status.ok()) return server.Failure(status, kCallTimeout);
-  if (*json) {
+  if (cmd->json) {
     PrintJson(empty, out);
   } else {
-    out << "deleted " << *name << "\n";
+    out << "deleted " << cmd->name << "\n";
   }
   return absl::OkStatus();
 }
 
 absl::Status UpdateCommand(const std::vector<std::string>& args,
                            std::ostream& out) {
-  auto parsed = ParseArgs(args,
-                          {"file", "effective_step", "display_name", "label",
-                           "reason", "etag", "actor", "output"},
-                          {{"f", "file"}, {"o", "output"}});
-  if (!parsed.ok()) return parsed.status();
-  const CliArgs& a = *parsed;
-  auto name = ScheduleNameArg(a);
-  if (!name.ok()) return name.status();
-  auto json = JsonOutputArg(a, "output");
-  if (!json.ok()) return json.status();
+  auto cmd = ParseOnSchedule(args,
+                             {"file", "effective_step", "display_name", "label",
+                              "reason", "etag", "actor"},
+                             {{"f", "file"}});
+  if (!cmd.ok()) return cmd.status();
+  const CliArgs& a = cmd->args;
   if (!a.Has("file") && !a.Has("display_name") && !a.Has("label")) {
     return absl::InvalidArgumentError(
         "nothing to update: give -f SPEC, --display-name or --label");
@@ -201,7 +214,7 @@ absl::Status UpdateCommand(const std::vector<std::string>& args,
 
   v1::UpdateScheduleRequest request;
   v1::Schedule* schedule = request.mutable_schedule();
-  schedule->set_name(*name);
+  schedule->set_name(cmd->name);
   if (a.Has("file")) {
     auto spec = LoadSpecArg(a);
     if (!spec.ok()) return spec.status();
@@ -227,23 +240,18 @@ absl::Status UpdateCommand(const std::vector<std::string>& args,
   request.set_reason(a.Get("reason", ""));
   schedule->set_etag(a.Get("etag", ""));
 
-  return SendWrite(a, *json, "updated",
+  return SendWrite(a, cmd->json, "updated",
                    &v1::ScheduleService::Stub::UpdateSchedule, request, out);
 }
 
 absl::Status RestartCommand(const std::vector<std::string>& args,
                             std::ostream& out) {
-  auto parsed = ParseArgs(args, {"at", "reason", "etag", "actor", "output"},
-                          {{"o", "output"}});
-  if (!parsed.ok()) return parsed.status();
-  const CliArgs& a = *parsed;
-  auto name = ScheduleNameArg(a);
-  if (!name.ok()) return name.status();
-  auto json = JsonOutputArg(a, "output");
-  if (!json.ok()) return json.status();
+  auto cmd = ParseOnSchedule(args, {"at", "reason", "etag", "actor"});
+  if (!cmd.ok()) return cmd.status();
+  const CliArgs& a = cmd->args;
 
   v1::RestartScheduleRequest request;
-  request.set_name(*name);
+  request.set_name(cmd->name);
   if (a.Has("at")) {
     auto at = a.GetInt("at", 0);
     if (!at.ok()) return at.status();
@@ -253,23 +261,18 @@ absl::Status RestartCommand(const std::vector<std::string>& args,
   request.set_actor(ActorArg(a));
   request.set_reason(a.Get("reason", ""));
 
-  return SendWrite(a, *json, "restarted",
+  return SendWrite(a, cmd->json, "restarted",
                    &v1::ScheduleService::Stub::RestartSchedule, request, out);
 }
 
 absl::Status AdvanceCommand(const std::vector<std::string>& args,
                             std::ostream& out) {
-  auto parsed = ParseArgs(args, {"expected_position", "request_id", "output"},
-                          {{"o", "output"}});
-  if (!parsed.ok()) return parsed.status();
-  const CliArgs& a = *parsed;
-  auto name = ScheduleNameArg(a);
-  if (!name.ok()) return name.status();
-  auto json = JsonOutputArg(a, "output");
-  if (!json.ok()) return json.status();
+  auto cmd = ParseOnSchedule(args, {"expected_position", "request_id"});
+  if (!cmd.ok()) return cmd.status();
+  const CliArgs& a = cmd->args;
 
   v1::AdvanceRequest request;
-  request.set_name(*name);
+  request.set_name(cmd->name);
   if (a.Has("expected_position")) {
     auto expected = a.GetInt("expected_position", 0);
     if (!expected.ok()) return expected.status();
@@ -300,10 +303,10 @@ absl::Status AdvanceCommand(const std::vector<std::string>& args,
                      "--request-id ",
                      request.request_id(), ")"));
   }
-  if (*json) {
+  if (cmd->json) {
     PrintJson(response, out);
   } else {
-    PrintAdvance(*name, response, out);
+    PrintAdvance(cmd->name, response, out);
   }
   return absl::OkStatus();
 }
