@@ -14,6 +14,7 @@ Usage (the server is started from the build unless --server is given):
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--server", help="HOST:PORT of a running server")
+    p.add_argument("--json", action="store_true", help="print JSON only")
     a = p.parse_args()
     tmp = tempfile.TemporaryDirectory()
     proc = None
@@ -60,6 +62,10 @@ def main() -> int:
         client.delete(name)
         r_ms = 1e3 * statistics.median(raw)
         p_ms = 1e3 * statistics.median(packed)
+        if a.json:
+            print(json.dumps({"steps": a.steps, "reps": a.reps,
+                              "raw_ms": r_ms, "lists_ms": p_ms}))
+            return 0
         print(f"{a.steps} steps to arrays: raw {r_ms:.0f} ms, repeated "
               f"fields to lists {p_ms:.0f} ms, ratio {r_ms / p_ms:.2f} "
               f"(median of {a.reps})")

@@ -9,7 +9,10 @@ load of a shared machine falls on both sides alike:
                 gRPC registration answering captured bytes), 64 in flight,
                 1,000 schedules; also at 8 in flight, with the p99 ratio.
   advance       Advance QPS (64 callers, each answer durable) / Evaluate QPS,
-                on one SQLite server.
+                on one SQLite server; with --fill_windows, after every
+                schedule's dedup window (1,024 request ids) is full, the
+                steady state of a server whose jobs have been advancing for
+                a while (it takes about 1.5 minutes first).
   report        ReportMetrics QPS / Evaluate QPS, likewise.
   scale         with --scale schedules (default 100,000): how fast they are
                 created (64 in flight), creates/s once loaded, RSS per
@@ -17,12 +20,18 @@ load of a shared machine falls on both sides alike:
                 names / over 1,000 names on the 1,000-schedule server, and
                 ListSchedules with a label filter (p50), alone and the p99 of
                 Advance while lists run.
+  python        the Python client's figures, by bench/torch_scheduler_bench.py
+                (the hot loop's whole-process CPU per step against PyTorch's
+                CosineAnnealingWarmRestarts; scheduler.step() inside a real
+                training run) and bench/range_bench.py (EvaluateRange of 1M
+                steps to numpy arrays), against the same pinned server.
 
 Placement: each server is pinned to CPU 0 and load_gen to CPU 1 (taskset).
 
 Usage (after building: cmake --build build):
   /usr/bin/python3 bench/server_figures.py [--reps 3] [--seconds 3]
-      [--scale 100000] [--only evaluate,advance,report,scale]
+      [--scale 100000] [--only evaluate,advance,report,scale,python]
+      [--fill_windows]
       [--bin_dir build/bin] [--server build/bin/anneal-server]
 """
 
@@ -129,7 +138,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--scale", type=int, default=100_000)
-    ap.add_argument("--only", default="evaluate,advance,report,scale")
+    ap.add_argument("--only", default="evaluate,advance,report,scale,python")
+    ap.add_argument("--fill_windows", action="store_true",
+                    help="advance: fill every dedup window first")
+    ap.add_argument("--smoke", action="store_true",
+                    help="python: tiny runs that only prove the script works")
     ap.add_argument("--bin_dir", default=str(ROOT / "build/bin"),
                     help="where load_gen and null_server are")
     ap.add_argument("--server", default="",
@@ -188,6 +201,11 @@ def main() -> int:
                             ("report", "ReportMetrics QPS / Evaluate QPS")):
             if kind not in only:
                 continue
+            if kind == "advance" and a.fill_windows:
+                # 1000 schedules x 1024 advances, each with a request id.
+                load(bin_dir, base, "--request=advance", "--names=1000",
+                     "--seconds=90", "--warmup=0", "--in_flight=64")
+                label += " (dedup windows full)"
             ratios = []
             for rep in range(a.reps):
                 wait_idle()
@@ -202,6 +220,8 @@ def main() -> int:
 
         if "scale" in only:
             rows += scale_figures(a, bin_dir, base, evaluate)
+        if "python" in only:
+            rows += python_figures(a, base)
     finally:
         base.stop()
 
@@ -211,6 +231,35 @@ def main() -> int:
     for name, value, target in rows:
         print(f"{name.ljust(width)}  {value.ljust(30)}  {target}")
     return 0
+
+
+def python_bench(script, *args):
+    argv = ["taskset", "-c", "1", sys.executable,
+            str(ROOT / "bench" / script), "--json", *args]
+    return json.loads(subprocess.run(argv, check=True, stdout=subprocess.PIPE,
+                                     text=True).stdout)
+
+
+def python_figures(a, server: Server):
+    wait_idle()
+    small = (["--steps=300", "--tight-steps=1000", "--hot-steps=2000"]
+             if a.smoke else [])
+    t = python_bench("torch_scheduler_bench.py", f"--server={server.target}",
+                     f"--hot-reps={a.reps}", *small)
+    wait_idle()
+    r = python_bench("range_bench.py", f"--server={server.target}",
+                     "--steps=10000" if a.smoke else "--steps=1000000",
+                     f"--reps={max(3, a.reps)}")
+    return [
+        ("Python hot loop, process CPU per step, anneal / PyTorch CAWR",
+         f"{t['hot_cpu_ratio']:.2f} ({t['hot_cpu_anneal_ns']:.0f} vs "
+         f"{t['hot_cpu_torch_ns']:.0f} ns)", "<= 0.5"),
+        ("Python step() in a training run, anneal / PyTorch CAWR",
+         f"{t['ratio_mean']:.2f} mean, {t['ratio_mean_with_refresh_thread']:.2f}"
+         " with refresh thread", ""),
+        (f"Python EvaluateRange of {r['steps']} steps to arrays",
+         f"{r['raw_ms']:.0f} ms (lists: {r['lists_ms']:.0f} ms)", "< 100 ms"),
+    ]
 
 
 def scale_figures(a, bin_dir, small: Server, evaluate):

@@ -68,11 +68,13 @@ absl::Status Registry::Load() {
         std::max(s.schedule.max_step_served(), s.schedule.position());
     s.schedule.set_max_step_served(mark);
     auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
-    auto snapshot =
-        std::make_shared<const Snapshot>(Snapshot{s.schedule, *timeline});
     Insert(entry, s.schedule.labels());
-    Reset(*entry, std::move(s), *timeline);
-    std::atomic_store(&entry->published, std::move(snapshot));
+    const int64_t position = s.schedule.position();
+    std::shared_ptr<const v1::Schedule> record =
+        Reset(*entry, std::move(s), *timeline);
+    std::atomic_store(&entry->published,
+                      std::make_shared<const Snapshot>(
+                          Snapshot{std::move(record), position, *timeline}));
     table_bytes_ += (*timeline)->table_bytes();
   }
   return absl::OkStatus();
@@ -114,7 +116,8 @@ Registry::Published(const std::string& name) const {
 
 v1::Schedule Registry::Present(const Entry& entry,
                                const Snapshot& snapshot) const {
-  v1::Schedule out = snapshot.schedule;
+  v1::Schedule out = *snapshot.schedule;
+  out.set_position(snapshot.position);
   out.set_max_step_served(
       std::max(out.max_step_served(), entry.max_served.load()));
   return out;
@@ -212,7 +215,7 @@ absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
       EntryPtr entry = entry_of(it->second);
       std::shared_ptr<const Snapshot> snapshot =
           std::atomic_load(&entry->published);
-      if (!snapshot || !filter->Matches(snapshot->schedule.labels())) continue;
+      if (!snapshot || !filter->Matches(snapshot->schedule->labels())) continue;
       picked.emplace_back(std::move(entry), std::move(snapshot));
     }
   };
@@ -245,7 +248,7 @@ absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
     const bool full = response.schedules_size() == page_size ||
                       (response.schedules_size() > 0 &&
                        bytes + static_cast<int64_t>(
-                                   picked[i].second->schedule.ByteSizeLong()) >
+                                   picked[i].second->schedule->ByteSizeLong()) >
                            max_page_bytes);
     if (full) {
       response.set_next_page_token(EncodePageToken(
@@ -276,7 +279,7 @@ void Registry::Evaluate(const v1::EvaluateRequest& request,
   }
   v1::EvaluateResponse response;
   ToProto(*result, response.mutable_result());
-  response.set_revision(snapshot->schedule.revision());
+  response.set_revision(snapshot->schedule->revision());
   if (request.step() <= entry->mark.durable()) {
     MaybeRaiseAhead(entry, request.step(), 1);
     return std::move(done)(std::move(response));  // the usual case
@@ -309,7 +312,7 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
       [&](const StepResult& r) { builder.Add(r); });
   if (!s.ok()) return std::move(done)(s);
   if (request.raw_arrays()) MoveToRawArrays(response->mutable_range());
-  response->set_revision(snapshot->schedule.revision());
+  response->set_revision(snapshot->schedule->revision());
   if (request.count() == 0 || request.inspect_only()) {
     return std::move(done)(absl::OkStatus());
   }

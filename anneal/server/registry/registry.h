@@ -150,8 +150,13 @@ class Registry {
   bool writable() const;
 
  private:
+  // What readers see of a schedule. The record is shared with the head it
+  // was published from and with later snapshots: an Advance publishes a new
+  // position with the same record, so its position and max_step_served
+  // fields may be stale; `position` and the entry's marks are the truth.
   struct Snapshot {
-    v1::Schedule schedule;
+    std::shared_ptr<const v1::Schedule> schedule;
+    int64_t position = 0;
     std::shared_ptr<const Timeline> timeline;
   };
   struct Entry;
@@ -226,8 +231,10 @@ class Registry {
   // Resumes the store and reloads every schedule from it.
   absl::Status Recover();
   // Sets the entry's writer-side state to what the store holds.
-  void Reset(Entry& entry, StoredSchedule stored,
-             std::shared_ptr<const Timeline> timeline);
+  // Returns the record, now shared with the head.
+  std::shared_ptr<const v1::Schedule> Reset(
+      Entry& entry, StoredSchedule stored,
+      std::shared_ptr<const Timeline> timeline);
 
   // Makes `entry` (whose head carries `labels`) visible under its name.
   void Insert(const EntryPtr& entry, const LabelIndex::Labels& labels)

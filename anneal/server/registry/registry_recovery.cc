@@ -83,7 +83,7 @@ absl::Status Registry::Recover() {
     std::shared_ptr<const Snapshot> published =
         std::atomic_load(&entry->published);
     std::shared_ptr<const Timeline> timeline;
-    if (published && published->schedule.revision() == s.schedule.revision()) {
+    if (published && published->schedule->revision() == s.schedule.revision()) {
       timeline = published->timeline;
     } else {
       CompileLimits unlimited;
@@ -110,13 +110,16 @@ absl::Status Registry::Recover() {
   return absl::OkStatus();
 }
 
-void Registry::Reset(Entry& entry, StoredSchedule stored,
-                     std::shared_ptr<const Timeline> timeline) {
+std::shared_ptr<const v1::Schedule> Registry::Reset(
+    Entry& entry, StoredSchedule stored,
+    std::shared_ptr<const Timeline> timeline) {
   absl::MutexLock lock(&entry.mu);
   const int64_t mark =
       std::max(stored.schedule.max_step_served(), stored.schedule.position());
   RaiseServed(entry, mark);
-  entry.head = std::move(stored.schedule);
+  entry.head_position = stored.schedule.position();
+  entry.head =
+      std::make_shared<const v1::Schedule>(std::move(stored.schedule));
   entry.head_timeline = std::move(timeline);
   entry.deleted = false;
   entry.advances.clear();
@@ -125,6 +128,7 @@ void Registry::Reset(Entry& entry, StoredSchedule stored,
     entry.advance_order.push_back(a.request_id);
     entry.advances[a.request_id] = std::move(a.response);
   }
+  return entry.head;
 }
 
 }  // namespace anneal

@@ -103,7 +103,7 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   v1::MetricReport report;
   report.set_step(request.step());
   *report.mutable_metrics() = request.metrics();
-  report.set_revision(snapshot->schedule.revision());
+  report.set_revision(snapshot->schedule->revision());
   *report.mutable_report_time() =
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
           absl::ToUnixNanos(absl::Now()));

@@ -89,8 +89,9 @@ absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
   if (entry.deleted) {
     return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
   }
-  if (auto s = CheckEtag(etag, entry.head); !s.ok()) return s;
-  v1::Schedule head = entry.head;
+  if (auto s = CheckEtag(etag, *entry.head); !s.ok()) return s;
+  v1::Schedule head = *entry.head;
+  head.set_position(entry.head_position);
   head.set_max_step_served(
       std::max(head.max_step_served(), entry.max_served.load()));
   return head;
@@ -132,16 +133,19 @@ void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
       timeline->table_bytes() - entry->head_timeline->table_bytes();
   WriteBatch batch;
   batch.Put(head);
-  auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, timeline});
-  Commit(entry, std::move(batch), std::move(snapshot),
-         [reply = head, lease = std::move(lease),
+  const int64_t position = head.position();
+  auto record = std::make_shared<const v1::Schedule>(std::move(head));
+  Commit(entry, std::move(batch),
+         std::make_shared<const Snapshot>(Snapshot{record, position, timeline}),
+         [reply = record, lease = std::move(lease),
           done = std::move(done)](absl::Status s) mutable {
            // Published (or failed for good): readers behind the fence go on.
            lease.Drop();
            if (!s.ok()) return std::move(done)(s);
-           std::move(done)(std::move(reply));
+           std::move(done)(*reply);
          });
-  entry->head = std::move(head);
+  entry->head = std::move(record);
+  entry->head_position = position;
   entry->head_timeline = std::move(timeline);
   table_bytes_ += delta;
 }
@@ -243,10 +247,12 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   };
   WriteBatch batch;
   batch.Put(head);
-  auto snapshot = std::make_shared<const Snapshot>(Snapshot{head, *timeline});
+  const int64_t position = head.position();
+  auto record = std::make_shared<const v1::Schedule>(std::move(head));
   const int64_t bytes = (*timeline)->table_bytes();
-  Commit(entry, std::move(batch), std::move(snapshot),
-         [this, reply = head, entry, bytes,
+  Commit(entry, std::move(batch),
+         std::make_shared<const Snapshot>(Snapshot{record, position, *timeline}),
+         [this, reply = record, entry, bytes,
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) {
              {
@@ -256,10 +262,11 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
              table_bytes_ -= bytes;
              return std::move(done)(s);
            }
-           std::move(done)(std::move(reply));
+           std::move(done)(*reply);
          });
   std::move(unlist).Cancel();
-  entry->head = std::move(head);
+  entry->head = std::move(record);
+  entry->head_position = position;
   entry->head_timeline = *std::move(timeline);
   table_bytes_ += bytes;
 }
@@ -299,8 +306,8 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     const std::shared_ptr<const Snapshot> published =
         std::atomic_load(&entry->published);
     labels_.Retain(entry->name,
-                   {&entry->head.labels(),
-                    published ? &published->schedule.labels() : nullptr});
+                   {&entry->head->labels(),
+                    published ? &published->schedule->labels() : nullptr});
     labels_.Add(entry->name, entry, head.labels());
   }
   NextRevision(Now(), &head);
@@ -430,20 +437,20 @@ void Registry::Advance(const v1::AdvanceRequest& request,
     }
   }
   if (request.has_expected_position() &&
-      request.expected_position() != entry->head.position()) {
+      request.expected_position() != entry->head_position) {
     return std::move(done)(absl::FailedPreconditionError(
         absl::StrCat("expected_position: ", request.expected_position(),
-                     " is stale; the position is ", entry->head.position())));
+                     " is stale; the position is ", entry->head_position)));
   }
-  if (entry->head.position() >= kMaxStep) {
+  if (entry->head_position >= kMaxStep) {
     return std::move(done)(
         absl::OutOfRangeError("position: already at 2^62, the last step"));
   }
-  const int64_t position = entry->head.position() + 1;
+  const int64_t position = entry->head_position + 1;
   v1::AdvanceResponse response;
   response.set_position(position);
   ToProto(entry->head_timeline->At(position), response.mutable_result());
-  response.set_revision(entry->head.revision());
+  response.set_revision(entry->head->revision());
   RaiseServed(*entry, position);
 
   AdvanceRecord record;
@@ -451,18 +458,16 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   record.position = position;
   response.SerializeToString(&record.response);
   // The head moves now (a later write builds on it, whatever this commit's
-  // fate: a failed store reloads every head); its one copy is the snapshot
-  // published once the advance is durable.
-  entry->head.set_position(position);
-  entry->head.set_max_step_served(
-      std::max(entry->head.max_step_served(), entry->max_served.load()));
+  // fate: a failed store reloads every head). Only the position changes:
+  // the snapshot published once the advance is durable shares the record.
+  entry->head_position = position;
   const std::string request_id = record.request_id;
   const std::string answer = record.response;
   WriteBatch batch;
   batch.Advance(entry->name, std::move(record));
   Commit(entry, std::move(batch),
          std::make_shared<const Snapshot>(
-             Snapshot{entry->head, entry->head_timeline}),
+             Snapshot{entry->head, position, entry->head_timeline}),
          [entry, response = std::move(response),
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);

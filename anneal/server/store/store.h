@@ -82,7 +82,9 @@ class WriteBatch {
   void Put(const v1::Schedule& schedule);
   // Removes the schedule, its advance records and its reports.
   void Delete(const std::string& name);
-  // Sets the position and remembers the advance for deduplication.
+  // Sets the position and remembers the advance for deduplication (the
+  // last kAdvanceDedupWindow with a request id; a request id used again
+  // replaces its older record).
   void Advance(const std::string& name, AdvanceRecord record);
   // Raises the served mark (max_step_served) to `mark`; never lowers it.
   void Served(const std::string& name, int64_t mark);

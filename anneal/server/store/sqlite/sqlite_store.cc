@@ -11,11 +11,13 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -66,7 +68,46 @@ CREATE TABLE reports(
   PRIMARY KEY(name, step)
 ) WITHOUT ROWID;
 )sql",
+    // 3: an Advance writes two narrow rows instead of a wide one and three
+    // index entries. `counters` holds what changes per Advance and per
+    // report: advances (every advance since creation), the position after
+    // the last one, remembered (the advances with a request id) and reports
+    // (the schedule's report rows). A schedule's position is
+    // counters.position if counters.advances is above schedules.advance_seq,
+    // which a Put sets to counters.advances (its record holds the position
+    // then); else schedules.position. `advance_ring` keeps the last 1024
+    // (kAdvanceDedupWindow) remembered advances in slots: remembered advance
+    // number n (from 1) lives in slot (n - 1) % 1024, so an advance replaces
+    // its slot instead of inserting and pruning. schedules.report_count is
+    // no longer used.
+    R"sql(
+CREATE TABLE counters(
+  name TEXT PRIMARY KEY,
+  advances INTEGER NOT NULL DEFAULT 0,
+  position INTEGER NOT NULL DEFAULT 0,
+  remembered INTEGER NOT NULL DEFAULT 0,
+  reports INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO counters(name, advances, position, remembered, reports)
+  SELECT name, advance_seq, position, advance_seq, report_count
+  FROM schedules;
+CREATE TABLE advance_ring(
+  name TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  number INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  response BLOB NOT NULL,
+  PRIMARY KEY(name, slot)
+) WITHOUT ROWID;
+INSERT INTO advance_ring(name, slot, number, request_id, position, response)
+  SELECT name, (seq - 1) % 1024, seq, request_id, position, response
+  FROM advances;
+DROP TABLE advances;
+)sql",
 };
+static_assert(kAdvanceDedupWindow == 1024,
+              "migration 3 and the advance statements spell the window");
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) ==
                   kSqliteSchemaVersion,
               "kSqliteSchemaVersion must be the number of migrations");
@@ -244,26 +285,30 @@ class Writer final : public CommitQueue::Backend {
         {&w.savepoint_, "SAVEPOINT batch"},
         {&w.release_, "RELEASE batch"},
         {&w.rollback_to_, "ROLLBACK TO batch"},
-        // An upsert, not INSERT OR REPLACE: replacing the row would reset
-        // advance_seq under the schedule's remembered advances. The served
-        // mark is never lowered by a Put (store.h).
+        // The counters row first: the Put's record holds the position after
+        // every advance counted so far (schema migration 3). An upsert, not
+        // INSERT OR REPLACE: the served mark is never lowered by a Put
+        // (store.h).
+        {&w.put_counters_, "INSERT OR IGNORE INTO counters(name) VALUES(?1)"},
         {&w.put_,
-         "INSERT INTO schedules(name, record, position, max_step_served) "
-         "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+         "INSERT INTO schedules(name, record, position, max_step_served, "
+         "advance_seq) VALUES(?1, ?2, ?3, ?4, "
+         "(SELECT advances FROM counters WHERE name = ?1)) "
+         "ON CONFLICT(name) DO UPDATE SET "
          "record = excluded.record, position = excluded.position, "
-         "max_step_served = MAX(max_step_served, excluded.max_step_served)"},
+         "max_step_served = MAX(max_step_served, excluded.max_step_served), "
+         "advance_seq = excluded.advance_seq"},
         {&w.delete_schedule_, "DELETE FROM schedules WHERE name = ?1"},
-        {&w.delete_advances_, "DELETE FROM advances WHERE name = ?1"},
-        // RETURNING needs SQLite 3.35 (Debian 12 has 3.40).
+        {&w.delete_counters_, "DELETE FROM counters WHERE name = ?1"},
+        {&w.delete_advances_, "DELETE FROM advance_ring WHERE name = ?1"},
+        // RETURNING needs SQLite 3.35 (Debian 12 has 3.40). No row: the
+        // schedule is not stored, and nothing was written.
         {&w.advance_,
-         "UPDATE schedules SET position = ?2, advance_seq = advance_seq + ?3 "
-         "WHERE name = ?1 RETURNING advance_seq"},
-        // OR REPLACE: a re-used request_id drops its older record.
-        {&w.insert_advance_,
-         "INSERT OR REPLACE INTO advances(name, seq, request_id, position, "
-         "response) VALUES(?1, ?2, ?3, ?4, ?5)"},
-        {&w.prune_advances_,
-         "DELETE FROM advances WHERE name = ?1 AND seq <= ?2"},
+         "UPDATE counters SET advances = advances + 1, position = ?2, "
+         "remembered = remembered + ?3 WHERE name = ?1 RETURNING remembered"},
+        {&w.remember_advance_,
+         "INSERT OR REPLACE INTO advance_ring(name, slot, number, request_id, "
+         "position, response) VALUES(?1, (?2 - 1) % 1024, ?2, ?3, ?4, ?5)"},
         {&w.served_,
          "UPDATE schedules SET max_step_served = MAX(max_step_served, ?2) "
          "WHERE name = ?1"},
@@ -274,8 +319,8 @@ class Writer final : public CommitQueue::Backend {
         {&w.read_report_,
          "SELECT record FROM reports WHERE name = ?1 AND step = ?2"},
         {&w.count_report_,
-         "UPDATE schedules SET report_count = report_count + ?2 "
-         "WHERE name = ?1 RETURNING report_count"},
+         "UPDATE counters SET reports = reports + ?2 "
+         "WHERE name = ?1 RETURNING reports"},
         {&w.put_report_,
          "INSERT OR REPLACE INTO reports(name, step, record) "
          "VALUES(?1, ?2, ?3)"},
@@ -283,7 +328,7 @@ class Writer final : public CommitQueue::Backend {
          "DELETE FROM reports WHERE name = ?1 AND step IN (SELECT step FROM "
          "reports WHERE name = ?1 ORDER BY step LIMIT ?2)"},
         {&w.set_report_count_,
-         "UPDATE schedules SET report_count = ?2 WHERE name = ?1"},
+         "UPDATE counters SET reports = ?2 WHERE name = ?1"},
     };
     for (const auto& [stmt, sql] : statements) {
       absl::StatusOr<Stmt> prepared = Prepare(raw, sql);
@@ -305,6 +350,13 @@ class Writer final : public CommitQueue::Backend {
     absl::Status s = Step(begin_.get());
     for (size_t i = 0; s.ok() && i < group.size(); ++i) {
       if (group[i]->empty()) continue;
+      // An op that rejects its batch does so before it writes anything, so
+      // a batch of one op needs no savepoint to be undone (most batches:
+      // an Advance, a report, a served mark).
+      if (group[i]->ops().size() == 1) {
+        s = ApplyBatch(*group[i], &results[i]);
+        continue;
+      }
       s = Step(savepoint_.get());
       if (s.ok()) s = ApplyBatch(*group[i], &results[i]);
       if (s.ok() && !results[i].ok()) s = Step(rollback_to_.get());
@@ -380,6 +432,12 @@ class Writer final : public CommitQueue::Backend {
           absl::StrCat(op.name, ": Put with a malformed record"));
       return absl::OkStatus();
     }
+    {
+      sqlite3_stmt* stmt = put_counters_.get();
+      ResetOnExit reset(stmt);
+      BindText(stmt, 1, op.name);
+      if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
+    }
     sqlite3_stmt* stmt = put_.get();
     ResetOnExit reset(stmt);
     BindText(stmt, 1, op.name);
@@ -390,8 +448,8 @@ class Writer final : public CommitQueue::Backend {
   }
 
   absl::Status Delete(const WriteBatch::Op& op) {
-    for (sqlite3_stmt* stmt : {delete_schedule_.get(), delete_advances_.get(),
-                               delete_reports_.get()}) {
+    for (sqlite3_stmt* stmt : {delete_schedule_.get(), delete_counters_.get(),
+                               delete_advances_.get(), delete_reports_.get()}) {
       ResetOnExit reset(stmt);
       BindText(stmt, 1, op.name);
       if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
@@ -401,7 +459,7 @@ class Writer final : public CommitQueue::Backend {
 
   absl::Status Advance(const WriteBatch::Op& op, absl::Status* batch_status) {
     const bool remember = !op.advance.request_id.empty();
-    int64_t seq = 0;
+    int64_t number = 0;  // of this advance among the remembered ones
     {
       sqlite3_stmt* stmt = advance_.get();
       ResetOnExit reset(stmt);
@@ -415,24 +473,17 @@ class Writer final : public CommitQueue::Backend {
         return absl::OkStatus();
       }
       if (rc != SQLITE_ROW) return SqliteError(db_.get(), rc, "Advance");
-      seq = sqlite3_column_int64(stmt, 0);
+      number = sqlite3_column_int64(stmt, 0);
       if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
     }
     if (!remember) return absl::OkStatus();
-    {
-      sqlite3_stmt* stmt = insert_advance_.get();
-      ResetOnExit reset(stmt);
-      BindText(stmt, 1, op.name);
-      sqlite3_bind_int64(stmt, 2, seq);
-      BindText(stmt, 3, op.advance.request_id);
-      sqlite3_bind_int64(stmt, 4, op.advance.position);
-      BindBlob(stmt, 5, op.advance.response);
-      if (absl::Status s = StepDone(db_.get(), stmt); !s.ok()) return s;
-    }
-    sqlite3_stmt* stmt = prune_advances_.get();
+    sqlite3_stmt* stmt = remember_advance_.get();
     ResetOnExit reset(stmt);
     BindText(stmt, 1, op.name);
-    sqlite3_bind_int64(stmt, 2, seq - kAdvanceDedupWindow);
+    sqlite3_bind_int64(stmt, 2, number);
+    BindText(stmt, 3, op.advance.request_id);
+    sqlite3_bind_int64(stmt, 4, op.advance.position);
+    BindBlob(stmt, 5, op.advance.response);
     return StepDone(db_.get(), stmt);
   }
 
@@ -513,8 +564,8 @@ class Writer final : public CommitQueue::Backend {
   Db db_;
   std::string path_;
   Stmt begin_, commit_, savepoint_, release_, rollback_to_, probe_;
-  Stmt put_, delete_schedule_, delete_advances_, advance_, insert_advance_,
-      prune_advances_, served_, reset_served_;
+  Stmt put_counters_, put_, delete_schedule_, delete_counters_,
+      delete_advances_, advance_, remember_advance_, served_, reset_served_;
   Stmt delete_reports_, read_report_, count_report_, put_report_,
       prune_reports_, set_report_count_;
 };
@@ -530,12 +581,16 @@ class Reader {
     for (auto [stmt, sql] : {
              std::pair{&r->begin_, "BEGIN"},
              std::pair{&r->end_, "ROLLBACK"},
+             // The position as schema migration 3 describes.
              std::pair{&r->schedules_,
-                       "SELECT name, record, position, max_step_served "
-                       "FROM schedules ORDER BY name"},
+                       "SELECT s.name, s.record, "
+                       "CASE WHEN c.advances > s.advance_seq THEN c.position "
+                       "ELSE s.position END, s.max_step_served "
+                       "FROM schedules s LEFT JOIN counters c USING(name) "
+                       "ORDER BY s.name"},
              std::pair{&r->advances_,
-                       "SELECT name, request_id, position, response "
-                       "FROM advances ORDER BY name, seq"},
+                       "SELECT name, number, request_id, position, response "
+                       "FROM advance_ring ORDER BY name, slot"},
              std::pair{&r->reports_,
                        "SELECT record FROM reports WHERE name = ?1 AND "
                        "step >= ?2 AND step < ?3 ORDER BY step LIMIT ?4"},
@@ -607,24 +662,44 @@ class Reader {
       if (rc != SQLITE_DONE) return SqliteError(db, rc, "LoadAll schedules");
     }
     // Both queries are ordered by name: merge. An advance whose schedule is
-    // gone cannot happen (Delete removes both) and would be skipped.
+    // gone cannot happen (Delete removes both) and would be skipped. A
+    // schedule's ring comes in slot order: sorted by number, it is oldest
+    // first; a request id used twice keeps its newer record (store.h).
     sqlite3_stmt* stmt = advances_.get();
     ResetOnExit reset(stmt);
     size_t i = 0;
+    std::vector<std::pair<int64_t, AdvanceRecord>> ring;
+    auto finish_ring = [&] {
+      if (ring.empty()) return;
+      std::sort(ring.begin(), ring.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      absl::flat_hash_set<absl::string_view> newer;
+      std::vector<bool> keep(ring.size());
+      for (size_t k = ring.size(); k-- > 0;) {
+        keep[k] = newer.insert(ring[k].second.request_id).second;
+      }
+      for (size_t k = 0; k < ring.size(); ++k) {
+        if (keep[k]) out[i].recent_advances.push_back(std::move(ring[k].second));
+      }
+      ring.clear();
+    };
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       std::string name = ColumnString(stmt, 0);
+      if (i < out.size() && out[i].schedule.name() < name) finish_ring();
       while (i < out.size() && out[i].schedule.name() < name) ++i;
       if (i == out.size()) break;
       if (out[i].schedule.name() != name) continue;
-      AdvanceRecord& a = out[i].recent_advances.emplace_back();
-      a.request_id = ColumnString(stmt, 1);
-      a.position = sqlite3_column_int64(stmt, 2);
-      a.response = ColumnString(stmt, 3);
+      auto& [number, a] = ring.emplace_back();
+      number = sqlite3_column_int64(stmt, 1);
+      a.request_id = ColumnString(stmt, 2);
+      a.position = sqlite3_column_int64(stmt, 3);
+      a.response = ColumnString(stmt, 4);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
       return SqliteError(db, rc, "LoadAll advances");
     }
+    if (i < out.size()) finish_ring();
     return out;
   }
 

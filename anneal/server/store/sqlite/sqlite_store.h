@@ -1,5 +1,6 @@
 // The SQLite Store: one file in WAL mode, written through the CommitQueue
-// (one BEGIN IMMEDIATE ... COMMIT per group, with a savepoint per batch).
+// (one BEGIN IMMEDIATE ... COMMIT per group, with a savepoint per batch of
+// several ops).
 // synchronous=FULL makes every acknowledged batch survive kill -9 and power
 // loss. The whole contract is store.h's.
 #ifndef ANNEAL_SERVER_STORE_SQLITE_SQLITE_STORE_H_
@@ -22,8 +23,9 @@ struct SqliteStoreOptions {
   // example an operator's sqlite3 shell) before the group fails UNAVAILABLE.
   int busy_timeout_ms = 5000;
   // The write connection's page cache. Every Advance touches its schedule's
-  // row and its dedup window's rows; with SQLite's default 2 MiB those pages
-  // are re-read from the file on every commit once the database outgrows it.
+  // counters row and a slot of its dedup window; with SQLite's default 2 MiB
+  // those pages are re-read from the file on every commit once the database
+  // outgrows it.
   int cache_mib = 64;
 };
 
@@ -43,7 +45,7 @@ class SqliteStore : public QueuedStore {
 
 // The schema version this build creates and understands (PRAGMA
 // user_version).
-inline constexpr int kSqliteSchemaVersion = 2;
+inline constexpr int kSqliteSchemaVersion = 3;
 
 // Open() for callers that only need the Store interface.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(

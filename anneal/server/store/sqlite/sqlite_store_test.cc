@@ -102,7 +102,7 @@ TEST_F(SqliteStoreTest, CreatesAVersionedSchemaInWalMode) {
   EXPECT_EQ(Sql(path_,
                 "SELECT group_concat(name) FROM (SELECT name FROM "
                 "sqlite_schema WHERE type = 'table' ORDER BY name)"),
-            "advances,reports,schedules");
+            "advance_ring,counters,reports,schedules");
   // Opening again migrates nothing and keeps the data.
   {
     auto store = Open();
@@ -479,7 +479,7 @@ PRAGMA user_version = 1;
         << sqlite3_errmsg(db);
     sqlite3_stmt* stmt = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(
-                  db, "INSERT INTO schedules VALUES(?1, ?2, 12, 40, 1)", -1,
+                  db, "INSERT INTO schedules VALUES(?1, ?2, 12, 40, 3)", -1,
                   &stmt, nullptr),
               SQLITE_OK);
     const std::string record = schedule.SerializeAsString();
@@ -489,8 +489,10 @@ PRAGMA user_version = 1;
     ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
     sqlite3_finalize(stmt);
     ASSERT_EQ(sqlite3_exec(db,
-                           "INSERT INTO advances VALUES('schedules/old', 1, "
-                           "'r1', 12, x'00')",
+                           "INSERT INTO advances VALUES"
+                           "('schedules/old', 1, 'r1', 10, x'00'),"
+                           "('schedules/old', 2, 'r2', 11, x'00'),"
+                           "('schedules/old', 3, 'r3', 12, x'00')",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -503,13 +505,24 @@ PRAGMA user_version = 1;
     ASSERT_EQ(all->size(), 1u);
     EXPECT_EQ((*all)[0].schedule.position(), 12);
     EXPECT_EQ((*all)[0].schedule.max_step_served(), 40);
-    EXPECT_EQ((*all)[0].recent_advances.size(), 1u);
-    // And the new table works on the migrated file.
+    EXPECT_THAT(RequestIds((*all)[0]), ElementsAre("r1", "r2", "r3"));
+    // Advances go on from there (version 3 keeps them in a ring of slots).
+    ASSERT_TRUE(Write(**store, AdvanceBatch("old", MakeAdvance("r4", 13))).ok());
+    ASSERT_TRUE(Write(**store, AdvanceBatch("old", MakeAdvance("", 14))).ok());
+    // And the reports table works on the migrated file.
     ASSERT_TRUE(
         Write(**store, ReportBatch("old", MakeReport(3, {{"loss", 1}}))).ok());
     auto reports = (*store)->ReadReports(schedule.name(), 0, kAll, 10);
     ASSERT_TRUE(reports.ok()) << reports.status();
     EXPECT_THAT(Steps(*reports), ElementsAre(3));
+  }
+  {
+    auto store = OpenSqliteStore(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto all = (*store)->LoadAll();
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ((*all)[0].schedule.position(), 14);
+    EXPECT_THAT(RequestIds((*all)[0]), ElementsAre("r1", "r2", "r3", "r4"));
   }
   EXPECT_EQ(Sql(path, "PRAGMA user_version"),
             absl::StrCat(kSqliteSchemaVersion));

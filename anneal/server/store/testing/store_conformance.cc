@@ -112,6 +112,34 @@ TEST_P(StoreTest, AdvanceMovesThePositionAndIsRememberedOldestFirst) {
   }
 }
 
+// Whichever came last, a Put's record or an Advance, sets the position: a
+// Put may even move it back (a rewind).
+TEST_P(StoreTest, ThePositionIsTheLastPutsOrAdvancesInAnyOrder) {
+  ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a"))).ok());
+  ASSERT_TRUE(Write(*store_, AdvanceBatch("a", MakeAdvance("r1", 1))).ok());
+  ASSERT_TRUE(Write(*store_, AdvanceBatch("a", MakeAdvance("", 2))).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_EQ(Load()[0].schedule.position(), 2);
+
+  ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a", 1))).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_EQ(Load()[0].schedule.position(), 1);
+
+  ASSERT_TRUE(Write(*store_, AdvanceBatch("a", MakeAdvance("r3", 2))).ok());
+  WriteBatch both;  // in one batch, the later op wins too
+  both.Advance(Name("a"), MakeAdvance("", 3));
+  both.Put(MakeSchedule("a", 9));
+  ASSERT_TRUE(Write(*store_, std::move(both)).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  std::vector<StoredSchedule> all = Load();
+  EXPECT_EQ(all[0].schedule.position(), 9);
+  EXPECT_THAT(RequestIds(all[0]), ElementsAre("r1", "r3"));
+
+  ASSERT_TRUE(Write(*store_, AdvanceBatch("a", MakeAdvance("", 10))).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(Load()[0].schedule.position(), 10);
+}
+
 TEST_P(StoreTest, DedupWindowKeepsTheNewestAdvances) {
   ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a"))).ok());
   ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("b"))).ok());
