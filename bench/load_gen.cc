@@ -66,6 +66,8 @@ ABSL_FLAG(double, warmup, 1, "seconds of load before measuring");
 ABSL_FLAG(int64_t, server_pid, 0, "if set, the server's CPU and RSS");
 ABSL_FLAG(int64_t, populate, 0, "create this many schedules first");
 ABSL_FLAG(bool, momentum, false, "--populate and create: specs with momentum");
+ABSL_FLAG(bool, distinct_specs, false,
+          "--populate and create: a different max_lr for every schedule");
 ABSL_FLAG(std::string, capture_reply, "",
           "write one reply's bytes to this file and exit");
 
@@ -122,7 +124,9 @@ CreateScheduleRequest CreateRequest(const std::string& id, int64_t i) {
   CreateScheduleRequest r;
   r.set_schedule_id(id);
   auto* spec = r.mutable_schedule()->mutable_spec();
-  spec->set_max_lr(0.1);
+  // --distinct_specs: a sweep, every schedule its own peak (nothing to
+  // share between compiled forms).
+  spec->set_max_lr(absl::GetFlag(FLAGS_distinct_specs) ? 0.1 + 1e-9 * i : 0.1);
   spec->set_min_lr(1e-4);
   spec->mutable_warm_restarts()->set_period(10);
   spec->mutable_warm_restarts()->set_period_mult(2);

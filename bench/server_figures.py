@@ -16,7 +16,8 @@ load of a shared machine falls on both sides alike:
   report        ReportMetrics QPS / Evaluate QPS, likewise.
   scale         with --scale schedules (default 100,000): how fast they are
                 created (64 in flight), creates/s once loaded, RSS per
-                schedule (with and without momentum), Evaluate QPS over all
+                schedule (all of one spec, each of its own spec, and all of
+                one spec with momentum), Evaluate QPS over all
                 names / over 1,000 names on the 1,000-schedule server, and
                 ListSchedules with a label filter (p50), alone and the p99 of
                 Advance while lists run.
@@ -266,22 +267,24 @@ def scale_figures(a, bin_dir, small: Server, evaluate):
     rows = []
     n = a.scale
     secs = [f"--seconds={a.seconds}", "--warmup=1"]
-    for momentum in (False, True):
+    for momentum, distinct in ((False, False), (False, True), (True, False)):
         big = Server([a.server, f"--max_schedules={n * 2 + 200_000}"], "0")
         try:
             idle_rss = load(bin_dir, big, "--request=list", "--seconds=0.2",
                             "--warmup=0", "--in_flight=1")["server_rss_kib"]
             wait_idle()
-            extra = ["--momentum"] if momentum else []
+            extra = (["--momentum"] if momentum else []) + (
+                ["--distinct_specs"] if distinct else [])
             filled = load(bin_dir, big, f"--populate={n}", *extra,
                           "--request=list", "--seconds=0.2", "--warmup=0",
                           "--in_flight=1")
             per = (filled["server_rss_kib"] - idle_rss) * 1024 / n
-            tag = " (momentum)" if momentum else ""
+            tag = (" (momentum)" if momentum else
+                   " (distinct specs)" if distinct else " (one spec)")
             rows.append((f"RSS with {n} schedules{tag}",
                          f"{filled['server_rss_kib'] / 1024:.0f} MiB, "
                          f"{per / 1024:.1f} KiB each", "< 300 MiB"))
-            if momentum:
+            if momentum or distinct:
                 continue
             rows.append((f"creates/s while loading {n}, 64 in flight",
                          f"{n / filled['populate_seconds']:.0f}/s", ""))

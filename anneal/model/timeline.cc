@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "anneal/model/spec_cache.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace anneal {
@@ -34,7 +35,7 @@ void Timeline::Add(Part part) {
 
 absl::StatusOr<std::shared_ptr<const Timeline>> Timeline::Build(
     const google::protobuf::RepeatedPtrField<v1::Segment>& segments,
-    const CompileLimits& limits) {
+    const CompileLimits& limits, SpecCache* cache) {
   auto timeline = std::shared_ptr<Timeline>(new Timeline());
   if (segments.empty() || segments[0].from_step() != 0) {
     return absl::InternalError("timeline: must start with a segment at step 0");
@@ -52,7 +53,8 @@ absl::StatusOr<std::shared_ptr<const Timeline>> Timeline::Build(
                      s.spec(), segments[i - 1].spec())) {
       compiled = timeline->parts_.back().schedule;
     } else {
-      auto built = Schedule::Compile(s.spec(), limits);
+      auto built = cache ? cache->Compile(s.spec(), limits)
+                         : Schedule::Compile(s.spec(), limits);
       if (!built.ok()) return built.status();
       compiled = *std::move(built);
     }

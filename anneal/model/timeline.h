@@ -20,15 +20,19 @@
 
 namespace anneal {
 
+class SpecCache;  // spec_cache.h
+
 class Timeline {
  public:
   // Compiles every segment (a segment whose spec equals the one before it,
   // as a RESTART's does, shares its compiled form). Segments must start at
   // step 0 and have strictly increasing from_step (the registry guarantees
   // it).
+  // With `cache`, the compiled forms come from it (shared with every other
+  // timeline of an equal spec).
   static absl::StatusOr<std::shared_ptr<const Timeline>> Build(
       const google::protobuf::RepeatedPtrField<v1::Segment>& segments,
-      const CompileLimits& limits = {});
+      const CompileLimits& limits = {}, SpecCache* cache = nullptr);
 
   // `base` with its segments from `segment.from_step()` on replaced by
   // `segment`, compiled as `compiled`. Reuses base's compiled parts, so an

@@ -57,7 +57,8 @@ absl::Status Registry::Load() {
   unlimited.max_table_bytes = std::numeric_limits<int64_t>::max();
   absl::MutexLock map_lock(&map_mu_);
   for (StoredSchedule& s : *stored) {
-    auto timeline = Timeline::Build(s.schedule.timeline(), unlimited);
+    auto timeline =
+        Timeline::Build(s.schedule.timeline(), unlimited, &spec_cache_);
     if (!timeline.ok()) {
       return absl::DataLossError(absl::StrCat(
           s.schedule.name(),

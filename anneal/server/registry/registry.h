@@ -50,6 +50,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "anneal/model/spec_cache.h"
 #include "anneal/model/timeline.h"
 #include "anneal/server/common/once.h"
 #include "anneal/server/common/work_pool.h"
@@ -253,8 +254,11 @@ class Registry {
   absl::flat_hash_map<std::string, EntryPtr> by_name_ ABSL_GUARDED_BY(map_mu_);
   // Every entry under the labels of its head and published snapshot.
   LabelIndex labels_ ABSL_GUARDED_BY(map_mu_);
-  // The compiled tables of every head, together (max_table_bytes).
+  // The compiled tables of every head, together (max_table_bytes). A form
+  // shared by several schedules is counted once for each.
   std::atomic<int64_t> table_bytes_{0};
+  // Schedules of equal specs share one compiled form.
+  SpecCache spec_cache_;
 
   // Writers hold it shared while they check the gate and submit; recovery
   // holds it exclusively, so no write is between the two while it reloads.

@@ -88,7 +88,8 @@ absl::Status Registry::Recover() {
     } else {
       CompileLimits unlimited;
       unlimited.max_table_bytes = std::numeric_limits<int64_t>::max();
-      auto built = Timeline::Build(s.schedule.timeline(), unlimited);
+      auto built =
+          Timeline::Build(s.schedule.timeline(), unlimited, &spec_cache_);
       if (!built.ok()) {
         return absl::DataLossError(absl::StrCat(
             s.schedule.name(),
@@ -118,8 +119,7 @@ std::shared_ptr<const v1::Schedule> Registry::Reset(
       std::max(stored.schedule.max_step_served(), stored.schedule.position());
   RaiseServed(entry, mark);
   entry.head_position = stored.schedule.position();
-  entry.head =
-      std::make_shared<const v1::Schedule>(std::move(stored.schedule));
+  entry.head = std::make_shared<const v1::Schedule>(std::move(stored.schedule));
   entry.head_timeline = std::move(timeline);
   entry.deleted = false;
   entry.advances.clear();

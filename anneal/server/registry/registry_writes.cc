@@ -212,7 +212,8 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   v1::Schedule head = NewSchedule(request.schedule_id(), request.schedule(),
                                   request.actor(), request.reason(), Now());
   // Compiled once, outside every lock.
-  auto timeline = Timeline::Build(head.timeline(), options_.compile);
+  auto timeline =
+      Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
   if (!timeline.ok()) {
     return std::move(done)(absl::InvalidArgumentError(
         absl::StrCat("schedule.spec.", timeline.status().message())));
@@ -250,20 +251,21 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   const int64_t position = head.position();
   auto record = std::make_shared<const v1::Schedule>(std::move(head));
   const int64_t bytes = (*timeline)->table_bytes();
-  Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(Snapshot{record, position, *timeline}),
-         [this, reply = record, entry, bytes,
-          done = std::move(done)](absl::Status s) mutable {
-           if (!s.ok()) {
-             {
-               absl::MutexLock map_lock(&map_mu_);
-               Erase(entry->name);
-             }
-             table_bytes_ -= bytes;
-             return std::move(done)(s);
-           }
-           std::move(done)(*reply);
-         });
+  Commit(
+      entry, std::move(batch),
+      std::make_shared<const Snapshot>(Snapshot{record, position, *timeline}),
+      [this, reply = record, entry, bytes,
+       done = std::move(done)](absl::Status s) mutable {
+        if (!s.ok()) {
+          {
+            absl::MutexLock map_lock(&map_mu_);
+            Erase(entry->name);
+          }
+          table_bytes_ -= bytes;
+          return std::move(done)(s);
+        }
+        std::move(done)(*reply);
+      });
   std::move(unlist).Cancel();
   entry->head = std::move(record);
   entry->head_position = position;
@@ -281,7 +283,7 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   // Compiled once, outside every lock.
   std::shared_ptr<const Schedule> compiled;
   if (set_spec) {
-    auto built = Schedule::Compile(in.spec(), options_.compile);
+    auto built = spec_cache_.Compile(in.spec(), options_.compile);
     if (!built.ok()) {
       return std::move(done)(absl::InvalidArgumentError(
           absl::StrCat("schedule.spec.", built.status().message())));

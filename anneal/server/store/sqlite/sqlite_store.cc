@@ -679,7 +679,8 @@ class Reader {
         keep[k] = newer.insert(ring[k].second.request_id).second;
       }
       for (size_t k = 0; k < ring.size(); ++k) {
-        if (keep[k]) out[i].recent_advances.push_back(std::move(ring[k].second));
+        if (keep[k])
+          out[i].recent_advances.push_back(std::move(ring[k].second));
       }
       ring.clear();
     };

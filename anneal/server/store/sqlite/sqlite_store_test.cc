@@ -507,7 +507,8 @@ PRAGMA user_version = 1;
     EXPECT_EQ((*all)[0].schedule.max_step_served(), 40);
     EXPECT_THAT(RequestIds((*all)[0]), ElementsAre("r1", "r2", "r3"));
     // Advances go on from there (version 3 keeps them in a ring of slots).
-    ASSERT_TRUE(Write(**store, AdvanceBatch("old", MakeAdvance("r4", 13))).ok());
+    ASSERT_TRUE(
+        Write(**store, AdvanceBatch("old", MakeAdvance("r4", 13))).ok());
     ASSERT_TRUE(Write(**store, AdvanceBatch("old", MakeAdvance("", 14))).ok());
     // And the reports table works on the migrated file.
     ASSERT_TRUE(
