@@ -160,16 +160,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     # The bare step, for reference: N back-to-back step() calls, no
     # training in between, anneal's window holding all of them.
+    def loop_scheduler(kind, **anneal_options):
+        opt = torch.optim.SGD(model().parameters(), lr=0.1, momentum=0.9)
+        if kind == "torch":
+            return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+                opt, T_0=10, T_mult=2)
+        return AnnealLR(opt, name, client=client, **anneal_options)
+
     tight = {}
     n = args.tight_steps
     for kind in ("torch", "anneal"):
-        opt = torch.optim.SGD(model().parameters(), lr=0.1, momentum=0.9)
-        if kind == "torch":
-            sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-                opt, T_0=10, T_mult=2)
-        else:
-            sched = AnnealLR(opt, name, client=client, window=n + 2,
-                             refresh_after=n + 1)
+        sched = loop_scheduler(kind, window=n + 2, refresh_after=n + 1)
         a = clock()
         for _ in range(n):
             sched.step()
@@ -181,12 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     hot = {"torch": [], "anneal": []}
     for _ in range(args.hot_reps):
         for kind in ("torch", "anneal"):
-            opt = torch.optim.SGD(model().parameters(), lr=0.1, momentum=0.9)
-            if kind == "torch":
-                sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-                    opt, T_0=10, T_mult=2)
-            else:
-                sched = AnnealLR(opt, name, client=client, window=args.window)
+            sched = loop_scheduler(kind, window=args.window)
             c0 = time.process_time_ns()
             for _ in range(args.hot_steps):
                 sched.step()
