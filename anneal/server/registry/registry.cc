@@ -70,12 +70,8 @@ absl::Status Registry::Load() {
     s.schedule.set_max_step_served(mark);
     auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
     Insert(entry, s.schedule.labels());
-    const int64_t position = s.schedule.position();
-    std::shared_ptr<const v1::Schedule> record =
-        Reset(*entry, std::move(s), *timeline);
     std::atomic_store(&entry->published,
-                      std::make_shared<const Snapshot>(
-                          Snapshot{std::move(record), position, *timeline}));
+                      Reset(*entry, std::move(s), *timeline));
     table_bytes_ += (*timeline)->table_bytes();
   }
   return absl::OkStatus();
@@ -113,6 +109,14 @@ Registry::Published(const std::string& name) const {
       entry ? std::atomic_load(&entry->published) : nullptr;
   if (!snapshot) return absl::NotFoundError(absl::StrCat(name, ": not found"));
   return std::make_pair(std::move(entry), std::move(snapshot));
+}
+
+std::shared_ptr<const Registry::Snapshot> Registry::NewSnapshot(
+    v1::Schedule record, std::shared_ptr<const Timeline> timeline) {
+  const int64_t position = record.position();
+  return std::make_shared<const Snapshot>(
+      Snapshot{std::make_shared<const v1::Schedule>(std::move(record)),
+               position, std::move(timeline)});
 }
 
 v1::Schedule Registry::Present(const Entry& entry,

@@ -163,6 +163,10 @@ class Registry {
   struct Entry;
   using EntryPtr = std::shared_ptr<Entry>;
 
+  // `record` at its own position, compiled as `timeline`.
+  static std::shared_ptr<const Snapshot> NewSnapshot(
+      v1::Schedule record, std::shared_ptr<const Timeline> timeline);
+
   EntryPtr Find(const std::string& name) const;
   // The entry and its published snapshot, or NOT_FOUND (also while a create
   // is not yet durable, and once a delete is).
@@ -232,8 +236,8 @@ class Registry {
   // Resumes the store and reloads every schedule from it.
   absl::Status Recover();
   // Sets the entry's writer-side state to what the store holds.
-  // Returns the record, now shared with the head.
-  std::shared_ptr<const v1::Schedule> Reset(
+  // Returns the new head.
+  std::shared_ptr<const Snapshot> Reset(
       Entry& entry, StoredSchedule stored,
       std::shared_ptr<const Timeline> timeline);
 

@@ -26,13 +26,10 @@ struct Registry::Entry {
   // Serializes writers of this schedule. Held while a writer derives the new
   // head and submits its batch, never while waiting for the disk.
   absl::Mutex mu;
-  // The latest accepted state: what the next write builds on. It may be
-  // ahead of `published` by writes that are not durable yet. The record is
-  // shared with the snapshots published from it (an Advance moves only
-  // head_position, so the record's position field may be stale).
-  std::shared_ptr<const v1::Schedule> head ABSL_GUARDED_BY(mu);
-  int64_t head_position ABSL_GUARDED_BY(mu) = 0;
-  std::shared_ptr<const Timeline> head_timeline ABSL_GUARDED_BY(mu);
+  // The latest accepted state: what the next write builds on, and what is
+  // published once that write is durable. It may be ahead of `published` by
+  // writes that are not durable yet. Never null once the create is queued.
+  std::shared_ptr<const Snapshot> head ABSL_GUARDED_BY(mu);
   bool deleted ABSL_GUARDED_BY(mu) = false;
   // request_id -> serialized AdvanceResponse, the last kAdvanceDedupWindow.
   absl::flat_hash_map<std::string, std::string> advances ABSL_GUARDED_BY(mu);

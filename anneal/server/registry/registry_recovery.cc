@@ -111,16 +111,14 @@ absl::Status Registry::Recover() {
   return absl::OkStatus();
 }
 
-std::shared_ptr<const v1::Schedule> Registry::Reset(
+std::shared_ptr<const Registry::Snapshot> Registry::Reset(
     Entry& entry, StoredSchedule stored,
     std::shared_ptr<const Timeline> timeline) {
   absl::MutexLock lock(&entry.mu);
   const int64_t mark =
       std::max(stored.schedule.max_step_served(), stored.schedule.position());
   RaiseServed(entry, mark);
-  entry.head_position = stored.schedule.position();
-  entry.head = std::make_shared<const v1::Schedule>(std::move(stored.schedule));
-  entry.head_timeline = std::move(timeline);
+  entry.head = NewSnapshot(std::move(stored.schedule), std::move(timeline));
   entry.deleted = false;
   entry.advances.clear();
   entry.advance_order.clear();

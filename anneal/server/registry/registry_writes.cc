@@ -89,9 +89,9 @@ absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
   if (entry.deleted) {
     return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
   }
-  if (auto s = CheckEtag(etag, *entry.head); !s.ok()) return s;
-  v1::Schedule head = *entry.head;
-  head.set_position(entry.head_position);
+  if (auto s = CheckEtag(etag, *entry.head->schedule); !s.ok()) return s;
+  v1::Schedule head = *entry.head->schedule;
+  head.set_position(entry.head->position);
   head.set_max_step_served(
       std::max(head.max_step_served(), entry.max_served.load()));
   return head;
@@ -130,23 +130,20 @@ void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
                           Done<v1::Schedule> done, Fence::Lease lease) {
   entry->mu.AssertHeld();
   const int64_t delta =
-      timeline->table_bytes() - entry->head_timeline->table_bytes();
+      timeline->table_bytes() - entry->head->timeline->table_bytes();
   WriteBatch batch;
   batch.Put(head);
-  const int64_t position = head.position();
-  auto record = std::make_shared<const v1::Schedule>(std::move(head));
-  Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(Snapshot{record, position, timeline}),
-         [reply = record, lease = std::move(lease),
+  std::shared_ptr<const Snapshot> next =
+      NewSnapshot(std::move(head), std::move(timeline));
+  Commit(entry, std::move(batch), next,
+         [reply = next->schedule, lease = std::move(lease),
           done = std::move(done)](absl::Status s) mutable {
            // Published (or failed for good): readers behind the fence go on.
            lease.Drop();
            if (!s.ok()) return std::move(done)(s);
            std::move(done)(*reply);
          });
-  entry->head = std::move(record);
-  entry->head_position = position;
-  entry->head_timeline = std::move(timeline);
+  entry->head = std::move(next);
   table_bytes_ += delta;
 }
 
@@ -189,9 +186,9 @@ void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
                           Done<v1::Schedule> done, Fence::Lease lease) {
   entry->mu.AssertHeld();
   std::shared_ptr<const Timeline> timeline =
-      Timeline::Append(*entry->head_timeline, segment, std::move(compiled));
+      Timeline::Append(*entry->head->timeline, segment, std::move(compiled));
   ApplySegment(std::move(segment), &head);
-  if (auto s = CheckHead(head, *timeline, entry->head_timeline->table_bytes());
+  if (auto s = CheckHead(head, *timeline, entry->head->timeline->table_bytes());
       !s.ok()) {
     return std::move(done)(s);
   }
@@ -248,28 +245,24 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   };
   WriteBatch batch;
   batch.Put(head);
-  const int64_t position = head.position();
-  auto record = std::make_shared<const v1::Schedule>(std::move(head));
   const int64_t bytes = (*timeline)->table_bytes();
-  Commit(
-      entry, std::move(batch),
-      std::make_shared<const Snapshot>(Snapshot{record, position, *timeline}),
-      [this, reply = record, entry, bytes,
-       done = std::move(done)](absl::Status s) mutable {
-        if (!s.ok()) {
-          {
-            absl::MutexLock map_lock(&map_mu_);
-            Erase(entry->name);
-          }
-          table_bytes_ -= bytes;
-          return std::move(done)(s);
-        }
-        std::move(done)(*reply);
-      });
+  std::shared_ptr<const Snapshot> next =
+      NewSnapshot(std::move(head), *std::move(timeline));
+  Commit(entry, std::move(batch), next,
+         [this, reply = next->schedule, entry, bytes,
+          done = std::move(done)](absl::Status s) mutable {
+           if (!s.ok()) {
+             {
+               absl::MutexLock map_lock(&map_mu_);
+               Erase(entry->name);
+             }
+             table_bytes_ -= bytes;
+             return std::move(done)(s);
+           }
+           std::move(done)(*reply);
+         });
   std::move(unlist).Cancel();
-  entry->head = std::move(record);
-  entry->head_position = position;
-  entry->head_timeline = *std::move(timeline);
+  entry->head = std::move(next);
   table_bytes_ += bytes;
 }
 
@@ -308,18 +301,18 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
     const std::shared_ptr<const Snapshot> published =
         std::atomic_load(&entry->published);
     labels_.Retain(entry->name,
-                   {&entry->head->labels(),
+                   {&entry->head->schedule->labels(),
                     published ? &published->schedule->labels() : nullptr});
     labels_.Add(entry->name, entry, head.labels());
   }
   NextRevision(Now(), &head);
   if (!set_spec) {
-    if (auto s = CheckHead(head, *entry->head_timeline,
-                           entry->head_timeline->table_bytes());
+    if (auto s = CheckHead(head, *entry->head->timeline,
+                           entry->head->timeline->table_bytes());
         !s.ok()) {
       return std::move(done)(s);
     }
-    return AcceptHead(entry, std::move(head), entry->head_timeline,
+    return AcceptHead(entry, std::move(head), entry->head->timeline,
                       std::move(done), Fence::Lease());
   }
   Fence::Lease lease;
@@ -331,7 +324,7 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
                 0, &lease);
   if (!claimed.ok()) return std::move(done)(claimed.status());
   const int64_t from = *claimed;
-  const Timeline& current = *entry->head_timeline;
+  const Timeline& current = *entry->head->timeline;
   // The same spec as the one in force shares its compiled form.
   const auto& in_force = current.compiled(current.SegmentAt(from));
   if (google::protobuf::util::MessageDifferencer::Equals(in_force->spec(),
@@ -372,7 +365,7 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
   if (!claimed.ok()) return std::move(done)(claimed.status());
   const int64_t at = *claimed;
   NextRevision(Now(), &head);
-  const Timeline& current = *entry->head_timeline;
+  const Timeline& current = *entry->head->timeline;
   v1::Segment segment = RestartSegment(
       head, current, at, StampOf(head, request.actor(), request.reason()));
   // A restart runs the spec in force on a new clock: the same compiled form.
@@ -394,7 +387,7 @@ void Registry::Delete(const v1::DeleteScheduleRequest& request,
   }
   WriteBatch batch;
   batch.Delete(entry->name);
-  const int64_t bytes = entry->head_timeline->table_bytes();
+  const int64_t bytes = entry->head->timeline->table_bytes();
   Commit(entry, std::move(batch), nullptr,
          [this, entry, bytes, done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);
@@ -439,43 +432,43 @@ void Registry::Advance(const v1::AdvanceRequest& request,
     }
   }
   if (request.has_expected_position() &&
-      request.expected_position() != entry->head_position) {
+      request.expected_position() != entry->head->position) {
     return std::move(done)(absl::FailedPreconditionError(
         absl::StrCat("expected_position: ", request.expected_position(),
-                     " is stale; the position is ", entry->head_position)));
+                     " is stale; the position is ", entry->head->position)));
   }
-  if (entry->head_position >= kMaxStep) {
+  if (entry->head->position >= kMaxStep) {
     return std::move(done)(
         absl::OutOfRangeError("position: already at 2^62, the last step"));
   }
-  const int64_t position = entry->head_position + 1;
+  const int64_t position = entry->head->position + 1;
   v1::AdvanceResponse response;
   response.set_position(position);
-  ToProto(entry->head_timeline->At(position), response.mutable_result());
-  response.set_revision(entry->head->revision());
+  ToProto(entry->head->timeline->At(position), response.mutable_result());
+  response.set_revision(entry->head->schedule->revision());
   RaiseServed(*entry, position);
 
   AdvanceRecord record;
   record.request_id = request.request_id();
   record.position = position;
   response.SerializeToString(&record.response);
-  // The head moves now (a later write builds on it, whatever this commit's
-  // fate: a failed store reloads every head). Only the position changes:
-  // the snapshot published once the advance is durable shares the record.
-  entry->head_position = position;
   const std::string request_id = record.request_id;
   const std::string answer = record.response;
   WriteBatch batch;
   batch.Advance(entry->name, std::move(record));
-  Commit(entry, std::move(batch),
-         std::make_shared<const Snapshot>(
-             Snapshot{entry->head, position, entry->head_timeline}),
+  // Only the position changes: the new head shares the record.
+  auto next = std::make_shared<const Snapshot>(
+      Snapshot{entry->head->schedule, position, entry->head->timeline});
+  Commit(entry, std::move(batch), next,
          [entry, response = std::move(response),
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);
            entry->mark.Covered(response.position());  // loads as served
            std::move(done)(std::move(response));
          });
+  // The head moves now (a later write builds on it, whatever this commit's
+  // fate: a failed store reloads every head).
+  entry->head = std::move(next);
   if (!request_id.empty()) {
     entry->advances[request_id] = answer;
     entry->advance_order.push_back(request_id);
