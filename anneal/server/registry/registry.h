@@ -151,9 +151,9 @@ class Registry {
   bool writable() const;
 
  private:
-  // What readers see of a schedule. The record is shared with the head it
-  // was published from and with later snapshots: an Advance publishes a new
-  // position with the same record, so its position and max_step_served
+  // One state of a schedule: an entry's head (accepted) and, once durable,
+  // what readers see (published). Immutable. An Advance makes a new one
+  // that shares the record, so the record's position and max_step_served
   // fields may be stale; `position` and the entry's marks are the truth.
   struct Snapshot {
     std::shared_ptr<const v1::Schedule> schedule;
