@@ -18,32 +18,44 @@ std::string LabelIndex::KeyValue(absl::string_view key,
   return absl::StrCat(key, absl::string_view("\0", 1), value);
 }
 
-void LabelIndex::Add(const std::string& name,
+void LabelIndex::Add(absl::string_view name,
                      const std::shared_ptr<void>& value, const Labels& labels) {
-  std::vector<std::string>& mine = of_name_[name];
+  // Keys view `name`: if it is indexed already, its postings now view this
+  // copy and hold `value`, which owns it (the old value may go).
+  absl::InlinedVector<const std::string*, 2> mine;
+  if (auto it = of_name_.find(name); it != of_name_.end()) {
+    mine = std::move(it->second);
+    of_name_.erase(it);
+  }
+  for (const std::string* posting : mine) {
+    Postings& names = postings_.find(*posting)->second;
+    names.erase(name);
+    names.emplace(name, value);
+  }
   for (const auto& [k, v] : labels) {
-    for (std::string posting : {KeyOnly(k), KeyValue(k, v)}) {
-      auto [it, added] = postings_[posting].emplace(name, value);
+    for (std::string key : {KeyOnly(k), KeyValue(k, v)}) {
+      auto posting = postings_.try_emplace(std::move(key)).first;
+      auto [it, added] = posting->second.emplace(name, value);
       if (added) {
-        mine.push_back(std::move(posting));
+        mine.push_back(&posting->first);
       } else {
         it->second = value;
       }
     }
   }
-  if (mine.empty()) of_name_.erase(name);
+  if (!mine.empty()) of_name_.emplace(name, std::move(mine));
 }
 
-void LabelIndex::Retain(const std::string& name,
+void LabelIndex::Retain(absl::string_view name,
                         std::vector<const Labels*> keep) {
   auto it = of_name_.find(name);
   if (it == of_name_.end()) return;
-  std::vector<std::string>& mine = it->second;
-  auto implied = [&](const std::string& posting) {
+  auto& mine = it->second;
+  auto implied = [&](const std::string* posting) {
     for (const Labels* labels : keep) {
       if (labels == nullptr) continue;
       for (const auto& [k, v] : *labels) {
-        if (posting == KeyOnly(k) || posting == KeyValue(k, v)) return true;
+        if (*posting == KeyOnly(k) || *posting == KeyValue(k, v)) return true;
       }
     }
     return false;
@@ -54,15 +66,17 @@ void LabelIndex::Retain(const std::string& name,
   if (mine.empty()) of_name_.erase(it);
 }
 
-void LabelIndex::Remove(const std::string& name) {
+void LabelIndex::Remove(absl::string_view name) {
   auto it = of_name_.find(name);
   if (it == of_name_.end()) return;
-  for (const std::string& posting : it->second) Drop(posting, name);
+  for (const std::string* posting : it->second) Drop(posting, name);
   of_name_.erase(it);
 }
 
-void LabelIndex::Drop(const std::string& posting, const std::string& name) {
-  auto it = postings_.find(posting);
+// `posting` points at a key of postings_, so it is looked up before the
+// list it names may be erased.
+void LabelIndex::Drop(const std::string* posting, absl::string_view name) {
+  auto it = postings_.find(*posting);
   if (it == postings_.end()) return;
   it->second.erase(name);
   if (it->second.empty()) postings_.erase(it);

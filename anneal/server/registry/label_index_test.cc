@@ -24,7 +24,7 @@ std::vector<std::string> Names(const LabelIndex& index, const std::string& key,
                                const std::string* value) {
   std::vector<std::string> out;
   if (const LabelIndex::Postings* p = index.Find(key, value)) {
-    for (const auto& [name, v] : *p) out.push_back(name);
+    for (const auto& [name, v] : *p) out.emplace_back(name);
   }
   return out;
 }
@@ -97,6 +97,27 @@ TEST(LabelIndexTest, ManyLabelChangesStayBounded) {
     head = next;
   }
   EXPECT_LE(index.size(), 5);  // round:*, and at most three values
+}
+
+// The index keeps views of names; a name indexed again with another value
+// (a reload's new owner) must then view the new owner's copy.
+TEST(LabelIndexTest, ANameIndexedAgainViewsItsNewOwner) {
+  LabelIndex index;
+  auto first = std::make_shared<std::string>("schedules/a-long-name-on-heap");
+  index.Add(*first, first, Of({{"team", "a"}, {"env", "prod"}}));
+  auto second = std::make_shared<std::string>(*first);
+  index.Add(*second, second, Of({{"team", "b"}}));
+  first.reset();
+  // Likely to reuse the freed copy: a stale view would read x's.
+  auto reuse = std::make_shared<std::string>(second->size(), 'x');
+  const std::string a = "a", b = "b";
+  EXPECT_THAT(Names(index, "team", &a),
+              testing::ElementsAre("schedules/a-long-name-on-heap"));
+  EXPECT_THAT(Names(index, "team", &b),
+              testing::ElementsAre("schedules/a-long-name-on-heap"));
+  EXPECT_EQ(index.Find("env", nullptr)->begin()->second, second);
+  index.Retain(*second, {});  // keep nothing
+  EXPECT_EQ(index.size(), 0);
 }
 
 }  // namespace

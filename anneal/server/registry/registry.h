@@ -39,7 +39,6 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,7 +46,10 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "anneal/model/spec_cache.h"
@@ -155,6 +157,8 @@ class Registry {
   // what readers see (published). Immutable. An Advance makes a new one
   // that shares the record, so the record's position and max_step_served
   // fields may be stale; `position` and the entry's marks are the truth.
+  // The record holds no `spec` (it is the last segment's): Present is the
+  // full resource.
   struct Snapshot {
     std::shared_ptr<const v1::Schedule> schedule;
     int64_t position = 0;
@@ -174,6 +178,8 @@ class Registry {
   Published(const std::string& name) const;
   absl::StatusOr<EntryPtr> FindForWrite(const std::string& field,
                                         const std::string& name) const;
+  // The resource as callers see it: `snapshot`'s record with its spec,
+  // position and served mark.
   v1::Schedule Present(const Entry& entry, const Snapshot& snapshot) const;
 
   // Reads (registry.cc). Steps 2 and 3 of the protocol above: true if the
@@ -251,11 +257,14 @@ class Registry {
   const RegistryOptions options_;
 
   mutable absl::Mutex map_mu_;
-  // Every schedule three ways, changed together by List and Unlist: in
+  // Every schedule three ways, changed together by Insert and Erase: in
   // name order (ListSchedules pages), hashed (the lookup of every call: a
-  // tree of 100k names costs a cache miss per level), and by label.
-  std::map<std::string, EntryPtr> entries_ ABSL_GUARDED_BY(map_mu_);
-  absl::flat_hash_map<std::string, EntryPtr> by_name_ ABSL_GUARDED_BY(map_mu_);
+  // tree of 100k names costs a cache miss per level), and by label. Keys
+  // view the entry's own name (the value keeps it alive).
+  absl::btree_map<absl::string_view, EntryPtr> entries_
+      ABSL_GUARDED_BY(map_mu_);
+  absl::flat_hash_map<absl::string_view, EntryPtr> by_name_
+      ABSL_GUARDED_BY(map_mu_);
   // Every entry under the labels of its head and published snapshot.
   LabelIndex labels_ ABSL_GUARDED_BY(map_mu_);
   // The compiled tables of every head, together (max_table_bytes). A form

@@ -4,12 +4,11 @@
 #define ANNEAL_SERVER_REGISTRY_REGISTRY_ENTRY_H_
 
 #include <atomic>
-#include <list>
 #include <memory>
 #include <string>
 
-#include "absl/container/flat_hash_map.h"
 #include "anneal/server/registry/fence.h"
+#include "anneal/server/registry/recent_advances.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/served_mark.h"
 
@@ -19,7 +18,7 @@ struct Registry::Entry {
   Entry(std::string n, int64_t durable_mark)
       : name(std::move(n)),
         max_served(durable_mark),
-        mark(name, durable_mark) {}
+        mark(this->name, durable_mark) {}
 
   const std::string name;
 
@@ -31,11 +30,8 @@ struct Registry::Entry {
   // writes that are not durable yet. Never null once the create is queued.
   std::shared_ptr<const Snapshot> head ABSL_GUARDED_BY(mu);
   bool deleted ABSL_GUARDED_BY(mu) = false;
-  // request_id -> serialized AdvanceResponse, the last kAdvanceDedupWindow.
-  absl::flat_hash_map<std::string, std::string> advances ABSL_GUARDED_BY(mu);
-  // Their order, oldest first. A list, not a deque: an empty std::deque
-  // allocates ~600 bytes, and most schedules never advance.
-  std::list<std::string> advance_order ABSL_GUARDED_BY(mu);
+  // The serialized AdvanceResponses of the last Advance calls with an id.
+  RecentAdvances advances ABSL_GUARDED_BY(mu){kAdvanceDedupWindow};
 
   // The durable state readers see; null until created, and after deletion.
   // Accessed with std::atomic_load / std::atomic_store only.

@@ -120,11 +120,9 @@ std::shared_ptr<const Registry::Snapshot> Registry::Reset(
   RaiseServed(entry, mark);
   entry.head = NewSnapshot(std::move(stored.schedule), std::move(timeline));
   entry.deleted = false;
-  entry.advances.clear();
-  entry.advance_order.clear();
+  entry.advances.Clear();
   for (AdvanceRecord& a : stored.recent_advances) {
-    entry.advance_order.push_back(a.request_id);
-    entry.advances[a.request_id] = std::move(a.response);
+    entry.advances.Remember(std::move(a.request_id), std::move(a.response));
   }
   return entry.head;
 }

@@ -90,11 +90,7 @@ absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
     return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
   }
   if (auto s = CheckEtag(etag, *entry.head->schedule); !s.ok()) return s;
-  v1::Schedule head = *entry.head->schedule;
-  head.set_position(entry.head->position);
-  head.set_max_step_served(
-      std::max(head.max_step_served(), entry.max_served.load()));
-  return head;
+  return Present(entry, *entry.head);
 }
 
 absl::Status Registry::CheckHead(const v1::Schedule& head,
@@ -136,12 +132,12 @@ void Registry::AcceptHead(const EntryPtr& entry, v1::Schedule head,
   std::shared_ptr<const Snapshot> next =
       NewSnapshot(std::move(head), std::move(timeline));
   Commit(entry, std::move(batch), next,
-         [reply = next->schedule, lease = std::move(lease),
+         [this, entry, reply = next, lease = std::move(lease),
           done = std::move(done)](absl::Status s) mutable {
            // Published (or failed for good): readers behind the fence go on.
            lease.Drop();
            if (!s.ok()) return std::move(done)(s);
-           std::move(done)(*reply);
+           std::move(done)(Present(*entry, *reply));
          });
   entry->head = std::move(next);
   table_bytes_ += delta;
@@ -249,7 +245,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   std::shared_ptr<const Snapshot> next =
       NewSnapshot(std::move(head), *std::move(timeline));
   Commit(entry, std::move(batch), next,
-         [this, reply = next->schedule, entry, bytes,
+         [this, reply = next, entry, bytes,
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) {
              {
@@ -259,7 +255,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
              table_bytes_ -= bytes;
              return std::move(done)(s);
            }
-           std::move(done)(*reply);
+           std::move(done)(Present(*entry, *reply));
          });
   std::move(unlist).Cancel();
   entry->head = std::move(next);
@@ -416,12 +412,12 @@ void Registry::Advance(const v1::AdvanceRequest& request,
         absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
   }
   if (!request.request_id().empty()) {
-    auto it = entry->advances.find(request.request_id());
-    if (it != entry->advances.end()) {
+    if (const std::string* answer =
+            entry->advances.Find(request.request_id())) {
       // A retry: answer as the first time, once that answer is durable (the
       // store runs callbacks in order, so an empty batch waits for it).
       v1::AdvanceResponse first;
-      first.ParseFromString(it->second);
+      first.ParseFromString(*answer);
       store_->Submit(WriteBatch(),
                      [first = std::move(first),
                       done = std::move(done)](absl::Status s) mutable {
@@ -452,8 +448,8 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   record.request_id = request.request_id();
   record.position = position;
   response.SerializeToString(&record.response);
-  const std::string request_id = record.request_id;
-  const std::string answer = record.response;
+  std::string request_id = record.request_id;
+  std::string answer = record.response;
   WriteBatch batch;
   batch.Advance(entry->name, std::move(record));
   // Only the position changes: the new head shares the record.
@@ -470,12 +466,7 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   // fate: a failed store reloads every head).
   entry->head = std::move(next);
   if (!request_id.empty()) {
-    entry->advances[request_id] = answer;
-    entry->advance_order.push_back(request_id);
-    while (entry->advance_order.size() > kAdvanceDedupWindow) {
-      entry->advances.erase(entry->advance_order.front());
-      entry->advance_order.pop_front();
-    }
+    entry->advances.Remember(std::move(request_id), std::move(answer));
   }
 }
 

@@ -27,9 +27,10 @@ namespace anneal {
 
 class ServedMark {
  public:
-  // `name` is the schedule's; `durable` the mark loaded from the store.
-  ServedMark(std::string name, int64_t durable)
-      : name_(std::move(name)), durable_(durable), target_(durable) {}
+  // `name` is the schedule's, and outlives the mark (the registry's entry
+  // owns both); `durable` the mark loaded from the store.
+  ServedMark(const std::string& name, int64_t durable)
+      : name_(name), durable_(durable), target_(durable) {}
   ServedMark(const ServedMark&) = delete;
   ServedMark& operator=(const ServedMark&) = delete;
 
@@ -58,7 +59,7 @@ class ServedMark {
   void Raised(int64_t target, const absl::Status& s);
   void Submit(int64_t target, Store* store, std::shared_ptr<const void> owner);
 
-  const std::string name_;
+  const std::string& name_;
   std::atomic<int64_t> durable_;
   absl::Mutex mu_;
   int64_t target_ ABSL_GUARDED_BY(mu_);  // the highest raise in flight
