@@ -18,8 +18,8 @@ std::string LabelIndex::KeyValue(absl::string_view key,
   return absl::StrCat(key, absl::string_view("\0", 1), value);
 }
 
-void LabelIndex::Add(absl::string_view name,
-                     const std::shared_ptr<void>& value, const Labels& labels) {
+void LabelIndex::Add(absl::string_view name, const std::shared_ptr<void>& value,
+                     const Labels& labels) {
   // Keys view `name`: if it is indexed already, its postings now view this
   // copy and hold `value`, which owns it (the old value may go).
   absl::InlinedVector<const std::string*, 2> mine;

@@ -10,8 +10,8 @@
 //
 // Names are views: a name must stay valid until it is removed or indexed
 // again (Add re-keys it to the new view), which it does when the value
-// stored beside it owns it (the registry's entries own their names). With 100k schedules that keeps the index at ~130 bytes per
-// schedule and label instead of ~330 with a copy of the name per posting.
+// stored beside it owns it (the registry's entries own their names). A copy
+// of the name per posting made the index 330 bytes per one-label schedule.
 #ifndef ANNEAL_SERVER_REGISTRY_LABEL_INDEX_H_
 #define ANNEAL_SERVER_REGISTRY_LABEL_INDEX_H_
 

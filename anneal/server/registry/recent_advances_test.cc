@@ -28,7 +28,7 @@ TEST(RecentAdvancesTest, AReusedIdKeepsItsNewerAnswerUntilThatAges) {
   recent.Remember("a", "first");
   recent.Remember("b", "b");
   recent.Remember("a", "second");  // the client reused an id
-  recent.Remember("c", "c");  // ages the first "a" out, not the second
+  recent.Remember("c", "c");       // ages the first "a" out, not the second
   ASSERT_NE(recent.Find("a"), nullptr);
   EXPECT_EQ(*recent.Find("a"), "second");
   EXPECT_NE(recent.Find("b"), nullptr);  // b, a, c are the last three
