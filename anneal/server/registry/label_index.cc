@@ -33,8 +33,8 @@ void LabelIndex::Add(absl::string_view name, const std::shared_ptr<void>& value,
     names.emplace(name, value);
   }
   for (const auto& [k, v] : labels) {
-    for (std::string key : {KeyOnly(k), KeyValue(k, v)}) {
-      auto posting = postings_.try_emplace(std::move(key)).first;
+    for (const std::string& key : {KeyOnly(k), KeyValue(k, v)}) {
+      auto posting = postings_.try_emplace(key).first;
       auto [it, added] = posting->second.emplace(name, value);
       if (added) {
         mine.push_back(&posting->first);
