@@ -1,7 +1,8 @@
 # anneal-server in a container: build on Debian 12 with its own packages,
 # run on debian:bookworm-slim with only the runtime libraries.
 #   docker build -t anneal .
-#   docker run -p 127.0.0.1:50051:50051 -v anneal-data:/data anneal
+#   docker run -p 127.0.0.1:50051:50051 -p 127.0.0.1:9464:9464 \
+#     -v anneal-data:/data anneal
 # (the server has no authentication: publish the port on loopback or a
 # private network only). docs/operations.md has the details.
 # The database lives on the /data volume (use a local volume: SQLite's WAL
@@ -11,7 +12,8 @@ FROM debian:bookworm AS build
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
       --no-install-recommends cmake ninja-build g++ pkg-config \
       libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
-      libabsl-dev libyaml-cpp-dev libsqlite3-dev \
+      libabsl-dev libyaml-cpp-dev libsqlite3-dev prometheus-cpp-dev \
+      libcivetweb-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -27,7 +29,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 FROM debian:bookworm-slim
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
       --no-install-recommends libgrpc++1.51 libprotobuf32 libyaml-cpp0.7 \
-      libsqlite3-0 ca-certificates \
+      libsqlite3-0 libprometheus-cpp-core1.0 libcivetweb1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data anneal \
     && mkdir -p /data && chown anneal /data
@@ -35,8 +37,11 @@ COPY --from=build /src/build/bin/anneal-server /src/build/bin/annealctl /usr/loc
 USER anneal
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 50051
+EXPOSE 50051 9464
+# Inside the container's own network namespace; publish both ports on the
+# host's loopback or a private network.
 ENV ANNEAL_LISTEN=0.0.0.0:50051 \
+    ANNEAL_METRICS_LISTEN=0.0.0.0:9464 \
     ANNEAL_DB=/data/anneal.db \
     ANNEAL_SERVER=127.0.0.1:50051
 # SIGTERM drains in-flight calls (ANNEAL_SHUTDOWN_GRACE, default 5s) and

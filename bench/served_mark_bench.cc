@@ -71,8 +71,11 @@ Server Start(const std::string& binary, const std::string& dir,
       CPU_SET(cpu, &set);
       sched_setaffinity(0, sizeof set, &set);
     }
-    std::vector<std::string> args = {binary, "--listen=127.0.0.1:0",
-                                     "--db=" + db, "--port_file=" + port_file,
+    std::vector<std::string> args = {binary,
+                                     "--listen=127.0.0.1:0",
+                                     "--metrics_listen=127.0.0.1:0",
+                                     "--db=" + db,
+                                     "--port_file=" + port_file,
                                      "--served_headroom=" + headroom};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

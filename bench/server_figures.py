@@ -14,6 +14,9 @@ load of a shared machine falls on both sides alike:
                 steady state of a server whose jobs have been advancing for
                 a while (it takes about 1.5 minutes first).
   report        ReportMetrics QPS / Evaluate QPS, likewise.
+  telemetry     Evaluate QPS with telemetry on (the default; /metrics
+                scraped every second) / with --metrics_listen= (off), two
+                servers of 1,000 schedules alternated.
   scale         with --scale schedules (default 100,000): how fast they are
                 created (64 in flight), creates/s once loaded, RSS per
                 schedule (all of one spec, each of its own spec, and all of
@@ -31,7 +34,8 @@ Placement: each server is pinned to CPU 0 and load_gen to CPU 1 (taskset).
 
 Usage (after building: cmake --build build):
   /usr/bin/python3 bench/server_figures.py [--reps 3] [--seconds 3]
-      [--scale 100000] [--only evaluate,advance,report,scale,python]
+      [--scale 100000]
+      [--only evaluate,advance,report,telemetry,scale,python]
       [--fill_windows]
       [--bin_dir build/bin] [--server build/bin/anneal-server]
 """
@@ -72,9 +76,11 @@ def wait_idle(threshold: float = 0.85, timeout: float = 30) -> float:
 
 
 class Server:
-    """anneal-server or null_server on a free loopback port, pinned."""
+    """anneal-server or null_server on a free loopback port, pinned.
+    anneal-server serves telemetry (its default) on a free port unless
+    metrics is False."""
 
-    def __init__(self, argv, cpu: str):
+    def __init__(self, argv, cpu: str, metrics: bool = True):
         self.dir = tempfile.TemporaryDirectory(prefix="anneal-fig-")
         port_file = pathlib.Path(self.dir.name) / "port"
         self.null = "null_server" in argv[0]
@@ -86,8 +92,12 @@ class Server:
             s.close()
             argv = argv + [f"--listen=127.0.0.1:{self.port}"]
         else:
+            self.metrics_port_file = pathlib.Path(self.dir.name) / "mport"
             argv = argv + ["--listen=127.0.0.1:0", f"--port_file={port_file}",
                            f"--db={self.dir.name}/anneal.db"]
+            argv += ([f"--metrics_listen=127.0.0.1:0",
+                      f"--metrics_port_file={self.metrics_port_file}"]
+                     if metrics else ["--metrics_listen="])
         self.proc = subprocess.Popen(["taskset", "-c", cpu] + argv,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -139,7 +149,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--scale", type=int, default=100_000)
-    ap.add_argument("--only", default="evaluate,advance,report,scale,python")
+    ap.add_argument("--only",
+                    default="evaluate,advance,report,telemetry,scale,python")
     ap.add_argument("--fill_windows", action="store_true",
                     help="advance: fill every dedup window first")
     ap.add_argument("--smoke", action="store_true",
@@ -219,6 +230,8 @@ def main() -> int:
                       f"{e['qps']:.0f} qps", file=sys.stderr)
             rows.append((label, spread(ratios), ">= 0.5"))
 
+        if "telemetry" in only:
+            rows += telemetry_figures(a, bin_dir, base, evaluate)
         if "scale" in only:
             rows += scale_figures(a, bin_dir, base, evaluate)
         if "python" in only:
@@ -232,6 +245,45 @@ def main() -> int:
     for name, value, target in rows:
         print(f"{name.ljust(width)}  {value.ljust(30)}  {target}")
     return 0
+
+
+def telemetry_figures(a, bin_dir, on: Server, evaluate):
+    """Evaluate QPS with telemetry on (scraped every second, as a busy
+    Prometheus would not even do) over the same server with it off."""
+    import threading
+    import urllib.request
+    off = Server([a.server], "0", metrics=False)
+    stop = threading.Event()
+    scrapes = []
+
+    def scrape():
+        url = f"http://127.0.0.1:{on.metrics_port_file.read_text().strip()}" \
+              "/metrics"
+        while not stop.wait(1.0):
+            with urllib.request.urlopen(url, timeout=10) as r:
+                scrapes.append(len(r.read()))
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    ratios = []
+    try:
+        load(bin_dir, off, "--populate=1000", "--request=evaluate",
+             "--names=1000", "--seconds=1", "--warmup=0")
+        for rep in range(a.reps):
+            got = {}
+            for s in ([on, off] if rep % 2 == 0 else [off, on]):
+                wait_idle()
+                got[s] = load(bin_dir, s, *evaluate, "--in_flight=64")
+            ratios.append(got[on]["qps"] / got[off]["qps"])
+            print(f"rep {rep}: telemetry on {got[on]['qps']:.0f} off "
+                  f"{got[off]['qps']:.0f} qps", file=sys.stderr)
+    finally:
+        stop.set()
+        scraper.join()
+        off.stop()
+    size = f", {scrapes[-1] // 1024} KiB a scrape" if scrapes else ""
+    return [(f"Evaluate QPS telemetry on (scraped 1/s{size}) / off",
+             spread(ratios), ">= 0.97")]
 
 
 def python_bench(script, *args):

@@ -67,6 +67,7 @@ def start_server(workdir: str) -> "tuple[subprocess.Popen, str]":
     port_file = os.path.join(workdir, "port")
     proc = subprocess.Popen(
         [str(BUILD / "bin" / "anneal-server"), "--listen=127.0.0.1:0",
+         "--metrics_listen=127.0.0.1:0",
          "--db=" + os.path.join(workdir, "bench.db"),
          "--port_file=" + port_file],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

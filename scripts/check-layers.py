@@ -22,10 +22,18 @@ BELOW = {
     "anneal/server/store": {"proto"},
     "anneal/server/store/memory": {"anneal/server/store", "proto"},
     "anneal/server/store/sqlite": {"anneal/server/store", "proto"},
-    "anneal/server/registry": {"anneal/server/store", "anneal/server/common",
+    "anneal/server/telemetry": {"anneal/server/store", "proto"},
+    "anneal/server/registry": {"anneal/server/telemetry",
+                               "anneal/server/store", "anneal/server/common",
                                "anneal/model", "anneal/engine", "proto",
                                "service"},
-    "anneal/server": {"anneal/server/registry", "anneal/server/store",
+    "anneal/server/telemetry/exporter": {
+        "anneal/server/registry", "anneal/server/telemetry",
+        "anneal/server/store", "anneal/server/common", "anneal/model",
+        "anneal/engine", "proto", "service"},
+    "anneal/server": {"anneal/server/telemetry/exporter",
+                      "anneal/server/telemetry", "anneal/server/registry",
+                      "anneal/server/store",
                       "anneal/server/store/memory",
                       "anneal/server/store/sqlite", "anneal/server/common",
                       "anneal/model", "anneal/engine", "proto", "service"},
@@ -41,6 +49,7 @@ TESTING = {"anneal/engine/testing": "anneal/engine",
 TESTS_MAY_USE = {
     "anneal/server/registry": {"anneal/server/store/memory",
                                "anneal/server/store/sqlite"},
+    "anneal/server/telemetry/exporter": {"anneal/server/store/memory"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"(anneal/[^"]+)"', re.M)
 

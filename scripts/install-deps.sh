@@ -11,7 +11,7 @@ PACKAGES=(
   clang clang-format clang-tidy
   # C++ libraries
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libabsl-dev libyaml-cpp-dev libsqlite3-dev prometheus-cpp-dev
+  libabsl-dev libyaml-cpp-dev libsqlite3-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # Python side: tests against PyTorch, the Python client
   python3 python3-torch python3-pytest python3-protobuf python3-grpcio

@@ -38,10 +38,18 @@ class ServerProcess {
   // Starts the server and waits (up to 20 s) until it serves.
   void Start() {
     port_file_ = db_ + ".port";
+    metrics_port_file_ = db_ + ".metrics_port";
     std::remove(port_file_.c_str());
+    std::remove(metrics_port_file_.c_str());
+    // Telemetry on a free port too: the default one would be shared by
+    // every server the tests start at once.
     std::vector<std::string> args = {
-        std::string(ANNEAL_BIN_DIR) + "/anneal-server", "--listen=127.0.0.1:0",
-        "--db=" + db_, "--port_file=" + port_file_};
+        std::string(ANNEAL_BIN_DIR) + "/anneal-server",
+        "--listen=127.0.0.1:0",
+        "--db=" + db_,
+        "--port_file=" + port_file_,
+        "--metrics_listen=127.0.0.1:0",
+        "--metrics_port_file=" + metrics_port_file_};
     args.insert(args.end(), extra_.begin(), extra_.end());
     log_ = db_ + ".log";
     pid_ = fork();
@@ -84,6 +92,13 @@ class ServerProcess {
   }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The telemetry port (/metrics), written before the gRPC port is.
+  int metrics_port() const {
+    int port = 0;
+    std::ifstream in(metrics_port_file_);
+    in >> port;
+    return port;
+  }
   v1::ScheduleService::Stub* stub() { return stub_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   const std::string& log_path() const { return log_; }
@@ -100,7 +115,7 @@ class ServerProcess {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
-  std::string db_, port_file_, log_;
+  std::string db_, port_file_, metrics_port_file_, log_;
   std::vector<std::string> extra_;
   pid_t pid_ = -1;
   int port_ = 0;

@@ -56,6 +56,19 @@ ABSL_FLAG(absl::Duration, sqlite_busy_timeout, absl::Seconds(5),
           "how long a write waits for a lock another connection holds "
           "before the store fails");
 
+// Telemetry: the server's own metrics, for Prometheus (not the training
+// metrics jobs report, which --metrics_history and --max_metric_names
+// bound).
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "where /metrics (Prometheus) and the status page are served; "
+          "port 0 picks a free port, empty disables");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "if set, the telemetry port is written to this file once serving");
+ABSL_FLAG(int64_t, metrics_max_schedules, 1000,
+          "most schedules with per-schedule series on /metrics");
+ABSL_FLAG(int64_t, metrics_max_reported_names, 32,
+          "most reported training-metric names per schedule on /metrics");
+
 // What the server holds.
 ABSL_FLAG(int64_t, max_schedules, 10000, "most schedules the server holds");
 ABSL_FLAG(int64_t, max_range_count, 1000000,
@@ -149,6 +162,10 @@ std::vector<std::string> CheckFlags() {
   at_least("max_schedules", absl::GetFlag(FLAGS_max_schedules), 1);
   at_least("sqlite_cache_mib", absl::GetFlag(FLAGS_sqlite_cache_mib), 1);
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);
+  at_least("metrics_max_schedules", absl::GetFlag(FLAGS_metrics_max_schedules),
+           0);
+  at_least("metrics_max_reported_names",
+           absl::GetFlag(FLAGS_metrics_max_reported_names), 0);
   at_least("max_timeline_segments", absl::GetFlag(FLAGS_max_timeline_segments),
            1);
   at_least("max_spec_table_bytes", absl::GetFlag(FLAGS_max_spec_table_bytes),
@@ -200,6 +217,16 @@ std::string StoreUrlFromFlags() {
   const std::string store = absl::GetFlag(FLAGS_store);
   return store.empty() ? absl::StrCat("sqlite://", absl::GetFlag(FLAGS_db))
                        : store;
+}
+
+PrometheusTelemetryOptions TelemetryOptionsFromFlags(
+    const std::string& store_url) {
+  PrometheusTelemetryOptions o;
+  o.version = ANNEAL_VERSION;
+  o.store_kind = store_url.substr(0, store_url.find(':'));
+  o.max_schedules = absl::GetFlag(FLAGS_metrics_max_schedules);
+  o.max_reported_names = absl::GetFlag(FLAGS_metrics_max_reported_names);
+  return o;
 }
 
 RegistryOptions RegistryOptionsFromFlags() {

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/schedule_service.h"
+#include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, store);
@@ -25,6 +26,8 @@ ABSL_DECLARE_FLAG(int32_t, worker_threads);
 ABSL_DECLARE_FLAG(int64_t, max_queued_work);
 ABSL_DECLARE_FLAG(absl::Duration, sqlite_busy_timeout);
 ABSL_DECLARE_FLAG(int32_t, sqlite_cache_mib);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
+ABSL_DECLARE_FLAG(std::string, metrics_port_file);
 
 namespace anneal {
 
@@ -42,6 +45,8 @@ std::string StoreUrlFromFlags();
 // The registry's and the service's options, from the flags.
 RegistryOptions RegistryOptionsFromFlags();
 ServiceOptions ServiceOptionsFromFlags();
+PrometheusTelemetryOptions TelemetryOptionsFromFlags(
+    const std::string& store_url);
 
 }  // namespace anneal
 

@@ -2,8 +2,8 @@
 //
 // The recipe: parse and check the flags (and ANNEAL_* environment
 // variables), open the store --store names (SQLite by default; a probe
-// write proves it writable),
-// load every schedule into the registry, serve the schedule service with
+// write proves it writable), load every schedule into the registry, serve
+// telemetry (/metrics) on --metrics_listen, serve the schedule service with
 // health checking and reflection, and on SIGTERM/SIGINT stop accepting, let
 // in-flight calls finish within --shutdown_grace, answer the rest
 // UNAVAILABLE, store the exact served marks and exit 0.
@@ -28,6 +28,9 @@
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/schedule_service.h"
 #include "anneal/server/store_url.h"
+#include "anneal/server/telemetry/exporter/http_server.h"
+#include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
+#include "anneal/server/telemetry/telemetry_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/server.h"
@@ -58,8 +61,10 @@ sigset_t BlockShutdownSignals() {
   return signals;
 }
 
-// Writes `port` to `file` so that it appears whole (write, then rename).
-absl::Status WritePortFile(const std::string& file, int port) {
+// Writes `port` to `file` (the value of --`flag`) so that it appears whole
+// (write, then rename).
+absl::Status WritePortFile(const char* flag, const std::string& file,
+                           int port) {
   const std::string tmp = file + ".tmp";
   {
     std::ofstream out(tmp);
@@ -67,13 +72,13 @@ absl::Status WritePortFile(const std::string& file, int port) {
     out.close();
     if (!out) {
       return absl::FailedPreconditionError(
-          absl::StrCat("--port_file: cannot write ", tmp));
+          absl::StrCat("--", flag, ": cannot write ", tmp));
     }
   }
   if (std::rename(tmp.c_str(), file.c_str()) != 0) {
     std::remove(tmp.c_str());
     return absl::FailedPreconditionError(
-        absl::StrCat("--port_file: cannot rename ", tmp, " to ", file));
+        absl::StrCat("--", flag, ": cannot rename ", tmp, " to ", file));
   }
   return absl::OkStatus();
 }
@@ -109,22 +114,57 @@ int main(int argc, char** argv) {
     anneal::Log("start: the store is in memory: nothing survives this process");
   }
 
+  // Telemetry sees every write through the timing decorator.
+  anneal::PrometheusTelemetry telemetry(anneal::TelemetryOptionsFromFlags(db));
+  anneal::TelemetryStore timed_store(store->get(), &telemetry);
+
   anneal::WorkPool pool({absl::GetFlag(FLAGS_worker_threads),
                          absl::GetFlag(FLAGS_max_queued_work)});
   anneal::HealthService health({"anneal.v1.ScheduleService"});
   anneal::RegistryOptions options = anneal::RegistryOptionsFromFlags();
   options.executor = &pool;
+  options.telemetry = &telemetry;
   options.on_store_state = [&health](bool writable, const absl::Status&) {
     health.SetServing(writable);
   };
-  auto registry = std::make_unique<anneal::Registry>(store->get(), options);
+  auto registry = std::make_unique<anneal::Registry>(&timed_store, options);
   if (absl::Status s = registry->Load(); !s.ok()) {
     anneal::Log("cannot load ", db, ": ", s.ToString());
     return 1;
   }
+  telemetry.Observe(registry.get(), &timed_store);
+  std::unique_ptr<anneal::HttpServer> telemetry_port;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
+      !listen.empty()) {
+    auto started = anneal::HttpServer::Start(
+        listen, {{"/metrics", [&telemetry](const anneal::HttpRequest&) {
+                    return anneal::HttpResponse{
+                        200, "text/plain; version=0.0.4; charset=utf-8",
+                        telemetry.Text()};
+                  }}});
+    if (!started.ok()) {
+      anneal::Log("--metrics_listen: ", started.status().message(),
+                  " (another address, or empty to serve no telemetry)");
+      return 1;
+    }
+    telemetry_port = *std::move(started);
+    if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file);
+        !file.empty()) {
+      if (absl::Status s =
+              WritePortFile("metrics_port_file", file, telemetry_port->port());
+          !s.ok()) {
+        anneal::Log("cannot start: ", s.message());
+        return 1;
+      }
+    }
+    anneal::Log("start: telemetry on http://",
+                listen.substr(0, listen.rfind(':')), ":",
+                telemetry_port->port(), "/metrics");
+  }
 
-  anneal::ScheduleServiceImpl service(registry.get(), &pool,
-                                      anneal::ServiceOptionsFromFlags());
+  anneal::ServiceOptions service_options = anneal::ServiceOptionsFromFlags();
+  service_options.telemetry = &telemetry;
+  anneal::ScheduleServiceImpl service(registry.get(), &pool, service_options);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   auto builder = std::make_unique<grpc::ServerBuilder>();
   int port = 0;
@@ -149,7 +189,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
-    if (absl::Status s = WritePortFile(file, port); !s.ok()) {
+    if (absl::Status s = WritePortFile("port_file", file, port); !s.ok()) {
       anneal::Log("cannot start: ", s.message());
       server->Shutdown(std::chrono::system_clock::now());
       return 1;
@@ -181,6 +221,8 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   waiter.join();
+  telemetry_port.reset();  // no scrape reads the registry from here on
+  telemetry.Observe(nullptr, nullptr);
   absl::Status closed = registry->Close();
   registry.reset();
   store->reset();

@@ -74,15 +74,23 @@ ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
     : registry_(registry),
       pool_(pool),
       options_(options),
-      range_steps_left_(options_.max_inflight_range_steps) {}
+      range_steps_left_(options_.max_inflight_range_steps) {
+  static constexpr const char* kNames[kMethods] = {
+      "CreateSchedule",  "GetSchedule",    "ListSchedules",
+      "UpdateSchedule",  "DeleteSchedule", "Evaluate",
+      "EvaluateRange",   "Simulate",       "Advance",
+      "RestartSchedule", "ReportMetrics",  "ListMetricReports"};
+  for (int i = 0; i < kMethods; ++i) {
+    rpc_[i] = options_.telemetry->Rpc("anneal.v1.ScheduleService", kNames[i]);
+  }
+}
 
 template <typename Request, typename LaneOf, typename Body>
-grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(Context* context,
-                                                      const Bytes* bytes,
-                                                      Bytes* response,
-                                                      LaneOf lane_of,
-                                                      Body body) {
-  UnaryCall* call = calls_.Start(context, response);
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
+    Method method, Context* context, const Bytes* bytes, Bytes* response,
+    LaneOf lane_of, Body body) {
+  UnaryCall* call =
+      calls_.Start(context, response, rpc_[static_cast<int>(method)]);
   if (call->finished()) return call;  // draining
   try {
     Request request;
@@ -141,7 +149,7 @@ absl::Status ScheduleServiceImpl::ReserveRange(UnaryCall* call, int64_t count) {
 grpc::ServerUnaryReactor* ScheduleServiceImpl::CreateSchedule(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::CreateScheduleRequest>(
-      context, request, response, Fixed<Lane::kPool>(),
+      Method::kCreateSchedule, context, request, response, Fixed<Lane::kPool>(),
       [this](CallRef call, v1::CreateScheduleRequest r) {
         DefaultActor(*call, r);
         std::string what = absl::StrCat("create schedules/", r.schedule_id(),
@@ -155,7 +163,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::GetSchedule(Context* context,
                                                            const Bytes* request,
                                                            Bytes* response) {
   return Handle<v1::GetScheduleRequest>(
-      context, request, response, Fixed<Lane::kInline>(),
+      Method::kGetSchedule, context, request, response, Fixed<Lane::kInline>(),
       [this](CallRef call, v1::GetScheduleRequest r) {
         ReplyWith<v1::Schedule>(std::move(call))(registry_->Get(r));
       });
@@ -164,7 +172,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::GetSchedule(Context* context,
 grpc::ServerUnaryReactor* ScheduleServiceImpl::ListSchedules(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::ListSchedulesRequest>(
-      context, request, response, Fixed<Lane::kPool>(),
+      Method::kListSchedules, context, request, response, Fixed<Lane::kPool>(),
       [this](CallRef call, v1::ListSchedulesRequest r) {
         ReplyWith<v1::ListSchedulesResponse>(std::move(call))(
             registry_->List(r, options_.max_list_page_bytes));
@@ -174,7 +182,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ListSchedules(
 grpc::ServerUnaryReactor* ScheduleServiceImpl::UpdateSchedule(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::UpdateScheduleRequest>(
-      context, request, response, Fixed<Lane::kPool>(),
+      Method::kUpdateSchedule, context, request, response, Fixed<Lane::kPool>(),
       [this](CallRef call, v1::UpdateScheduleRequest r) {
         DefaultActor(*call, r);
         std::string what = absl::StrCat("update ", r.schedule().name(),
@@ -187,7 +195,8 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::UpdateSchedule(
 grpc::ServerUnaryReactor* ScheduleServiceImpl::DeleteSchedule(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::DeleteScheduleRequest>(
-      context, request, response, Fixed<Lane::kInline>(),
+      Method::kDeleteSchedule, context, request, response,
+      Fixed<Lane::kInline>(),
       [this](CallRef call, v1::DeleteScheduleRequest r) {
         std::string what =
             absl::StrCat("delete ", r.name(), By(call->context()->peer(), ""));
@@ -200,7 +209,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Evaluate(Context* context,
                                                         const Bytes* request,
                                                         Bytes* response) {
   return Handle<v1::EvaluateRequest>(
-      context, request, response, Fixed<Lane::kInline>(),
+      Method::kEvaluate, context, request, response, Fixed<Lane::kInline>(),
       [this](CallRef call, v1::EvaluateRequest r) {
         registry_->Evaluate(r,
                             ReplyWith<v1::EvaluateResponse>(std::move(call)));
@@ -210,7 +219,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Evaluate(Context* context,
 grpc::ServerUnaryReactor* ScheduleServiceImpl::EvaluateRange(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::EvaluateRangeRequest>(
-      context, request, response,
+      Method::kEvaluateRange, context, request, response,
       [](const v1::EvaluateRangeRequest& r) {
         return r.count() > kInlineRangeSteps ? Lane::kPool : Lane::kInline;
       },
@@ -236,7 +245,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Simulate(Context* context,
                                                         const Bytes* request,
                                                         Bytes* response) {
   return Handle<v1::SimulateRequest>(
-      context, request, response, Fixed<Lane::kPool>(),
+      Method::kSimulate, context, request, response, Fixed<Lane::kPool>(),
       [this](CallRef call, v1::SimulateRequest r) {
         if (auto s = ReserveRange(call.get(), r.count()); !s.ok()) {
           call->Finish(s);
@@ -256,7 +265,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Advance(Context* context,
                                                        const Bytes* request,
                                                        Bytes* response) {
   return Handle<v1::AdvanceRequest>(
-      context, request, response, Fixed<Lane::kInline>(),
+      Method::kAdvance, context, request, response, Fixed<Lane::kInline>(),
       [this](CallRef call, v1::AdvanceRequest r) {
         std::string what = absl::StrCat("advance ", r.name(), " request_id ",
                                         QuoteValue(r.request_id()));
@@ -269,7 +278,8 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Advance(Context* context,
 grpc::ServerUnaryReactor* ScheduleServiceImpl::RestartSchedule(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::RestartScheduleRequest>(
-      context, request, response, Fixed<Lane::kInline>(),
+      Method::kRestartSchedule, context, request, response,
+      Fixed<Lane::kInline>(),
       [this](CallRef call, v1::RestartScheduleRequest r) {
         DefaultActor(*call, r);
         std::string what =
@@ -284,8 +294,8 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ReportMetrics(
   // Not logged: a job may report every step, and the report itself is the
   // record (ListMetricReports).
   return Handle<v1::ReportMetricsRequest>(
-      context, request, response, Fixed<Lane::kInline>(),
-      [this](CallRef call, v1::ReportMetricsRequest r) {
+      Method::kReportMetrics, context, request, response,
+      Fixed<Lane::kInline>(), [this](CallRef call, v1::ReportMetricsRequest r) {
         registry_->ReportMetrics(r,
                                  ReplyWith<v1::MetricReport>(std::move(call)));
       });
@@ -294,7 +304,8 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ReportMetrics(
 grpc::ServerUnaryReactor* ScheduleServiceImpl::ListMetricReports(
     Context* context, const Bytes* request, Bytes* response) {
   return Handle<v1::ListMetricReportsRequest>(
-      context, request, response, Fixed<Lane::kPool>(),
+      Method::kListMetricReports, context, request, response,
+      Fixed<Lane::kPool>(),
       [this](CallRef call, v1::ListMetricReportsRequest r) {
         ReplyWith<v1::ListMetricReportsResponse>(std::move(call))(
             registry_->ListMetricReports(r));

@@ -14,6 +14,7 @@
 #ifndef ANNEAL_SERVER_SCHEDULE_SERVICE_H_
 #define ANNEAL_SERVER_SCHEDULE_SERVICE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -22,6 +23,7 @@
 #include "anneal/server/common/work_pool.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/request_limits.h"
+#include "anneal/server/telemetry/telemetry.h"
 #include "anneal/server/unary_call.h"
 #include "anneal/v1/service.grpc.pb.h"
 
@@ -41,6 +43,8 @@ struct ServiceOptions {
   // every step, and the schedule's stored position is the record, so by
   // default only rejected advances are logged.
   bool log_advances = false;
+  // Told of every call's start and answer; must outlive the service.
+  Telemetry* telemetry = NoTelemetry();
 };
 
 // Every method of the service, each taking and returning bytes.
@@ -107,6 +111,22 @@ class ScheduleServiceImpl final : public RawScheduleService {
 
  private:
   enum class Lane { kInline, kPool };
+  // The service's methods, in the order of kNames in the constructor.
+  enum class Method {
+    kCreateSchedule,
+    kGetSchedule,
+    kListSchedules,
+    kUpdateSchedule,
+    kDeleteSchedule,
+    kEvaluate,
+    kEvaluateRange,
+    kSimulate,
+    kAdvance,
+    kRestartSchedule,
+    kReportMetrics,
+    kListMetricReports
+  };
+  static constexpr int kMethods = 12;
   template <Lane lane>
   struct Fixed {
     template <typename Request>
@@ -115,14 +135,15 @@ class ScheduleServiceImpl final : public RawScheduleService {
     }
   };
 
-  // The common path of every handler: start the call (refused while
-  // draining), decode and check the request, then run `body(call,
+  // The common path of every handler: start the call as `method`'s (refused
+  // while draining), decode and check the request, then run `body(call,
   // request)` in the lane `lane_of(request)` names. An exception
   // (std::bad_alloc) answers the call RESOURCE_EXHAUSTED instead of
   // reaching gRPC.
   template <typename Request, typename LaneOf, typename Body>
-  grpc::ServerUnaryReactor* Handle(Context* context, const Bytes* bytes,
-                                   Bytes* response, LaneOf lane_of, Body body);
+  grpc::ServerUnaryReactor* Handle(Method method, Context* context,
+                                   const Bytes* bytes, Bytes* response,
+                                   LaneOf lane_of, Body body);
   // Takes `count` steps of the range budget for the call; the error if the
   // budget is spent (RESOURCE_EXHAUSTED, retry later).
   absl::Status ReserveRange(UnaryCall* call, int64_t count);
@@ -131,6 +152,8 @@ class ScheduleServiceImpl final : public RawScheduleService {
   WorkPool* const pool_;
   const ServiceOptions options_;
   std::atomic<int64_t> range_steps_left_;
+  // Each method's telemetry, resolved once.
+  std::array<RpcTelemetry*, kMethods> rpc_{};
   CallTracker calls_;
 };
 

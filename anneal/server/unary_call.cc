@@ -3,18 +3,30 @@
 
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "anneal/server/grpc_status.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace anneal {
 
 UnaryCall::UnaryCall(CallTracker* tracker, grpc::CallbackServerContext* context,
-                     grpc::ByteBuffer* response)
-    : tracker_(tracker), context_(context), response_(response) {}
+                     grpc::ByteBuffer* response, RpcTelemetry* telemetry)
+    : tracker_(tracker),
+      context_(context),
+      response_(response),
+      telemetry_(telemetry),
+      start_(absl::Now()) {
+  telemetry_->Started();
+}
+
+void UnaryCall::Answer(const grpc::Status& status) {
+  telemetry_->Handled(status.error_code(), absl::Now() - start_);
+  grpc::ServerUnaryReactor::Finish(status);
+}
 
 bool UnaryCall::Finish(const absl::Status& status) {
   if (!Claim()) return false;
-  grpc::ServerUnaryReactor::Finish(ToGrpcStatus(status));
+  Answer(ToGrpcStatus(status));
   return true;
 }
 
@@ -26,7 +38,7 @@ bool UnaryCall::Reply(const google::protobuf::MessageLite& reply) {
       grpc::SerializationTraits<google::protobuf::MessageLite>::Serialize(
           reply, &bytes, &own);
   if (s.ok()) response_->Swap(&bytes);
-  grpc::ServerUnaryReactor::Finish(s);
+  Answer(s);
   return true;
 }
 
@@ -37,8 +49,9 @@ void UnaryCall::OnDone() {
 }
 
 UnaryCall* CallTracker::Start(grpc::CallbackServerContext* context,
-                              grpc::ByteBuffer* response) {
-  auto* call = new UnaryCall(this, context, response);
+                              grpc::ByteBuffer* response,
+                              RpcTelemetry* telemetry) {
+  auto* call = new UnaryCall(this, context, response, telemetry);
   bool refuse;
   {
     absl::MutexLock lock(&mu_);

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "anneal/server/telemetry/telemetry.h"
 #include "google/protobuf/message_lite.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -53,8 +54,10 @@ class BudgetLease {
 
 class UnaryCall final : public grpc::ServerUnaryReactor {
  public:
+  // `telemetry` (never null) is told of the call's start now and of its
+  // answer when it is finished.
   UnaryCall(CallTracker* tracker, grpc::CallbackServerContext* context,
-            grpc::ByteBuffer* response);
+            grpc::ByteBuffer* response, RpcTelemetry* telemetry);
 
   // Finishes the call with `status` (mapped by ToGrpcStatus) unless it is
   // finished already; false then.
@@ -85,10 +88,14 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   ~UnaryCall() override = default;
   // Claims the right to answer; true once.
   bool Claim() { return !finished_.exchange(true); }
+  // Finishes with `status`, once claimed.
+  void Answer(const grpc::Status& status);
 
   CallTracker* const tracker_;
   grpc::CallbackServerContext* const context_;
   grpc::ByteBuffer* const response_;
+  RpcTelemetry* const telemetry_;
+  const absl::Time start_;
   std::atomic<bool> finished_{false};
   std::atomic<int> refs_{1};  // gRPC's, until OnDone
   BudgetLease lease_;
@@ -131,7 +138,7 @@ class CallTracker {
   // A call for a new request. While draining it is answered UNAVAILABLE at
   // once (check finished()).
   UnaryCall* Start(grpc::CallbackServerContext* context,
-                   grpc::ByteBuffer* response);
+                   grpc::ByteBuffer* response, RpcTelemetry* telemetry);
   // From now on new calls are refused with UNAVAILABLE.
   void StartDraining();
   bool draining() const;

@@ -70,6 +70,9 @@ class ServerProcess:
         listen = "127.0.0.1:%d" % (self.port if same_port else 0)
         args = [str(BUILD_DIR / "bin" / "anneal-server"), "--listen=" + listen,
                 "--db=%s" % self.db, "--port_file=%s" % self.port_file,
+                # The default telemetry port would be shared by every
+                # server the tests start.
+                "--metrics_listen=127.0.0.1:0",
                 "--shutdown_grace=2s"] + self.extra
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log)

@@ -99,6 +99,41 @@ void Registry::Erase(const std::string& name) {
   labels_.Remove(name);
 }
 
+int64_t Registry::Observe(
+    int64_t limit,
+    const std::function<void(const ScheduleObservation&)>& visit) const {
+  std::vector<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>> picked;
+  int64_t total = 0;
+  {
+    absl::ReaderMutexLock lock(&map_mu_);
+    for (const auto& [name, entry] : entries_) {
+      std::shared_ptr<const Snapshot> snapshot =
+          std::atomic_load(&entry->published);
+      if (!snapshot) continue;
+      ++total;
+      if (static_cast<int64_t>(picked.size()) < limit) {
+        picked.emplace_back(entry, std::move(snapshot));
+      }
+    }
+  }
+  ScheduleObservation o;
+  for (const auto& [entry, snapshot] : picked) {
+    o.name = entry->name;
+    o.revision = snapshot->schedule->revision();
+    o.position = snapshot->position;
+    o.max_step_served = entry->max_served.load(std::memory_order_relaxed);
+    o.at_served = o.max_step_served >= 0
+                      ? snapshot->timeline->At(o.max_step_served)
+                      : StepResult();
+    const int64_t nanos =
+        entry->progressed_nanos.load(std::memory_order_relaxed);
+    o.progressed =
+        nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
+    visit(o);
+  }
+  return total;
+}
+
 Registry::EntryPtr Registry::Find(const std::string& name) const {
   absl::ReaderMutexLock lock(&map_mu_);
   auto it = by_name_.find(name);
@@ -142,7 +177,14 @@ v1::Schedule Registry::Present(const Entry& entry,
 void Registry::RaiseServed(Entry& entry, int64_t step) {
   // Sequentially consistent: the protocol in registry.h relies on it.
   int64_t seen = entry.max_served.load();
-  while (step > seen && !entry.max_served.compare_exchange_weak(seen, step)) {
+  while (step > seen) {
+    if (entry.max_served.compare_exchange_weak(seen, step)) {
+      // Once per new highest step, not per read: a job re-reading a step
+      // has not progressed.
+      entry.progressed_nanos.store(absl::GetCurrentTimeNanos(),
+                                   std::memory_order_relaxed);
+      return;
+    }
   }
 }
 
@@ -156,6 +198,7 @@ bool Registry::Serve(Entry& entry, const Snapshot* snapshot, int64_t last) {
 
 void Registry::RetryWhenClear(Entry& entry,
                               absl::AnyInvocable<void() &&> retry) {
+  options_.telemetry->ReadWaited(ReadWait::kFence);
   // Not inline: the fence clears on the store's thread, and a retry may
   // evaluate a long range.
   entry.fence.WhenClear(
@@ -183,6 +226,7 @@ void Registry::RequireServed(const EntryPtr& entry, int64_t last, int64_t count,
                              StatusDone then) {
   if (last <= entry->mark.durable()) return std::move(then)(absl::OkStatus());
   if (auto s = WriteGate(); !s.ok()) return std::move(then)(s);
+  options_.telemetry->ReadWaited(ReadWait::kServedMark);
   entry->mark.Require(last, RaiseTarget(last, count), store_, entry,
                       [this, then = std::move(then)](absl::Status s) mutable {
                         if (!s.ok()) {
@@ -297,12 +341,14 @@ void Registry::Evaluate(const v1::EvaluateRequest& request,
   response.set_revision(snapshot->schedule->revision());
   if (request.step() <= entry->mark.durable()) {
     MaybeRaiseAhead(entry, request.step(), 1);
+    options_.telemetry->Evaluated();
     return std::move(done)(std::move(response));  // the usual case
   }
   RequireServed(entry, request.step(), 1,
-                [response = std::move(response),
+                [this, response = std::move(response),
                  done = std::move(done)](absl::Status s) mutable {
                   if (!s.ok()) return std::move(done)(s);
+                  options_.telemetry->Evaluated();
                   std::move(done)(std::move(response));
                 });
 }
@@ -340,12 +386,14 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
   }
   if (last <= entry->mark.durable()) {
     MaybeRaiseAhead(entry, last, request.count());
+    options_.telemetry->RangeServed(request.count());
     return std::move(done)(absl::OkStatus());
   }
   const bool inline_answer = request.count() <= kInlineRangeSteps;
   RequireServed(entry, last, request.count(),
-                [this, inline_answer,
+                [this, inline_answer, count = request.count(),
                  done = std::move(done)](absl::Status served) mutable {
+                  if (served.ok()) options_.telemetry->RangeServed(count);
                   if (inline_answer) return std::move(done)(std::move(served));
                   options_.executor->Run([status = std::move(served),
                                           done = std::move(done)]() mutable {

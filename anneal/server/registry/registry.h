@@ -59,6 +59,7 @@
 #include "anneal/server/registry/fence.h"
 #include "anneal/server/registry/label_index.h"
 #include "anneal/server/store/store.h"
+#include "anneal/server/telemetry/telemetry.h"
 #include "anneal/v1/service.pb.h"
 #include "google/protobuf/empty.pb.h"
 
@@ -90,6 +91,23 @@ struct RegistryOptions {
   // Told (on the registry's own thread) when writes stop, with the cause,
   // and when they resume. Optional.
   std::function<void(bool writable, const absl::Status& cause)> on_store_state;
+  // Told of reads, writes and training reports (telemetry.h). Must outlive
+  // the registry; never null.
+  Telemetry* telemetry = NoTelemetry();
+};
+
+// One schedule as an exporter sees it at a scrape (Registry::Observe).
+struct ScheduleObservation {
+  std::string name;
+  int64_t revision = 0;
+  int64_t position = 0;
+  // The largest step served (-1: none) and the step's result; `at_served`
+  // is meaningful only when max_step_served >= 0.
+  int64_t max_step_served = -1;
+  StepResult at_served;
+  // When max_step_served last rose while this server ran; absl::InfinitePast()
+  // if it has not.
+  absl::Time progressed = absl::InfinitePast();
 };
 
 class Registry {
@@ -149,6 +167,12 @@ class Registry {
   absl::Status Close();
 
   int64_t size() const;
+  // Calls `visit` for up to `limit` published schedules in name order;
+  // returns how many schedules are published in all. Holds the map lock
+  // (shared) only to pick them.
+  int64_t Observe(
+      int64_t limit,
+      const std::function<void(const ScheduleObservation&)>& visit) const;
   // False while the store is failed (writes stop).
   bool writable() const;
 
@@ -196,6 +220,16 @@ class Registry {
   // Runs `retry` once the entry's pending changes are published, on the
   // executor.
   void RetryWhenClear(Entry& entry, absl::AnyInvocable<void() &&> retry);
+
+  // `done`, and once it succeeds the telemetry is told of the change.
+  template <typename T>
+  Done<T> Observed(std::string name, ScheduleChange kind, Done<T> done) const {
+    return [telemetry = options_.telemetry, name = std::move(name), kind,
+            done = std::move(done)](absl::StatusOr<T> r) mutable {
+      if (r.ok()) telemetry->Changed(name, kind);
+      std::move(done)(std::move(r));
+    };
+  }
 
   // Writes (registry_writes.cc).
   absl::Status WriteGate() const;

@@ -40,6 +40,8 @@ struct Registry::Entry {
   // The largest step served (-1: none), exact while the server runs; after
   // a restart it starts from the durable mark.
   std::atomic<int64_t> max_served;
+  // When max_served last rose (absl::ToUnixNanos), 0 if not since start.
+  std::atomic<int64_t> progressed_nanos{0};
   // The durable served mark (served_mark.h).
   ServedMark mark;
   // Pending timeline changes (fence.h).

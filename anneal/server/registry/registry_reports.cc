@@ -93,6 +93,15 @@ bool Select(const google::protobuf::RepeatedPtrField<std::string>& names,
 
 void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
                              Done<v1::MetricReport> done) {
+  done = [telemetry = options_.telemetry, name = request.name(),
+          done = std::move(done)](absl::StatusOr<v1::MetricReport> r) mutable {
+    if (r.ok()) {
+      telemetry->Reported(name, *r);
+    } else {
+      telemetry->ReportRejected(static_cast<int>(r.status().code()));
+    }
+    std::move(done)(std::move(r));
+  };
   auto found = Published(request.name());
   if (!found.ok()) return std::move(done)(found.status());
   if (auto s = ValidateReport(request); !s.ok()) return std::move(done)(s);

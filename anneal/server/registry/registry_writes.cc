@@ -194,6 +194,8 @@ void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
 
 void Registry::Create(const v1::CreateScheduleRequest& request,
                       Done<v1::Schedule> done) {
+  done = Observed(ScheduleName(request.schedule_id()), ScheduleChange::kCreate,
+                  std::move(done));
   if (auto s = ValidateScheduleId("schedule_id", request.schedule_id());
       !s.ok()) {
     return std::move(done)(s);
@@ -264,6 +266,8 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
 
 void Registry::Update(const v1::UpdateScheduleRequest& request,
                       Done<v1::Schedule> done) {
+  done = Observed(request.schedule().name(), ScheduleChange::kUpdate,
+                  std::move(done));
   const v1::Schedule& in = request.schedule();
   absl::StatusOr<UpdatedFields> fields =
       FieldsToUpdate(request.update_mask(), in);
@@ -336,6 +340,7 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
 
 void Registry::Restart(const v1::RestartScheduleRequest& request,
                        Done<v1::Schedule> done) {
+  done = Observed(request.name(), ScheduleChange::kRestart, std::move(done));
   absl::ReaderMutexLock writes(&writes_mu_);
   auto found = FindForWrite("name", request.name());
   if (!found.ok()) return std::move(done)(found.status());
@@ -373,6 +378,7 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
 
 void Registry::Delete(const v1::DeleteScheduleRequest& request,
                       Done<google::protobuf::Empty> done) {
+  done = Observed(request.name(), ScheduleChange::kDelete, std::move(done));
   absl::ReaderMutexLock writes(&writes_mu_);
   auto found = FindForWrite("name", request.name());
   if (!found.ok()) return std::move(done)(found.status());
@@ -419,9 +425,10 @@ void Registry::Advance(const v1::AdvanceRequest& request,
       v1::AdvanceResponse first;
       first.ParseFromString(*answer);
       store_->Submit(WriteBatch(),
-                     [first = std::move(first),
+                     [this, first = std::move(first),
                       done = std::move(done)](absl::Status s) mutable {
                        if (!s.ok()) return std::move(done)(StoreFailure(s));
+                       options_.telemetry->Advanced(/*deduplicated=*/true);
                        std::move(done)(std::move(first));
                      });
       return;
@@ -456,10 +463,11 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   auto next = std::make_shared<const Snapshot>(
       Snapshot{entry->head->schedule, position, entry->head->timeline});
   Commit(entry, std::move(batch), next,
-         [entry, response = std::move(response),
+         [this, entry, response = std::move(response),
           done = std::move(done)](absl::Status s) mutable {
            if (!s.ok()) return std::move(done)(s);
            entry->mark.Covered(response.position());  // loads as served
+           options_.telemetry->Advanced(/*deduplicated=*/false);
            std::move(done)(std::move(response));
          });
   // The head moves now (a later write builds on it, whatever this commit's

@@ -1,0 +1,166 @@
+// The telemetry port's HTTP server on civetweb (see http_server.h).
+#include "anneal/server/telemetry/exporter/http_server.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
+namespace anneal {
+namespace {
+
+std::string Decode(absl::string_view text) {
+  std::string out(text.size() + 1, '\0');
+  const int n = mg_url_decode(text.data(), static_cast<int>(text.size()),
+                              out.data(), static_cast<int>(out.size()),
+                              /*is_form_url_encoded=*/1);
+  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return out;
+}
+
+const char* Reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    default:
+      return "Error";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& listen, std::map<std::string, Handler> handlers,
+    int threads) {
+  static const unsigned init = mg_init_library(0);
+  (void)init;
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  server->handlers_ = std::move(handlers);
+  const std::string thread_count = std::to_string(threads);
+  const char* options[] = {"listening_ports",
+                           listen.c_str(),
+                           "num_threads",
+                           thread_count.c_str(),
+                           "enable_keep_alive",
+                           "yes",
+                           "request_timeout_ms",
+                           "10000",
+                           nullptr};
+  mg_callbacks callbacks{};
+  // Without this civetweb prints its errors to stderr unprefixed.
+  callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
+  char error[256] = {0};
+  mg_init_data init_data{};
+  init_data.callbacks = &callbacks;
+  init_data.user_data = server.get();
+  init_data.configuration_options = options;
+  mg_error_data error_data{};
+  error_data.text = error;
+  error_data.text_buffer_size = sizeof(error);
+  server->context_ = mg_start2(&init_data, &error_data);
+  if (server->context_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", listen, ": ", error[0] ? error : "unknown"));
+  }
+  mg_set_request_handler(server->context_, "/", &HttpServer::Dispatch,
+                         server.get());
+  mg_server_port ports[4];
+  const int n = mg_get_server_ports(server->context_, 4, ports);
+  server->port_ = n > 0 ? ports[0].port : 0;
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  server->host_ = host;
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (context_ == nullptr) return;
+  // civetweb's listening thread sees the stop only when its poll() returns,
+  // up to a second later; connections wake it at once.
+  std::atomic<bool> stopped{false};
+  std::thread waker([this, &stopped] {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    if (inet_pton(AF_INET, host_.c_str(), &addr.sin_addr) != 1) return;
+    while (!stopped.load()) {
+      const int fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (fd < 0) return;
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      close(fd);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  mg_stop(context_);
+  stopped = true;
+  waker.join();
+}
+
+int HttpServer::Dispatch(::mg_connection* conn, void* self) {
+  auto* server = static_cast<HttpServer*>(self);
+  const mg_request_info* info = mg_get_request_info(conn);
+  HttpResponse response;
+  HttpRequest request;
+  request.path = info->local_uri != nullptr ? info->local_uri : "/";
+  if (info->query_string != nullptr) {
+    for (absl::string_view pair :
+         absl::StrSplit(info->query_string, '&', absl::SkipEmpty())) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(pair, absl::MaxSplits('=', 1));
+      request.query[Decode(kv.first)] = Decode(kv.second);
+    }
+  }
+  const Handler* handler = nullptr;
+  size_t best = 0;
+  for (const auto& [prefix, h] : server->handlers_) {
+    const bool exact = request.path == prefix;
+    const bool under = !prefix.empty() && prefix.back() == '/' &&
+                       request.path.rfind(prefix, 0) == 0;
+    if ((exact || under) && prefix.size() >= best) {
+      handler = &h;
+      best = prefix.size();
+    }
+  }
+  if (std::string(info->request_method) != "GET" &&
+      std::string(info->request_method) != "HEAD") {
+    response = {405, "text/plain; charset=utf-8", "only GET\n"};
+  } else if (handler == nullptr) {
+    response = {404, "text/plain; charset=utf-8",
+                absl::StrCat("no page at ", request.path, "\n")};
+  } else {
+    try {
+      response = (*handler)(request);
+    } catch (const std::exception& e) {
+      response = {500, "text/plain; charset=utf-8",
+                  absl::StrCat("error: ", e.what(), "\n")};
+    }
+  }
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+            "\r\n",
+            response.status, Reason(response.status),
+            response.content_type.c_str(), response.body.size());
+  if (std::string(info->request_method) != "HEAD") {
+    mg_write(conn, response.body.data(), response.body.size());
+  }
+  return response.status;
+}
+
+}  // namespace anneal
