@@ -265,7 +265,7 @@ def telemetry_figures(a, bin_dir, on: Server, evaluate):
 
     scraper = threading.Thread(target=scrape, daemon=True)
     scraper.start()
-    ratios = []
+    ratios, cpu = [], []
     try:
         load(bin_dir, off, "--populate=1000", "--request=evaluate",
              "--names=1000", "--seconds=1", "--warmup=0")
@@ -275,15 +275,22 @@ def telemetry_figures(a, bin_dir, on: Server, evaluate):
                 wait_idle()
                 got[s] = load(bin_dir, s, *evaluate, "--in_flight=64")
             ratios.append(got[on]["qps"] / got[off]["qps"])
+            cpu.append(got[on]["server_cpu_us_per_call"] /
+                       got[off]["server_cpu_us_per_call"])
             print(f"rep {rep}: telemetry on {got[on]['qps']:.0f} off "
-                  f"{got[off]['qps']:.0f} qps", file=sys.stderr)
+                  f"{got[off]['qps']:.0f} qps, "
+                  f"{got[on]['server_cpu_us_per_call']:.1f} vs "
+                  f"{got[off]['server_cpu_us_per_call']:.1f} us CPU/call",
+                  file=sys.stderr)
     finally:
         stop.set()
         scraper.join()
         off.stop()
     size = f", {scrapes[-1] // 1024} KiB a scrape" if scrapes else ""
     return [(f"Evaluate QPS telemetry on (scraped 1/s{size}) / off",
-             spread(ratios), ">= 0.97")]
+             spread(ratios), ">= 0.97"),
+            ("Evaluate server CPU per call, telemetry on / off",
+             spread(cpu), "<= 1.03")]
 
 
 def python_bench(script, *args):

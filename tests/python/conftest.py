@@ -48,6 +48,7 @@ class ServerProcess:
     def __init__(self, workdir: pathlib.Path, extra: Optional[List[str]] = None):
         self.db = workdir / "anneal.db"
         self.port_file = workdir / "anneal.port"
+        self.metrics_port_file = workdir / "anneal.metrics_port"
         self.log_path = workdir / "anneal.log"
         self.extra = list(extra or [])
         self.port = 0
@@ -56,6 +57,11 @@ class ServerProcess:
     @property
     def address(self) -> str:
         return "127.0.0.1:%d" % self.port
+
+    @property
+    def metrics_port(self) -> int:
+        """The telemetry port (/metrics, the status page)."""
+        return int(self.metrics_port_file.read_text())
 
     @property
     def running(self) -> bool:
@@ -73,6 +79,7 @@ class ServerProcess:
                 # The default telemetry port would be shared by every
                 # server the tests start.
                 "--metrics_listen=127.0.0.1:0",
+                "--metrics_port_file=%s" % self.metrics_port_file,
                 "--shutdown_grace=2s"] + self.extra
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log)

@@ -1,7 +1,6 @@
 // Telemetry in Prometheus' data model (see prometheus_telemetry.h).
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,8 +8,8 @@
 #include "absl/time/clock.h"
 #include "anneal/model/resource_name.h"
 #include "anneal/server/common/log.h"
+#include "anneal/server/telemetry/exporter/exposition.h"
 #include "anneal/server/telemetry/exporter/process_metrics.h"
-#include "prometheus/text_serializer.h"
 
 namespace anneal {
 namespace {
@@ -344,9 +343,7 @@ std::vector<MetricFamily> PrometheusTelemetry::Collect() const {
 }
 
 std::string PrometheusTelemetry::Text() const {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, Collect());
-  return out.str();
+  return ExpositionText(Collect());
 }
 
 void PrometheusTelemetry::CollectSchedules(
