@@ -49,7 +49,7 @@ absl::StatusOr<OnSchedule> ParseOnSchedule(
   aliases.emplace("o", "output");
   auto parsed = ParseArgs(args, std::move(flags), std::move(aliases));
   if (!parsed.ok()) return parsed.status();
-  OnSchedule cmd{*std::move(parsed)};
+  OnSchedule cmd{*std::move(parsed), "", false};
   auto name = ScheduleNameArg(cmd.args);
   if (!name.ok()) return name.status();
   auto json = JsonOutputArg(cmd.args, "output");

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "anneal/cli/text_table.h"
+#include "anneal/model/spec_summary.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -40,16 +41,6 @@ std::string FormatServed(int64_t max_step_served) {
 }
 
 }  // namespace
-
-std::string SpecFamily(const v1::ScheduleSpec& spec) {
-  const google::protobuf::OneofDescriptor* curve =
-      spec.GetDescriptor()->FindOneofByName("curve");
-  const google::protobuf::FieldDescriptor* set =
-      curve == nullptr
-          ? nullptr
-          : spec.GetReflection()->GetOneofFieldDescriptor(spec, curve);
-  return set == nullptr ? "none" : set->name();
-}
 
 std::string FormatLabels(
     const google::protobuf::Map<std::string, std::string>& labels) {

@@ -13,10 +13,6 @@
 
 namespace anneal {
 
-// The curve family of a spec: the name of its `curve` field ("cosine",
-// "warm_restarts", ...), or "none" when no curve is set.
-std::string SpecFamily(const v1::ScheduleSpec& spec);
-
 // Labels as "k1=v1,k2=v2", sorted by key.
 std::string FormatLabels(
     const google::protobuf::Map<std::string, std::string>& labels);
