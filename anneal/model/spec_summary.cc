@@ -70,8 +70,8 @@ std::string Fields(const Message& m) {
       std::vector<std::string> items;
       const int n = m.GetReflection()->FieldSize(m, f);
       for (int i = 0; i < n; ++i) items.push_back(Value(m, f, i));
-      parts.push_back(absl::StrCat(f->name(), " [", absl::StrJoin(items, " "),
-                                   "]"));
+      parts.push_back(
+          absl::StrCat(f->name(), " [", absl::StrJoin(items, " "), "]"));
     } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       parts.push_back(absl::StrCat(f->name(), Value(m, f, 0)));
     } else {
@@ -96,11 +96,9 @@ std::string SpecFamily(const v1::ScheduleSpec& spec) {
 std::string SpecSummary(const v1::ScheduleSpec& spec) {
   std::vector<std::string> parts;
   const std::string family = SpecFamily(spec);
-  const FieldDescriptor* curve =
-      spec.GetDescriptor()->FindFieldByName(family);
-  parts.push_back(curve == nullptr
-                      ? family
-                      : absl::StrCat(family, Value(spec, curve, 0)));
+  const FieldDescriptor* curve = spec.GetDescriptor()->FindFieldByName(family);
+  parts.push_back(
+      curve == nullptr ? family : absl::StrCat(family, Value(spec, curve, 0)));
   if (spec.has_max_lr() && spec.has_min_lr()) {
     parts.push_back(absl::StrCat("lr ", Number(spec.max_lr()), " to ",
                                  Number(spec.min_lr())));

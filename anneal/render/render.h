@@ -5,8 +5,11 @@
 #ifndef ANNEAL_RENDER_RENDER_H_
 #define ANNEAL_RENDER_RENDER_H_
 
+#include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -44,6 +47,22 @@ void RenderAscii(const std::vector<StepResult>& steps, int width, int height,
 // scheduled) against step, with axes, ticks, restarts and snapshots marked.
 void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
                std::ostream& out);
+
+// What a plot of a served schedule adds (the status page's).
+struct SvgMarks {
+  // Steps where the timeline changed, each with a short label ("update",
+  // "restart"): labelled vertical lines.
+  std::vector<std::pair<int64_t, std::string>> changes;
+  // The highest step served: a solid vertical line.
+  std::optional<int64_t> current;
+  // A reported training metric, (step, value) in step order, on the right
+  // axis in place of momentum; points outside the steps' range are left
+  // out.
+  std::string reported_name;
+  std::vector<std::pair<int64_t, double>> reported;
+};
+void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
+               const SvgMarks& marks, std::ostream& out);
 
 }  // namespace anneal
 

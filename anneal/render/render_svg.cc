@@ -31,6 +31,9 @@ constexpr char kLrColour[] = "#1f77b4";
 constexpr char kMomentumColour[] = "#e8710a";
 constexpr char kRestartColour[] = "#d62728";
 constexpr char kSnapshotColour[] = "#2ca02c";
+constexpr char kChangeColour[] = "#9467bd";
+constexpr char kCurrentColour[] = "#222222";
+constexpr char kReportedColour[] = "#8c564b";
 
 std::string Escape(const std::string& text) {
   std::string out = absl::StrReplaceAll(text, {{"&", "&amp;"},
@@ -288,6 +291,11 @@ std::string PolylinePoints(const std::vector<StepResult>& steps, Value value,
 
 void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
                std::ostream& out) {
+  RenderSvg(steps, title, SvgMarks(), out);
+}
+
+void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
+               const SvgMarks& marks, std::ostream& out) {
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << absl::StrFormat(
              "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -327,7 +335,24 @@ void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
         steps.empty() ? "no steps" : "no finite lr values");
     return;
   }
-  const bool momentum = steps[0].has_momentum && m_lo <= m_hi;
+  // A reported metric takes the right axis; momentum is drawn otherwise.
+  std::vector<std::pair<int64_t, double>> reported;
+  double r_lo = INFINITY, r_hi = -INFINITY;
+  for (const auto& [step, value] : marks.reported) {
+    if (step < s_lo || step > s_hi || !std::isfinite(value)) continue;
+    reported.emplace_back(step, value);
+    r_lo = std::min(r_lo, value);
+    r_hi = std::max(r_hi, value);
+  }
+  const bool has_reported = !reported.empty();
+  if (has_reported) {
+    m_lo = r_lo;
+    m_hi = r_hi;
+  }
+  const bool momentum = has_reported || (steps[0].has_momentum && m_lo <= m_hi);
+  const char* right_colour = has_reported ? kReportedColour : kMomentumColour;
+  const std::string right_name =
+      has_reported ? Truncate(marks.reported_name, 24) : "momentum";
 
   const double left = 84, top = 62, bottom = kHeight - 56;
   const double right = kWidth - (momentum ? 72 : 30);
@@ -416,8 +441,38 @@ void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
     out << "</g>\n";
   }
 
-  // The curves: momentum underneath, lr on top.
-  if (momentum) {
+  // Changes to the timeline and the step the job is at.
+  for (const auto& [step, label] : marks.changes) {
+    if (step < x.lo || step > x.hi) continue;
+    const double px = map_x(step);
+    out << absl::StrFormat(
+        "<line class=\"change\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+        "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\" "
+        "stroke-dasharray=\"2 2\"/><text x=\"%.1f\" y=\"%.1f\" "
+        "font-size=\"10\" fill=\"%s\">%s</text>\n",
+        px, top, px, bottom, kChangeColour, px + 3, top + 11, kChangeColour,
+        Escape(Truncate(label, 20)));
+  }
+  if (marks.current && *marks.current >= x.lo && *marks.current <= x.hi) {
+    const double px = map_x(*marks.current);
+    out << absl::StrFormat(
+        "<line class=\"current\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+        "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1\"/>\n",
+        px, top, px, bottom, kCurrentColour);
+  }
+
+  // The curves: momentum (or the reported metric) underneath, lr on top.
+  if (has_reported) {
+    std::string points;
+    for (const auto& [step, value] : reported) {
+      absl::StrAppendFormat(&points, "%s%.1f,%.1f", points.empty() ? "" : " ",
+                            map_x(step), map_m(value));
+    }
+    out << absl::StrFormat(
+        "<polyline class=\"reported\" fill=\"none\" stroke=\"%s\" "
+        "stroke-width=\"1.5\" points=\"%s\"/>\n",
+        kReportedColour, points);
+  } else if (momentum) {
     out << absl::StrFormat(
         "<polyline class=\"momentum\" fill=\"none\" stroke=\"%s\" "
         "stroke-width=\"1.5\" stroke-dasharray=\"6 4\" points=\"%s\"/>\n",
@@ -492,8 +547,8 @@ void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
       out << absl::StrFormat(
           "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
           "stroke=\"%s\"/><text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">%s</text>\n",
-          right, py, right + 5, py, kMomentumColour, right + 8, py + 4,
-          kMomentumColour, labels[i]);
+          right, py, right + 5, py, right_colour, right + 8, py + 4,
+          right_colour, labels[i]);
     }
   }
   out << "</g>\n";
@@ -510,8 +565,8 @@ void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
   if (momentum) {
     out << absl::StrFormat(
         "<text transform=\"translate(%d %.1f) rotate(90)\" "
-        "fill=\"%s\">momentum</text>\n",
-        kWidth - 16, mid_y, kMomentumColour);
+        "fill=\"%s\">%s</text>\n",
+        kWidth - 16, mid_y, right_colour, Escape(right_name));
   }
   out << "</g>\n";
 
@@ -530,10 +585,16 @@ void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
         lx, lx + 22, colour, extra);
   };
   entry(sample_line(kLrColour, "stroke-width=\"2\""), "learning rate");
-  if (momentum) {
+  if (has_reported) {
+    entry(sample_line(kReportedColour, "stroke-width=\"1.5\""),
+          Escape(right_name));
+  } else if (momentum) {
     entry(sample_line(kMomentumColour,
                       "stroke-width=\"1.5\" stroke-dasharray=\"6 4\""),
           "momentum");
+  }
+  if (!marks.changes.empty()) {
+    entry(sample_line(kChangeColour, "stroke-dasharray=\"2 2\""), "change");
   }
   if (!restart_x.empty()) {
     entry(sample_line(kRestartColour, "stroke-dasharray=\"4 3\""), "restart");

@@ -384,5 +384,28 @@ TEST(RenderTest, NonFiniteAndExtremeValuesDoNotCrash) {
   EXPECT_THAT(Ascii(steps, 10, 5).text, HasSubstr("no finite lr values"));
 }
 
+TEST(RenderSvgTest, MarksChangesTheCurrentStepAndAReportedMetric) {
+  SvgMarks marks;
+  marks.changes = {{20, "update"}, {45, "<b>restart</b>"}, {500, "outside"}};
+  marks.current = 33;
+  marks.reported_name = "val<loss>";
+  marks.reported = {{5, 2.0}, {25, 1.5}, {40, 1.25}, {900, 9.0}};
+  std::ostringstream out;
+  RenderSvg(Evaluate(Sgdr(), 0, 50), "run", marks, out);
+  const std::string svg = out.str();
+  ExpectWellFormed(svg);
+  EXPECT_EQ(Count(svg, "class=\"change\""), 2);  // 500 is off the plot
+  EXPECT_THAT(svg, HasSubstr("&lt;b&gt;restart&lt;/b&gt;"));
+  EXPECT_THAT(svg, Not(HasSubstr("<b>")));
+  EXPECT_EQ(Count(svg, "class=\"current\""), 1);
+  EXPECT_EQ(Count(svg, "class=\"reported\""), 1);
+  EXPECT_EQ(Count(svg, "class=\"momentum\""), 0);  // the axis is taken
+  EXPECT_THAT(svg, HasSubstr("val&lt;loss&gt;"));
+  // Three points inside the steps' range, none outside.
+  const size_t at = svg.find("class=\"reported\"");
+  const std::string line = svg.substr(at, svg.find('\n', at) - at);
+  EXPECT_EQ(Count(line, ","), 3);
+}
+
 }  // namespace
 }  // namespace anneal
