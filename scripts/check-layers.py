@@ -28,7 +28,7 @@ BELOW = {
                                "anneal/model", "anneal/engine", "proto",
                                "service"},
     "anneal/server/telemetry/exporter": {
-        "anneal/server/registry", "anneal/server/telemetry",
+        "anneal/server/registry", "anneal/server/telemetry", "anneal/render",
         "anneal/server/store", "anneal/server/common", "anneal/model",
         "anneal/engine", "proto", "service"},
     "anneal/server": {"anneal/server/telemetry/exporter",

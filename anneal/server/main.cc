@@ -30,6 +30,7 @@
 #include "anneal/server/store_url.h"
 #include "anneal/server/telemetry/exporter/http_server.h"
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
+#include "anneal/server/telemetry/exporter/status_page.h"
 #include "anneal/server/telemetry/telemetry_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
@@ -133,15 +134,25 @@ int main(int argc, char** argv) {
     return 1;
   }
   telemetry.Observe(registry.get(), &timed_store);
+  std::unique_ptr<anneal::StatusPage> status_page;
   std::unique_ptr<anneal::HttpServer> telemetry_port;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
       !listen.empty()) {
+    status_page = std::make_unique<anneal::StatusPage>(
+        registry.get(), &timed_store,
+        anneal::StatusPageOptions{ANNEAL_VERSION, db});
+    anneal::StatusPage* page = status_page.get();
     auto started = anneal::HttpServer::Start(
-        listen, {{"/metrics", [&telemetry](const anneal::HttpRequest&) {
-                    return anneal::HttpResponse{
-                        200, "text/plain; version=0.0.4; charset=utf-8",
-                        telemetry.Text()};
-                  }}});
+        listen,
+        {{"/metrics",
+          [&telemetry](const anneal::HttpRequest&) {
+            return anneal::HttpResponse{
+                200, "text/plain; version=0.0.4; charset=utf-8",
+                telemetry.Text()};
+          }},
+         {"/", [page](const anneal::HttpRequest& r) { return page->Index(r); }},
+         {"/schedules/",
+          [page](const anneal::HttpRequest& r) { return page->Schedule(r); }}});
     if (!started.ok()) {
       anneal::Log("--metrics_listen: ", started.status().message(),
                   " (another address, or empty to serve no telemetry)");

@@ -245,6 +245,14 @@ absl::StatusOr<v1::Schedule> Registry::Get(
   return Present(*entry, *snapshot);
 }
 
+absl::StatusOr<std::pair<v1::Schedule, std::shared_ptr<const Timeline>>>
+Registry::Inspect(const std::string& name) const {
+  auto found = Published(name);
+  if (!found.ok()) return found.status();
+  auto [entry, snapshot] = *std::move(found);
+  return std::make_pair(Present(*entry, *snapshot), snapshot->timeline);
+}
+
 absl::StatusOr<v1::ListSchedulesResponse> Registry::List(
     const v1::ListSchedulesRequest& request, int64_t max_page_bytes) const {
   if (request.page_size() < 0) {

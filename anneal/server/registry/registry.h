@@ -130,6 +130,10 @@ class Registry {
   // EvaluateRange answer at once, unless they must wait for a pending
   // change or raise the durable served mark (then from another thread).
   absl::StatusOr<v1::Schedule> Get(const v1::GetScheduleRequest& request) const;
+  // As Get, with the compiled timeline of the same snapshot (immutable), to
+  // evaluate steps without serving them (the status page's plots).
+  absl::StatusOr<std::pair<v1::Schedule, std::shared_ptr<const Timeline>>>
+  Inspect(const std::string& name) const;
   // A page holds at most page_size schedules and at most `max_page_bytes`
   // serialized (at least one schedule).
   absl::StatusOr<v1::ListSchedulesResponse> List(

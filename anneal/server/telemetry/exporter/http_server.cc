@@ -130,7 +130,7 @@ int HttpServer::Dispatch(::mg_connection* conn, void* self) {
   size_t best = 0;
   for (const auto& [prefix, h] : server->handlers_) {
     const bool exact = request.path == prefix;
-    const bool under = !prefix.empty() && prefix.back() == '/' &&
+    const bool under = prefix.size() > 1 && prefix.back() == '/' &&
                        request.path.rfind(prefix, 0) == 0;
     if ((exact || under) && prefix.size() >= best) {
       handler = &h;
@@ -151,12 +151,16 @@ int HttpServer::Dispatch(::mg_connection* conn, void* self) {
                   absl::StrCat("error: ", e.what(), "\n")};
     }
   }
+  std::string extra;
+  for (const auto& [name, value] : response.headers) {
+    absl::StrAppend(&extra, name, ": ", value, "\r\n");
+  }
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-            "\r\n",
+            "%s\r\n",
             response.status, Reason(response.status),
-            response.content_type.c_str(), response.body.size());
+            response.content_type.c_str(), response.body.size(), extra.c_str());
   if (std::string(info->request_method) != "HEAD") {
     mg_write(conn, response.body.data(), response.body.size());
   }

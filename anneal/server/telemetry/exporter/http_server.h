@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -25,14 +27,16 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // More headers, e.g. a Content-Security-Policy.
+  std::vector<std::pair<std::string, std::string>> headers = {};
 };
 
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
-  // Serves `handlers` (by path prefix; the longest that matches wins, and a
-  // prefix ending in "/" also matches longer paths) on `listen`
+  // Serves `handlers` (by path: "/a" only itself, "/a/" also every path
+  // under it, the longest match winning; "/" only itself) on `listen`
   // ("127.0.0.1:9464"; port 0 picks a free one), with `threads` workers.
   // The error if it cannot listen there.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(

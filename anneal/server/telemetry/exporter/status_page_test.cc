@@ -1,0 +1,89 @@
+// StatusPage over a real registry and the memory store: rows and links,
+// pagination, a bad filter (400, escaped), an unknown schedule (404), the
+// bounded plot of a schedule served far out (sampled, not evaluated step by
+// step), and the Content-Security-Policy.
+#include "anneal/server/telemetry/exporter/status_page.h"
+
+#include <memory>
+#include <string>
+
+#include "anneal/engine/testing/spec_from_text.h"
+#include "anneal/server/registry/registry_test_util.h"
+#include "anneal/server/store/memory/memory_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace anneal {
+namespace {
+
+using testing::HasSubstr;
+using testing::Not;
+
+class StatusPageTest : public testing::Test {
+ protected:
+  StatusPageTest()
+      : store_(NewMemoryStore()),
+        registry_(store_.get()),
+        page_(&*registry_, store_.get(), {"0.1.0", "memory:"}) {
+    EXPECT_TRUE(registry_->Load().ok());
+  }
+
+  void Create(const std::string& id) {
+    v1::CreateScheduleRequest r;
+    r.set_schedule_id(id);
+    *r.mutable_schedule()->mutable_spec() =
+        SpecFromText("{max_lr: 0.1, warm_restarts: {period: 100}}");
+    (*r.mutable_schedule()->mutable_labels())["team"] = "<i>x</i>";
+    ASSERT_TRUE((Wait<v1::Schedule>(*registry_, &Registry::Create, r)).ok());
+  }
+
+  std::unique_ptr<Store> store_;
+  TestRegistry registry_;
+  StatusPage page_;
+};
+
+TEST_F(StatusPageTest, ListsSchedulesWithLinksAndPages) {
+  for (const char* id : {"a", "b", "c"}) Create(id);
+  HttpResponse r = page_.Index({"/", {{"page_size", "2"}}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_THAT(r.body, HasSubstr("<a href=\"/schedules/a\">a</a>"));
+  EXPECT_THAT(r.body, HasSubstr("<a href=\"/schedules/b\">b</a>"));
+  EXPECT_THAT(r.body, Not(HasSubstr("/schedules/c\"")));
+  EXPECT_THAT(r.body, HasSubstr("next page"));
+  EXPECT_THAT(r.body, HasSubstr("team=&lt;i&gt;x&lt;/i&gt;"));
+  EXPECT_THAT(r.body, Not(HasSubstr("<i>")));
+  EXPECT_THAT(r.body, HasSubstr("3 schedules"));
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0].first, "Content-Security-Policy");
+  EXPECT_THAT(r.headers[0].second, HasSubstr("default-src 'none'"));
+}
+
+TEST_F(StatusPageTest, ABadFilterIsA400ThatSaysWhy) {
+  HttpResponse r = page_.Index({"/", {{"filter", "<oops>"}}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("filter"));
+  EXPECT_THAT(r.body, Not(HasSubstr("<oops>")));
+  EXPECT_THAT(r.body, HasSubstr("&lt;oops&gt;"));
+}
+
+TEST_F(StatusPageTest, AnUnknownScheduleIsA404) {
+  EXPECT_EQ(page_.Schedule({"/schedules/none", {}}).status, 404);
+}
+
+TEST_F(StatusPageTest, APlotFarOutIsSampledNotEvaluatedStepByStep) {
+  Create("far");
+  v1::EvaluateRequest e;
+  e.set_name("schedules/far");
+  e.set_step(int64_t{1} << 40);
+  ASSERT_TRUE(EvaluateNow(*registry_, e).ok());
+  HttpResponse r = page_.Schedule({"/schedules/far", {}});
+  EXPECT_EQ(r.status, 200);
+  // StatusPageOptions::max_plot_steps points over 0 .. 1.25 * 2^40.
+  EXPECT_THAT(r.body, HasSubstr("20000 steps"));
+  EXPECT_THAT(r.body, HasSubstr("max step served 1099511627776"));
+  EXPECT_THAT(r.body, HasSubstr("<h2>Timeline</h2>"));
+}
+
+}  // namespace
+}  // namespace anneal
