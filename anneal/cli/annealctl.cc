@@ -76,6 +76,10 @@ constexpr Command kCommands[] = {
     {"reports", anneal::ReportsCommand, false,
      "NAME [--start S] [--end E] [--metric M]... [-o text|csv|json]",
      "the metrics reported for steps in [S, E), optionally only M"},
+    {"watch", anneal::WatchCommand, false,
+     "[NAME...] [--filter F] [--reports on|off] [-o text|json]",
+     "print schedules' changes live (created, updated, restarted, deleted,\n"
+     "new cycles, reports): first their current state, then SYNCED"},
     {"health", anneal::HealthCommand, false, "[--service NAME]",
      "SERVING or NOT_SERVING (draining, or writes stopped); exit 0 only\n"
      "when SERVING"},

@@ -74,6 +74,10 @@ absl::Status ReportCommand(const std::vector<std::string>& args,
 absl::Status ReportsCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 
+// annealctl watch
+absl::Status WatchCommand(const std::vector<std::string>& args,
+                          std::ostream& out);
+
 }  // namespace anneal
 
 #endif  // ANNEAL_CLI_COMMANDS_H_

@@ -69,6 +69,11 @@ ABSL_FLAG(int64_t, metrics_max_schedules, 1000,
 ABSL_FLAG(int64_t, metrics_max_reported_names, 32,
           "most reported training-metric names per schedule on /metrics");
 
+// WatchSchedules.
+ABSL_FLAG(int64_t, max_watchers, 256, "WatchSchedules streams at once");
+ABSL_FLAG(int64_t, watch_queue_events, 1024,
+          "live events a watcher may fall behind before its stream is ended");
+
 // What the server holds.
 ABSL_FLAG(int64_t, max_schedules, 10000, "most schedules the server holds");
 ABSL_FLAG(int64_t, max_range_count, 1000000,
@@ -162,6 +167,8 @@ std::vector<std::string> CheckFlags() {
   at_least("max_schedules", absl::GetFlag(FLAGS_max_schedules), 1);
   at_least("sqlite_cache_mib", absl::GetFlag(FLAGS_sqlite_cache_mib), 1);
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);
+  at_least("max_watchers", absl::GetFlag(FLAGS_max_watchers), 0);
+  at_least("watch_queue_events", absl::GetFlag(FLAGS_watch_queue_events), 16);
   at_least("metrics_max_schedules", absl::GetFlag(FLAGS_metrics_max_schedules),
            0);
   at_least("metrics_max_reported_names",
@@ -240,6 +247,8 @@ RegistryOptions RegistryOptionsFromFlags() {
   o.compile.max_table_bytes = absl::GetFlag(FLAGS_max_spec_table_bytes);
   o.max_table_bytes = absl::GetFlag(FLAGS_max_table_bytes);
   o.store_retry_interval = absl::GetFlag(FLAGS_store_retry_interval);
+  o.max_watchers = absl::GetFlag(FLAGS_max_watchers);
+  o.watch_queue_events = absl::GetFlag(FLAGS_watch_queue_events);
   return o;
 }
 

@@ -218,6 +218,8 @@ int main(int argc, char** argv) {
                 absl::FormatDuration(grace));
     health.Shutdown();
     service.calls().StartDraining();
+    registry->EndWatches(absl::UnavailableError(
+        "server: shutting down; reconnect with since_revisions"));
     if (!service.calls().WaitIdle(grace)) {
       // Answered UNAVAILABLE (retryable), not cancelled by the shutdown.
       const int cut = service.calls().FinishAll(absl::UnavailableError(

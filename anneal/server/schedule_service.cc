@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "anneal/engine/field_error.h"
+#include "anneal/model/resource_name.h"
 #include "anneal/server/common/log.h"
 #include "anneal/server/decode.h"
 #include "anneal/server/grpc_status.h"
@@ -76,10 +77,10 @@ ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
       options_(options),
       range_steps_left_(options_.max_inflight_range_steps) {
   static constexpr const char* kNames[kMethods] = {
-      "CreateSchedule",  "GetSchedule",    "ListSchedules",
-      "UpdateSchedule",  "DeleteSchedule", "Evaluate",
-      "EvaluateRange",   "Simulate",       "Advance",
-      "RestartSchedule", "ReportMetrics",  "ListMetricReports"};
+      "CreateSchedule", "GetSchedule",     "ListSchedules", "UpdateSchedule",
+      "DeleteSchedule", "Evaluate",        "EvaluateRange", "Simulate",
+      "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
+      "WatchSchedules"};
   for (int i = 0; i < kMethods; ++i) {
     rpc_[i] = options_.telemetry->Rpc("anneal.v1.ScheduleService", kNames[i]);
   }
@@ -123,6 +124,35 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
     call->Finish(OutOfMemory());
   }
   return call;
+}
+
+absl::Status ScheduleServiceImpl::CheckWatch(
+    const v1::WatchSchedulesRequest& request) const {
+  const RequestLimits& limits = options_.limits;
+  if (request.filter().size() > static_cast<size_t>(limits.max_filter_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "filter: must be at most ", limits.max_filter_bytes,
+        " bytes (max_filter_bytes), got ", request.filter().size()));
+  }
+  if (request.names_size() > 0 && !request.filter().empty()) {
+    return absl::InvalidArgumentError(
+        "filter: must be empty when names are given (watch names or a "
+        "filter, not both)");
+  }
+  for (int i = 0; i < request.names_size(); ++i) {
+    if (absl::Status s = ValidateScheduleName(absl::StrCat("names[", i, "]"),
+                                              request.names(i));
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (const auto& [name, revision] : request.since_revisions()) {
+    if (absl::Status s = ValidateScheduleName("since_revisions", name);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ScheduleServiceImpl::ReserveRange(UnaryCall* call, int64_t count) {
@@ -310,6 +340,12 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ListMetricReports(
         ReplyWith<v1::ListMetricReportsResponse>(std::move(call))(
             registry_->ListMetricReports(r));
       });
+}
+
+grpc::ServerWriteReactor<v1::WatchEvent>* ScheduleServiceImpl::WatchSchedules(
+    Context* context, const v1::WatchSchedulesRequest* request) {
+  RpcTelemetry* rpc = rpc_[static_cast<int>(Method::kWatchSchedules)];
+  return WatchCall::Start(registry_, *request, CheckWatch(*request), rpc);
 }
 
 }  // namespace anneal

@@ -25,6 +25,7 @@
 #include "anneal/server/request_limits.h"
 #include "anneal/server/telemetry/telemetry.h"
 #include "anneal/server/unary_call.h"
+#include "anneal/server/watch_call.h"
 #include "anneal/v1/service.grpc.pb.h"
 
 namespace anneal {
@@ -48,23 +49,23 @@ struct ServiceOptions {
 };
 
 // Every method of the service, each taking and returning bytes.
-using RawScheduleService = v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
-    v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
-        v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
-            v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
-                v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
-                    v1::ScheduleService::WithRawCallbackMethod_Evaluate<
-                        v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
-                            v1::ScheduleService::WithRawCallbackMethod_Simulate<
-                                v1::ScheduleService::WithRawCallbackMethod_Advance<
-                                    v1::ScheduleService::
-                                        WithRawCallbackMethod_RestartSchedule<
+using RawScheduleService = v1::ScheduleService::WithCallbackMethod_WatchSchedules<
+    v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
+        v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
+            v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
+                v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
+                    v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
+                        v1::ScheduleService::WithRawCallbackMethod_Evaluate<
+                            v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
+                                v1::ScheduleService::WithRawCallbackMethod_Simulate<
+                                    v1::ScheduleService::WithRawCallbackMethod_Advance<
+                                        v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
                                             v1::ScheduleService::
                                                 WithRawCallbackMethod_ReportMetrics<
                                                     v1::ScheduleService::
                                                         WithRawCallbackMethod_ListMetricReports<
                                                             v1::ScheduleService::
-                                                                Service>>>>>>>>>>>>;
+                                                                Service>>>>>>>>>>>>>;
 
 class ScheduleServiceImpl final : public RawScheduleService {
  public:
@@ -108,6 +109,9 @@ class ScheduleServiceImpl final : public RawScheduleService {
   grpc::ServerUnaryReactor* ListMetricReports(Context* context,
                                               const Bytes* request,
                                               Bytes* response) override;
+  // A server stream (watch_call.h), so not through Handle.
+  grpc::ServerWriteReactor<v1::WatchEvent>* WatchSchedules(
+      Context* context, const v1::WatchSchedulesRequest* request) override;
 
  private:
   enum class Lane { kInline, kPool };
@@ -124,9 +128,10 @@ class ScheduleServiceImpl final : public RawScheduleService {
     kAdvance,
     kRestartSchedule,
     kReportMetrics,
-    kListMetricReports
+    kListMetricReports,
+    kWatchSchedules
   };
-  static constexpr int kMethods = 12;
+  static constexpr int kMethods = 13;
   template <Lane lane>
   struct Fixed {
     template <typename Request>
@@ -147,6 +152,8 @@ class ScheduleServiceImpl final : public RawScheduleService {
   // Takes `count` steps of the range budget for the call; the error if the
   // budget is spent (RESOURCE_EXHAUSTED, retry later).
   absl::Status ReserveRange(UnaryCall* call, int64_t count);
+  // The edge limits of a WatchSchedules request.
+  absl::Status CheckWatch(const v1::WatchSchedulesRequest& request) const;
 
   Registry* const registry_;
   WorkPool* const pool_;

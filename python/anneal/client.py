@@ -252,6 +252,22 @@ class Client:
 
     # -- metrics ----------------------------------------------------------
 
+    def watch(self, schedules: Sequence[str] = (), *, filter: str = "",
+              since_revisions: Optional[Mapping[str, int]] = None,
+              include_reports: bool = False) -> Watch:
+        """Streams what happens to `schedules` (or to every schedule
+        `filter` matches): CURRENT for each (unless since_revisions says you
+        have its revision), SYNCED, then CREATED, UPDATED, RESTARTED,
+        DELETED, CYCLE (and REPORTED with include_reports) as they become
+        durable. No deadline: it runs until cancelled or the server ends it
+        (docs/api.md, Watch)."""
+        since = {schedule_name(k): int(v)
+                 for k, v in (since_revisions or {}).items()}
+        request = service_pb2.WatchSchedulesRequest(
+            names=[schedule_name(s) for s in schedules], filter=filter,
+            since_revisions=since, include_reports=include_reports)
+        return Watch(self._stub.WatchSchedules(request), since)
+
     def report(self, schedule: str, step: int, metrics: Mapping[str, Any], *,
                timeout: Optional[float] = None) -> MetricReport:
         """Records `metrics` (name -> number) at `step`; durable once it
@@ -303,6 +319,43 @@ class Client:
             token = response.next_page_token
             if not token:
                 return
+
+
+class Watch:
+    """A WatchSchedules stream (Client.watch): iterate it for
+    anneal.v1.WatchEvent messages. `revisions` holds the last revision seen
+    per schedule, so that a new watch resumes exactly where this one ended:
+
+        w = client.watch(filter='labels.team = "vision"')
+        for event in w: ...
+        # after a break (UnavailableError, ResourceExhaustedError):
+        w = client.watch(filter=..., since_revisions=w.revisions)
+
+    cancel() ends it from another thread."""
+
+    def __init__(self, call: Any, since: Mapping[str, int]) -> None:
+        self._call = call
+        self.revisions: dict = dict(since)
+
+    def __iter__(self) -> "Watch":
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            event = next(self._call)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.CANCELLED:
+                raise StopIteration from None
+            raise from_rpc_error(e, "WatchSchedules") from None
+        kind = service_pb2.WatchEvent.Kind.Name(event.kind)
+        if kind == "DELETED":
+            self.revisions.pop(event.name, None)
+        elif event.revision and kind not in ("CYCLE", "REPORTED"):
+            self.revisions[event.name] = event.revision
+        return event
+
+    def cancel(self) -> None:
+        self._call.cancel()
 
 
 class ReportFuture:

@@ -34,7 +34,9 @@ StepQuery QueryOf(const v1::EvaluateRequest& r) {
 }  // namespace
 
 Registry::Registry(Store* store, RegistryOptions options)
-    : store_(store), options_(std::move(options)) {
+    : store_(store),
+      options_(std::move(options)),
+      watch_hub_({options_.max_watchers, options_.watch_queue_events}) {
   recovery_ = std::thread([this] { RecoveryLoop(); });
 }
 
@@ -174,7 +176,7 @@ v1::Schedule Registry::Present(const Entry& entry,
   return out;
 }
 
-void Registry::RaiseServed(Entry& entry, int64_t step) {
+std::optional<int64_t> Registry::RaiseServed(Entry& entry, int64_t step) {
   // Sequentially consistent: the protocol in registry.h relies on it.
   int64_t seen = entry.max_served.load();
   while (step > seen) {
@@ -183,13 +185,17 @@ void Registry::RaiseServed(Entry& entry, int64_t step) {
       // has not progressed.
       entry.progressed_nanos.store(absl::GetCurrentTimeNanos(),
                                    std::memory_order_relaxed);
-      return;
+      return seen;
     }
   }
+  return std::nullopt;
 }
 
 bool Registry::Serve(Entry& entry, const Snapshot* snapshot, int64_t last) {
-  RaiseServed(entry, last);
+  if (std::optional<int64_t> before = RaiseServed(entry, last);
+      before && watch_hub_.watched()) {
+    PublishCycle(entry, *snapshot, *before, last);
+  }
   if (last >= entry.fence.from()) return false;  // a change is pending there
   // A change may have been published, and its fence dropped, while this
   // read evaluated the old snapshot.
@@ -445,6 +451,92 @@ absl::Status Registry::Close() {
   }
   if (!batch.empty()) store_->Submit(std::move(batch), [](absl::Status) {});
   return store_->Flush();
+}
+
+absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> Registry::Watch(
+    const v1::WatchSchedulesRequest& request, std::function<void()> wake) {
+  auto filter = LabelFilter::Parse(request.filter());
+  if (!filter.ok()) return filter.status();
+  auto watcher = watch_hub_.Add(
+      request,
+      [this](const std::string& name) -> std::optional<v1::WatchEvent> {
+        auto found = Published(name);
+        if (!found.ok()) return std::nullopt;
+        v1::WatchEvent event;
+        event.set_kind(v1::WatchEvent::CURRENT);
+        event.set_name(name);
+        *event.mutable_schedule() = Present(*found->first, *found->second);
+        event.set_revision(event.schedule().revision());
+        return event;
+      },
+      std::move(wake));
+  if (!watcher.ok()) return watcher.status();
+  // Listed after the watcher is added: a schedule created in between is in
+  // both, and the watcher sends it once.
+  std::vector<std::string> existing;
+  {
+    absl::ReaderMutexLock lock(&map_mu_);
+    for (const auto& [name, entry] : entries_) {
+      std::shared_ptr<const Snapshot> snapshot =
+          std::atomic_load(&entry->published);
+      if (snapshot && WatchHub::Matches(request, entry->name, *filter,
+                                        snapshot->schedule->labels())) {
+        existing.push_back(entry->name);
+      }
+    }
+  }
+  (*watcher)->Start(std::move(existing));
+  return watcher;
+}
+
+void Registry::StopWatching(const std::shared_ptr<WatchHub::Watcher>& watcher) {
+  watch_hub_.Remove(watcher);
+}
+
+void Registry::EndWatches(const absl::Status& status) {
+  watch_hub_.EndAll(status);
+}
+
+void Registry::PublishChange(const std::string& name, ScheduleChange kind,
+                             const v1::Schedule* schedule) {
+  if (!watch_hub_.watched()) return;
+  v1::WatchEvent event;
+  switch (kind) {
+    case ScheduleChange::kCreate:
+      event.set_kind(v1::WatchEvent::CREATED);
+      break;
+    case ScheduleChange::kUpdate:
+      event.set_kind(v1::WatchEvent::UPDATED);
+      break;
+    case ScheduleChange::kRestart:
+      event.set_kind(v1::WatchEvent::RESTARTED);
+      break;
+    case ScheduleChange::kDelete:
+      event.set_kind(v1::WatchEvent::DELETED);
+      break;
+  }
+  event.set_name(name);
+  if (schedule != nullptr) {
+    *event.mutable_schedule() = *schedule;
+    event.set_revision(schedule->revision());
+  }
+  watch_hub_.Publish(event, schedule ? &schedule->labels() : nullptr);
+}
+
+void Registry::PublishCycle(const Entry& entry, const Snapshot& snapshot,
+                            int64_t before, int64_t last) {
+  const StepResult now = snapshot.timeline->At(last);
+  // Before anything was served the job was at step 0's cycle.
+  if (snapshot.timeline->At(std::max<int64_t>(before, 0)).cycle == now.cycle) {
+    return;
+  }
+  v1::WatchEvent event;
+  event.set_kind(v1::WatchEvent::CYCLE);
+  event.set_name(entry.name);
+  event.set_revision(snapshot.schedule->revision());
+  event.set_cycle(now.cycle);
+  event.set_cycle_start_step(now.step - now.step_in_cycle);
+  watch_hub_.Publish(event, &snapshot.schedule->labels());
 }
 
 }  // namespace anneal

@@ -58,6 +58,7 @@
 #include "anneal/server/common/work_pool.h"
 #include "anneal/server/registry/fence.h"
 #include "anneal/server/registry/label_index.h"
+#include "anneal/server/registry/watch_hub.h"
 #include "anneal/server/store/store.h"
 #include "anneal/server/telemetry/telemetry.h"
 #include "anneal/v1/service.pb.h"
@@ -94,6 +95,10 @@ struct RegistryOptions {
   // Told of reads, writes and training reports (telemetry.h). Must outlive
   // the registry; never null.
   Telemetry* telemetry = NoTelemetry();
+  // WatchSchedules streams at once, and the live events one may fall behind
+  // before it is ended (watch_hub.h).
+  int64_t max_watchers = 256;
+  int64_t watch_queue_events = 1024;
 };
 
 // One schedule as an exporter sees it at a scrape (Registry::Observe).
@@ -171,6 +176,14 @@ class Registry {
   absl::Status Close();
 
   int64_t size() const;
+  // WatchSchedules (watch_hub.h): a watcher of the schedules `request`
+  // names or filters, whose `wake` runs whenever it has events.
+  absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> Watch(
+      const v1::WatchSchedulesRequest& request, std::function<void()> wake);
+  void StopWatching(const std::shared_ptr<WatchHub::Watcher>& watcher);
+  // Ends every watch with `status` (shutdown).
+  void EndWatches(const absl::Status& status);
+
   // Calls `visit` for up to `limit` published schedules in name order;
   // returns how many schedules are published in all. Holds the map lock
   // (shared) only to pick them.
@@ -225,15 +238,31 @@ class Registry {
   // executor.
   void RetryWhenClear(Entry& entry, absl::AnyInvocable<void() &&> retry);
 
-  // `done`, and once it succeeds the telemetry is told of the change.
+  // `done`, and once it succeeds the telemetry and the watchers are told
+  // of the change.
   template <typename T>
-  Done<T> Observed(std::string name, ScheduleChange kind, Done<T> done) const {
-    return [telemetry = options_.telemetry, name = std::move(name), kind,
+  Done<T> Observed(std::string name, ScheduleChange kind, Done<T> done) {
+    return [this, name = std::move(name), kind,
             done = std::move(done)](absl::StatusOr<T> r) mutable {
-      if (r.ok()) telemetry->Changed(name, kind);
+      if (r.ok()) {
+        options_.telemetry->Changed(name, kind);
+        if constexpr (std::is_same_v<T, v1::Schedule>) {
+          PublishChange(name, kind, &*r);
+        } else {
+          PublishChange(name, kind, nullptr);
+        }
+      }
       std::move(done)(std::move(r));
     };
   }
+  // A change event for the watchers; `schedule` is the new state (null for
+  // a delete).
+  void PublishChange(const std::string& name, ScheduleChange kind,
+                     const v1::Schedule* schedule);
+  // A CYCLE event if a read raising the highest served step from `before`
+  // to `last` crossed into a new cycle.
+  void PublishCycle(const Entry& entry, const Snapshot& snapshot,
+                    int64_t before, int64_t last);
 
   // Writes (registry_writes.cc).
   absl::Status WriteGate() const;
@@ -271,7 +300,9 @@ class Registry {
   void AcceptHead(const EntryPtr& entry, v1::Schedule head,
                   std::shared_ptr<const Timeline> timeline,
                   Done<v1::Schedule> done, Fence::Lease lease);
-  void RaiseServed(Entry& entry, int64_t step);
+  // Returns the highest served step before, or nullopt if it was at or
+  // above `step` already.
+  std::optional<int64_t> RaiseServed(Entry& entry, int64_t step);
 
   // Store failure and recovery (registry_recovery.cc).
   // Makes `s` the store error (writes stop) unless one is recorded already.
@@ -310,6 +341,7 @@ class Registry {
   std::atomic<int64_t> table_bytes_{0};
   // Schedules of equal specs share one compiled form.
   SpecCache spec_cache_;
+  WatchHub watch_hub_;
 
   // Writers hold it shared while they check the gate and submit; recovery
   // holds it exclusively, so no write is between the two while it reloads.

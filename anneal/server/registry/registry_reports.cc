@@ -93,12 +93,22 @@ bool Select(const google::protobuf::RepeatedPtrField<std::string>& names,
 
 void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
                              Done<v1::MetricReport> done) {
-  done = [telemetry = options_.telemetry, name = request.name(),
+  done = [this, name = request.name(),
           done = std::move(done)](absl::StatusOr<v1::MetricReport> r) mutable {
     if (r.ok()) {
-      telemetry->Reported(name, *r);
+      options_.telemetry->Reported(name, *r);
+      if (watch_hub_.watched()) {
+        if (auto found = Published(name); found.ok()) {
+          v1::WatchEvent event;
+          event.set_kind(v1::WatchEvent::REPORTED);
+          event.set_name(name);
+          event.set_revision(r->revision());
+          *event.mutable_report() = *r;
+          watch_hub_.Publish(event, &found->second->schedule->labels());
+        }
+      }
     } else {
-      telemetry->ReportRejected(static_cast<int>(r.status().code()));
+      options_.telemetry->ReportRejected(static_cast<int>(r.status().code()));
     }
     std::move(done)(std::move(r));
   };

@@ -449,7 +449,10 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   response.set_position(position);
   ToProto(entry->head->timeline->At(position), response.mutable_result());
   response.set_revision(entry->head->schedule->revision());
-  RaiseServed(*entry, position);
+  if (std::optional<int64_t> before = RaiseServed(*entry, position);
+      before && watch_hub_.watched()) {
+    PublishCycle(*entry, *entry->head, *before, position);
+  }
 
   AdvanceRecord record;
   record.request_id = request.request_id();

@@ -76,6 +76,11 @@ class ScheduleServiceStub(object):
                 request_serializer=anneal_dot_v1_dot_service__pb2.ListMetricReportsRequest.SerializeToString,
                 response_deserializer=anneal_dot_v1_dot_service__pb2.ListMetricReportsResponse.FromString,
                 )
+        self.WatchSchedules = channel.unary_stream(
+                '/anneal.v1.ScheduleService/WatchSchedules',
+                request_serializer=anneal_dot_v1_dot_service__pb2.WatchSchedulesRequest.SerializeToString,
+                response_deserializer=anneal_dot_v1_dot_service__pb2.WatchEvent.FromString,
+                )
 
 
 class ScheduleServiceServicer(object):
@@ -165,6 +170,17 @@ class ScheduleServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSchedules(self, request, context):
+        """A stream of what happens to the matching schedules: first their current
+        state (CURRENT, unless since_revisions says the caller has it), then
+        SYNCED, then live events as they become durable. A client that
+        reconnects with the revisions it last saw misses nothing and sees
+        nothing twice (docs/api.md, Watch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScheduleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +243,11 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
                     servicer.ListMetricReports,
                     request_deserializer=anneal_dot_v1_dot_service__pb2.ListMetricReportsRequest.FromString,
                     response_serializer=anneal_dot_v1_dot_service__pb2.ListMetricReportsResponse.SerializeToString,
+            ),
+            'WatchSchedules': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSchedules,
+                    request_deserializer=anneal_dot_v1_dot_service__pb2.WatchSchedulesRequest.FromString,
+                    response_serializer=anneal_dot_v1_dot_service__pb2.WatchEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,5 +460,22 @@ class ScheduleService(object):
         return grpc.experimental.unary_unary(request, target, '/anneal.v1.ScheduleService/ListMetricReports',
             anneal_dot_v1_dot_service__pb2.ListMetricReportsRequest.SerializeToString,
             anneal_dot_v1_dot_service__pb2.ListMetricReportsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def WatchSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/anneal.v1.ScheduleService/WatchSchedules',
+            anneal_dot_v1_dot_service__pb2.WatchSchedulesRequest.SerializeToString,
+            anneal_dot_v1_dot_service__pb2.WatchEvent.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
