@@ -35,7 +35,13 @@ export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
 absl_tsan=$(scripts/build-absl-tsan.sh | tail -n1)
 run build-tsan thread -Dabsl_DIR="$absl_tsan/lib/cmake/absl" \
   registry_concurrency_test registry_faults_test registry_list_test \
-  memory_store_test sqlite_store_test
+  memory_store_test sqlite_store_test watch_hub_test \
+  prometheus_telemetry_test status_page_test anneal-server annealctl
+# The watch streams and the telemetry port under load, against the
+# instrumented server (a report makes its exit status non-zero, which the
+# fixtures check).
+ANNEAL_BUILD_DIR=build-tsan /usr/bin/python3 -m pytest -q \
+  tests/python/test_watch.py tests/python/test_annealctl_watch.py
 # anneal-server too: metric_reports_test drives the instrumented server, whose
 # exit status (non-zero on a report) the test checks.
 run build-asan address families_test warm_restarts_test validation_test \
@@ -43,6 +49,7 @@ run build-asan address families_test warm_restarts_test validation_test \
   memory_store_test sqlite_store_test compile_limits_test \
   lr_bounds_property_test timeline_test \
   registry_concurrency_test registry_faults_test registry_list_test \
-  label_index_test anneal-server \
+  label_index_test recent_advances_test watch_hub_test spec_summary_test \
+  exposition_test prometheus_telemetry_test status_page_test anneal-server \
   metric_reports_test hostile_client_test crash_served_test
 echo "sanitizers: all clean"

@@ -33,6 +33,26 @@ if str(PYTHON_DIR) not in sys.path:
 os.environ.setdefault("ANNEAL_BUILD_DIR", str(BUILD_DIR))
 
 
+def debian_program(program: str, package: str) -> str:
+    """The path of `program`, installing Debian's `package` with apt-get
+    first if it is missing (the servers tests need are installed by the
+    tests themselves); fails the test if that does not work."""
+    import shutil
+    path = shutil.which(program)
+    if path is None:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        done = subprocess.run(
+            ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y",
+             "-q", "--no-install-recommends", package],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        path = shutil.which(program)
+        if path is None:
+            pytest.fail("cannot install Debian's %s:\n%s" %
+                        (package, done.stdout[-2000:]))
+    return path
+
+
 def _require_build() -> None:
     if not (BUILD_DIR / "bin" / "anneal-server").exists():
         pytest.fail("no %s/bin/anneal-server: build first (cmake --build), "

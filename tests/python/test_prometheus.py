@@ -11,9 +11,7 @@ ones served: the LR Prometheus holds for a schedule is the LR the job got.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
 import socket
 import subprocess
 import time
@@ -22,25 +20,15 @@ import urllib.request
 
 import pytest
 
+from conftest import debian_program
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "anneal.json"
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 
 def _prometheus() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        done = subprocess.run(
-            ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y",
-             "-q", "--no-install-recommends", "prometheus"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        path = shutil.which("prometheus")
-        if path is None:
-            pytest.fail("cannot install Debian's prometheus:\n" +
-                        done.stdout[-2000:])
-    return path
+    return debian_program("prometheus", "prometheus")
 
 
 def _free_port() -> int:

@@ -9,34 +9,19 @@ render as text and never run.
 from __future__ import annotations
 
 import html.parser
-import os
-import pathlib
-import shutil
 import subprocess
 import urllib.parse
 
 import pytest
 
-from conftest import BUILD_DIR
+from conftest import BUILD_DIR, debian_program
 
 ARTIFACTS = BUILD_DIR / "test-artifacts" / "status-page"
 HOSTILE = "<script>document.title='pwned'</script>"
 
 
 def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        done = subprocess.run(
-            ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y",
-             "-q", "--no-install-recommends", "chromium"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        path = shutil.which("chromium")
-        if path is None:
-            pytest.fail("cannot install Debian's chromium:\n" +
-                        done.stdout[-2000:])
-    return path
+    return debian_program("chromium", "chromium")
 
 
 def _browser(url: str, *args: str) -> str:
