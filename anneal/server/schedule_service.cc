@@ -82,7 +82,10 @@ ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
       "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
       "WatchSchedules"};
   for (int i = 0; i < kMethods; ++i) {
-    rpc_[i] = options_.telemetry->Rpc("anneal.v1.ScheduleService", kNames[i]);
+    rpc_[i] = options_.telemetry->Rpc(
+        "anneal.v1.ScheduleService", kNames[i],
+        i == static_cast<int>(Method::kWatchSchedules) ? "server_stream"
+                                                       : "unary");
   }
 }
 

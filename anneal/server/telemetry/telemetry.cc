@@ -3,7 +3,8 @@
 
 namespace anneal {
 
-RpcTelemetry* Telemetry::Rpc(absl::string_view, absl::string_view) {
+RpcTelemetry* Telemetry::Rpc(absl::string_view, absl::string_view,
+                             absl::string_view) {
   static RpcTelemetry* const none = new RpcTelemetry();
   return none;
 }

@@ -48,9 +48,10 @@ class Telemetry {
   virtual ~Telemetry() = default;
 
   // The edge. The counters of `method` ("Evaluate") of `service`
-  // ("anneal.v1.ScheduleService"); never null, valid as long as this.
-  virtual RpcTelemetry* Rpc(absl::string_view service,
-                            absl::string_view method);
+  // ("anneal.v1.ScheduleService"), of gRPC type `type` ("unary",
+  // "server_stream"); never null, valid as long as this.
+  virtual RpcTelemetry* Rpc(absl::string_view service, absl::string_view method,
+                            absl::string_view type);
 
   // The registry.
   // Steps answered by Evaluate (1), EvaluateRange (`steps`), Advance (1).

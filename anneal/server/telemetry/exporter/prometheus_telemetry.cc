@@ -90,8 +90,9 @@ std::string IdOf(absl::string_view name) {
 
 class PrometheusTelemetry::Method final : public RpcTelemetry {
  public:
-  Method(absl::string_view service, absl::string_view method)
-      : service_(service), method_(method) {}
+  Method(absl::string_view service, absl::string_view method,
+         absl::string_view type)
+      : service_(service), method_(method), type_(type) {}
 
   void Started() override { started_.fetch_add(1, std::memory_order_relaxed); }
   void Handled(int code, absl::Duration elapsed) override {
@@ -103,7 +104,7 @@ class PrometheusTelemetry::Method final : public RpcTelemetry {
   Labels labels() const {
     return {{"grpc_service", service_},
             {"grpc_method", method_},
-            {"grpc_type", "unary"}};
+            {"grpc_type", type_}};
   }
   void Collect(MetricFamily* started, MetricFamily* handled,
                MetricFamily* seconds) const {
@@ -123,7 +124,7 @@ class PrometheusTelemetry::Method final : public RpcTelemetry {
   }
 
  private:
-  const std::string service_, method_;
+  const std::string service_, method_, type_;
   std::atomic<uint64_t> started_{0};
   std::array<std::atomic<uint64_t>, kCodes> handled_{};
   AtomicHistogram seconds_{LatencyBounds()};
@@ -142,9 +143,10 @@ void PrometheusTelemetry::Observe(const Registry* registry,
 }
 
 RpcTelemetry* PrometheusTelemetry::Rpc(absl::string_view service,
-                                       absl::string_view method) {
+                                       absl::string_view method,
+                                       absl::string_view type) {
   absl::MutexLock lock(&methods_mu_);
-  methods_.push_back(std::make_unique<Method>(service, method));
+  methods_.push_back(std::make_unique<Method>(service, method, type));
   return methods_.back().get();
 }
 

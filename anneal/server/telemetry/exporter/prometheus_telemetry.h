@@ -48,8 +48,8 @@ class PrometheusTelemetry final : public Telemetry {
   // be unset (null) before they go.
   void Observe(const Registry* registry, const Store* store);
 
-  RpcTelemetry* Rpc(absl::string_view service,
-                    absl::string_view method) override;
+  RpcTelemetry* Rpc(absl::string_view service, absl::string_view method,
+                    absl::string_view type) override;
   void Evaluated() override;
   void RangeServed(int64_t steps) override;
   void Advanced(bool deduplicated) override;

@@ -72,7 +72,7 @@ class PrometheusTelemetryTest : public testing::Test {
 
 TEST_F(PrometheusTelemetryTest, RpcCountersUseTheGrpcDashboardNames) {
   RpcTelemetry* evaluate =
-      telemetry_.Rpc("anneal.v1.ScheduleService", "Evaluate");
+      telemetry_.Rpc("anneal.v1.ScheduleService", "Evaluate", "unary");
   evaluate->Started();
   evaluate->Handled(grpc::StatusCode::OK, absl::Microseconds(30));
   evaluate->Started();
