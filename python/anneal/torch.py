@@ -51,6 +51,7 @@ try:  # torch >= 2.0 exports the base class under its public name
 except ImportError:  # torch 1.13 (Debian 12)
     from torch.optim.lr_scheduler import _LRScheduler as _Base
 
+from anneal.change_watch import ChangeWatch
 from anneal.client import Client, schedule_name
 from anneal.errors import AnnealError
 from anneal.fallback import LocalTimeline, find_annealctl
@@ -78,7 +79,10 @@ def _weak(ref: "weakref.ref[AnnealLR]", method: str) -> Callable[..., Any]:
 
 
 def _finalize(prefetcher: Prefetcher, reporter: MetricReporter,
-              client: Optional[Client]) -> None:
+              client: Optional[Client],
+              watch: Optional["ChangeWatch"] = None) -> None:
+    if watch is not None:
+        watch.close()
     prefetcher.close()
     reporter.close()
     if client is not None:
@@ -100,6 +104,10 @@ class AnnealLR(_Base):
         (default window // 2).
       prefetch: False makes every step a blocking Evaluate call (for
         comparison; a change then applies from the next step).
+      watch: follow the schedule's changes as they happen (WatchSchedules):
+        an update or a restart triggers a refresh at the next step, so
+        `revision` follows it one fetch later instead of up to
+        refresh_after steps later. The LRs applied are the same either way.
       batch_size: the job's batch size, for specs with batch_scaling.
       reset_momentum: zero SGD momentum buffers on restart steps.
       reset_exp_avg: also zero Adam's exp_avg on restart steps.
@@ -121,7 +129,8 @@ class AnnealLR(_Base):
     def __init__(self, optimizer: Optimizer, schedule: str, *,
                  client: Optional[Client] = None, target: Optional[str] = None,
                  window: int = 256, refresh_after: Optional[int] = None,
-                 prefetch: bool = True, batch_size: Optional[int] = None,
+                 prefetch: bool = True, watch: bool = True,
+                 batch_size: Optional[int] = None,
                  reset_momentum: bool = True, reset_exp_avg: bool = False,
                  on_snapshot: Optional[StepCallback] = None,
                  on_restart: Optional[StepCallback] = None,
@@ -184,10 +193,14 @@ class AnnealLR(_Base):
         self.reporter = MetricReporter(self.client, self.schedule,
                                        rpc_timeout=rpc_timeout,
                                        backoff=backoff)
+        self._watch: Optional[ChangeWatch] = None
+        if watch and prefetch:
+            self._watch = ChangeWatch(self.client, self.schedule,
+                                      _weak(ref, "_on_change"))
         # close() calls it too, so whatever comes first does it, once.
         self._finalizer = weakref.finalize(
             self, _finalize, self._prefetcher, self.reporter,
-            self.client if self._own_client else None)
+            self.client if self._own_client else None, self._watch)
 
         # The step path's state: the range in use, unpacked into attributes
         # so that step() is a few lookups (see step()).
@@ -350,7 +363,14 @@ class AnnealLR(_Base):
                     log.info("%s: revision %d -> %d (fetched at step %d)",
                              self.schedule, self.revision, r.revision, t)
                 self.revision = r.revision
-        self._refresh_at = self._prefetcher.refresh_point(r)
+        self._refresh_at = (t + 1 if self._prefetcher.awaiting_refresh else
+                            self._prefetcher.refresh_point(r))
+
+    def _on_change(self, revision: int) -> None:
+        """The watch's thread: the schedule is at `revision`."""
+        if self.revision is not None and revision > self.revision:
+            self._prefetcher.refresh_soon()
+            self._refresh_at = -1  # the next step() consults the prefetcher
 
     def _jump(self, t: int) -> None:
         """step(epoch): PyTorch's deprecated absolute form; no callbacks."""

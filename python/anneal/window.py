@@ -110,6 +110,11 @@ class Prefetcher:
         self._warned = False
         self._closed = False
         self._thread: Optional[threading.Thread] = None
+        # Set by refresh_soon(): the next ensure() fetches, wherever it is,
+        # and the caller consults ensure() every step until that range is in
+        # (awaiting_refresh).
+        self._refresh_soon = False
+        self._urgent = False
         # Steps applied from local ranges while the server was unreachable.
         self._offline: List[StepRange] = []
         # The synchronous mode's retry schedule during an outage.
@@ -137,13 +142,29 @@ class Prefetcher:
                 ready, self._ready = self._ready, None
             if ready is not None and ready.covers(t):
                 current = self._swap_in(ready, t, current)
+                self._urgent = False
         if self._failing and not self._warned:
             self._warn_outage(t, current)
         if current is not None and current.covers(t):
-            if t >= self.refresh_point(current) and not self.synchronous:
+            if ((t >= self.refresh_point(current) or self._refresh_soon) and
+                    not self.synchronous):
+                if self._refresh_soon:
+                    self._refresh_soon, self._urgent = False, True
                 self._request(t)
             return current
         return self._miss(t, current)
+
+    @property
+    def awaiting_refresh(self) -> bool:
+        """A refresh_soon() fetch is in flight or ready: consult ensure() at
+        every step until it is swapped in."""
+        return self._urgent or self._refresh_soon
+
+    def refresh_soon(self) -> None:
+        """Makes the next ensure() start a refresh (the schedule changed);
+        from any thread. The caller must also consult ensure() at its next
+        step."""
+        self._refresh_soon = True
 
     def close(self) -> None:
         with self._cond:
