@@ -102,7 +102,8 @@ HttpServer::~HttpServer() {
     while (!stopped.load()) {
       const int fd = socket(AF_INET, SOCK_STREAM, 0);
       if (fd < 0) return;
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      // Whether it connects does not matter: the attempt wakes the poll.
+      (void)connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
       close(fd);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "anneal/model/resource_name.h"
 #include "anneal/server/common/log.h"
@@ -80,10 +79,9 @@ double Load(const std::atomic<uint64_t>& a) {
   return static_cast<double>(a.load(std::memory_order_relaxed));
 }
 
-// "schedules/run-1" -> "run-1".
-std::string IdOf(absl::string_view name) {
-  absl::ConsumePrefix(&name, SchedulesPrefix());
-  return std::string(name);
+// "schedules/run-1" -> "run-1", the series' label.
+std::string IdOfName(absl::string_view name) {
+  return std::string(ScheduleIdOf(name));
 }
 
 }  // namespace
@@ -387,7 +385,7 @@ void PrometheusTelemetry::CollectSchedules(
       total = registry_->Observe(
           options_.max_schedules, [&](const ScheduleObservation& o) {
             ++shown;
-            const Labels l = {{"schedule", IdOf(o.name)}};
+            const Labels l = {{"schedule", IdOfName(o.name)}};
             AddValue(&served, l, static_cast<double>(o.max_step_served));
             AddValue(&position, l, static_cast<double>(o.position));
             AddValue(&revision, l, static_cast<double>(o.revision));
@@ -430,7 +428,7 @@ void PrometheusTelemetry::CollectSchedules(
              "The step of the last training report.", MetricType::Gauge);
   absl::MutexLock lock(&reports_mu_);
   for (const auto& [name, last] : last_reports_) {
-    const std::string id = IdOf(name);
+    const std::string id = IdOfName(name);
     AddValue(&step, {{"schedule", id}}, static_cast<double>(last.step));
     for (const auto& [metric, v] : last.values) {
       AddValue(&value, {{"metric", metric}, {"schedule", id}}, v);

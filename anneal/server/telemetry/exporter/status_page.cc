@@ -51,9 +51,7 @@ HttpResponse Html(int status, std::string body) {
 }
 
 std::string Id(const std::string& name) {
-  absl::string_view id = name;
-  absl::ConsumePrefix(&id, SchedulesPrefix());
-  return std::string(id);
+  return std::string(ScheduleIdOf(name));
 }
 
 std::string Time(const google::protobuf::Timestamp& t) {
