@@ -285,10 +285,11 @@ TEST(StartupTest, AReadOnlyDatabaseFailsAtStart) {
 
 TEST(StartupTest, APortFileThatCannotBeWrittenFailsAtStart) {
   const std::string log = TestDir() + "port.log";
-  EXPECT_EQ(RunServer({"--listen=127.0.0.1:0", "--db=" + TempDb("p"),
-                       "--metrics_listen=", "--port_file=/nonexistent/dir/port"},
-                      log),
-            1);
+  EXPECT_EQ(
+      RunServer({"--listen=127.0.0.1:0", "--db=" + TempDb("p"),
+                 "--metrics_listen=", "--port_file=/nonexistent/dir/port"},
+                log),
+      1);
   EXPECT_THAT(ReadFile(log),
               HasSubstr("cannot start: --port_file: cannot write "
                         "/nonexistent/dir/port.tmp"));
