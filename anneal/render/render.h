@@ -17,6 +17,10 @@
 
 namespace anneal {
 
+// `text` escaped for XML and HTML content and attribute values (& < > " '),
+// with control characters, which XML 1.0 does not allow, as spaces.
+std::string MarkupEscape(const std::string& text);
+
 // Checks a format: csv, json, ascii or svg (the error names -o/--output).
 absl::Status CheckFormat(const std::string& format);
 

@@ -35,18 +35,7 @@ constexpr char kChangeColour[] = "#9467bd";
 constexpr char kCurrentColour[] = "#222222";
 constexpr char kReportedColour[] = "#8c564b";
 
-std::string Escape(const std::string& text) {
-  std::string out = absl::StrReplaceAll(text, {{"&", "&amp;"},
-                                               {"<", "&lt;"},
-                                               {">", "&gt;"},
-                                               {"\"", "&quot;"},
-                                               {"'", "&apos;"}});
-  // Control characters are not allowed anywhere in XML 1.0.
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return out;
-}
+std::string Escape(const std::string& text) { return MarkupEscape(text); }
 
 // Cuts `s` to about `max_bytes` without splitting a UTF-8 sequence.
 std::string Truncate(const std::string& s, size_t max_bytes) {
@@ -288,6 +277,19 @@ std::string PolylinePoints(const std::vector<StepResult>& steps, Value value,
 }
 
 }  // namespace
+
+std::string MarkupEscape(const std::string& text) {
+  std::string out = absl::StrReplaceAll(text, {{"&", "&amp;"},
+                                               {"<", "&lt;"},
+                                               {">", "&gt;"},
+                                               {"\"", "&quot;"},
+                                               {"'", "&apos;"}});
+  // Control characters are not allowed anywhere in XML 1.0.
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  return out;
+}
 
 void RenderSvg(const std::vector<StepResult>& steps, const std::string& title,
                std::ostream& out) {

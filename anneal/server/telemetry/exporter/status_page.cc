@@ -10,7 +10,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "anneal/model/resource_name.h"
@@ -38,7 +37,7 @@ th{background:#f4f4f4}
 
 std::string Page(const std::string& title, const std::string& body) {
   return absl::StrCat("<!DOCTYPE html>\n<html lang=\"en\"><head>",
-                      "<meta charset=\"utf-8\"><title>", HtmlEscape(title),
+                      "<meta charset=\"utf-8\"><title>", MarkupEscape(title),
                       "</title><style>", kStyle, "</style></head><body>\n",
                       body, "</body></html>\n");
 }
@@ -83,7 +82,7 @@ std::string Stamp(const v1::Segment& s) {
   if (const std::string t = Time(s.create_time()); !t.empty()) {
     absl::StrAppend(&out, ", ", t);
   }
-  return HtmlEscape(out);
+  return MarkupEscape(out);
 }
 
 std::string Labels(const v1::Schedule& s) {
@@ -92,7 +91,7 @@ std::string Labels(const v1::Schedule& s) {
   std::sort(sorted.begin(), sorted.end());
   std::string out;
   for (const auto& [k, v] : sorted) {
-    absl::StrAppend(&out, "<code>", HtmlEscape(k), "=", HtmlEscape(v),
+    absl::StrAppend(&out, "<code>", MarkupEscape(k), "=", MarkupEscape(v),
                     "</code> ");
   }
   return out;
@@ -123,14 +122,6 @@ std::string Inline(const std::string& svg) {
 
 }  // namespace
 
-std::string HtmlEscape(const std::string& text) {
-  return absl::StrReplaceAll(text, {{"&", "&amp;"},
-                                    {"<", "&lt;"},
-                                    {">", "&gt;"},
-                                    {"\"", "&quot;"},
-                                    {"'", "&#39;"}});
-}
-
 StatusPage::StatusPage(const Registry* registry, Store* store,
                        StatusPageOptions options)
     : registry_(registry),
@@ -147,10 +138,10 @@ std::string StatusPage::Health() const {
                : "<span class=\"bad\">store failed: writes "
                  "stopped</span>",
       " &middot; ", registry_->size(), " schedules &middot; store <code>",
-      HtmlEscape(options_.store), "</code>, ", stats.commits, " commits, ",
+      MarkupEscape(options_.store), "</code>, ", stats.commits, " commits, ",
       stats.queued, " batches pending &middot; anneal ",
-      HtmlEscape(options_.version), ", up ",
-      HtmlEscape(absl::FormatDuration(
+      MarkupEscape(options_.version), ", up ",
+      MarkupEscape(absl::FormatDuration(
           absl::Trunc(absl::Now() - started_, absl::Seconds(1)))),
       " &middot; <a href=\"/metrics\">/metrics</a></p>\n");
 }
@@ -224,11 +215,12 @@ HttpResponse StatusPage::Index(const HttpRequest& request) const {
       &body,
       "<form method=\"get\" action=\"/\"><label>Filter <input name=\"filter\" "
       "size=\"50\" placeholder='labels.team = \"vision\"' value=\"",
-      HtmlEscape(list.filter()), "\"></label> <button>List</button></form>\n");
+      MarkupEscape(list.filter()),
+      "\"></label> <button>List</button></form>\n");
   auto page = registry_->List(list, options_.max_page_bytes);
   if (!page.ok()) {
     absl::StrAppend(&body, "<p class=\"bad\">",
-                    HtmlEscape(page.status().ToString()), "</p>\n");
+                    MarkupEscape(page.status().ToString()), "</p>\n");
     return Html(400, Page("anneal", body));
   }
   absl::StrAppend(&body,
@@ -244,12 +236,12 @@ HttpResponse StatusPage::Index(const HttpRequest& request) const {
     const int64_t from = std::max<int64_t>(0, at - options_.window);
     const v1::Segment& last = schedule.timeline(schedule.timeline_size() - 1);
     absl::StrAppend(
-        &body, "<tr><td><a href=\"/schedules/", HtmlEscape(id), "\">",
-        HtmlEscape(id), "</a><br>", HtmlEscape(schedule.display_name()), "<br>",
-        Labels(schedule), "</td><td>", HtmlEscape(SpecSummary(schedule.spec())),
-        "</td><td>", schedule.position(), " / ", schedule.max_step_served(),
-        "</td><td>", schedule.revision(), "<br>", Stamp(last),
-        "</td><td class=\"plot\">",
+        &body, "<tr><td><a href=\"/schedules/", MarkupEscape(id), "\">",
+        MarkupEscape(id), "</a><br>", MarkupEscape(schedule.display_name()),
+        "<br>", Labels(schedule), "</td><td>",
+        MarkupEscape(SpecSummary(schedule.spec())), "</td><td>",
+        schedule.position(), " / ", schedule.max_step_served(), "</td><td>",
+        schedule.revision(), "<br>", Stamp(last), "</td><td class=\"plot\">",
         Plot(schedule, *timeline, from, at + options_.window, ""),
         "</td></tr>\n");
   }
@@ -261,9 +253,9 @@ HttpResponse StatusPage::Index(const HttpRequest& request) const {
   if (!page->next_page_token().empty()) {
     absl::StrAppend(
         &body, "<p><a href=\"/",
-        HtmlEscape(Query({{"filter", list.filter()},
-                          {"page", page->next_page_token()},
-                          {"page_size", absl::StrCat(list.page_size())}})),
+        MarkupEscape(Query({{"filter", list.filter()},
+                            {"page", page->next_page_token()},
+                            {"page_size", absl::StrCat(list.page_size())}})),
         "\">next page</a></p>\n");
   }
   return Html(200, Page("anneal", body));
@@ -277,7 +269,7 @@ HttpResponse StatusPage::Schedule(const HttpRequest& request) const {
     return Html(
         404,
         Page("anneal", absl::StrCat("<p class=\"bad\">",
-                                    HtmlEscape(inspected.status().ToString()),
+                                    MarkupEscape(inspected.status().ToString()),
                                     "</p><p><a href=\"/\">all "
                                     "schedules</a></p>")));
   }
@@ -290,15 +282,15 @@ HttpResponse StatusPage::Schedule(const HttpRequest& request) const {
   horizon = std::max<int64_t>(1000, horizon + horizon / 4);
   auto metric = request.query.find("metric");
   std::string body = absl::StrCat(
-      "<p><a href=\"/\">all schedules</a></p><h1>", HtmlEscape(name), "</h1>",
-      Health(), "<p>", HtmlEscape(schedule.display_name()), " ",
+      "<p><a href=\"/\">all schedules</a></p><h1>", MarkupEscape(name), "</h1>",
+      Health(), "<p>", MarkupEscape(schedule.display_name()), " ",
       Labels(schedule),
-      "</p><p>spec in force: ", HtmlEscape(SpecSummary(schedule.spec())),
+      "</p><p>spec in force: ", MarkupEscape(SpecSummary(schedule.spec())),
       "<br>position ", schedule.position(), ", max step served ",
       schedule.max_step_served(), ", revision ", schedule.revision(),
-      ", etag <code>", HtmlEscape(schedule.etag()), "</code>, created ",
-      HtmlEscape(Time(schedule.create_time())), ", updated ",
-      HtmlEscape(Time(schedule.update_time())), "</p>\n<div class=\"big\">",
+      ", etag <code>", MarkupEscape(schedule.etag()), "</code>, created ",
+      MarkupEscape(Time(schedule.create_time())), ", updated ",
+      MarkupEscape(Time(schedule.update_time())), "</p>\n<div class=\"big\">",
       Plot(schedule, *timeline, 0, horizon,
            metric == request.query.end() ? "" : metric->second),
       "</div>\n<h2>Timeline</h2>\n<table><tr><th>from step</th><th>kind</th>"
@@ -307,11 +299,11 @@ HttpResponse StatusPage::Schedule(const HttpRequest& request) const {
   for (const v1::Segment& s : schedule.timeline()) {
     absl::StrAppend(&body, "<tr><td>", s.from_step(), "</td><td>",
                     KindName(s.kind()), "</td><td>", s.revision(), "</td><td>",
-                    HtmlEscape(SpecSummary(s.spec())), "</td><td>",
+                    MarkupEscape(SpecSummary(s.spec())), "</td><td>",
                     s.time_origin(), ", ", s.cycle_offset(), "</td><td>",
-                    HtmlEscape(s.actor()), "</td><td>", HtmlEscape(s.reason()),
-                    "</td><td>", HtmlEscape(Time(s.create_time())),
-                    "</td></tr>\n");
+                    MarkupEscape(s.actor()), "</td><td>",
+                    MarkupEscape(s.reason()), "</td><td>",
+                    MarkupEscape(Time(s.create_time())), "</td></tr>\n");
   }
   absl::StrAppend(&body, "</table>\n");
   return Html(200, Page(absl::StrCat("anneal: ", name), body));

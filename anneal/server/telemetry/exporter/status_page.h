@@ -34,9 +34,6 @@ struct StatusPageOptions {
   int64_t max_page_bytes = 4 << 20;  // of schedules listed
 };
 
-// HTML-escapes `text` (& < > " ') for element content and attributes.
-std::string HtmlEscape(const std::string& text);
-
 class StatusPage {
  public:
   // `registry` and `store` must outlive it.
