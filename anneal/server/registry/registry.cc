@@ -107,15 +107,16 @@ int64_t Registry::Observe(
   std::vector<std::pair<EntryPtr, std::shared_ptr<const Snapshot>>> picked;
   int64_t total = 0;
   {
+    // Up to the limit only: a scrape holds writers of new schedules back
+    // for its picks, not for a walk over every schedule.
     absl::ReaderMutexLock lock(&map_mu_);
-    for (const auto& [name, entry] : entries_) {
+    total = static_cast<int64_t>(entries_.size());
+    for (auto it = entries_.begin();
+         it != entries_.end() && static_cast<int64_t>(picked.size()) < limit;
+         ++it) {
       std::shared_ptr<const Snapshot> snapshot =
-          std::atomic_load(&entry->published);
-      if (!snapshot) continue;
-      ++total;
-      if (static_cast<int64_t>(picked.size()) < limit) {
-        picked.emplace_back(entry, std::move(snapshot));
-      }
+          std::atomic_load(&it->second->published);
+      if (snapshot) picked.emplace_back(it->second, std::move(snapshot));
     }
   }
   ScheduleObservation o;

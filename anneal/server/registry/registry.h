@@ -185,8 +185,8 @@ class Registry {
   void EndWatches(const absl::Status& status);
 
   // Calls `visit` for up to `limit` published schedules in name order;
-  // returns how many schedules are published in all. Holds the map lock
-  // (shared) only to pick them.
+  // returns how many schedules the registry holds (creates not yet durable
+  // included). Holds the map lock (shared) only to pick them.
   int64_t Observe(
       int64_t limit,
       const std::function<void(const ScheduleObservation&)>& visit) const;

@@ -20,6 +20,7 @@ void WatchHub::Watcher::Start(std::vector<std::string> existing) {
       for (const auto& [name, revision] : since_) {
         if (!listed.contains(name)) catch_up_.push_back(name);
       }
+      catching_up_.insert(catch_up_.begin(), catch_up_.end());
     }
   }
   wake_();
@@ -31,6 +32,7 @@ std::optional<v1::WatchEvent> WatchHub::Watcher::Pop() {
   while (!catch_up_.empty()) {
     const std::string name = std::move(catch_up_.front());
     catch_up_.pop_front();
+    catching_up_.erase(name);
     // Built without the lock: it reads the registry.
     mu_.Unlock();
     std::optional<v1::WatchEvent> event = current_(name);
@@ -93,8 +95,7 @@ bool WatchHub::Watcher::Wants(const std::string& name,
                               const Labels* labels) const {
   if (!names_.empty()) return names_.contains(name);
   if (labels == nullptr) {
-    return sent_.contains(name) || std::find(catch_up_.begin(), catch_up_.end(),
-                                             name) != catch_up_.end();
+    return sent_.contains(name) || catching_up_.contains(name);
   }
   return filter_.Matches(*labels);
 }
@@ -164,6 +165,7 @@ void WatchHub::Publish(const v1::WatchEvent& event, const Labels* labels) {
       if (w->live_.size() >= w->max_queue_) {
         w->live_.clear();
         w->catch_up_.clear();
+        w->catching_up_.clear();
         w->synced_ = true;
         w->ended_ = absl::ResourceExhaustedError(
             absl::StrCat("watch: the client fell more than ", w->max_queue_,
@@ -187,6 +189,7 @@ void WatchHub::EndAll(const absl::Status& status) {
       absl::MutexLock watcher_lock(&w->mu_);
       // At once: what is queued is not sent.
       w->catch_up_.clear();
+      w->catching_up_.clear();
       w->live_.clear();
       w->synced_ = true;
       if (!w->ended_) w->ended_ = status;

@@ -62,6 +62,8 @@ class WatchHub {
     bool include_reports_ = false;
     // The catch-up: names to send CURRENT (or DELETED) for, then SYNCED.
     std::deque<std::string> catch_up_ ABSL_GUARDED_BY(mu_);
+    // The same names, for Wants().
+    absl::flat_hash_set<std::string> catching_up_ ABSL_GUARDED_BY(mu_);
     bool started_ ABSL_GUARDED_BY(mu_) = false;
     bool synced_ ABSL_GUARDED_BY(mu_) = false;
     std::function<std::optional<v1::WatchEvent>(const std::string&)> current_;
