@@ -24,6 +24,11 @@ load of a shared machine falls on both sides alike:
                 names / over 1,000 names on the 1,000-schedule server, and
                 ListSchedules with a label filter (p50), alone and the p99 of
                 Advance while lists run.
+  pickup        steps and milliseconds between a change (UpdateSchedule
+                returned) and a C++ StepClient's revision() following it,
+                with its watch / without (a refresh every 128 steps), by
+                bench/watch_pickup.cc, alternated; also whether the LRs
+                served agree.
   python        the Python client's figures, by bench/torch_scheduler_bench.py
                 (the hot loop's whole-process CPU per step against PyTorch's
                 CosineAnnealingWarmRestarts; scheduler.step() inside a real
@@ -35,7 +40,7 @@ Placement: each server is pinned to CPU 0 and load_gen to CPU 1 (taskset).
 Usage (after building: cmake --build build):
   /usr/bin/python3 bench/server_figures.py [--reps 3] [--seconds 3]
       [--scale 100000]
-      [--only evaluate,advance,report,telemetry,scale,python]
+      [--only evaluate,advance,report,telemetry,scale,pickup,python]
       [--fill_windows]
       [--bin_dir build/bin] [--server build/bin/anneal-server]
 """
@@ -150,7 +155,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--scale", type=int, default=100_000)
     ap.add_argument("--only",
-                    default="evaluate,advance,report,telemetry,scale,python")
+                    default="evaluate,advance,report,telemetry,scale,pickup,"
+                    "python")
     ap.add_argument("--fill_windows", action="store_true",
                     help="advance: fill every dedup window first")
     ap.add_argument("--smoke", action="store_true",
@@ -234,6 +240,8 @@ def main() -> int:
             rows += telemetry_figures(a, bin_dir, base, evaluate)
         if "scale" in only:
             rows += scale_figures(a, bin_dir, base, evaluate)
+        if "pickup" in only:
+            rows += pickup_figures(a, bin_dir, base)
         if "python" in only:
             rows += python_figures(a, base)
     finally:
@@ -298,6 +306,29 @@ def python_bench(script, *args):
             str(ROOT / "bench" / script), "--json", *args]
     return json.loads(subprocess.run(argv, check=True, stdout=subprocess.PIPE,
                                      text=True).stdout)
+
+
+def pickup_figures(a, bin_dir, server: Server):
+    """How soon a C++ StepClient follows a change, watched and polled."""
+    wait_idle()
+    out = subprocess.run(
+        ["taskset", "-c", "1", str(bin_dir / "watch_pickup"),
+         f"--target={server.target}", f"--runs={max(1, a.reps)}",
+         "--step_ms=2", "--steps=" + ("200" if a.smoke else "400")],
+        check=True, stdout=subprocess.PIPE, text=True).stdout
+    r = json.loads(out)
+    on, off = r["watch"], r["no_watch"]
+    if not r["same_lrs"]:
+        # Not a figure but a broken promise: a change starts after the
+        # served window, watched or not.
+        raise RuntimeError("watch_pickup: the LRs served differ with the watch")
+    return [("C++ StepClient steps to follow a change (2 ms steps), watch / "
+             "none",
+             f"{on['steps_median']:g} / {off['steps_median']:g} "
+             f"(max {on['steps_max']:g} / {off['steps_max']:g})", ""),
+            ("  same, milliseconds after the update returned",
+             f"{on['ms_median']:.1f} / {off['ms_median']:.1f}",
+             "LRs agree")]
 
 
 def python_figures(a, server: Server):

@@ -1,6 +1,7 @@
 // anneal::StepClient against the real anneal-server: prefetch, an update
-// mid-run, the server stopped and restarted mid-run, and every step served
-// equal, bit for bit, to what the server says afterwards.
+// mid-run picked up by the watch, the server stopped and restarted mid-run,
+// and every step served equal, bit for bit, to what the server says
+// afterwards.
 #include <string>
 #include <vector>
 
@@ -57,12 +58,10 @@ TEST(StepClientServerTest, RealServerUpdateOutageAndRestart) {
   };
   int64_t t = 0;
   for (; t < 30; ++t) step(t);
-  // Let the refetch started at step 25 finish before the update. A range read
-  // from the old snapshot whose fence check comes after the update's fence is
-  // dropped still returns steps the update covers (registry.cc); under CPU
-  // load, without this pause, about 1 run in 100 shows it (the client logs
-  // "a change rewrote served steps").
-  absl::SleepFor(absl::Milliseconds(300));
+  // The update may race the refetch started at step 25: the registry makes
+  // a read of the old snapshot retry (Registry::Serve), so no served step
+  // is rewritten either way (checked below and by the client's own log).
+  ASSERT_TRUE(Eventually([&] { return client.stats().watching; }));
   {
     v1::UpdateScheduleRequest req;
     req.mutable_schedule()->set_name("schedules/job");
@@ -76,13 +75,15 @@ TEST(StepClientServerTest, RealServerUpdateOutageAndRestart) {
     EXPECT_GT(from, 29);
     EXPECT_LE(from, 29 + o.window);  // the bound: at most a window late
   }
+  // The watch brings the new revision without another step.
+  Eventually([&] { return client.revision() == 2; });
+  EXPECT_EQ(client.revision(), 2);
+  EXPECT_EQ(client.stats().watch_refreshes, 1);
   for (; t < 150; ++t) step(t);
   EXPECT_EQ(client.revision(), 2);
 
   // Offline mode has the new timeline (fetched right after the window).
-  for (int i = 0; i < 1000 && client.stats().offline_revision != 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(2));
-  }
+  Eventually([&] { return client.stats().offline_revision == 2; });
   ASSERT_EQ(client.stats().offline_revision, 2);
   ASSERT_EQ(server.Stop(), 0);
   for (; t < 400; ++t) step(t);
@@ -97,6 +98,10 @@ TEST(StepClientServerTest, RealServerUpdateOutageAndRestart) {
   EXPECT_FALSE(client.offline()) << log.All();
   for (int i = 0; i < 100; ++i) step(t++);
   EXPECT_THAT(log.All(), HasSubstr("were evaluated offline"));
+  // The watch came back with the server.
+  Eventually([&] { return client.stats().watching; });
+  EXPECT_TRUE(client.stats().watching);
+  EXPECT_GE(client.stats().watch_calls, 2);
   EXPECT_EQ(log.Count(LogLevel::kError), 0) << log.All();
 
   // What the server says now, for every step the job was given.

@@ -1,6 +1,7 @@
 // ScheduleTransport over a gRPC channel (see
 // anneal/client/schedule_transport.h).
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -61,6 +62,30 @@ class GrpcTransport final : public ScheduleTransport {
     return response;
   }
 
+  absl::Status WatchSchedules(
+      const v1::WatchSchedulesRequest& request,
+      const std::function<bool(const v1::WatchEvent&)>& on_event) override {
+    CallOptions options;
+    options.timeout = absl::InfiniteDuration();
+    options.wait_for_ready = true;
+    return Call(options, [&](grpc::ClientContext* ctx) {
+      std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader =
+          stub_->WatchSchedules(ctx, request);
+      v1::WatchEvent event;
+      bool stopped = false;
+      while (reader->Read(&event)) {
+        if (!on_event(event)) {
+          stopped = true;
+          ctx->TryCancel();
+          break;
+        }
+      }
+      // Finish after a cancel drains the stream; its CANCELLED is ours.
+      grpc::Status s = reader->Finish();
+      return stopped ? grpc::Status::OK : s;
+    });
+  }
+
   void CancelAll() override {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
@@ -71,7 +96,9 @@ class GrpcTransport final : public ScheduleTransport {
   template <typename Rpc>
   absl::Status Call(const CallOptions& options, Rpc rpc) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+    if (options.timeout != absl::InfiniteDuration()) {
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+    }
     ctx.set_wait_for_ready(options.wait_for_ready);
     {
       absl::MutexLock lock(&mu_);

@@ -1,10 +1,11 @@
-// The seam between StepClient and the network: the two RPCs the client makes,
-// each with a deadline. NewGrpcTransport talks to a real server; tests plug in
-// a fake to script outages deterministically (like leveldb's Env or ninja's
-// DiskInterface).
+// The seam between StepClient and the network: the RPCs the client makes,
+// each unary one with a deadline, and the WatchSchedules stream.
+// NewGrpcTransport talks to a real server; tests plug in a fake to script
+// outages deterministically (like leveldb's Env or ninja's DiskInterface).
 #ifndef ANNEAL_CLIENT_SCHEDULE_TRANSPORT_H_
 #define ANNEAL_CLIENT_SCHEDULE_TRANSPORT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,6 +50,22 @@ class ScheduleTransport {
   // ScheduleService.GetSchedule, likewise.
   virtual absl::StatusOr<v1::Schedule> GetSchedule(
       const v1::GetScheduleRequest& request, const CallOptions& options) = 0;
+
+  // ScheduleService.WatchSchedules: calls `on_event` with each event, in
+  // order, on the calling thread, until the stream ends. Returns the status
+  // the server ended it with, OK once `on_event` returns false, CANCELLED
+  // after CancelAll. A watch has no deadline and waits for a connection
+  // (wait_for_ready). The default is UNIMPLEMENTED, as from a server without
+  // the method, so a transport without streams still works (StepClient then
+  // only refreshes as the window runs down).
+  virtual absl::Status WatchSchedules(
+      const v1::WatchSchedulesRequest& request,
+      const std::function<bool(const v1::WatchEvent&)>& on_event) {
+    (void)request;
+    (void)on_event;
+    return absl::UnimplementedError(
+        "WatchSchedules: this transport has no streams");
+  }
 
   // Cancels the calls in flight so that a closing client need not wait for
   // their deadlines. Calls made afterwards may fail with CANCELLED.

@@ -6,8 +6,9 @@
 // One mutex guards all state; one condition variable is signalled on every
 // change. Step never makes an RPC itself: it serves from the window, or
 // records the step it needs and waits for the refresher (or goes offline).
-// Keeping all network I/O on one thread means there is never more than one
-// call in flight and windows never race each other.
+// Keeping all unary calls on one thread means there is never more than one
+// in flight and windows never race each other. The watcher thread only
+// reads its stream and asks the refresher for a window.
 #include "anneal/client/step_client.h"
 
 #include <algorithm>
@@ -142,6 +143,7 @@ class StepClient::Impl {
     }
     transport_->CancelAll();
     if (refresher_.joinable()) refresher_.join();
+    if (watcher_.joinable()) watcher_.join();
   }
 
   // Fetches the first window, retrying transient failures until
@@ -170,6 +172,7 @@ class StepClient::Impl {
                        absl::FormatDuration(options_.connect_timeout), ")"));
     }
     refresher_ = std::thread([this] { Run(); });
+    if (options_.watch) watcher_ = std::thread([this] { Watch(); });
     return absl::OkStatus();
   }
 
@@ -240,6 +243,7 @@ class StepClient::Impl {
     Stats out = stats_;
     out.offline_revision =
         !timeline_ ? -1 : std::max<int64_t>(timeline_revision_, 0);
+    out.watching = watching_;
     return out;
   }
 
@@ -256,14 +260,100 @@ class StepClient::Impl {
         continue;  // re-check: we may be stopping, or the demand gone
       }
       // Fetch from the step the job is at, so that the window is all ahead
-      // of it and max_step_served ends at most `window` steps ahead.
-      const int64_t start = needed_step_ >= 0 ? needed_step_ : last_step_;
+      // of it and max_step_served ends at most `window` steps ahead. Before
+      // the first Step (a watch event), that is the step it will ask first.
+      const int64_t start = needed_step_ >= 0 ? needed_step_
+                            : last_step_ >= 0 ? last_step_
+                                              : options_.start_step;
       mu_.Unlock();
       // Success and failure are both recorded in the state for Step.
-      FetchOnce(std::max<int64_t>(start, 0)).IgnoreError();
+      FetchOnce(start).IgnoreError();
       mu_.Lock();
     }
     mu_.Unlock();
+  }
+
+  // The watcher: one WatchSchedules stream on the schedule at a time. It
+  // starts from the window's revision, so the catch-up sends the schedule
+  // only if it changed since; a broken stream is resumed after a backoff
+  // from the revision last seen, so nothing is missed. UNIMPLEMENTED (an
+  // older server, a transport without streams) ends it for good.
+  void Watch() {
+    int64_t seen;
+    int failures = 0;
+    bool told = false;  // about the refusal or end of the current stream
+    {
+      absl::MutexLock lock(&mu_);
+      seen = revision_;
+    }
+    while (true) {
+      v1::WatchSchedulesRequest request;
+      request.add_names(name_);
+      if (seen >= 0) (*request.mutable_since_revisions())[name_] = seen;
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+        ++stats_.watch_calls;
+      }
+      const absl::Status s =
+          transport_->WatchSchedules(request, [&](const v1::WatchEvent& event) {
+            absl::MutexLock lock(&mu_);
+            if (event.kind() == v1::WatchEvent::SYNCED) {
+              watching_ = true;
+              failures = 0;
+              told = false;
+            } else if (event.name() == name_) {
+              // Resume from here; after a delete, from nothing, so that a
+              // schedule made again under the name arrives as CURRENT.
+              seen = event.kind() == v1::WatchEvent::DELETED ? -1
+                                                             : event.revision();
+              OnWatchEvent(event);
+            }
+            return !stopping_;
+          });
+      absl::MutexLock lock(&mu_);
+      watching_ = false;
+      if (stopping_) return;
+      if (absl::IsUnimplemented(s)) {
+        Log(LogLevel::kInfo,
+            absl::StrCat("no watch (", s.message(),
+                         "); changes arrive with the next refresh"));
+        return;
+      }
+      // An outage is the refresher's to report. Anything else (the
+      // server's --max_watchers reached, a stream that fell behind) once.
+      if (!IsTransient(s) && !told) {
+        told = true;
+        Log(LogLevel::kInfo,
+            absl::StrCat("watch ended (", s.ToString(),
+                         "); retrying with backoff, and changes arrive with "
+                         "the next refresh meanwhile"));
+      }
+      const absl::Time wake = absl::Now() + Backoff(++failures);
+      while (!stopping_ && absl::Now() < wake) cv_.WaitWithDeadline(&mu_, wake);
+    }
+  }
+
+  // An event about this schedule: a revision the window does not have, or a
+  // delete, is worth a window now (after a delete, the server's NOT_FOUND
+  // is logged at once; Step still serves the window it holds).
+  void OnWatchEvent(const v1::WatchEvent& event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    switch (event.kind()) {
+      case v1::WatchEvent::CURRENT:
+      case v1::WatchEvent::CREATED:
+      case v1::WatchEvent::UPDATED:
+      case v1::WatchEvent::RESTARTED:
+        if (event.revision() == revision_) return;
+        break;
+      case v1::WatchEvent::DELETED:
+        break;
+      default:
+        return;  // CYCLE, REPORTED: nothing the window lacks
+    }
+    ++stats_.watch_refreshes;
+    refresh_wanted_ = true;
+    cv_.SignalAll();
   }
 
   // One EvaluateRange from `start`, installed on success; then, for offline
@@ -560,6 +650,7 @@ class StepClient::Impl {
   const int64_t refresh_when_left_;
   const std::unique_ptr<ScheduleTransport> transport_;
   std::thread refresher_;
+  std::thread watcher_;
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;  // signalled on every change of the state below
@@ -586,6 +677,7 @@ class StepClient::Impl {
   int64_t offline_last_ ABSL_GUARDED_BY(mu_) = -1;       // this outage
   StepResult last_offline_result_ ABSL_GUARDED_BY(mu_);
   bool last_offline_ ABSL_GUARDED_BY(mu_) = false;
+  bool watching_ ABSL_GUARDED_BY(mu_) = false;  // a stream past its SYNCED
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

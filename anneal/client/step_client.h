@@ -24,6 +24,11 @@
 //  * Revisions. A change made while the job is at step t (the step it last
 //    asked for) takes effect at step t + window at the latest: the server
 //    puts it after everything served, and the window starts at t.
+//  * Watch. A second thread holds a WatchSchedules stream on the schedule;
+//    a change (update, restart, delete) makes the refresher fetch at once,
+//    so revision() and the window follow it one fetch after it is durable
+//    instead of at the next refresh. Without the stream (a server without
+//    the method, an outage) refreshes happen as the window runs down.
 //  * Outages. Steps keep coming from the window while a background thread
 //    retries with exponential backoff; one warning per outage is logged. When
 //    the window runs out, Step blocks for up to `block_timeout` and then
@@ -71,6 +76,10 @@ class StepClient {
     int64_t refresh_when_left = 0;
     // Sent with every range, for batch_scaling schedules.
     std::optional<int64_t> batch_size;
+    // Watch the schedule (WatchSchedules) and refetch as soon as it changes.
+    // Off, or on a server without the method, a change is picked up at the
+    // next refresh. The LRs served are the same either way.
+    bool watch = true;
 
     // The deadline of every RPC.
     absl::Duration rpc_timeout = absl::Seconds(5);
@@ -111,6 +120,10 @@ class StepClient {
     int64_t schedule_calls = 0;    // GetSchedule attempts
     int64_t failed_calls = 0;      // attempts that failed
     int64_t revision_changes = 0;  // times a fetched window had a new revision
+    int64_t watch_calls = 0;       // WatchSchedules streams opened
+    int64_t watch_refreshes = 0;   // watch events that asked for a window
+    // Whether a watch stream is open and past its catch-up now.
+    bool watching = false;
     // The timeline offline mode would evaluate: the server revision fetched
     // with GetSchedule, 0 for the one given in the options, -1 for none.
     int64_t offline_revision = -1;

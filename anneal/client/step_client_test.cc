@@ -109,9 +109,7 @@ TEST_F(StepClientTest, RefreshesInTheBackgroundBeforeTheWindowRunsOut) {
   EXPECT_LE(refetch.start, 9);
   server_->Hold(false);
   // The new window arrives without the job asking for a step outside it.
-  for (int i = 0; i < 1000 && client->stats().windows < 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  Eventually([&] { return client->stats().windows >= 2; });
   ASSERT_EQ(client->stats().windows, 2);
   for (int64_t t = 10; t < refetch.start + 10; ++t) {
     auto r = client->Step(t);
@@ -162,9 +160,7 @@ TEST_F(StepClientTest, ReportsServedStepsTheServerRewrote) {
   *rewritten[0].mutable_spec() = SpecFromText("max_lr: 0.5\nconstant: {}");
   server_->SetTimeline(rewritten);    // as if steps 0..9 had not been served
   ASSERT_TRUE(client->Step(5).ok());  // served from [0, 10); refetch from 5
-  for (int i = 0; i < 1000 && client->stats().windows < 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  Eventually([&] { return client->stats().windows >= 2; });
   EXPECT_EQ(log_.Count(LogLevel::kError), 1) << log_.All();
   EXPECT_THAT(log_.All(), HasSubstr("differs at step 5"));
 }
@@ -379,9 +375,7 @@ TEST_F(StepClientTest, OfflineFallbackFollowsRevisions) {
       server_->Update(SpecFromText("max_lr: 0.02\nconstant: {}"));
   for (int64_t t = 1; t < 8; ++t) ASSERT_TRUE(client->Step(t).ok());
   // The refetch at 5 brought revision 2, and with it the new timeline.
-  for (int i = 0; i < 1000 && client->stats().offline_revision != 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  Eventually([&] { return client->stats().offline_revision == 2; });
   server_->SetDown(true);
   const auto timeline = server_->timeline();
   for (int64_t t = 8; t < 60; ++t) {
@@ -471,6 +465,150 @@ TEST_F(StepClientTest, ConcurrentStepsFromManyThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_F(StepClientTest, WatchBringsAChangeWithoutWaitingForTheRefresh) {
+  auto client = Make(BaseOptions(100));
+  ASSERT_NE(client, nullptr);
+  for (int64_t t = 0; t < 5; ++t) ASSERT_TRUE(client->Step(t).ok());
+  ASSERT_TRUE(server_->AwaitWatchers(1));
+  EXPECT_TRUE(client->stats().watching);
+  // The stream starts at the window's revision: no catch-up fetch.
+  EXPECT_EQ(server_->watch_calls(), std::vector<int64_t>{1});
+  EXPECT_EQ(server_->range_calls(), 1);
+
+  const int64_t from =
+      server_->Update(SpecFromText("max_lr: 0.01\nconstant: {}"));
+  EXPECT_EQ(from, 100);  // after the window the job holds
+  // No Step is taken, yet the new window arrives: the watch asked for it.
+  ASSERT_TRUE(Eventually([&] { return client->revision() == 2; }));
+  EXPECT_EQ(client->stats().watch_refreshes, 1);
+  EXPECT_EQ(client->stats().revision_changes, 1);
+  ASSERT_EQ(server_->range_calls(), 2);
+  EXPECT_EQ(server_->calls()[1].start, 4);  // from the step the job is at
+  // Every step is the timeline's: unchanged before the change, new from it.
+  const auto timeline = server_->timeline();
+  for (int64_t t = 4; t < 104; ++t) {
+    auto r = client->Step(t);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ExpectSameStep(*r, timeline->At(t));
+  }
+  EXPECT_EQ(client->Step(99)->lr, timeline->At(99).lr);
+  EXPECT_EQ(client->Step(100)->lr, 0.01);
+  EXPECT_EQ(log_.Count(LogLevel::kError), 0) << log_.All();
+}
+
+TEST_F(StepClientTest, WithoutWatchAChangeWaitsForTheRefresh) {
+  StepClient::Options o = BaseOptions(100);
+  o.watch = false;
+  auto client = Make(o);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Step(4).ok());
+  server_->Update(SpecFromText("max_lr: 0.01\nconstant: {}"));
+  // Nothing asks for a window until the job is half way through this one.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(client->revision(), 1);
+  EXPECT_EQ(server_->range_calls(), 1);
+  EXPECT_TRUE(server_->watch_calls().empty());
+  for (int64_t t = 5; t <= 50; ++t) ASSERT_TRUE(client->Step(t).ok());
+  ASSERT_TRUE(Eventually([&] { return client->revision() == 2; }));
+  EXPECT_EQ(client->stats().watch_calls, 0);
+  EXPECT_FALSE(client->stats().watching);
+}
+
+TEST_F(StepClientTest, WatchResumesFromTheRevisionItLastSaw) {
+  auto client = Make(BaseOptions(100));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(server_->AwaitWatchers(1));
+  // A change is seen live; then the server goes away and, while the stream
+  // is down, the schedule changes again.
+  server_->Update(SpecFromText("max_lr: 0.05\nconstant: {}"));
+  ASSERT_TRUE(Eventually([&] { return client->revision() == 2; }));
+  server_->SetDown(true);
+  ASSERT_TRUE(Eventually([&] { return !client->stats().watching; }));
+  server_->Update(SpecFromText("max_lr: 0.02\nconstant: {}"));
+  server_->SetDown(false);
+  // The resumed stream names revision 2, so its catch-up sends revision 3:
+  // the change made while it was down is not missed.
+  ASSERT_TRUE(Eventually([&] { return client->revision() == 3; }));
+  const std::vector<int64_t> since = server_->watch_calls();
+  ASSERT_GE(since.size(), 2u);
+  EXPECT_EQ(since.front(), 1);
+  EXPECT_EQ(since.back(), 2);
+  EXPECT_EQ(client->stats().watch_refreshes, 2);
+  EXPECT_TRUE(Eventually([&] { return client->stats().watching; }));
+}
+
+TEST_F(StepClientTest, AWatchTheServerEndsIsToldOnceAndResumed) {
+  auto client = Make(BaseOptions(100));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(server_->AwaitWatchers(1));
+  // As a server ends a watcher that fell behind.
+  server_->EndWatches(absl::ResourceExhaustedError("watch: fell behind"));
+  ASSERT_TRUE(Eventually([&] { return server_->watch_calls().size() >= 2; }));
+  ASSERT_TRUE(server_->AwaitWatchers(1));
+  EXPECT_EQ(server_->watch_calls().back(), 1);
+  EXPECT_THAT(log_.All(), HasSubstr("watch ended (RESOURCE_EXHAUSTED"));
+  EXPECT_EQ(log_.Count(LogLevel::kInfo), 1) << log_.All();
+  EXPECT_EQ(log_.Count(LogLevel::kWarning), 0) << log_.All();
+}
+
+TEST_F(StepClientTest, ServerWithoutWatchFallsBackToRefreshes) {
+  server_->SetWatchUnimplemented(true);
+  auto client = Make(BaseOptions(10));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(Eventually(
+      [&] { return log_.All().find("no watch") != std::string::npos; }));
+  // Backoff is 5-40 ms here: a retry loop would have called again by now.
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(server_->watch_calls().size(), 1u);
+  EXPECT_EQ(log_.Count(LogLevel::kWarning), 0) << log_.All();
+  const auto timeline = server_->timeline();
+  for (int64_t t = 0; t < 100; ++t) {
+    auto r = client->Step(t);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ExpectSameStep(*r, timeline->At(t));
+  }
+  EXPECT_GE(client->stats().windows, 10);
+}
+
+TEST_F(StepClientTest, TransportWithoutStreamsStillServes) {
+  // A custom transport that predates WatchSchedules.
+  class UnaryOnly : public ScheduleTransport {
+   public:
+    explicit UnaryOnly(std::shared_ptr<FakeScheduleServer> s)
+        : inner_(std::move(s)) {}
+    absl::StatusOr<v1::EvaluateRangeResponse> EvaluateRange(
+        const v1::EvaluateRangeRequest& r, const CallOptions& o) override {
+      return inner_.EvaluateRange(r, o);
+    }
+    absl::StatusOr<v1::Schedule> GetSchedule(const v1::GetScheduleRequest& r,
+                                             const CallOptions& o) override {
+      return inner_.GetSchedule(r, o);
+    }
+
+   private:
+    FakeTransport inner_;
+  };
+  auto client =
+      StepClient::Create(BaseOptions(10), std::make_unique<UnaryOnly>(server_));
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (int64_t t = 0; t < 30; ++t) ASSERT_TRUE((*client)->Step(t).ok());
+  ASSERT_TRUE(Eventually(
+      [&] { return log_.All().find("no watch") != std::string::npos; }));
+  EXPECT_EQ((*client)->stats().watch_calls, 1);
+}
+
+TEST_F(StepClientTest, WatchedDeleteIsLoggedAtOnceAndTheWindowStillServes) {
+  auto client = Make(BaseOptions(100));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(server_->AwaitWatchers(1));
+  server_->Delete();
+  ASSERT_TRUE(Eventually([&] { return log_.Count(LogLevel::kError) == 1; }));
+  EXPECT_THAT(log_.All(), HasSubstr("NOT_FOUND"));
+  // The steps the job was served stay its to train on.
+  ASSERT_TRUE(client->Step(50).ok());
+  EXPECT_EQ(client->Step(100).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,19 +1,25 @@
 // The seam's fake, for tests of anything that reads a schedule through
 // ScheduleTransport: FakeScheduleServer scripts one schedule ("schedules/job")
-// with its timeline, max_step_served, revisions, outages and failures, and
-// records every call; FakeTransport hands it to a StepClient. Also a log sink
-// and a bit-for-bit comparison of served steps. Header-only, test code only.
+// with its timeline, max_step_served, revisions, outages and failures, the
+// WatchSchedules streams that see its changes, and records every call;
+// FakeTransport hands it to a StepClient. Also a log sink, a bit-for-bit
+// comparison of served steps and a wait for a background thread's state.
+// Header-only, test code only.
 #ifndef ANNEAL_CLIENT_TESTING_FAKE_SCHEDULE_SERVER_H_
 #define ANNEAL_CLIENT_TESTING_FAKE_SCHEDULE_SERVER_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -21,8 +27,10 @@
 #include "absl/time/time.h"
 #include "anneal/client/schedule_transport.h"
 #include "anneal/client/step_client.h"
+#include "anneal/engine/schedule.h"
 #include "anneal/model/step_range.h"
 #include "anneal/model/timeline.h"
+#include "anneal/model/timeline_edit.h"
 #include "gtest/gtest.h"
 
 namespace anneal {
@@ -56,8 +64,6 @@ inline void ExpectSameStep(const StepResult& got, const StepResult& want) {
 }
 
 // A scripted server: one schedule's timeline, max_step_served, revisions,
-
-// A scripted server: one schedule's timeline, max_step_served, revisions,
 // outages and failures on demand, and a record of every call.
 class FakeScheduleServer {
  public:
@@ -87,29 +93,140 @@ class FakeScheduleServer {
     for (auto& s : segments) *schedule_.add_timeline() = std::move(s);
     schedule_.set_revision(schedule_.revision() + 1);
     Rebuild();
+    Publish(v1::WatchEvent::UPDATED);
   }
 
   // As UpdateSchedule with the default effective step: a new spec from
-  // max_step_served + 1 on the same clock. Returns that step.
+  // max_step_served + 1 on the same clock, replacing unserved segments
+  // from there (the registry's own edit). Returns that step.
   int64_t Update(const v1::ScheduleSpec& spec) {
     absl::MutexLock lock(&mu_);
     const int64_t from = schedule_.max_step_served() + 1;
-    v1::Segment s;
-    s.set_from_step(from);
-    *s.mutable_spec() = spec;
-    s.set_kind(v1::Segment::UPDATE);
-    s.set_time_origin(
-        schedule_.timeline(static_cast<int>(timeline_->SegmentAt(from)))
-            .time_origin());
-    *schedule_.add_timeline() = s;
-    schedule_.set_revision(schedule_.revision() + 1);
+    auto compiled = Schedule::Compile(spec);
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    if (!compiled.ok()) return -1;
+    ChangeStamp stamp;
+    stamp.revision = schedule_.revision() + 1;
+    ApplySegment(
+        UpdateSegment(schedule_, *timeline_, from, spec, **compiled, stamp),
+        &schedule_);
+    schedule_.set_revision(stamp.revision);
     Rebuild();
+    Publish(v1::WatchEvent::UPDATED);
     return from;
   }
 
+  // Watch streams. A stream sends CURRENT (unless the caller has the
+  // revision), SYNCED, then an UPDATED for each change above. With
+  // `unimplemented`, new streams fail as on a server without the method.
+  void SetWatchUnimplemented(bool unimplemented) {
+    absl::MutexLock lock(&mu_);
+    watch_unimplemented_ = unimplemented;
+  }
+  // Ends every open stream with `status` (a server restart, an overflow).
+  void EndWatches(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    for (WatchStream& w : streams_) w.end = status;
+  }
+  // Each WatchSchedules call's since_revisions for the schedule (-1: none).
+  std::vector<int64_t> watch_calls() const {
+    absl::MutexLock lock(&mu_);
+    return watch_calls_;
+  }
+  // Waits (up to 10 s) until `n` streams are open and past their SYNCED.
+  bool AwaitWatchers(int n) const {
+    absl::MutexLock lock(&mu_);
+    auto open = [&] {
+      mu_.AssertHeld();
+      int synced = 0;
+      for (const WatchStream& w : streams_) synced += w.synced && !w.end;
+      return synced >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&open), absl::Seconds(10));
+  }
+
+  absl::Status WatchSchedules(
+      const v1::WatchSchedulesRequest& request,
+      const std::function<bool(const v1::WatchEvent&)>& on_event,
+      const void* owner) {
+    std::list<WatchStream>::iterator w;
+    {
+      absl::MutexLock lock(&mu_);
+      const auto since = request.since_revisions().find(schedule_.name());
+      watch_calls_.push_back(
+          since == request.since_revisions().end() ? -1 : since->second);
+      if (watch_unimplemented_) {
+        return absl::UnimplementedError("unknown method WatchSchedules");
+      }
+      if (cancelled_owners_.contains(owner)) {
+        return absl::CancelledError("the client is closing");
+      }
+      // FailNext and SetError script the unary calls; only an outage
+      // stops a stream.
+      if (down_) return absl::UnavailableError("failed to connect");
+      w = streams_.emplace(streams_.end());
+      w->owner = owner;
+      if (since == request.since_revisions().end() ||
+          since->second != schedule_.revision()) {
+        w->queue.push_back(Event(v1::WatchEvent::CURRENT));
+      }
+      v1::WatchEvent synced;
+      synced.set_kind(v1::WatchEvent::SYNCED);
+      w->queue.push_back(synced);
+    }
+    absl::Status end;
+    while (true) {
+      v1::WatchEvent event;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [&] {
+          mu_.AssertHeld();
+          return !w->queue.empty() || w->end.has_value();
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (w->end.has_value()) {
+          end = *w->end;
+          streams_.erase(w);
+          return end;
+        }
+        event = std::move(w->queue.front());
+        w->queue.pop_front();
+      }
+      const bool more = on_event(event);
+      absl::MutexLock lock(&mu_);
+      // Synced once the client has handled its SYNCED (AwaitWatchers).
+      if (event.kind() == v1::WatchEvent::SYNCED) w->synced = true;
+      if (!more) {
+        streams_.erase(w);
+        return absl::OkStatus();
+      }
+    }
+  }
+  // Ends `owner`'s streams with CANCELLED, and refuses it new ones (its
+  // transport's CancelAll).
+  void CancelWatches(const void* owner) {
+    absl::MutexLock lock(&mu_);
+    cancelled_owners_.insert(owner);
+    for (WatchStream& w : streams_) {
+      if (w.owner == owner) w.end = absl::CancelledError("cancelled");
+    }
+  }
+
+  // Down: every call fails with UNAVAILABLE and open streams end with it.
   void SetDown(bool down) {
     absl::MutexLock lock(&mu_);
     down_ = down;
+    if (down) {
+      for (WatchStream& w : streams_) {
+        w.end = absl::UnavailableError("connection reset");
+      }
+    }
+  }
+  // As DeleteSchedule: NOT_FOUND from now on, and DELETED on the streams.
+  void Delete() {
+    absl::MutexLock lock(&mu_);
+    error_ = absl::NotFoundError("schedules/job: no such schedule");
+    Publish(v1::WatchEvent::DELETED);
   }
   void FailNext(int n, absl::Status status) {
     absl::MutexLock lock(&mu_);
@@ -196,6 +313,24 @@ class FakeScheduleServer {
       return absl::UnavailableError("failed to connect to all addresses");
     return error_;
   }
+  struct WatchStream {
+    const void* owner = nullptr;
+    std::deque<v1::WatchEvent> queue;
+    bool synced = false;
+    std::optional<absl::Status> end;
+  };
+  v1::WatchEvent Event(v1::WatchEvent::Kind kind) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::WatchEvent e;
+    e.set_kind(kind);
+    e.set_name(schedule_.name());
+    e.set_revision(schedule_.revision());
+    *e.mutable_schedule() = schedule_;
+    return e;
+  }
+  void Publish(v1::WatchEvent::Kind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (WatchStream& w : streams_) w.queue.push_back(Event(kind));
+  }
   void Rebuild() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto built = Timeline::Build(schedule_.timeline());
     ASSERT_TRUE(built.ok()) << built.status();
@@ -212,6 +347,10 @@ class FakeScheduleServer {
   int fail_next_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status fail_status_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  bool watch_unimplemented_ ABSL_GUARDED_BY(mu_) = false;
+  std::list<WatchStream> streams_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> watch_calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<const void*> cancelled_owners_ ABSL_GUARDED_BY(mu_);
 };
 
 class FakeTransport : public ScheduleTransport {
@@ -229,10 +368,27 @@ class FakeTransport : public ScheduleTransport {
     if (request.name() != "schedules/job") return absl::NotFoundError("no");
     return server_->GetSchedule(request);
   }
+  absl::Status WatchSchedules(
+      const v1::WatchSchedulesRequest& request,
+      const std::function<bool(const v1::WatchEvent&)>& on_event) override {
+    return server_->WatchSchedules(request, on_event, this);
+  }
+  void CancelAll() override { server_->CancelWatches(this); }
 
  private:
   std::shared_ptr<FakeScheduleServer> server_;
 };
+
+// Waits (up to 10 s) for `done`, polling: for state a background thread
+// reaches, never to time anything.
+template <typename Fn>
+bool Eventually(Fn done) {
+  for (int i = 0; i < 10000; ++i) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return done();
+}
 
 // Collects what the client logs.
 struct LogSink {
