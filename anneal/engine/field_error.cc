@@ -12,6 +12,10 @@ namespace anneal {
 std::string FormatNumber(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  // Whole numbers below a million read better in full: 10, not 1e+01.
+  if (std::fabs(value) < 1e6 && value == std::floor(value)) {
+    return absl::StrFormat("%.0f", value);
+  }
   for (int precision = 1; precision <= 17; ++precision) {
     std::string text = absl::StrFormat("%.*g", precision, value);
     if (std::strtod(text.c_str(), nullptr) == value) return text;

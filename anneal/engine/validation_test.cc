@@ -48,7 +48,28 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: .nan}}",
        "warm_restarts.period_mult: must be a finite number, got nan"},
       {"{max_lr: 0.1, warm_restarts: {period: 10, peak_decay: 1.5}}",
-       "warm_restarts.peak_decay: must be in [0, 1], got 1.5"},
+       "warm_restarts.peak_decay: above 1 (growing peaks) requires "
+       "max_cycles, got 1.5 with unlimited cycles"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, peak_decay: 10, "
+       "max_cycles: 9}}",
+       "warm_restarts.peak_decay: must keep the last cycle's peak <= 1e+06, "
+       "got 10 (peak 1e+07 in cycle 8)"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, peak_decay: 0}}",
+       "warm_restarts.peak_decay: must be > 0, got 0"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 1.5, "
+       "cycle_lengths: REAL}, warmup: {steps: 2, every_cycle: true}}",
+       "warm_restarts.cycle_lengths: REAL cannot have warmup.every_cycle "
+       "(timm and Keras have no per-cycle warmup); use INTEGER, or a warmup "
+       "without every_cycle"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 0.5, "
+       "cycle_lengths: REAL}}",
+       "warm_restarts.cycle_lengths: REAL with period_mult 0.5 < 1 requires "
+       "max_cycles (the cycles shrink to nothing before step 20)"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: 0.5, "
+       "cycle_lengths: REAL, max_cycles: 5}}",
+       "warm_restarts.cycle_lengths: REAL needs every cycle to last at least "
+       "one step, got 0.625 steps for cycle 4 (period 10, period_mult 0.5); "
+       "lower max_cycles"},
       {"{max_lr: 0.1, warm_restarts: {period: 10, max_cycles: -1}}",
        "warm_restarts.max_cycles: must be >= 0, got -1"},
       {"{max_lr: 0.1, warm_restarts: {period: 4611686018427387905}}",

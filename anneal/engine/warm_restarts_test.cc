@@ -159,6 +159,76 @@ TEST(WarmRestartsTest, RealPeriodMultRoundsEachCycle) {
   }
 }
 
+TEST(WarmRestartsTest, RealLengthsKeepRealCycleStarts) {
+  // timm cycle_mul / Keras t_mul: cycles of 10, 15, 22.5, 33.75 steps
+  // starting at 0, 10, 25, 47.5, 81.25; a cycle owns the steps at or after
+  // its real start, and the position in it is real (timm's t_cur / t_i).
+  auto s = CompileText(
+      "{max_lr: 1.0, warm_restarts: {period: 10, period_mult: 1.5, "
+      "cycle_lengths: REAL}}");
+  const int64_t starts[] = {0, 10, 25, 48, 82};
+  const int64_t lengths[] = {10, 15, 23, 34};
+  for (int k = 0; k < 4; ++k) {
+    StepResult first = s->At(starts[k]);
+    EXPECT_EQ(first.cycle, k);
+    EXPECT_EQ(first.step_in_cycle, 0);
+    EXPECT_EQ(first.cycle_length, lengths[k]);
+    EXPECT_EQ(first.restart, k > 0);
+    EXPECT_TRUE(s->At(starts[k + 1] - 1).snapshot);
+  }
+  // The reproducer: step 47 is 0.00122 in timm (0.00466 rounded).
+  const double x = 47 - 25.0, len = 22.5;
+  EXPECT_EQ(s->At(47).lr, (1 + std::cos(M_PI * x / len)) / 2);
+  EXPECT_NEAR(s->At(47).lr, 0.0012179748700879, 1e-15);
+  // Starting mid-way (47.5), cycle 3 is not at its peak on its first step.
+  EXPECT_NEAR(s->At(48).lr, 0.99945855566926, 1e-13);
+  // The integer law, the default, is unchanged.
+  auto rounded = CompileText(
+      "{max_lr: 1.0, warm_restarts: {period: 10, period_mult: 1.5}}");
+  EXPECT_NEAR(rounded->At(47).lr, 0.004657, 1e-6);
+}
+
+TEST(WarmRestartsTest, RealLengthsShrinkingNeedMaxCycles) {
+  auto s = CompileText(
+      "{max_lr: 1.0, min_lr: 0.1, warm_restarts: {period: 20, period_mult: "
+      "0.5, cycle_lengths: REAL, max_cycles: 4}}");
+  // 20, 10, 5, 2.5 steps: starts 0, 20, 30, 35, hold from 37.5 -> 38.
+  EXPECT_TRUE(s->At(30).restart);
+  EXPECT_TRUE(s->At(35).restart);
+  EXPECT_EQ(s->At(37).cycle_length, 3);
+  EXPECT_EQ(s->At(38).phase, v1::HOLD);
+  EXPECT_EQ(s->At(38).lr, 0.1);
+  EXPECT_EQ(s->SettlesAt(), 38);
+}
+
+TEST(WarmRestartsTest, AmplitudeLawDecaysTheCosineNotThePeak) {
+  // Keras CosineDecayRestarts(1.0, 10, t_mul=2, m_mul=0.5, alpha=0.1):
+  // lr = (1 - alpha) * m_mul^i * c + alpha. The example: 0.55 at
+  // step 10 (the peak law gives 0.5) and 0.325 at step 30.
+  auto s = CompileText(
+      "{max_lr: 1.0, min_lr: 0.1, warm_restarts: {period: 10, period_mult: "
+      "2, peak_decay: 0.5, decay_law: AMPLITUDE}}");
+  EXPECT_DOUBLE_EQ(s->At(10).lr, 0.55);
+  EXPECT_DOUBLE_EQ(s->At(30).lr, 0.325);
+  EXPECT_NEAR(s->At(29).lr, 0.102770123366094, 1e-14);
+  auto peak = CompileText(
+      "{max_lr: 1.0, min_lr: 0.1, warm_restarts: {period: 10, period_mult: "
+      "2, peak_decay: 0.5}}");
+  EXPECT_EQ(peak->At(10).lr, 0.5);
+}
+
+TEST(WarmRestartsTest, GrowingPeaksNeedMaxCycles) {
+  // Keras m_mul > 1: each cycle's amplitude grows; bounded by max_cycles.
+  auto s = CompileText(
+      "{max_lr: 0.1, min_lr: 0.01, warm_restarts: {period: 5, peak_decay: "
+      "1.5, max_cycles: 3, decay_law: AMPLITUDE}}");
+  EXPECT_DOUBLE_EQ(s->At(0).lr, 0.1);
+  EXPECT_DOUBLE_EQ(s->At(5).lr, 0.01 + 0.09 * 1.5);
+  EXPECT_DOUBLE_EQ(s->At(10).lr, 0.01 + 0.09 * 2.25);
+  EXPECT_EQ(s->At(15).lr, 0.01);  // max_cycles reached: holds min_lr
+  for (int64_t t = 0; t < 20; ++t) EXPECT_LE(s->At(t).lr, s->At(10).lr);
+}
+
 TEST(WarmRestartsTest, MaxCyclesThenHoldMinLr) {
   auto s = CompileText(
       "{max_lr: 1.0, min_lr: 0.1, warm_restarts: {period: 10, period_mult: 2, "

@@ -7,10 +7,6 @@
 namespace anneal {
 namespace {
 
-// Largest max_lr accepted: anything above is a unit mistake, and squares of
-// larger values approach overflow in the analysis sums.
-constexpr double kMaxLrLimit = 1e6;
-
 absl::StatusOr<Levels> ResolveLevels(const v1::ScheduleSpec& spec,
                                      const Levels* inherited,
                                      const FieldPath& path) {

@@ -22,6 +22,11 @@ namespace anneal {
 
 using CurvePtr = std::unique_ptr<const Curve>;
 
+// Largest LR a spec may reach (max_lr, or a growing peak): anything above is
+// a unit mistake, and squares of larger values approach overflow in the
+// analysis sums.
+inline constexpr double kMaxLrLimit = 1e6;
+
 // What compiling one spec may cost, and what it has cost so far.
 class BuildContext {
  public:

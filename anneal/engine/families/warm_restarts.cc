@@ -1,12 +1,17 @@
 // SGDR: cosine (or linear) annealing with warm restarts.
 //
-// Cycle k anneals over L_k = period * period_mult^k steps (exact integer
-// products for integer period_mult, as PyTorch's T_i; max(1, round(...)) for a
-// real one), optionally preceded by its own warmup of W steps. The cycle
-// containing t is found with exact integer arithmetic: an explicit table of
-// cycle starts, then a tail of equal cycles (period_mult == 1, or a shrinking
-// period that reached 1). PyTorch's floor(log(...)) misplaces restarts (T_0=1,
-// T_mult=3, t=121); a table cannot.
+// Cycle k anneals over L_k = period * period_mult^k steps, optionally
+// preceded by its own warmup of W steps. Two length laws (CycleLengths):
+// INTEGER, exact integer products for an integer period_mult (PyTorch's T_i)
+// and max(1, round(...)) for a real one; REAL, the real lengths and real
+// starts timm and Keras use, each cycle owning the steps at or after its real
+// start. The cycle containing t is found by comparison with a table of cycle
+// starts (then a tail of equal cycles: period_mult == 1, or a shrinking
+// period that reached 1), never by floor(log(...)): PyTorch's and timm's
+// log misplaces restarts (T_0=1, T_mult=3, t=121); a table cannot.
+//
+// Two decay laws (DecayLaw) for peak_decay d: the peak max_lr * d^k above a
+// fixed floor (timm), or the amplitude (max_lr - min_lr) * d^k (Keras).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -25,7 +30,11 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 struct Geometry {
   std::vector<int64_t> starts{0};  // explicit cycle k: [starts[k], starts[k+1])
-  std::vector<double> peaks;       // peak of explicit cycle k (cached pow)
+  // REAL lengths: cycle k's real start and real anneal length.
+  std::vector<double> real_starts;
+  std::vector<double> real_lengths;
+  std::vector<double> peaks;  // top of explicit cycle k's curve (cached pow)
+  std::vector<double> amplitudes;  // its height above min_lr
   int64_t tail_start = kNever;     // equal cycles of tail_len from here
   int64_t tail_len = 1;
   int64_t tail_first_cycle = 0;
@@ -34,6 +43,20 @@ struct Geometry {
 
 int64_t SaturatingAdd(int64_t a, int64_t b) {
   return a > kNever - b ? kNever : a + b;
+}
+
+// The top of cycle k's curve and its height above min_lr, by the decay law.
+void CycleTop(const Levels& levels, double decay, bool amplitude_law, int64_t k,
+              double* peak, double* amplitude) {
+  const double d = decay == 1.0 ? 1.0 : std::pow(decay, static_cast<double>(k));
+  if (amplitude_law) {
+    *amplitude = decay == 1.0 ? levels.max_lr - levels.min_lr
+                              : (levels.max_lr - levels.min_lr) * d;
+    *peak = levels.min_lr + *amplitude;
+  } else {
+    *peak = decay == 1.0 ? levels.max_lr : levels.max_lr * d;
+    *amplitude = *peak - levels.min_lr;
+  }
 }
 
 class WarmRestartsCurve final : public Curve {
@@ -45,6 +68,7 @@ class WarmRestartsCurve final : public Curve {
         decay_(spec.has_peak_decay() ? spec.peak_decay() : 1.0),
         max_cycles_(spec.max_cycles()),
         linear_(spec.shape() == v1::WarmRestarts::LINEAR),
+        amplitude_law_(spec.decay_law() == v1::WarmRestarts::AMPLITUDE),
         warmup_(warmup ? *warmup : v1::Warmup()),
         warmup_steps_(warmup ? warmup->steps() : 0),
         g_(std::move(geometry)) {}
@@ -72,9 +96,13 @@ class WarmRestartsCurve final : public Curve {
       length = g_.starts[k + 1] - start;
     }
     int64_t t_cur = t - start;
-    const double peak = k < static_cast<int64_t>(g_.peaks.size())
-                            ? g_.peaks[static_cast<size_t>(k)]
-                            : Peak(k);
+    double peak, amplitude;
+    if (k < static_cast<int64_t>(g_.peaks.size())) {
+      peak = g_.peaks[static_cast<size_t>(k)];
+      amplitude = g_.amplitudes[static_cast<size_t>(k)];
+    } else {
+      Top(k, &peak, &amplitude);
+    }
     out->cycle = k;
     out->step_in_cycle = t_cur;
     out->cycle_length = length;
@@ -84,15 +112,23 @@ class WarmRestartsCurve final : public Curve {
       out->phase = v1::WARMUP;
       return;
     }
-    double x = static_cast<double>(t_cur - warmup_steps_);
-    double span = static_cast<double>(length - warmup_steps_);
+    double x, span;
+    if (!g_.real_starts.empty()) {
+      // The position in the real cycle, as timm's t_cur / t_i.
+      x = static_cast<double>(t) - g_.real_starts[static_cast<size_t>(k)];
+      span = g_.real_lengths[static_cast<size_t>(k)];
+    } else {
+      x = static_cast<double>(t_cur - warmup_steps_);
+      span = static_cast<double>(length - warmup_steps_);
+    }
     double f;
     if (linear_) {
       f = 1 - x / span;
-      out->lr = levels_.min_lr + (peak - levels_.min_lr) * f;
+      out->lr = levels_.min_lr + amplitude * f;
     } else {
+      // As PyTorch: eta_min + (base_lr - eta_min) * (1 + cos) / 2.
       double c = 1 + std::cos(kPi * x / span);
-      out->lr = levels_.min_lr + (peak - levels_.min_lr) * c / 2;
+      out->lr = levels_.min_lr + amplitude * c / 2;
       f = c / 2;
     }
     out->h = f;
@@ -109,6 +145,8 @@ class WarmRestartsCurve final : public Curve {
                           "warm restarts never go below min_lr, which");
     }
     Asymptotics a;
+    // The amplitude law decays the same sums as the peak law: with
+    // min_lr = 0 (the only case left here) the two coincide.
     if (mult_ > 1.0) {
       // Cycle k contributes ~ L_k * peak_k (sum) and L_k * peak_k^2
       // (squares), with L_k ~ period * mult^k and peak_k = max * decay^k.
@@ -144,10 +182,8 @@ class WarmRestartsCurve final : public Curve {
   }
 
  private:
-  double Peak(int64_t k) const {
-    return decay_ == 1.0
-               ? levels_.max_lr
-               : levels_.max_lr * std::pow(decay_, static_cast<double>(k));
+  void Top(int64_t k, double* peak, double* amplitude) const {
+    CycleTop(levels_, decay_, amplitude_law_, k, peak, amplitude);
   }
 
   int64_t CycleStart(int64_t k) const {
@@ -160,6 +196,7 @@ class WarmRestartsCurve final : public Curve {
   double decay_;
   int64_t max_cycles_;
   bool linear_;
+  bool amplitude_law_;
   v1::Warmup warmup_;
   int64_t warmup_steps_;
   Geometry g_;
@@ -181,6 +218,51 @@ int64_t AnnealLength(int64_t period, double mult, bool integer_mult, int64_t k,
   return std::max<int64_t>(1, std::llround(v));
 }
 
+// REAL lengths: cycle k starts at S_k = period * (1 - m^k) / (1 - m) and
+// lasts period * m^k, both computed as timm does (in doubles); step t is in
+// the last cycle whose S_k <= t, found by comparing with the table of
+// ceil(S_k), so an integer start (period 10, m 1.5: 10, 25) begins its cycle
+// exactly there. Every cycle lasts >= 1 step (checked by the caller for
+// m < 1), so the integer starts increase strictly.
+absl::Status RealGeometry(int64_t period, double mult, int64_t max_cycles,
+                          const FieldPath& mult_path, BuildContext& ctx,
+                          Geometry* g) {
+  const double p = static_cast<double>(period);
+  const double limit = static_cast<double>(kMaxStep);
+  g->starts.assign(1, 0);
+  g->real_starts.assign(1, 0.0);
+  for (int64_t k = 0;; ++k) {
+    const double mk = std::pow(mult, static_cast<double>(k));
+    g->real_lengths.push_back(mk * p);
+    if (max_cycles > 0 && k + 1 == max_cycles) break;
+    if (auto s =
+            ctx.Charge(4 * sizeof(int64_t) + (k < 4096 ? 16 : 0), mult_path);
+        !s.ok()) {
+      return s;
+    }
+    if (k >= kMaxExplicitCycles) {
+      return mult_path.Error(absl::StrCat(
+          "with period ", period, ", period_mult ", FormatNumber(mult),
+          " needs more than ", kMaxExplicitCycles,
+          " distinct cycles to cover 2^62 steps; use a ratio further from 1, "
+          "exactly 1, or set max_cycles"));
+    }
+    const double next = (1 - mk * mult) / (1 - mult) * p;
+    if (!(next <= limit)) {  // no step reaches cycle k + 1
+      g->starts.push_back(kNever);
+      return absl::OkStatus();
+    }
+    g->real_starts.push_back(next);
+    g->starts.push_back(static_cast<int64_t>(std::ceil(next)));
+  }
+  // max_cycles: the hold begins where cycle max_cycles would.
+  const double end =
+      (1 - std::pow(mult, static_cast<double>(max_cycles))) / (1 - mult) * p;
+  g->starts.push_back(end <= limit ? static_cast<int64_t>(std::ceil(end))
+                                   : kNever);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
@@ -197,27 +279,91 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
   if (auto s = RequireAbove(path.Child("period_mult"), mult, 0); !s.ok()) {
     return s;
   }
-  double decay = spec.has_peak_decay() ? spec.peak_decay() : 1.0;
-  FieldPath decay_path = path.Child("peak_decay");
-  if (auto s = RequireInRange(decay_path, decay, 0, 1); !s.ok()) return s;
-  if (decay == 0) return decay_path.Error("must be > 0, got 0");
   if (auto s = RequireAtLeast(path.Child("max_cycles"), spec.max_cycles(), 0);
       !s.ok()) {
     return s;
   }
+  const int64_t max_cycles = spec.max_cycles();
   if (spec.shape() != v1::WarmRestarts::SHAPE_UNSPECIFIED &&
       spec.shape() != v1::WarmRestarts::COSINE &&
       spec.shape() != v1::WarmRestarts::LINEAR) {
     return path.Child("shape").Error(
         absl::StrCat("must be COSINE or LINEAR, got ", spec.shape()));
   }
+  if (!v1::WarmRestarts::DecayLaw_IsValid(spec.decay_law())) {
+    return path.Child("decay_law")
+        .Error(
+            absl::StrCat("must be PEAK or AMPLITUDE, got ", spec.decay_law()));
+  }
+  const bool amplitude_law = spec.decay_law() == v1::WarmRestarts::AMPLITUDE;
+  double decay = spec.has_peak_decay() ? spec.peak_decay() : 1.0;
+  FieldPath decay_path = path.Child("peak_decay");
+  if (auto s = RequireAbove(decay_path, decay, 0); !s.ok()) return s;
+  if (decay > 1) {
+    // Growing peaks (Keras m_mul > 1) must stop growing somewhere.
+    if (max_cycles == 0) {
+      return decay_path.Error(
+          absl::StrCat("above 1 (growing peaks) requires max_cycles, got ",
+                       FormatNumber(decay), " with unlimited cycles"));
+    }
+    double last_peak, amplitude;
+    CycleTop(levels, decay, amplitude_law, max_cycles - 1, &last_peak,
+             &amplitude);
+    if (!(last_peak <= kMaxLrLimit)) {
+      return decay_path.Error(absl::StrCat(
+          "must keep the last cycle's peak <= ", FormatNumber(kMaxLrLimit),
+          ", got ", FormatNumber(decay), " (peak ", FormatNumber(last_peak),
+          " in cycle ", max_cycles - 1, ")"));
+    }
+    ctx.RaiseCeiling(last_peak);
+  }
   const int64_t w = warmup ? warmup->steps() : 0;
+  if (!v1::WarmRestarts::CycleLengths_IsValid(spec.cycle_lengths())) {
+    return path.Child("cycle_lengths")
+        .Error(absl::StrCat("must be INTEGER or REAL, got ",
+                            spec.cycle_lengths()));
+  }
+  const bool real_lengths =
+      spec.cycle_lengths() == v1::WarmRestarts::REAL && mult != 1.0;
+  if (real_lengths) {
+    const FieldPath lengths_path = path.Child("cycle_lengths");
+    if (w > 0) {
+      return lengths_path.Error(
+          "REAL cannot have warmup.every_cycle (timm and Keras have no "
+          "per-cycle warmup); use INTEGER, or a warmup without every_cycle");
+    }
+    if (mult < 1) {
+      // Real lengths shrink below a step, and their starts converge.
+      if (max_cycles == 0) {
+        return lengths_path.Error(absl::StrCat(
+            "REAL with period_mult ", FormatNumber(mult),
+            " < 1 requires max_cycles (the cycles shrink to nothing before "
+            "step ",
+            FormatNumber(static_cast<double>(spec.period()) / (1 - mult)),
+            ")"));
+      }
+      const double last = static_cast<double>(spec.period()) *
+                          std::pow(mult, static_cast<double>(max_cycles - 1));
+      if (!(last >= 1)) {
+        return lengths_path.Error(absl::StrCat(
+            "REAL needs every cycle to last at least one step, got ",
+            FormatNumber(last), " steps for cycle ", max_cycles - 1,
+            " (period ", spec.period(), ", period_mult ", FormatNumber(mult),
+            "); lower max_cycles"));
+      }
+    }
+  }
   const bool integer_mult = mult >= 1 && mult == std::floor(mult) && mult < 1e9;
 
   Geometry g;
-  const int64_t max_cycles = spec.max_cycles();
   const FieldPath mult_path = path.Child("period_mult");
-  if (mult == 1.0) {
+  if (real_lengths) {
+    if (auto s =
+            RealGeometry(spec.period(), mult, max_cycles, mult_path, ctx, &g);
+        !s.ok()) {
+      return s;
+    }
+  } else if (mult == 1.0) {
     g.tail_start = 0;
     g.tail_len = spec.period() + w;
     g.tail_first_cycle = 0;
@@ -265,12 +411,14 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
                          : g.tail_start + extra * g.tail_len;
     }
   }
-  // Cache each explicit cycle's peak (its pow), bounded like the starts.
+  // Cache each explicit cycle's top (its pow), bounded like the starts.
   const size_t explicit_cycles = g.starts.empty() ? 0 : g.starts.size() - 1;
   for (size_t k = 0; k < std::min<size_t>(explicit_cycles, 4096); ++k) {
-    g.peaks.push_back(
-        decay == 1.0 ? levels.max_lr
-                     : levels.max_lr * std::pow(decay, static_cast<double>(k)));
+    double peak, amplitude;
+    CycleTop(levels, decay, amplitude_law, static_cast<int64_t>(k), &peak,
+             &amplitude);
+    g.peaks.push_back(peak);
+    g.amplitudes.push_back(amplitude);
   }
   return CurvePtr(new WarmRestartsCurve(levels, spec, warmup, std::move(g)));
 }
