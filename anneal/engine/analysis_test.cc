@@ -93,7 +93,42 @@ INSTANTIATE_TEST_SUITE_P(
         Verdict{"{max_lr: 0.1, sequence: {phases: [{steps: 100, spec: "
                 "{constant: {}}}, "
                 "{spec: {inverse_time_decay: {t0: 100}}}]}}",
-                true, true}));
+                true, true},
+        // A warmup in every cycle from start_lr > 0 adds at least start_lr
+        // per cycle to both sums, whatever the peaks do (R1 in the anchor
+        // measurements): condition 1 yes, condition 2 no.
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.01, every_cycle: "
+                "true}, warm_restarts: {period: 10, period_mult: 2, "
+                "peak_decay: 0.4}}",
+                true, false},
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.01, every_cycle: "
+                "true}, warm_restarts: {period: 10, peak_decay: 0.9}}",
+                true, false},
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.01, every_cycle: "
+                "true}, warm_restarts: {period: 10, period_mult: 2, "
+                "peak_decay: 0.6}}",
+                true, false},
+        // ... also as the last phase of a sequence, ...
+        Verdict{"{max_lr: 0.1, sequence: {phases: [{steps: 100, spec: "
+                "{constant: {}}}, {spec: {warmup: {steps: 5, start_lr: 0.01, "
+                "every_cycle: true}, warm_restarts: {period: 10, "
+                "period_mult: 2, peak_decay: 0.6}}}]}}",
+                true, false},
+        // ... while start_lr = 0, or finitely many cycles, keep the
+        // restarts' own verdicts.
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, "
+                "warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.4}}",
+                false, true},
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, "
+                "warm_restarts: {period: 10, peak_decay: 0.9}}",
+                false, true},
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, "
+                "warm_restarts: {period: 10, period_mult: 2, peak_decay: 0.6}}",
+                true, true},
+        Verdict{"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.01, every_cycle: "
+                "true}, warm_restarts: {period: 10, peak_decay: 0.9, "
+                "max_cycles: 4}}",
+                false, true}));
 
 TEST(AnalysisTest, HorizonSums) {
   auto s = CompileText("{max_lr: 0.1, constant: {}}");
