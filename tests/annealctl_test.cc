@@ -137,5 +137,40 @@ TEST(AnnealctlTest, AnalyzeJsonHasTheDocumentedKeys) {
   EXPECT_NE(r.out.find("UNSTABLE"), std::string::npos) << r.out;
 }
 
+TEST(AnnealctlTest, AnalyzeReportsBothBoundsAndTheServedLrs) {
+  // One-cycle of 10 steps: the first crossing is 3.8343/L (not 5.92/L), so
+  // 4.0/L is unstable; the transient bound is 2.9447/L.
+  std::string spec = WriteSpec(
+      "one_cycle.json",
+      R"({"max_lr": 0.1, "batch_scaling": {"reference_batch_size": 256},)"
+      R"( "one_cycle": {"total_steps": 10, "pct_start": 0.5,)"
+      R"( "three_phase": true}})");
+  CliRun r = Annealctl("analyze -f " + spec + " --max-curvature 40");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* line :
+       {"stability          UNSTABLE (critical max_lr 0.0958579 = 3.8343 / L, "
+        "L = 40)\n",
+        "  bounded          no (|x| stays below its cycle-start value up to "
+        "max_lr 0.0736187 = 2.9447 / L)\n",
+        "  judged           1 complete cycle and the settled tail\n"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << r.out;
+  }
+  EXPECT_NE(r.out.find("  growth in cycle  |x| up to e^"), std::string::npos)
+      << r.out;
+  // At batch 128 the served peak is 0.05: 2.0/L, stable and bounded.
+  r = Annealctl("analyze -f " + spec +
+                " --max-curvature 40 --batch-size 128 -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* key :
+       {"\"batch_size\": \"128\"", "\"peak_lr\": 0.05", "\"stable\": true",
+        "\"bounded\": true", "\"bounded_max_lr\"", "\"max_log_growth\": 0",
+        "\"cycles_checked\": \"1\"", "\"tail_checked\": true"}) {
+    EXPECT_NE(r.out.find(key), std::string::npos) << key << "\n" << r.out;
+  }
+  r = Annealctl("analyze -f " + spec + " --max-curvature 40 --batch-size 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "annealctl analyze: batch_size: must be >= 1, got 0\n");
+}
+
 }  // namespace
 }  // namespace anneal

@@ -1,4 +1,6 @@
 // annealctl analyze: Robbins-Monro and stability analysis of a spec file.
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "anneal/cli/cli_args.h"
@@ -19,6 +21,11 @@ void PrintHuman(const v1::Analysis& a, std::ostream& out) {
       "horizon            %d steps (peak lr %.6g, final lr %.6g, %d restarts, "
       "%d snapshots)\n",
       a.horizon(), a.peak_lr(), a.final_lr(), a.restarts(), a.snapshots());
+  if (a.batch_size() != 0) {
+    out << absl::StrFormat(
+        "batch size         %d (the LRs served under batch_scaling)\n",
+        a.batch_size());
+  }
   out << "robbins-monro      " << (rm.satisfied() ? "satisfied" : "violated")
       << "\n";
   out << "  sum lr = inf     " << YesNo(rm.sum_diverges()) << "\n";
@@ -32,6 +39,29 @@ void PrintHuman(const v1::Analysis& a, std::ostream& out) {
         "stability          %s (critical max_lr %.6g = %.4f / L, L = %.6g)\n",
         st.stable() ? "stable" : "UNSTABLE", st.critical_max_lr(),
         st.critical_max_lr_times_curvature(), st.max_curvature());
+    out << absl::StrFormat(
+        "  bounded          %s (|x| stays below its cycle-start value up to "
+        "max_lr %.6g = %.4f / L)\n",
+        YesNo(st.bounded()), st.bounded_max_lr(),
+        st.bounded_max_lr_times_curvature());
+    if (st.max_log_growth() == 0) {
+      out << "  growth in cycle  none: |x| never exceeds its cycle-start "
+             "value\n";
+    } else if (std::isinf(st.max_log_growth())) {
+      out << absl::StrFormat(
+          "  growth in cycle  unbounded: the settled tail (from step %d) "
+          "grows |x| at every step\n",
+          st.max_growth_step());
+    } else {
+      out << absl::StrFormat(
+          "  growth in cycle  |x| up to e^%.4g times its cycle-start value "
+          "(at step %d)\n",
+          st.max_log_growth(), st.max_growth_step());
+    }
+    out << absl::StrFormat("  judged           %d complete cycle%s%s\n",
+                           st.cycles_checked(),
+                           st.cycles_checked() == 1 ? "" : "s",
+                           st.tail_checked() ? " and the settled tail" : "");
     out << "  rule             " << st.rule() << "\n";
   }
 }
@@ -40,9 +70,9 @@ void PrintHuman(const v1::Analysis& a, std::ostream& out) {
 
 absl::Status AnalyzeCommand(const std::vector<std::string>& args,
                             std::ostream& out) {
-  auto parsed =
-      CliArgs::Parse(args, {"file", "horizon", "max_curvature", "output"},
-                     {{"f", "file"}, {"o", "output"}});
+  auto parsed = CliArgs::Parse(
+      args, {"file", "horizon", "max_curvature", "batch_size", "output"},
+      {{"f", "file"}, {"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto file = a.Require("file");
@@ -58,6 +88,11 @@ absl::Status AnalyzeCommand(const std::vector<std::string>& args,
   auto curvature = a.GetDouble("max_curvature");
   if (!curvature.ok()) return curvature.status();
   options.max_curvature = *curvature;
+  if (a.Has("batch_size")) {
+    auto batch = a.GetInt("batch_size", 0);
+    if (!batch.ok()) return batch.status();
+    options.batch_size = *batch;
+  }
   const std::string output = a.Get("output", "text");
   if (output != "text" && output != "json") {
     return absl::InvalidArgumentError(

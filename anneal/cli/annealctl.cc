@@ -41,8 +41,9 @@ constexpr Command kCommands[] = {
      "evaluate a JSON/YAML schedule spec, or a whole timeline (a schedule\n"
      "as 'get -o json' prints it), and print or plot it"},
     {"analyze", anneal::AnalyzeCommand, true,
-     "-f SPEC [--horizon N] [--max-curvature L] [-o text|json]",
-     "Robbins-Monro conditions and the stability bound for curvature L"},
+     "-f SPEC [--horizon N] [--max-curvature L] [--batch-size B]\n"
+     "[-o text|json]",
+     "Robbins-Monro conditions and the stability bounds for curvature L"},
     {"create", anneal::CreateCommand, false,
      "NAME -f SPEC [--display-name X] [--label k=v[,k=v]]...\n[--reason TEXT] "
      "[-o text|json]",

@@ -1,15 +1,19 @@
 // Two claims of the seed text reproduced numerically with the engine's LRs.
 //
 // (1) Gradient descent on f = L/2 x^2 under one long cosine cycle is stable
-//     just below eta_max = 4/L and diverges just above it.
+//     just below eta_max = 4/L and diverges just above it, in the sense that
+//     the cycle ends contracted; |x| stays below its start only up to 2/L,
+//     and annealctl analyze reports both bounds and the growth in between.
 // (2) On the quartic f = x^4 - 2a x^2 + b x, SGD with a monotone decay
 //     started in the shallow minimum stays there, while SGDR's restarts kick
 //     it into the deeper global minimum (docs/analysis.md shows the example).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "anneal/engine/analysis.h"
 #include "anneal/engine/testing/spec_from_text.h"
 #include "gtest/gtest.h"
 
@@ -42,6 +46,56 @@ TEST(SeedClaimsTest, LongCosineCycleIsStableJustBelowFourOverL) {
       EXPECT_GT(growth, 100) << "x should grow by e^100 or more";
     }
   }
+}
+
+// The largest log|x_t / x_0| over the first `steps` steps (0 if |x| never
+// exceeds |x_0|).
+double PeakLogGrowth(const Schedule& s, int64_t steps, double curvature) {
+  double log_growth = 0, peak = 0;
+  for (int64_t t = 0; t < steps; ++t) {
+    log_growth += std::log(std::fabs(1 - s.At(t).lr * curvature));
+    peak = std::max(peak, log_growth);
+  }
+  return peak;
+}
+
+TEST(SeedClaimsTest, FourOverLBoundsTheNetGrowthTwoOverLTheTransient) {
+  const double curvature = 2.5;
+  const int64_t period = 200000;
+  auto s = CompileText(absl::StrCat("{max_lr: ", 1 / curvature,
+                                    ", cosine: {period: ", period, "}}"));
+  AnalysisOptions options;
+  options.max_curvature = curvature;
+  auto a = Analyze(*s, options);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const double critical = a->stability().critical_max_lr_times_curvature();
+  const double bounded = a->stability().bounded_max_lr_times_curvature();
+  EXPECT_NEAR(critical, 4, 1e-3);
+  EXPECT_NEAR(bounded, 2, 1e-12);
+  // Gradient descent at the reported bounds: |x| never passes |x_0| just
+  // below 2/L, and passes it just above.
+  for (double factor : {0.999, 1.001}) {
+    auto scaled =
+        CompileText(absl::StrCat("{max_lr: ", factor * bounded / curvature,
+                                 ", cosine: {period: ", period, "}}"));
+    const double peak = PeakLogGrowth(*scaled, period + 1, curvature);
+    if (factor < 1) {
+      EXPECT_EQ(peak, 0);
+    } else {
+      EXPECT_GT(peak, 0);
+    }
+  }
+  // Between the two, at 0.99 * 4/L, the cycle ends contracted after |x| grew
+  // by e^(0.38 T) mid-cycle: the growth analyze reports.
+  auto near_four = CompileText(absl::StrCat(
+      "{max_lr: ", 0.99 * 4 / curvature, ", cosine: {period: ", period, "}}"));
+  auto at = Analyze(*near_four, options);
+  ASSERT_TRUE(at.ok());
+  EXPECT_TRUE(at->stability().stable());
+  EXPECT_FALSE(at->stability().bounded());
+  const double peak = PeakLogGrowth(*near_four, period + 1, curvature);
+  EXPECT_GT(peak, 0.38 * period);
+  EXPECT_NEAR(at->stability().max_log_growth(), peak, 1e-9 * peak);
 }
 
 double QuarticGrad(double x, double a, double b) {

@@ -137,8 +137,10 @@ absl::StatusOr<CurvePtr> BuildCurve(const v1::ScheduleSpec& spec,
   }
   absl::StatusOr<CurvePtr> curve =
       BuildFamily(spec, *levels, every_cycle, path, ctx);
-  if (!curve.ok() || !spec.has_warmup() || every_cycle != nullptr) {
-    return curve;
+  if (!curve.ok() || !spec.has_warmup()) return curve;
+  if (every_cycle != nullptr) {
+    return WithCycleWarmupTail(*every_cycle, spec.warm_restarts().max_cycles(),
+                               *std::move(curve));
   }
   return WrapWithWarmup(spec.warmup(), *levels, *std::move(curve));
 }

@@ -114,6 +114,11 @@ double WarmupLr(const v1::Warmup& spec, int64_t steps_done, double peak,
                 double* h);
 absl::StatusOr<CurvePtr> WrapWithWarmup(const v1::Warmup& spec,
                                         const Levels& levels, CurvePtr inner);
+// `restarts` (warm restarts built with `spec` as their per-cycle warmup) with
+// the Robbins-Monro verdict of that warmup: a start_lr > 0 repeated in
+// infinitely many cycles makes both sums diverge.
+CurvePtr WithCycleWarmupTail(const v1::Warmup& spec, int64_t max_cycles,
+                             CurvePtr restarts);
 
 }  // namespace anneal
 

@@ -4,7 +4,8 @@
 // t - steps; the warmup belongs to cycle 0. Linear warmup + cosine equals
 // SequentialLR([LinearLR(start_factor=start_lr/max_lr, total_iters=W),
 // CosineAnnealingLR(T_max=P)], milestones=[W]). warm_restarts also uses
-// WarmupLr for its per-cycle warmups.
+// WarmupLr for its per-cycle warmups, and WithCycleWarmupTail gives those
+// their Robbins-Monro verdict.
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,40 @@ class WarmupCurve final : public Curve {
   int64_t first_cycle_length_ = 0;
 };
 
+// Warm restarts with a warmup in every cycle: the LRs are the restarts' own;
+// only the tail changes. Every cycle starts at start_lr whatever the cycle's
+// (decayed) peak, so infinitely many cycles each add at least start_lr to the
+// sum and start_lr^2 to the sum of squares: both diverge, whatever the
+// restarts' own verdict (which describes their peaks).
+class CycleWarmupTailCurve final : public Curve {
+ public:
+  CycleWarmupTailCurve(double start_lr, CurvePtr restarts)
+      : start_lr_(start_lr), restarts_(std::move(restarts)) {}
+
+  void Eval(int64_t t, CurvePoint* out) const override {
+    restarts_->Eval(t, out);
+  }
+
+  Asymptotics Tail() const override {
+    Asymptotics a;
+    a.sum_diverges = true;
+    a.sum_squares_converges = false;
+    a.reason = absl::StrCat(
+        "warm restarts with a warmup in every cycle from start_lr = ",
+        FormatNumber(start_lr_),
+        " > 0: each of infinitely many cycles adds at least start_lr to the "
+        "sum and start_lr^2 to the sum of squares, so both diverge (violates "
+        "condition 2)");
+    return a;
+  }
+
+  int64_t SettlesAt() const override { return restarts_->SettlesAt(); }
+
+ private:
+  double start_lr_;
+  CurvePtr restarts_;
+};
+
 }  // namespace
 
 absl::Status ValidateWarmup(const v1::Warmup& spec, const Levels& levels,
@@ -89,6 +124,15 @@ double WarmupLr(const v1::Warmup& spec, int64_t steps_done, double peak,
 absl::StatusOr<CurvePtr> WrapWithWarmup(const v1::Warmup& spec,
                                         const Levels& levels, CurvePtr inner) {
   return CurvePtr(new WarmupCurve(spec, levels, std::move(inner)));
+}
+
+CurvePtr WithCycleWarmupTail(const v1::Warmup& spec, int64_t max_cycles,
+                             CurvePtr restarts) {
+  // max_cycles ends the cycles (the restarts' verdict holds); start_lr 0
+  // adds nothing the restarts' peaks do not already decide.
+  if (max_cycles > 0 || spec.start_lr() == 0) return restarts;
+  return CurvePtr(
+      new CycleWarmupTailCurve(spec.start_lr(), std::move(restarts)));
 }
 
 }  // namespace anneal
