@@ -41,6 +41,48 @@ TEST(FamiliesTest, StepDecayStepSizeAndRepeatedMilestones) {
   EXPECT_EQ(f->At(2).lr, 0.3);
 }
 
+TEST(FamiliesTest, CosineHardRestartsFindEachCycleExactly) {
+  // HF hard restarts with 3 cycles over 10 steps: half-waves of 10/3 steps
+  // starting at the first step at or after 0, 3.33, 6.67: 0, 4, 7.
+  auto s =
+      CompileText("{max_lr: 1.0, cosine: {period: 10, restart_cycles: 3}}");
+  const int64_t starts[] = {0, 4, 7};
+  const int64_t lengths[] = {4, 3, 3};
+  for (int k = 0; k < 3; ++k) {
+    StepResult r = s->At(starts[k]);
+    EXPECT_EQ(r.cycle, k);
+    EXPECT_EQ(r.step_in_cycle, 0);
+    EXPECT_EQ(r.cycle_length, lengths[k]);
+    EXPECT_EQ(r.restart, k > 0);
+    EXPECT_TRUE(s->At(starts[k] + lengths[k] - 1).snapshot);
+  }
+  EXPECT_EQ(s->At(0).lr, 1.0);
+  EXPECT_EQ(s->At(10).phase, v1::HOLD);
+  EXPECT_EQ(s->At(10).lr, 0.0);
+  // Step 4 is 0.2 of a half-wave into cycle 1 (4 * 3 / 10 = 1.2).
+  EXPECT_NEAR(s->At(4).lr, 0.5 * (1 + std::cos(M_PI * 0.2)), 1e-15);
+}
+
+TEST(FamiliesTest, CosineWavesRiseAndHoldTheirEnd) {
+  // HF num_cycles = 1: down and back up to the peak over the period.
+  auto s = CompileText(
+      "{max_lr: 1.0, min_lr: 0.1, cosine: {period: 8, "
+      "waves: 1}}");
+  EXPECT_EQ(s->At(0).lr, 1.0);
+  EXPECT_NEAR(s->At(4).lr, 0.1, 1e-15);
+  EXPECT_EQ(s->At(3).phase, v1::ANNEAL);
+  EXPECT_EQ(s->At(5).phase, v1::RISE);
+  EXPECT_EQ(s->At(8).lr, 1.0);
+  EXPECT_EQ(s->At(9).phase, v1::HOLD);
+  EXPECT_EQ(s->At(9).lr, 1.0);  // held where the period ended
+}
+
+TEST(FamiliesTest, CosineExponentSharpensTheFactor) {
+  auto s = CompileText("{max_lr: 1.0, cosine: {period: 4, exponent: 2}}");
+  EXPECT_DOUBLE_EQ(s->At(2).lr, 0.25);  // (cos½(1/2))^2
+  EXPECT_EQ(s->At(4).lr, 0.0);
+}
+
 TEST(FamiliesTest, ExponentialDecayContinuousAndStaircase) {
   auto s = CompileText("{max_lr: 2.0, exponential_decay: {gamma: 0.9}}");
   EXPECT_EQ(s->At(3).lr, 2.0 * std::pow(0.9, 3.0));

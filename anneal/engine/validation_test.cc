@@ -41,6 +41,15 @@ const std::vector<BadSpec>& Cases() {
        "curve: exactly one curve is required: constant, step_decay, "
        "exponential_decay, polynomial_decay, inverse_time_decay, linear, "
        "cosine, warm_restarts, cyclic, one_cycle, wsd or sequence"},
+      {"{max_lr: 0.1, cosine: {period: 10, exponent: 0}}",
+       "cosine.exponent: must be > 0, got 0"},
+      {"{max_lr: 0.1, cosine: {period: 10, waves: -1}}",
+       "cosine.waves: must be > 0, got -1"},
+      {"{max_lr: 0.1, cosine: {period: 10, restart_cycles: 2e6}}",
+       "cosine.restart_cycles: must be <= 1e+06, got 2e+06"},
+      {"{max_lr: 0.1, cosine: {period: 10, waves: 1, restart_cycles: 2}}",
+       "cosine.restart_cycles: cannot be set with waves (continuous waves or "
+       "hard restarts, not both)"},
       {"{max_lr: 0.1, warm_restarts: {period: 0}}",
        "warm_restarts.period: must be >= 1, got 0"},
       {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: -2}}",

@@ -203,6 +203,13 @@ def test_optax_schedules():
                        "cosine": {"period": d}}, d + 50,
                       lambda t, i=init, d=d, a=alpha:
                       A.optax_cosine_decay(t, i, d, a)))
+        e = r.choice([0.5, 2.0, 3.0, 1.5])
+        cases.append((f"cosine_decay_schedule({init}, {d}, {alpha}, "
+                      f"exponent={e})",
+                      {"max_lr": init, "min_lr": alpha * init,
+                       "cosine": {"period": d, "exponent": e}}, d + 50,
+                      lambda t, i=init, d=d, a=alpha, e=e:
+                      A.optax_cosine_decay(t, i, d, a, e)))
         peak, w = init, r.randint(1, 100)
         start, end = peak * r.choice([0.0, 0.1]), peak * r.choice([0.0, 0.01])
         total = w + r.randint(1, 500)
@@ -252,6 +259,21 @@ def test_hf_schedules():
                       n + 1,  # HF's cosine rises again after N; anneal holds
                       lambda t, w=w, n=n, lr=lr:
                       lr * A.hf_cosine_with_warmup(t, w, n)))
+        waves = r.choice([0.25, 1.0, 1.5, 2.0, 0.75])
+        cases.append((f"get_cosine_schedule_with_warmup({w}, {n}, "
+                      f"num_cycles={waves})",
+                      {"max_lr": lr, **warm, "cosine": {"period": n - w,
+                                                        "waves": waves}},
+                      n + 1,
+                      lambda t, w=w, n=n, lr=lr, c=waves:
+                      lr * A.hf_cosine_with_warmup(t, w, n, c)))
+        hard = r.choice([1, 2, 3, 7, 2.5])
+        cases.append((f"get_cosine_with_hard_restarts_schedule_with_warmup("
+                      f"{w}, {n}, {hard})",
+                      {"max_lr": lr, **warm, "cosine": {
+                          "period": n - w, "restart_cycles": hard}}, n + 30,
+                      lambda t, w=w, n=n, c=hard, lr=lr:
+                      lr * A.hf_cosine_with_hard_restarts(t, w, n, c)))
         cycles = r.randint(1, 5)
         length = r.randint(1, 100)
         n2 = w + cycles * length
