@@ -163,8 +163,12 @@ const std::vector<BadSpec>& Cases() {
        "linear, cosine, warm_restarts, cyclic, one_cycle, wsd or sequence"},
       {"{max_lr: 0.1, warmup: {steps: 0}, cosine: {period: 10}}",
        "warmup.steps: must be >= 1, got 0"},
-      {"{max_lr: 0.1, warmup: {steps: 5, start_lr: 0.5}, cosine: {period: 10}}",
-       "warmup.start_lr: must be in [0, 0.1], got 0.5"},
+      {"{max_lr: 0.1, warmup: {steps: 5, start_lr: 2e6}, cosine: {period: 10}}",
+       "warmup.start_lr: must be in [0, 1e+06], got 2e+06"},
+      {"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true, overlap: true}, "
+       "warm_restarts: {period: 10}}",
+       "warmup.overlap: cannot be set with every_cycle (a per-cycle warmup "
+       "already runs on each cycle's own clock)"},
       {"{max_lr: 0.1, warmup: {steps: 5, every_cycle: true}, cosine: {period: "
        "10}}",
        "warmup.every_cycle: requires a warm_restarts curve (cycles to warm "

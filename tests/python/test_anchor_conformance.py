@@ -102,6 +102,29 @@ def test_timm_warmup_prefix():
     check(cases)
 
 
+def test_timm_overlapping_warmup():
+    # warmup_prefix=False, timm's default: the ramp replaces the first
+    # warmup_t steps of the cosine's own clock.
+    r = rng("timm-overlap")
+    cases = []
+    for _ in range(15):
+        base = r.choice([0.1, 1.0])
+        w = r.randint(1, 30)
+        init = r.choice([0.0, base * r.uniform(0, 0.5), base * 1.5])
+        t_initial = r.randint(5, 80)
+        cycle_mul = r.choice([1.0, 2.0, 1.5])
+        spec = {"max_lr": base,
+                "warmup": {"steps": w, "start_lr": init, "overlap": True},
+                "warm_restarts": {"period": t_initial, "period_mult": cycle_mul,
+                                  "max_cycles": 1000, "cycle_lengths": "REAL"}}
+        kw = dict(t_initial=t_initial, cycle_mul=cycle_mul, cycle_limit=1000,
+                  warmup_t=w, warmup_lr_init=init, warmup_prefix=False)
+        cases.append((f"CosineLRScheduler({kw})", spec, 800,
+                      lambda t, kw=kw, base=base: A.timm_cosine(t, base, **kw)))
+    check(cases, peak_of=lambda spec: max(spec["max_lr"],
+                                          spec["warmup"]["start_lr"]))
+
+
 # --- Keras ----------------------------------------------------------------
 
 def test_keras_cosine_decay_restarts():
@@ -211,7 +234,8 @@ def test_optax_schedules():
                       lambda t, i=init, d=d, a=alpha, e=e:
                       A.optax_cosine_decay(t, i, d, a, e)))
         peak, w = init, r.randint(1, 100)
-        start, end = peak * r.choice([0.0, 0.1]), peak * r.choice([0.0, 0.01])
+        start = peak * r.choice([0.0, 0.1, 2.0])  # optax allows init > peak
+        end = peak * r.choice([0.0, 0.01])
         total = w + r.randint(1, 500)
         cases.append((f"warmup_cosine_decay_schedule({start}, {peak}, {w}, "
                       f"{total}, {end})",
@@ -237,7 +261,8 @@ def test_optax_schedules():
                           "total_steps": d, "power": power}}, d + 50,
                       lambda t, i=init, e=end, p=power, d=d:
                       A.optax_polynomial(t, i, e, p, d)))
-    check(cases)
+    check(cases, peak_of=lambda spec: max(
+        spec["max_lr"], spec.get("warmup", {}).get("start_lr", 0)))
 
 
 # --- Hugging Face ---------------------------------------------------------

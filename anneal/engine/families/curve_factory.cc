@@ -123,7 +123,7 @@ absl::StatusOr<CurvePtr> BuildCurve(const v1::ScheduleSpec& spec,
   const v1::Warmup* every_cycle = nullptr;
   if (spec.has_warmup()) {
     FieldPath warmup_path = path.Child("warmup");
-    if (auto s = ValidateWarmup(spec.warmup(), *levels, warmup_path); !s.ok()) {
+    if (auto s = ValidateWarmup(spec.warmup(), warmup_path); !s.ok()) {
       return s;
     }
     ctx.RaiseCeiling(spec.warmup().start_lr());

@@ -106,8 +106,7 @@ absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
                                       const Levels& levels,
                                       const FieldPath& path, BuildContext& ctx);
 // warmup.cc: validates `spec` (path names the warmup message).
-absl::Status ValidateWarmup(const v1::Warmup& spec, const Levels& levels,
-                            const FieldPath& path);
+absl::Status ValidateWarmup(const v1::Warmup& spec, const FieldPath& path);
 // The LR `steps_done` steps into a warmup from start_lr to `peak`, and its
 // mix factor; shared by the warmup prefix and per-cycle warmups.
 double WarmupLr(const v1::Warmup& spec, int64_t steps_done, double peak,

@@ -1,11 +1,14 @@
 // Warmup: a ramp from start_lr to the peak over `steps` steps.
 //
 // As a prefix (WrapWithWarmup) it runs before the curve, which then runs on
-// t - steps; the warmup belongs to cycle 0. Linear warmup + cosine equals
+// t - steps; the warmup belongs to cycle 0. With `overlap` it replaces the
+// curve's first steps instead, on the curve's own clock (timm's default).
+// Linear warmup + cosine equals
 // SequentialLR([LinearLR(start_factor=start_lr/max_lr, total_iters=W),
 // CosineAnnealingLR(T_max=P)], milestones=[W]). warm_restarts also uses
 // WarmupLr for its per-cycle warmups, and WithCycleWarmupTail gives those
 // their Robbins-Monro verdict.
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +28,17 @@ class WarmupCurve final : public Curve {
 
   void Eval(int64_t t, CurvePoint* out) const override {
     const int64_t w = spec_.steps();
+    if (spec_.overlap()) {
+      // The curve's own clock and cycles; only the LR of its first w steps
+      // is the ramp's (timm: warmup_lr_init + t * (base - init) / warmup_t).
+      inner_->Eval(t, out);
+      if (t < w) {
+        out->lr = WarmupLr(spec_, t, levels_.max_lr, &out->h);
+        out->phase = v1::WARMUP;
+        out->snapshot = false;
+      }
+      return;
+    }
     if (t < w) {
       out->lr = WarmupLr(spec_, t, levels_.max_lr, &out->h);
       out->cycle = 0;
@@ -46,7 +60,9 @@ class WarmupCurve final : public Curve {
 
   int64_t SettlesAt() const override {
     int64_t inner = inner_->SettlesAt();
-    return inner < 0 ? -1 : inner + spec_.steps();
+    if (inner < 0) return -1;
+    return spec_.overlap() ? std::max(inner, spec_.steps())
+                           : inner + spec_.steps();
   }
 
  private:
@@ -92,15 +108,20 @@ class CycleWarmupTailCurve final : public Curve {
 
 }  // namespace
 
-absl::Status ValidateWarmup(const v1::Warmup& spec, const Levels& levels,
-                            const FieldPath& path) {
+absl::Status ValidateWarmup(const v1::Warmup& spec, const FieldPath& path) {
   FieldPath steps = path.Child("steps");
   if (auto s = RequireAtLeast(steps, spec.steps(), 1); !s.ok()) return s;
   if (auto s = RequireAtMost(steps, spec.steps(), kMaxStep); !s.ok()) return s;
+  // Above max_lr is a ramp down to the peak (optax allows it).
   if (auto s = RequireInRange(path.Child("start_lr"), spec.start_lr(), 0,
-                              levels.max_lr);
+                              kMaxLrLimit);
       !s.ok()) {
     return s;
+  }
+  if (spec.overlap() && spec.every_cycle()) {
+    return path.Child("overlap").Error(
+        "cannot be set with every_cycle (a per-cycle warmup already runs on "
+        "each cycle's own clock)");
   }
   if (spec.shape() != v1::Warmup::SHAPE_UNSPECIFIED &&
       spec.shape() != v1::Warmup::LINEAR &&
