@@ -99,7 +99,21 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, exponential_decay: {}}",
        "exponential_decay.gamma: must be > 0, got 0 (required)"},
       {"{max_lr: 0.1, exponential_decay: {gamma: 2}}",
-       "exponential_decay.gamma: must be in [0, 1], got 2"},
+       "exponential_decay.start_lr: is required when gamma > 1 (got 2): the "
+       "LR grows from start_lr up to max_lr, where it holds"},
+      {"{max_lr: 0.1, exponential_decay: {gamma: 2, start_lr: 0.2}}",
+       "exponential_decay.start_lr: must be < max_lr (0.1), got 0.2"},
+      {"{max_lr: 0.1, exponential_decay: {gamma: 0.5, start_lr: 0.01}}",
+       "exponential_decay.start_lr: is only for growth (gamma > 1); a decay "
+       "starts at max_lr, got gamma 0.5"},
+      {"{max_lr: 0.1, exponential_decay: {gamma: -1}}",
+       "exponential_decay.gamma: must be > 0, got -1"},
+      {"{max_lr: 0.1, polynomial_decay: {total_steps: 5, rise: true, cycle: "
+       "true}}",
+       "polynomial_decay.cycle: cannot be set with rise (Keras cycles a decay "
+       "only)"},
+      {"{max_lr: 0.1, inverse_time_decay: {t0: 5, staircase_steps: 0}}",
+       "inverse_time_decay.staircase_steps: must be >= 1, got 0"},
       {"{max_lr: 0.1, exponential_decay: {gamma: 0.5, transition_steps: 0}}",
        "exponential_decay.transition_steps: must be >= 1, got 0"},
       {"{max_lr: 0.1, polynomial_decay: {total_steps: 0}}",

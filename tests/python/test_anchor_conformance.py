@@ -198,6 +198,32 @@ def test_keras_decays():
                           "staircase": stair}}, 1000,
                       lambda t, lr=lr, s=steps, g=rate, st=stair:
                       A.keras_exponential_decay(t, lr, s, g, st)))
+        rate, steps2 = r.choice([0.5, 1.0, 2.0]), r.randint(1, 60)
+        cases.append((f"InverseTimeDecay({lr}, {steps2}, {rate}, "
+                      "staircase=True)",
+                      {"max_lr": lr, "inverse_time_decay": {
+                          "t0": steps2 / rate, "power": 1,
+                          "staircase_steps": steps2}}, 1000,
+                      lambda t, lr=lr, s=steps2, g=rate:
+                      A.keras_inverse_time_decay(t, lr, s, g, True)))
+        end2 = lr * r.choice([0.0, 0.01])
+        d2 = r.randint(1, 80)
+        pw = r.choice([1.0, 0.5, 2.0])
+        cases.append((f"PolynomialDecay({lr}, {d2}, {end2}, {pw}, "
+                      "cycle=True)",
+                      {"max_lr": lr, "min_lr": end2, "polynomial_decay": {
+                          "total_steps": d2, "power": pw, "cycle": True}},
+                      1000,
+                      lambda t, lr=lr, d=d2, e=end2, p=pw:
+                      A.keras_polynomial_decay(t, lr, d, e, p, cycle=True)))
+        growth = r.choice([1.01, 1.1, 2.0])
+        cap = lr * r.choice([10.0, 100.0])
+        cases.append((f"ExponentialDecay({lr}, {steps}, {growth}) capped",
+                      {"max_lr": cap, "exponential_decay": {
+                          "gamma": growth, "transition_steps": steps,
+                          "staircase": stair, "start_lr": lr}}, 1000,
+                      lambda t, lr=lr, s=steps, g=growth, st=stair, c=cap:
+                      min(c, A.keras_exponential_decay(t, lr, s, g, st))))
         rate = r.choice([0.5, 1.0, 2.0])
         cases.append((f"InverseTimeDecay({lr}, {steps}, {rate})",
                       {"max_lr": lr, "inverse_time_decay": {
@@ -261,6 +287,23 @@ def test_optax_schedules():
                           "total_steps": d, "power": power}}, d + 50,
                       lambda t, i=init, e=end, p=power, d=d:
                       A.optax_polynomial(t, i, e, p, d)))
+        top = init * r.choice([2.0, 10.0])
+        cases.append((f"polynomial_schedule({init}, {top}, {power}, {d}) "
+                      "rising",
+                      {"max_lr": top, "min_lr": init, "polynomial_decay": {
+                          "total_steps": d, "power": power, "rise": True}},
+                      d + 50,
+                      lambda t, i=init, e=top, p=power, d=d:
+                      A.optax_polynomial(t, i, e, p, d)))
+        grow = r.choice([1.05, 1.5, 3.0])
+        cases.append((f"exponential_decay({init}, {steps}, {grow}, "
+                      f"staircase={stair}, end_value={top})",
+                      {"max_lr": top, "exponential_decay": {
+                          "gamma": grow, "transition_steps": steps,
+                          "staircase": stair, "start_lr": init}}, 1000,
+                      lambda t, i=init, s=steps, g=grow, st=stair, e=top:
+                      A.optax_exponential_decay(t, i, s, g, staircase=st,
+                                                end_value=e)))
     check(cases, peak_of=lambda spec: max(
         spec["max_lr"], spec.get("warmup", {}).get("start_lr", 0)))
 

@@ -1,5 +1,6 @@
-// The monotone families: constant, step/multistep, exponential, polynomial,
-// inverse-time and linear. Formulas follow PyTorch's closed forms operation
+// The monotone families: constant, step/multistep, exponential (and its
+// growth), polynomial (and its rise, and Keras's cycling form), inverse-time
+// and linear. Formulas follow PyTorch's closed forms operation
 // for operation so results match PyTorch to the last bit where PyTorch itself
 // uses a closed form; a positive min_lr acts as a floor (PyTorch has none).
 #include <algorithm>
@@ -184,41 +185,140 @@ class ExponentialCurve final : public FlooredDecay {
   bool staircase_;
 };
 
-class PolynomialCurve final : public Curve {
+// Exponential growth up to max_lr (optax/Keras decay_rate > 1, optax's
+// end_value as the cap): min(max_lr, start_lr * gamma^p), as optax clips it.
+class ExponentialGrowthCurve final : public Curve {
  public:
-  PolynomialCurve(const Levels& levels, int64_t total, double power)
-      : levels_(levels), total_(total), power_(power) {}
+  ExponentialGrowthCurve(const Levels& levels, double start, double gamma,
+                         int64_t transition, bool staircase)
+      : levels_(levels),
+        start_(start),
+        gamma_(gamma),
+        transition_(transition),
+        staircase_(staircase) {
+    // raw(t) is non-decreasing: the first step at the cap, by bisection.
+    cap_from_ =
+        FirstAtFloor([this](int64_t t) { return -Raw(t); }, -levels_.max_lr);
+  }
 
   void Eval(int64_t t, CurvePoint* out) const override {
+    const bool capped = t >= cap_from_;
+    const double lr =
+        capped ? levels_.max_lr : std::min(levels_.max_lr, Raw(t));
+    Monotone(t, lr, levels_, capped ? v1::HOLD : v1::RISE, out);
+  }
+
+  Asymptotics Tail() const override {
+    return TailConstant(levels_.max_lr,
+                        "exponential growth (holds max_lr once reached)");
+  }
+  int64_t SettlesAt() const override {
+    return cap_from_ == kNever ? -1 : cap_from_;
+  }
+
+ private:
+  double Raw(int64_t t) const {
+    const double p =
+        staircase_ ? static_cast<double>(t / transition_)
+                   : static_cast<double>(t) / static_cast<double>(transition_);
+    return start_ * std::pow(gamma_, p);
+  }
+
+  Levels levels_;
+  double start_;
+  double gamma_;
+  int64_t transition_;
+  bool staircase_;
+  int64_t cap_from_ = kNever;
+};
+
+class PolynomialCurve final : public Curve {
+ public:
+  PolynomialCurve(const Levels& levels, int64_t total, double power, bool rise,
+                  bool cycle)
+      : levels_(levels),
+        total_(total),
+        power_(power),
+        rise_(rise),
+        cycle_(cycle) {}
+
+  void Eval(int64_t t, CurvePoint* out) const override {
+    if (cycle_ && t > total_) return Cycling(t, out);
     double done = static_cast<double>(std::min(total_, t));
     double factor =
         t >= total_
             ? 0.0
             : std::pow(1.0 - done / static_cast<double>(total_), power_);
-    Monotone(t, levels_.min_lr + (levels_.max_lr - levels_.min_lr) * factor,
-             levels_, t > total_ ? v1::HOLD : v1::ANNEAL, out);
-    out->h = factor;
+    const double span = levels_.max_lr - levels_.min_lr;
+    const v1::Phase moving = rise_ ? v1::RISE : v1::ANNEAL;
+    Monotone(
+        t,
+        rise_ ? levels_.max_lr - span * factor : levels_.min_lr + span * factor,
+        levels_, t > total_ ? v1::HOLD : moving, out);
+    out->h = rise_ ? 1 - factor : factor;
     out->cycle_length = total_ + 1;
-    out->snapshot = t == total_;
+    out->snapshot = !rise_ && t == total_;
     if (t > total_) out->cycle_length = 0;
   }
 
   Asymptotics Tail() const override {
+    if (rise_) {
+      return TailConstant(levels_.max_lr,
+                          "rising polynomial (holds max_lr after total_steps)");
+    }
+    if (cycle_ && levels_.min_lr == 0) {
+      // Cycle k spans ((k)T, (k+1)T] at 1 - t/((k+1)T) <= 1/(k+1): its LRs
+      // are ~ max_lr (1/k)^power, T of them.
+      Asymptotics a;
+      a.sum_diverges = power_ <= 1.0;
+      a.sum_squares_converges = 2.0 * power_ > 1.0;
+      a.reason = absl::StrCat(
+          "cycling polynomial decay: cycle k adds ~ k^-", power_,
+          " to the sum and k^-", 2 * power_,
+          " to the sum of squares: the sum diverges iff power <= 1, the sum "
+          "of squares converges iff power > 1/2");
+      return a;
+    }
+    if (cycle_) {
+      return TailConstant(levels_.min_lr,
+                          "cycling polynomial decay never goes below min_lr, "
+                          "which");
+    }
     return TailConstant(levels_.min_lr,
                         "polynomial decay (holds min_lr after total_steps)");
   }
-  int64_t SettlesAt() const override { return total_; }
+  int64_t SettlesAt() const override { return cycle_ ? -1 : total_; }
 
  private:
+  // Keras: decay_steps * ceil(step / decay_steps), operation for operation.
+  // Cycle k >= 1 holds the steps (kT, (k+1)T].
+  void Cycling(int64_t t, CurvePoint* out) const {
+    const int64_t k = (t - 1) / total_;  // t > T >= 1
+    const double horizon =
+        static_cast<double>(total_) * static_cast<double>(k + 1);
+    const double factor =
+        std::pow(1.0 - static_cast<double>(t) / horizon, power_);
+    Monotone(t, levels_.min_lr + (levels_.max_lr - levels_.min_lr) * factor,
+             levels_, v1::ANNEAL, out);
+    out->h = factor;
+    out->cycle = k;
+    out->step_in_cycle = t - (k * total_ + 1);
+    out->cycle_length = total_;
+    out->snapshot = t == (k + 1) * total_;
+  }
+
   Levels levels_;
   int64_t total_;
   double power_;
+  bool rise_;
+  bool cycle_;
 };
 
 class InverseTimeCurve final : public FlooredDecay {
  public:
-  InverseTimeCurve(const Levels& levels, double t0, double power)
-      : FlooredDecay(levels), t0_(t0), power_(power) {
+  InverseTimeCurve(const Levels& levels, double t0, double power,
+                   int64_t staircase)
+      : FlooredDecay(levels), t0_(t0), power_(power), staircase_(staircase) {
     FindFloor();
   }
 
@@ -239,12 +339,14 @@ class InverseTimeCurve final : public FlooredDecay {
 
  private:
   double Raw(int64_t t) const override {
+    const int64_t at = staircase_ > 1 ? t / staircase_ * staircase_ : t;
     return levels_.max_lr *
-           std::pow(t0_ / (static_cast<double>(t) + t0_), power_);
+           std::pow(t0_ / (static_cast<double>(at) + t0_), power_);
   }
 
   double t0_;
   double power_;
+  int64_t staircase_;  // 1: continuous
 };
 
 class LinearCurve final : public Curve {
@@ -374,13 +476,37 @@ absl::StatusOr<CurvePtr> MakeExponentialDecay(const v1::ExponentialDecay& spec,
                                               const Levels& levels,
                                               const FieldPath& path) {
   FieldPath g = path.Child("gamma");
-  if (auto s = RequireInRange(g, spec.gamma(), 0, 1); !s.ok()) return s;
-  if (spec.gamma() == 0) return g.Error("must be > 0, got 0 (required)");
+  if (auto s = RequireFinite(g, spec.gamma()); !s.ok()) return s;
+  if (!(spec.gamma() > 0)) {
+    return g.Error(absl::StrCat("must be > 0, got ", FormatNumber(spec.gamma()),
+                                spec.gamma() == 0 ? " (required)" : ""));
+  }
   int64_t transition =
       spec.has_transition_steps() ? spec.transition_steps() : 1;
   if (auto s = RequireAtLeast(path.Child("transition_steps"), transition, 1);
       !s.ok()) {
     return s;
+  }
+  const FieldPath start = path.Child("start_lr");
+  if (spec.gamma() > 1) {
+    if (!spec.has_start_lr()) {
+      return start.Error(absl::StrCat(
+          "is required when gamma > 1 (got ", FormatNumber(spec.gamma()),
+          "): the LR grows from start_lr up to max_lr, where it holds"));
+    }
+    if (auto s = RequireAbove(start, spec.start_lr(), 0); !s.ok()) return s;
+    if (!(spec.start_lr() < levels.max_lr)) {
+      return start.Error(absl::StrCat("must be < max_lr (",
+                                      FormatNumber(levels.max_lr), "), got ",
+                                      FormatNumber(spec.start_lr())));
+    }
+    return CurvePtr(new ExponentialGrowthCurve(
+        levels, spec.start_lr(), spec.gamma(), transition, spec.staircase()));
+  }
+  if (spec.has_start_lr()) {
+    return start.Error(absl::StrCat(
+        "is only for growth (gamma > 1); a decay starts at max_lr, got gamma ",
+        FormatNumber(spec.gamma())));
   }
   return CurvePtr(
       new ExponentialCurve(levels, spec.gamma(), transition, spec.staircase()));
@@ -396,7 +522,12 @@ absl::StatusOr<CurvePtr> MakePolynomialDecay(const v1::PolynomialDecay& spec,
   }
   double power = spec.has_power() ? spec.power() : 1.0;
   if (auto s = RequireAbove(path.Child("power"), power, 0); !s.ok()) return s;
-  return CurvePtr(new PolynomialCurve(levels, spec.total_steps(), power));
+  if (spec.rise() && spec.cycle()) {
+    return path.Child("cycle").Error(
+        "cannot be set with rise (Keras cycles a decay only)");
+  }
+  return CurvePtr(new PolynomialCurve(levels, spec.total_steps(), power,
+                                      spec.rise(), spec.cycle()));
 }
 
 absl::StatusOr<CurvePtr> MakeInverseTimeDecay(const v1::InverseTimeDecay& spec,
@@ -405,7 +536,14 @@ absl::StatusOr<CurvePtr> MakeInverseTimeDecay(const v1::InverseTimeDecay& spec,
   if (auto s = RequireAbove(path.Child("t0"), spec.t0(), 0); !s.ok()) return s;
   double power = spec.has_power() ? spec.power() : 1.0;
   if (auto s = RequireAbove(path.Child("power"), power, 0); !s.ok()) return s;
-  return CurvePtr(new InverseTimeCurve(levels, spec.t0(), power));
+  int64_t staircase = 1;
+  if (spec.has_staircase_steps()) {
+    staircase = spec.staircase_steps();
+    const FieldPath field = path.Child("staircase_steps");
+    if (auto s = RequireAtLeast(field, staircase, 1); !s.ok()) return s;
+    if (auto s = RequireAtMost(field, staircase, kMaxStep); !s.ok()) return s;
+  }
+  return CurvePtr(new InverseTimeCurve(levels, spec.t0(), power, staircase));
 }
 
 absl::StatusOr<CurvePtr> MakeLinear(const v1::Linear& spec,
