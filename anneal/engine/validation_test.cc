@@ -50,6 +50,17 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, cosine: {period: 10, waves: 1, restart_cycles: 2}}",
        "cosine.restart_cycles: cannot be set with waves (continuous waves or "
        "hard restarts, not both)"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, power: 2}}",
+       "warm_restarts.power: is only for shape POLYNOMIAL"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, shape: TANH, tanh_lower: "
+       "3, tanh_upper: 1}}",
+       "warm_restarts.tanh_upper: must be > tanh_lower (3), got 1"},
+      {"{max_lr: 0.1, warm_restarts: {period: 10, k_decay: 0}}",
+       "warm_restarts.k_decay: must be > 0, got 0"},
+      {"{max_lr: 0.1, warmup: {steps: 5, to_curve: true}, cosine: {period: "
+       "10}}",
+       "warmup.to_curve: requires overlap (a prefix warmup always ends at "
+       "max_lr, where the curve starts)"},
       {"{max_lr: 0.1, warm_restarts: {period: 0}}",
        "warm_restarts.period: must be >= 1, got 0"},
       {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: -2}}",

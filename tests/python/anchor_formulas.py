@@ -63,6 +63,57 @@ def timm_cosine(t, base, t_initial, lr_min=0.0, cycle_mul=1.0, cycle_decay=1.0,
     return lr_min
 
 
+def _timm_cycle(t, t_initial, cycle_mul, cycle_limit):
+    """timm's (i, t_i, t_curr), with the exact cycle index."""
+    if cycle_mul != 1:
+        i = _cycle_of(t, lambda j: (1 - cycle_mul ** j) /
+                      (1 - cycle_mul) * t_initial, cycle_limit)
+        t_i = cycle_mul ** i * t_initial
+        t_curr = t - (1 - cycle_mul ** i) / (1 - cycle_mul) * t_initial
+    else:
+        i = t // t_initial
+        t_i = t_initial
+        t_curr = t - (t_initial * i)
+    return i, t_i, t_curr
+
+
+def timm_poly(t, base, t_initial, power=0.5, lr_min=0.0, cycle_mul=1.0,
+              cycle_decay=1.0, cycle_limit=1, warmup_t=0, warmup_lr_init=0.0,
+              warmup_prefix=False, k_decay=1.0):
+    """timm/scheduler/poly_lr.py PolyLRScheduler._get_lr."""
+    if t < warmup_t:
+        return warmup_lr_init + t * ((base - warmup_lr_init) / warmup_t)
+    if warmup_prefix:
+        t = t - warmup_t
+    i, t_i, t_curr = _timm_cycle(t, t_initial, cycle_mul, cycle_limit)
+    lr_max = base * cycle_decay ** i
+    k = k_decay
+    if i < cycle_limit:
+        return lr_min + (lr_max - lr_min) * (1 - t_curr ** k / t_i ** k) ** power
+    return lr_min
+
+
+def timm_tanh(t, base, t_initial, lb=-7.0, ub=3.0, lr_min=0.0, cycle_mul=1.0,
+              cycle_decay=1.0, cycle_limit=1, warmup_t=0, warmup_lr_init=0.0,
+              warmup_prefix=False):
+    """timm/scheduler/tanh_lr.py TanhLRScheduler._get_lr; its warmup aims at
+    base (prefix) or at the schedule's own value at warmup_t (overlap)."""
+    def get_lr(t):
+        if warmup_prefix:
+            t = t - warmup_t
+        i, t_i, t_curr = _timm_cycle(t, t_initial, cycle_mul, cycle_limit)
+        if i < cycle_limit:
+            lr_max = base * cycle_decay ** i
+            tr = t_curr / t_i
+            return lr_min + 0.5 * (lr_max - lr_min) * (
+                1 - math.tanh(lb * (1. - tr) + ub * tr))
+        return lr_min
+    if t < warmup_t:
+        target = base if warmup_prefix else get_lr(warmup_t)
+        return warmup_lr_init + t * ((target - warmup_lr_init) / warmup_t)
+    return get_lr(t)
+
+
 # --- Keras ---------------------------------------------------------------
 
 def keras_cosine_decay_restarts(t, initial_learning_rate, first_decay_steps,

@@ -125,6 +125,57 @@ def test_timm_overlapping_warmup():
                                           spec["warmup"]["start_lr"]))
 
 
+def _timm_cycles(r):
+    t_initial = r.randint(2, 60)
+    cycle_mul = r.choice([1.0, 2.0, 1.5, 0.8])
+    cycle_limit = r.choice([1, 3, 1000])
+    if cycle_mul < 1:
+        while cycle_limit > 1 and t_initial * cycle_mul ** (cycle_limit - 1) < 1:
+            cycle_limit -= 1
+    return t_initial, cycle_mul, r.choice([1.0, 0.5]), cycle_limit
+
+
+def test_timm_poly_tanh_and_k_decay():
+    r = rng("timm-poly-tanh")
+    cases = []
+    for _ in range(20):
+        base, lr_min = r.choice([0.1, 1.0]), r.choice([0.0, 0.01])
+        t_initial, cycle_mul, cycle_decay, cycle_limit = _timm_cycles(r)
+        restarts = {"period": t_initial, "period_mult": cycle_mul,
+                    "peak_decay": cycle_decay, "max_cycles": cycle_limit,
+                    "cycle_lengths": "REAL"}
+        common = dict(t_initial=t_initial, lr_min=lr_min, cycle_mul=cycle_mul,
+                      cycle_decay=cycle_decay, cycle_limit=cycle_limit)
+        k = r.choice([1.0, 0.5, 2.0, 1.5])
+        power = r.choice([0.5, 1.0, 2.0])
+        cases.append((f"PolyLRScheduler(power={power}, k_decay={k}, {common})",
+                      {"max_lr": base, "min_lr": lr_min, "warm_restarts": {
+                          **restarts, "shape": "POLYNOMIAL", "power": power,
+                          "k_decay": k}}, 800,
+                      lambda t, c=common, b=base, p=power, k=k:
+                      A.timm_poly(t, b, power=p, k_decay=k, **c)))
+        cases.append((f"CosineLRScheduler(k_decay={k}, {common})",
+                      {"max_lr": base, "min_lr": lr_min, "warm_restarts": {
+                          **restarts, "k_decay": k}}, 800,
+                      lambda t, c=common, b=base, k=k:
+                      A.timm_cosine(t, b, k_decay=k, **c)))
+        lb, ub = r.choice([(-7.0, 3.0), (-3.0, 3.0), (-5.0, 1.0)])
+        w = r.choice([0, 5, 12])
+        prefix = r.choice([True, False])
+        spec = {"max_lr": base, "min_lr": lr_min, "warm_restarts": {
+            **restarts, "shape": "TANH", "tanh_lower": lb, "tanh_upper": ub}}
+        if w:
+            spec["warmup"] = {"steps": w, "start_lr": 0.0}
+            if not prefix:
+                spec["warmup"].update(overlap=True, to_curve=True)
+        cases.append((f"TanhLRScheduler(lb={lb}, ub={ub}, warmup_t={w}, "
+                      f"warmup_prefix={prefix}, {common})", spec, 800,
+                      lambda t, c=common, b=base, lb=lb, ub=ub, w=w, p=prefix:
+                      A.timm_tanh(t, b, lb=lb, ub=ub, warmup_t=w,
+                                  warmup_prefix=p, **c)))
+    check(cases)
+
+
 # --- Keras ----------------------------------------------------------------
 
 def test_keras_cosine_decay_restarts():

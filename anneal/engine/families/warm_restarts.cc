@@ -67,7 +67,13 @@ class WarmRestartsCurve final : public Curve {
         mult_(spec.has_period_mult() ? spec.period_mult() : 1.0),
         decay_(spec.has_peak_decay() ? spec.peak_decay() : 1.0),
         max_cycles_(spec.max_cycles()),
-        linear_(spec.shape() == v1::WarmRestarts::LINEAR),
+        shape_(spec.shape() == v1::WarmRestarts::SHAPE_UNSPECIFIED
+                   ? v1::WarmRestarts::COSINE
+                   : spec.shape()),
+        power_(spec.has_power() ? spec.power() : 1.0),
+        tanh_lower_(spec.has_tanh_lower() ? spec.tanh_lower() : -7.0),
+        tanh_upper_(spec.has_tanh_upper() ? spec.tanh_upper() : 3.0),
+        k_decay_(spec.has_k_decay() ? spec.k_decay() : 1.0),
         amplitude_law_(spec.decay_law() == v1::WarmRestarts::AMPLITUDE),
         warmup_(warmup ? *warmup : v1::Warmup()),
         warmup_steps_(warmup ? warmup->steps() : 0),
@@ -121,15 +127,34 @@ class WarmRestartsCurve final : public Curve {
       x = static_cast<double>(t_cur - warmup_steps_);
       span = static_cast<double>(length - warmup_steps_);
     }
+    // timm: t_curr ** k / t_i ** k.
+    const double u = k_decay_ == 1.0
+                         ? x / span
+                         : std::pow(x, k_decay_) / std::pow(span, k_decay_);
     double f;
-    if (linear_) {
-      f = 1 - x / span;
-      out->lr = levels_.min_lr + amplitude * f;
-    } else {
-      // As PyTorch: eta_min + (base_lr - eta_min) * (1 + cos) / 2.
-      double c = 1 + std::cos(kPi * x / span);
-      out->lr = levels_.min_lr + amplitude * c / 2;
-      f = c / 2;
+    switch (shape_) {
+      case v1::WarmRestarts::LINEAR:
+        f = 1 - u;
+        out->lr = levels_.min_lr + amplitude * f;
+        break;
+      case v1::WarmRestarts::POLYNOMIAL:
+        // timm: lr_min + (lr_max - lr_min) * (1 - t_curr^k / t_i^k) ** power
+        f = std::pow(1 - u, power_);
+        out->lr = levels_.min_lr + amplitude * f;
+        break;
+      case v1::WarmRestarts::TANH:
+        // timm: lr_min + 0.5 * (lr_max - lr_min) * (1 - tanh(lb (1 - tr) +
+        // ub tr))
+        // (0.5 * a) * y == a * (0.5 * y): halving is exact.
+        f = 0.5 * (1 - std::tanh(tanh_lower_ * (1. - u) + tanh_upper_ * u));
+        out->lr = levels_.min_lr + amplitude * f;
+        break;
+      default: {
+        // As PyTorch: eta_min + (base_lr - eta_min) * (1 + cos) / 2.
+        double c = 1 + std::cos(kPi * u);
+        out->lr = levels_.min_lr + amplitude * c / 2;
+        f = c / 2;
+      }
     }
     out->h = f;
     out->phase = v1::ANNEAL;
@@ -195,7 +220,11 @@ class WarmRestartsCurve final : public Curve {
   double mult_;
   double decay_;
   int64_t max_cycles_;
-  bool linear_;
+  v1::WarmRestarts::Shape shape_;
+  double power_;
+  double tanh_lower_;
+  double tanh_upper_;
+  double k_decay_;
   bool amplitude_law_;
   v1::Warmup warmup_;
   int64_t warmup_steps_;
@@ -263,6 +292,44 @@ absl::Status RealGeometry(int64_t period, double mult, int64_t max_cycles,
   return absl::OkStatus();
 }
 
+// The options of the shapes: each only with its shape, each in range.
+absl::Status CheckShapeOptions(const v1::WarmRestarts& spec,
+                               const FieldPath& path) {
+  const v1::WarmRestarts::Shape shape = spec.shape();
+  if (spec.has_power()) {
+    const FieldPath field = path.Child("power");
+    if (shape != v1::WarmRestarts::POLYNOMIAL) {
+      return field.Error("is only for shape POLYNOMIAL");
+    }
+    if (auto s = RequireAbove(field, spec.power(), 0); !s.ok()) return s;
+  }
+  if (spec.has_tanh_lower() || spec.has_tanh_upper()) {
+    const FieldPath field =
+        path.Child(spec.has_tanh_lower() ? "tanh_lower" : "tanh_upper");
+    if (shape != v1::WarmRestarts::TANH) {
+      return field.Error("is only for shape TANH");
+    }
+    const double lower = spec.has_tanh_lower() ? spec.tanh_lower() : -7.0;
+    const double upper = spec.has_tanh_upper() ? spec.tanh_upper() : 3.0;
+    for (auto [name, v] :
+         {std::pair{"tanh_lower", lower}, std::pair{"tanh_upper", upper}}) {
+      if (auto s = RequireFinite(path.Child(name), v); !s.ok()) return s;
+    }
+    if (!(lower < upper)) {
+      return path.Child("tanh_upper")
+          .Error(absl::StrCat("must be > tanh_lower (", FormatNumber(lower),
+                              "), got ", FormatNumber(upper)));
+    }
+  }
+  if (spec.has_k_decay()) {
+    if (auto s = RequireAbove(path.Child("k_decay"), spec.k_decay(), 0);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
@@ -284,12 +351,11 @@ absl::StatusOr<CurvePtr> MakeWarmRestarts(const v1::WarmRestarts& spec,
     return s;
   }
   const int64_t max_cycles = spec.max_cycles();
-  if (spec.shape() != v1::WarmRestarts::SHAPE_UNSPECIFIED &&
-      spec.shape() != v1::WarmRestarts::COSINE &&
-      spec.shape() != v1::WarmRestarts::LINEAR) {
-    return path.Child("shape").Error(
-        absl::StrCat("must be COSINE or LINEAR, got ", spec.shape()));
+  if (!v1::WarmRestarts::Shape_IsValid(spec.shape())) {
+    return path.Child("shape").Error(absl::StrCat(
+        "must be COSINE, LINEAR, POLYNOMIAL or TANH, got ", spec.shape()));
   }
+  if (auto s = CheckShapeOptions(spec, path); !s.ok()) return s;
   if (!v1::WarmRestarts::DecayLaw_IsValid(spec.decay_law())) {
     return path.Child("decay_law")
         .Error(

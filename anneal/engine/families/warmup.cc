@@ -24,6 +24,12 @@ class WarmupCurve final : public Curve {
     CurvePoint first;
     inner_->Eval(0, &first);
     first_cycle_length_ = first.cycle_length;
+    target_ = levels_.max_lr;
+    if (spec_.to_curve()) {
+      CurvePoint at;
+      inner_->Eval(spec_.steps(), &at);
+      target_ = at.lr;
+    }
   }
 
   void Eval(int64_t t, CurvePoint* out) const override {
@@ -33,7 +39,7 @@ class WarmupCurve final : public Curve {
       // is the ramp's (timm: warmup_lr_init + t * (base - init) / warmup_t).
       inner_->Eval(t, out);
       if (t < w) {
-        out->lr = WarmupLr(spec_, t, levels_.max_lr, &out->h);
+        out->lr = WarmupLr(spec_, t, target_, &out->h);
         out->phase = v1::WARMUP;
         out->snapshot = false;
       }
@@ -70,6 +76,7 @@ class WarmupCurve final : public Curve {
   Levels levels_;
   CurvePtr inner_;
   int64_t first_cycle_length_ = 0;
+  double target_ = 0;  // what the ramp aims at
 };
 
 // Warm restarts with a warmup in every cycle: the LRs are the restarts' own;
@@ -117,6 +124,13 @@ absl::Status ValidateWarmup(const v1::Warmup& spec, const FieldPath& path) {
                               kMaxLrLimit);
       !s.ok()) {
     return s;
+  }
+  if (spec.to_curve() && !spec.overlap()) {
+    return path.Child("to_curve")
+        .Error(
+            "requires overlap (a prefix warmup always ends at max_lr, where "
+            "the "
+            "curve starts)");
   }
   if (spec.overlap() && spec.every_cycle()) {
     return path.Child("overlap").Error(
