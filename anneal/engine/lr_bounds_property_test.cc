@@ -78,24 +78,48 @@ class SpecGenerator {
         d->set_gamma(Coin() ? Uniform(1e-9, 1) : 1 - LogUniform(-12, -1));
         d->set_transition_steps(Length());
         d->set_staircase(Coin());
+        if (Int(0, 3) == 0) {  // growth up to max_lr
+          d->set_gamma(1 + LogUniform(-12, 1));
+          d->set_start_lr(max_lr * Uniform(1e-9, 0.999));
+        }
         break;
       }
       case 3:
         spec->mutable_polynomial_decay()->set_total_steps(Length());
         spec->mutable_polynomial_decay()->set_power(LogUniform(-3, 2));
+        if (Coin()) {
+          spec->mutable_polynomial_decay()->set_rise(true);
+        } else {
+          spec->mutable_polynomial_decay()->set_cycle(Coin());
+        }
         break;
       case 4:
         spec->mutable_inverse_time_decay()->set_t0(LogUniform(-300, 10));
         spec->mutable_inverse_time_decay()->set_power(LogUniform(-3, 1));
+        if (Coin()) {
+          spec->mutable_inverse_time_decay()->set_staircase_steps(Length());
+        }
         break;
       case 5:
         spec->mutable_linear()->set_start_factor(Uniform(0, 1));
         spec->mutable_linear()->set_end_factor(Uniform(0, 1));
         spec->mutable_linear()->set_total_steps(Length());
         break;
-      case 6:
-        spec->mutable_cosine()->set_period(Length());
+      case 6: {
+        auto* c = spec->mutable_cosine();
+        c->set_period(Length());
+        if (Coin()) c->set_exponent(LogUniform(-2, 2));
+        switch (Int(0, 2)) {
+          case 0:
+            c->set_waves(LogUniform(-2, 3));
+            break;
+          case 1:
+            c->set_restart_cycles(Coin() ? static_cast<double>(Int(1, 20))
+                                         : LogUniform(-2, 3));
+            break;
+        }
         break;
+      }
       case 7: {
         auto* w = spec->mutable_warm_restarts();
         w->set_period(Length());
@@ -103,8 +127,21 @@ class SpecGenerator {
                                   : Uniform(0.05, 3));
         w->set_peak_decay(Uniform(1e-6, 1));
         if (Coin()) w->set_max_cycles(Int(1, 50));
-        w->set_shape(Coin() ? v1::WarmRestarts::COSINE
-                            : v1::WarmRestarts::LINEAR);
+        if (w->max_cycles() > 0 && Int(0, 3) == 0) {
+          w->set_peak_decay(1 + LogUniform(-6, -1));  // growing peaks
+        }
+        w->set_shape(static_cast<v1::WarmRestarts::Shape>(Int(1, 4)));
+        if (w->shape() == v1::WarmRestarts::POLYNOMIAL) {
+          w->set_power(LogUniform(-2, 1));
+        }
+        if (w->shape() == v1::WarmRestarts::TANH) {
+          w->set_tanh_lower(Uniform(-10, 0));
+          w->set_tanh_upper(Uniform(0.1, 10));
+        }
+        if (Coin()) w->set_k_decay(LogUniform(-1, 1));
+        w->set_decay_law(Coin() ? v1::WarmRestarts::PEAK
+                                : v1::WarmRestarts::AMPLITUDE);
+        if (Coin()) w->set_cycle_lengths(v1::WarmRestarts::REAL);
         break;
       }
       case 8: {
@@ -153,6 +190,11 @@ class SpecGenerator {
       w->set_start_lr(max_lr * Uniform(0, 1));
       w->set_shape(Coin() ? v1::Warmup::LINEAR : v1::Warmup::COSINE);
       w->set_every_cycle(family == 7 && Coin());
+      if (!w->every_cycle() && Coin()) {
+        w->set_overlap(true);
+        w->set_to_curve(Coin());
+      }
+      if (Int(0, 4) == 0) w->set_start_lr(max_lr * Uniform(1, 10));
     }
     if (top && Coin()) {
       const double max = Uniform(0.5, 0.9999);
@@ -164,9 +206,19 @@ class SpecGenerator {
   std::mt19937_64 rng_;
 };
 
-// The largest LR a spec may serve: every max_lr and warmup start_lr in it.
+// The largest LR a spec may serve: every max_lr, growing peak and warmup
+// start_lr in it.
 double Ceiling(const v1::ScheduleSpec& spec, double inherited) {
   double peak = spec.has_max_lr() ? spec.max_lr() : inherited;
+  const v1::WarmRestarts& w = spec.warm_restarts();
+  if (w.peak_decay() > 1 && w.max_cycles() > 0) {
+    const double grow =
+        std::pow(w.peak_decay(), static_cast<double>(w.max_cycles() - 1));
+    peak = w.decay_law() == v1::WarmRestarts::AMPLITUDE
+               ? spec.min_lr() + (peak - spec.min_lr()) * grow
+               : peak * grow;
+    peak *= 1 + 1e-12;  // the pow in the engine may round up
+  }
   double ceiling = std::max(peak, spec.warmup().start_lr());
   for (const auto& phase : spec.sequence().phases()) {
     ceiling = std::max(ceiling, Ceiling(phase.spec(), peak));

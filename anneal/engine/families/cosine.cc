@@ -143,16 +143,20 @@ class CosineCurve final : public Curve {
         restarts_ * (static_cast<double>(t) / static_cast<double>(period_))));
   }
 
-  // The first step of cycle k: the smallest t with floor(n t / P) >= k.
+  // The first step of cycle k: the smallest t with floor(n t / P) >= k, or
+  // the period if that is later (no step of the curve is in cycle k).
   int64_t CycleStart(int64_t k) const {
     if (ratio_.exact) {
       const int128 need = static_cast<int128>(k) * ratio_.den * period_;
-      return static_cast<int64_t>((need + ratio_.num - 1) / ratio_.num);
+      const int128 start = (need + ratio_.num - 1) / ratio_.num;
+      return start >= period_ ? period_ : static_cast<int64_t>(start);
     }
-    auto t = static_cast<int64_t>(std::ceil(
-        static_cast<double>(k) * static_cast<double>(period_) / restarts_));
+    const double estimate = std::ceil(static_cast<double>(k) *
+                                      static_cast<double>(period_) / restarts_);
+    if (!(estimate < static_cast<double>(period_))) return period_;
+    auto t = static_cast<int64_t>(estimate);
     while (t > 0 && CycleOf(t - 1) >= k) --t;
-    while (CycleOf(t) < k) ++t;
+    while (t < period_ && CycleOf(t) < k) ++t;
     return t;
   }
 

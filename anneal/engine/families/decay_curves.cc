@@ -290,14 +290,17 @@ class PolynomialCurve final : public Curve {
   int64_t SettlesAt() const override { return cycle_ ? -1 : total_; }
 
  private:
-  // Keras: decay_steps * ceil(step / decay_steps), operation for operation.
-  // Cycle k >= 1 holds the steps (kT, (k+1)T].
+  // Keras: 1 - t / (decay_steps * ceil(t / decay_steps)). Cycle k >= 1
+  // holds the steps (kT, (k+1)T]. The remaining fraction is taken from the
+  // exact integer (k+1)T - t: Keras's float 1 - t/D can round below 0 at
+  // large t, where a fractional power is NaN.
   void Cycling(int64_t t, CurvePoint* out) const {
     const int64_t k = (t - 1) / total_;  // t > T >= 1
+    const int64_t end = k < kMaxStep / total_ ? (k + 1) * total_ : kMaxStep;
     const double horizon =
         static_cast<double>(total_) * static_cast<double>(k + 1);
-    const double factor =
-        std::pow(1.0 - static_cast<double>(t) / horizon, power_);
+    const double factor = std::pow(
+        static_cast<double>(std::max<int64_t>(0, end - t)) / horizon, power_);
     Monotone(t, levels_.min_lr + (levels_.max_lr - levels_.min_lr) * factor,
              levels_, v1::ANNEAL, out);
     out->h = factor;
