@@ -124,8 +124,14 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, min_lr: 0.01, one_cycle: {total_steps: 100}}",
        "one_cycle: derives its floor from div_factor and final_div_factor; "
        "min_lr must be unset or 0, got 0.01"},
-      {"{max_lr: 0.1, wsd: {decay_steps: 0}}",
-       "wsd.decay_steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, wsd: {decay_steps: -1}}",
+       "wsd.decay_steps: must be >= 0, got -1"},
+      {"{max_lr: 0.1, wsd: {decay_steps: 5, decay_shape: LINEAR, num_cycles: "
+       "0.5}}",
+       "wsd.num_cycles: only applies to decay_shape COSINE, got decay_shape "
+       "LINEAR"},
+      {"{max_lr: 0.1, wsd: {decay_steps: 5, num_cycles: -1}}",
+       "wsd.num_cycles: must be in [0, 1e+06], got -1"},
       {"{max_lr: 0.1, wsd: {warmup_steps: -5, decay_steps: 10}}",
        "wsd.warmup_steps: must be >= 0, got -5"},
       {"{max_lr: 0.1, sequence: {}}",
