@@ -175,6 +175,20 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
        "{target_update_norm_sq: -1}}",
        "thermostat.target_update_norm_sq: must be > 0, got -1"},
+      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
+       "{target_update_norm_sq: 1e301}}",
+       "thermostat.target_update_norm_sq: must be in [0, 1e+300], got 1e+301"},
+      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
+       "{target_update_norm_sq: 1, momentum: 1}}",
+       "thermostat.momentum: must be in [0, 0.9999], got 1"},
+      {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.85, max: 0.95}, "
+       "thermostat: {target_update_norm_sq: 1, momentum: 0.9}}",
+       "thermostat.momentum: must be 0 when the spec schedules momentum (the "
+       "step's momentum is used), got 0.9"},
+      {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.9, max: 0.995, "
+       "restart_bias_correction: true}}",
+       "momentum.max: must be in [0, 0.99] with restart_bias_correction, got "
+       "0.995"},
   };
   return *cases;
 }
