@@ -37,9 +37,11 @@ struct Command {
 constexpr Command kCommands[] = {
     {"preview", anneal::PreviewCommand, true,
      "-f SPEC|--timeline SCHEDULE --steps N [--start S]\n"
-     "[-o csv|json|ascii|svg] [--batch-size B]",
+     "[-o csv|json|ascii|svg] [--batch-size B]\n"
+     "[--grad-norm-sq G --num-params D]",
      "evaluate a JSON/YAML schedule spec, or a whole timeline (a schedule\n"
-     "as 'get -o json' prints it), and print or plot it"},
+     "as 'get -o json' prints it), and print or plot it; with the\n"
+     "thermostat's inputs, each step's noise_std too"},
     {"analyze", anneal::AnalyzeCommand, true,
      "-f SPEC [--horizon N] [--max-curvature L] [--batch-size B]\n"
      "[-o text|json]",

@@ -20,9 +20,11 @@ constexpr int64_t kMaxPreviewSteps = 1'000'000;
 
 absl::Status PreviewCommand(const std::vector<std::string>& args,
                             std::ostream& out) {
-  auto parsed = CliArgs::Parse(
-      args, {"file", "timeline", "steps", "start", "batch_size", "output"},
-      {{"f", "file"}, {"o", "output"}});
+  auto parsed =
+      CliArgs::Parse(args,
+                     {"file", "timeline", "steps", "start", "batch_size",
+                      "grad_norm_sq", "num_params", "output"},
+                     {{"f", "file"}, {"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   if (a.Has("file") == a.Has("timeline")) {
@@ -46,6 +48,21 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
     auto batch = a.GetInt("batch_size", 0);
     if (!batch.ok()) return batch.status();
     options.batch_size = *batch;
+  }
+  // The thermostat's inputs, the same for every step previewed (a job sends
+  // its own |g|^2 each step); both or neither, as Evaluate needs both.
+  if (a.Has("grad_norm_sq") != a.Has("num_params")) {
+    return absl::InvalidArgumentError(
+        "give both --grad-norm-sq and --num-params (the thermostat needs "
+        "both), or neither");
+  }
+  if (a.Has("grad_norm_sq")) {
+    auto g = a.GetDouble("grad_norm_sq");
+    if (!g.ok()) return g.status();
+    options.grad_norm_sq = **g;
+    auto d = a.GetInt("num_params", 0);
+    if (!d.ok()) return d.status();
+    options.num_params = *d;
   }
 
   std::vector<StepResult> results;

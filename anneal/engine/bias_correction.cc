@@ -60,7 +60,14 @@ absl::StatusOr<std::unique_ptr<const BiasCorrection>> BiasCorrection::Build(
   return std::unique_ptr<const BiasCorrection>(std::move(b));
 }
 
-double BiasCorrection::ProductBefore(int64_t t) const {
+double BiasCorrection::ProductBefore(int64_t t, int64_t from) const {
+  if (from > 0) {
+    double product = 1.0;
+    for (int64_t i = from; i < t && product >= kVanishing; ++i) {
+      product *= momentum_.At(i);
+    }
+    return product < kVanishing ? 0.0 : product;
+  }
   if (t > vanishes_at_) return 0.0;
   const int64_t j = t / stride_;
   double product = prefix_[j];
@@ -68,18 +75,18 @@ double BiasCorrection::ProductBefore(int64_t t) const {
   return product;
 }
 
-double BiasCorrection::At(int64_t t, double momentum_t) const {
-  if (t >= vanishes_at_) return 1.0;
-  return 1.0 - ProductBefore(t) * momentum_t;
+double BiasCorrection::At(int64_t t, int64_t from, double momentum_t) const {
+  if (from == 0 && t >= vanishes_at_) return 1.0;
+  return 1.0 - ProductBefore(t, from) * momentum_t;
 }
 
-double BiasCorrection::Next(int64_t t, double product_before, double momentum_t,
-                            double* correction) const {
-  if (t >= vanishes_at_) {
+double BiasCorrection::Next(int64_t t, int64_t from, double product_before,
+                            double momentum_t, double* correction) const {
+  if (from == 0 && t >= vanishes_at_) {
     *correction = 1.0;
     return 0.0;
   }
-  const double product = product_before * momentum_t;
+  const double product = (t == from ? 1.0 : product_before) * momentum_t;
   *correction = 1.0 - product;
   return product;
 }

@@ -228,8 +228,12 @@ TEST(FamiliesTest, WsdMatchesHuggingFaceFormula) {
         ASSERT_NEAR(s->At(t).lr, HfWsd(t, 10, 20, 30, 0.1, wt, dt), 1e-15)
             << wt << "/" << dt << " t=" << t;
       }
-      EXPECT_TRUE(s->At(59).snapshot);
-      EXPECT_EQ(s->At(60).phase, v1::HOLD);
+      // The snapshot is the floor step W+S+D, as cosine's t = period.
+      EXPECT_FALSE(s->At(59).snapshot);
+      EXPECT_TRUE(s->At(60).snapshot);
+      EXPECT_EQ(s->At(60).lr, 0.1);
+      EXPECT_EQ(s->At(60).cycle_length, 61);
+      EXPECT_EQ(s->At(61).phase, v1::HOLD);
     }
   }
 }

@@ -13,6 +13,10 @@ namespace anneal {
 
 namespace {
 
+// The largest thermostat target: sqrt(K) stays below 1e150, so sigma only
+// saturates where its true value passes DBL_MAX; a larger K is a unit mistake.
+constexpr double kMaxThermostatTarget = 1e300;
+
 absl::Status ValidateModifiers(const v1::ScheduleSpec& spec) {
   if (spec.has_momentum()) {
     FieldPath path("momentum");
@@ -24,6 +28,13 @@ absl::Status ValidateModifiers(const v1::ScheduleSpec& spec) {
     if (auto s = RequireInRange(path.Child("base"), m.base(), 0, m.max());
         !s.ok()) {
       return s;
+    }
+    if (m.restart_bias_correction() && m.max() > kMaxRestartingMomentum) {
+      // Each cycle's product starts afresh, so a step may have to replay
+      // its cycle up to where the product vanishes: bounded by this max.
+      return path.Child("max").Error(absl::StrCat(
+          "must be in [0, ", FormatNumber(kMaxRestartingMomentum),
+          "] with restart_bias_correction, got ", FormatNumber(m.max())));
     }
   }
   if (spec.has_batch_scaling()) {
@@ -42,10 +53,28 @@ absl::Status ValidateModifiers(const v1::ScheduleSpec& spec) {
     }
   }
   if (spec.has_thermostat()) {
-    if (auto s = RequireAbove(FieldPath("thermostat.target_update_norm_sq"),
-                              spec.thermostat().target_update_norm_sq(), 0);
+    FieldPath path("thermostat");
+    const v1::Thermostat& th = spec.thermostat();
+    FieldPath k = path.Child("target_update_norm_sq");
+    if (auto s = RequireAbove(k, th.target_update_norm_sq(), 0); !s.ok()) {
+      return s;
+    }
+    if (auto s = RequireInRange(k, th.target_update_norm_sq(), 0,
+                                kMaxThermostatTarget);
         !s.ok()) {
       return s;
+    }
+    if (auto s = RequireInRange(path.Child("momentum"), th.momentum(), 0,
+                                kMaxMomentum);
+        !s.ok()) {
+      return s;
+    }
+    if (spec.has_momentum() && th.momentum() != 0) {
+      return path.Child("momentum")
+          .Error(absl::StrCat(
+              "must be 0 when the spec schedules momentum (the step's momentum "
+              "is used), got ",
+              FormatNumber(th.momentum())));
     }
   }
   return absl::OkStatus();
@@ -73,10 +102,12 @@ absl::StatusOr<std::shared_ptr<const Schedule>> Schedule::Compile(
   }
   if (spec.has_thermostat()) {
     schedule->thermostat_k_ = spec.thermostat().target_update_norm_sq();
+    schedule->thermostat_beta_ = spec.thermostat().momentum();
   }
   if (spec.has_momentum()) {
     schedule->momentum_base_ = spec.momentum().base();
     schedule->momentum_max_ = spec.momentum().max();
+    schedule->bias_restarts_ = spec.momentum().restart_bias_correction();
     auto bias = BiasCorrection::Build(
         MomentumCurve(schedule->curve_.get(), schedule->momentum_base_,
                       schedule->momentum_max_),
@@ -130,7 +161,7 @@ StepResult Schedule::At(int64_t step) const {
   curve_->Eval(step, &point);
   StepResult r = Finish(step, point, 1.0);
   if (bias_ != nullptr) {
-    r.beta1_bias_correction = bias_->At(step, r.momentum);
+    r.beta1_bias_correction = bias_->At(step, ProductStart(r), r.momentum);
   }
   return r;
 }
@@ -163,21 +194,40 @@ double Schedule::BatchScale(const StepQuery& q) const {
   return batch_sqrt_ ? std::sqrt(ratio) : ratio;
 }
 
+int64_t Schedule::ProductStart(const StepResult& r) const {
+  return bias_restarts_ && r.cycle > 0 ? r.step - r.step_in_cycle : 0;
+}
+
 void Schedule::ApplyThermostat(const StepQuery& q, StepResult* r) const {
   if (thermostat_k_ == 0 || !q.grad_norm_sq.has_value() ||
       !q.num_params.has_value()) {
     return;
   }
   r->has_noise_std = true;
-  if (r->lr <= 0) {  // no step moves theta: no noise can reach the target
+  const double lr = r->lr;
+  if (lr <= 0) {  // no step moves theta: no noise can reach the target
     r->noise_std = 0;
     return;
   }
-  const double k = thermostat_k_;
-  const double needed = k / (r->lr * r->lr) - *q.grad_norm_sq;
-  const double v =
-      std::sqrt(std::max(0.0, needed) / static_cast<double>(*q.num_params));
-  r->noise_std = std::min(v, std::numeric_limits<double>::max());
+  // sqrt(K - lr^2 |g|^2) / (lr sqrt(d)) rather than sqrt(K/lr^2 - |g|^2)/d:
+  // K/lr^2 overflows for a small lr although sigma is representable (lr =
+  // 1e-300, K = 1; lr = 0.1, K = 1e308). lr^2 |g|^2 may overflow to inf or
+  // underflow to 0; both give the right answer here. Dividing by sqrt(d)
+  // before lr leaves a single rounding that can overflow, and only when the
+  // true sigma exceeds DBL_MAX.
+  const double excess = thermostat_k_ - lr * lr * *q.grad_norm_sq;
+  if (!(excess > 0)) {
+    r->noise_std = 0;
+    return;
+  }
+  double sigma =
+      std::sqrt(excess) / std::sqrt(static_cast<double>(*q.num_params)) / lr;
+  // With SGD momentum beta the injected noise accumulates in the velocity:
+  // its steady-state share of E|delta theta|^2 is lr^2 d sigma^2 / (1 -
+  // beta^2), so sigma shrinks by sqrt(1 - beta^2).
+  const double beta = r->has_momentum ? r->momentum : thermostat_beta_;
+  if (beta != 0) sigma *= std::sqrt((1.0 - beta) * (1.0 + beta));
+  r->noise_std = std::min(sigma, std::numeric_limits<double>::max());
 }
 
 absl::StatusOr<StepResult> Schedule::Evaluate(const StepQuery& query) const {
@@ -186,7 +236,8 @@ absl::StatusOr<StepResult> Schedule::Evaluate(const StepQuery& query) const {
   curve_->Eval(query.step, &point);
   StepResult r = Finish(query.step, point, BatchScale(query));
   if (bias_ != nullptr) {
-    r.beta1_bias_correction = bias_->At(query.step, r.momentum);
+    r.beta1_bias_correction =
+        bias_->At(query.step, ProductStart(r), r.momentum);
   }
   ApplyThermostat(query, &r);
   return r;
@@ -203,14 +254,17 @@ absl::Status Schedule::EvaluateRange(
         absl::StrCat("count: must be in [0, 2^62 - start + 1], got ", count));
   }
   const double scale = BatchScale(options);
-  double product = bias_ != nullptr ? bias_->ProductBefore(start) : 0;
+  double product = 0;
   CurvePoint point;
   for (int64_t t = start; t < start + count; ++t) {
     point.momentum = -1;
     curve_->Eval(t, &point);
     StepResult r = Finish(t, point, scale);
     if (bias_ != nullptr) {
-      product = bias_->Next(t, product, r.momentum, &r.beta1_bias_correction);
+      const int64_t from = ProductStart(r);
+      if (t == start) product = bias_->ProductBefore(t, from);
+      product =
+          bias_->Next(t, from, product, r.momentum, &r.beta1_bias_correction);
     }
     ApplyThermostat(options, &r);
     visit(r);

@@ -98,10 +98,12 @@ class Schedule {
  private:
   explicit Schedule(const v1::ScheduleSpec& spec);
 
-  // `scale` multiplies every LR (batch scaling); `product` is
-  // prod_{i<=step} beta1_i when momentum is scheduled.
+  // `scale` multiplies every LR (batch scaling).
   StepResult Finish(int64_t step, const CurvePoint& point, double scale) const;
   static absl::Status CheckQuery(const StepQuery& query);
+  // The first step of the bias-correction product at `r`: 0, or the
+  // cycle's first step when the product restarts with the cycles.
+  int64_t ProductStart(const StepResult& r) const;
   double BatchScale(const StepQuery& query) const;
   void ApplyThermostat(const StepQuery& query, StepResult* result) const;
 
@@ -111,8 +113,10 @@ class Schedule {
   double momentum_max_ = 0;
   double batch_reference_ = 0;  // 0: no batch scaling
   bool batch_sqrt_ = false;
-  double thermostat_k_ = 0;  // 0: no thermostat
-  double ceiling_ = 0;       // LRs are clamped to [0, ceiling_]
+  double thermostat_k_ = 0;     // 0: no thermostat
+  double thermostat_beta_ = 0;  // the client's constant SGD momentum
+  bool bias_restarts_ = false;  // momentum.restart_bias_correction
+  double ceiling_ = 0;          // LRs are clamped to [0, ceiling_]
   int64_t table_bytes_ = 0;
   std::unique_ptr<const BiasCorrection> bias_;
 };

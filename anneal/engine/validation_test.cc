@@ -158,8 +158,14 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, min_lr: 0.01, one_cycle: {total_steps: 100}}",
        "one_cycle: derives its floor from div_factor and final_div_factor; "
        "min_lr must be unset or 0, got 0.01"},
-      {"{max_lr: 0.1, wsd: {decay_steps: 0}}",
-       "wsd.decay_steps: must be >= 1, got 0"},
+      {"{max_lr: 0.1, wsd: {decay_steps: -1}}",
+       "wsd.decay_steps: must be >= 0, got -1"},
+      {"{max_lr: 0.1, wsd: {decay_steps: 5, decay_shape: LINEAR, num_cycles: "
+       "0.5}}",
+       "wsd.num_cycles: only applies to decay_shape COSINE, got decay_shape "
+       "LINEAR"},
+      {"{max_lr: 0.1, wsd: {decay_steps: 5, num_cycles: -1}}",
+       "wsd.num_cycles: must be in [0, 1e+06], got -1"},
       {"{max_lr: 0.1, wsd: {warmup_steps: -5, decay_steps: 10}}",
        "wsd.warmup_steps: must be >= 0, got -5"},
       {"{max_lr: 0.1, sequence: {}}",
@@ -207,6 +213,20 @@ const std::vector<BadSpec>& Cases() {
       {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
        "{target_update_norm_sq: -1}}",
        "thermostat.target_update_norm_sq: must be > 0, got -1"},
+      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
+       "{target_update_norm_sq: 1e301}}",
+       "thermostat.target_update_norm_sq: must be in [0, 1e+300], got 1e+301"},
+      {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
+       "{target_update_norm_sq: 1, momentum: 1}}",
+       "thermostat.momentum: must be in [0, 0.9999], got 1"},
+      {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.85, max: 0.95}, "
+       "thermostat: {target_update_norm_sq: 1, momentum: 0.9}}",
+       "thermostat.momentum: must be 0 when the spec schedules momentum (the "
+       "step's momentum is used), got 0.9"},
+      {"{max_lr: 0.1, cosine: {period: 10}, momentum: {base: 0.9, max: 0.995, "
+       "restart_bias_correction: true}}",
+       "momentum.max: must be in [0, 0.99] with restart_bias_correction, got "
+       "0.995"},
   };
   return *cases;
 }

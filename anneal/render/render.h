@@ -36,14 +36,16 @@ absl::Status RenderSteps(const std::vector<StepResult>& steps,
 //     cycle_length,phase,restart,snapshot        (one line in the output)
 //
 // Momentum columns are empty when not scheduled, restart and snapshot are
-// 0/1, and numbers round-trip exactly (%.17g).
+// 0/1, and numbers round-trip exactly (%.17g). When any step carries the
+// thermostat's noise_std, a last column `noise_std` is added.
 void RenderCsv(const std::vector<StepResult>& steps, std::ostream& out);
 
 // A JSON array of StepResult objects (protobuf's JSON mapping, snake_case).
 void RenderJson(const std::vector<StepResult>& steps, std::ostream& out);
 
 // A terminal chart of lr against step: `width` x `height` characters of plot
-// area, y axis labels, restarts marked below the axis.
+// area, y axis labels, restarts marked below the axis, and a noise_std line
+// under the legend when the steps carry the thermostat's noise.
 void RenderAscii(const std::vector<StepResult>& steps, int width, int height,
                  std::ostream& out);
 

@@ -218,6 +218,27 @@ void RenderAscii(const std::vector<StepResult>& steps, int width, int height,
     absl::StrAppendFormat(&legend, "; ^ marks a restart (%d)", restarts);
   }
   out << legend << '\n';
+  // The thermostat's noise is not plotted (its scale is unrelated to lr's):
+  // a line gives its first, last and extreme values.
+  const StepResult* first_noise = nullptr;
+  const StepResult* last_noise = nullptr;
+  double noise_lo = 0, noise_hi = 0;
+  for (const StepResult& r : steps) {
+    if (!r.has_noise_std) continue;
+    if (first_noise == nullptr) {
+      first_noise = &r;
+      noise_lo = noise_hi = r.noise_std;
+    }
+    last_noise = &r;
+    noise_lo = std::min(noise_lo, r.noise_std);
+    noise_hi = std::max(noise_hi, r.noise_std);
+  }
+  if (first_noise != nullptr) {
+    out << absl::StrFormat(
+        "%snoise_std %.6g at step %d, %.6g at step %d (min %.6g, max %.6g)\n",
+        indent, first_noise->noise_std, first_noise->step,
+        last_noise->noise_std, last_noise->step, noise_lo, noise_hi);
+  }
 }
 
 }  // namespace anneal

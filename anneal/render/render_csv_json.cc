@@ -1,4 +1,5 @@
 // CSV and JSON renderers, and the format dispatch (see render.h).
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -14,8 +15,13 @@ std::string Exact(double v) { return absl::StrFormat("%.17g", v); }
 }  // namespace
 
 void RenderCsv(const std::vector<StepResult>& steps, std::ostream& out) {
+  // The thermostat column only when the range was evaluated with its inputs,
+  // so the usual header (which the Python fallback reads) stays as it was.
+  const bool noise = std::any_of(steps.begin(), steps.end(),
+                                 [](const auto& r) { return r.has_noise_std; });
   out << "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,"
-         "cycle_length,phase,restart,snapshot\n";
+         "cycle_length,phase,restart,snapshot"
+      << (noise ? ",noise_std\n" : "\n");
   for (const StepResult& r : steps) {
     out << r.step << ',' << Exact(r.lr) << ',';
     if (r.has_momentum) {
@@ -25,7 +31,12 @@ void RenderCsv(const std::vector<StepResult>& steps, std::ostream& out) {
     }
     out << ',' << r.cycle << ',' << r.step_in_cycle << ',' << r.cycle_length
         << ',' << v1::Phase_Name(r.phase) << ',' << (r.restart ? 1 : 0) << ','
-        << (r.snapshot ? 1 : 0) << '\n';
+        << (r.snapshot ? 1 : 0);
+    if (noise) {
+      out << ',';
+      if (r.has_noise_std) out << Exact(r.noise_std);
+    }
+    out << '\n';
   }
 }
 

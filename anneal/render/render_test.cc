@@ -112,6 +112,27 @@ TEST(RenderCsvTest, MomentumColumnsEmptyWithoutMomentum) {
   EXPECT_NE(fields[3], "");
 }
 
+TEST(RenderCsvTest, NoiseStdColumnOnlyWhenTheStepsCarryIt) {
+  std::vector<StepResult> steps = Evaluate(Cosine(), 0, 2);
+  steps[0].has_noise_std = true;
+  steps[0].noise_std = 0.5;
+  const std::vector<std::string> lines = CsvLines(steps);
+  EXPECT_EQ(lines[0],
+            "step,lr,momentum,beta1_bias_correction,cycle,step_in_cycle,"
+            "cycle_length,phase,restart,snapshot,noise_std");
+  std::vector<std::string> first = absl::StrSplit(lines[1], ',');
+  std::vector<std::string> second = absl::StrSplit(lines[2], ',');
+  ASSERT_EQ(first.size(), 11u);
+  EXPECT_EQ(first[10], "0.5");
+  ASSERT_EQ(second.size(), 11u);
+  EXPECT_EQ(second[10], "");
+  std::ostringstream ascii;
+  RenderAscii(steps, 40, 8, ascii);
+  EXPECT_NE(ascii.str().find("noise_std 0.5 at step 0, 0.5 at step 0"),
+            std::string::npos)
+      << ascii.str();
+}
+
 // ---------------------------------------------------------------- ASCII
 
 struct Chart {

@@ -18,7 +18,9 @@ It follows PyTorch's conventions, so it drops into an existing loop:
   (base / max_lr). This is how CosineAnnealingWarmRestarts treats groups
   (with eta_min = 0), and a head with a 10x base LR keeps its 10x.
 * When the schedule cycles momentum, every group's `momentum` (SGD) or
-  `betas[0]` (Adam and friends) is set, as OneCycleLR and CyclicLR do.
+  `betas[0]` (Adam and friends) is set, as OneCycleLR and CyclicLR do, and
+  with `betas` also `beta1_bias_correction`, the exact first-moment
+  correction that anneal.adam.ExactAdam applies (stock Adam ignores it).
 * On a `restart` step the optimizer's momentum is reset (SGD momentum
   buffers zeroed; Adam's exp_avg too if reset_exp_avg). On by default, as the
   seed text recommends.
@@ -110,7 +112,9 @@ class AnnealLR(_Base):
         refresh_after steps later. The LRs applied are the same either way.
       batch_size: the job's batch size, for specs with batch_scaling.
       reset_momentum: zero SGD momentum buffers on restart steps.
-      reset_exp_avg: also zero Adam's exp_avg on restart steps.
+      reset_exp_avg: also zero Adam's exp_avg on restart steps. The served
+        beta1_bias_correction assumes the spec's
+        momentum.restart_bias_correction matches (a warning says when not).
       on_snapshot: called with the snapshot step's StepResult once the
         cycle's last update has been applied.
       on_restart: called with the restart step's StepResult, after the reset.
@@ -159,6 +163,7 @@ class AnnealLR(_Base):
         # later, so such a change scales every group alike.
         first = info.timeline[0].spec if info.timeline else info.spec
         self._reference_lr = first.max_lr
+        self._check_exp_avg_reset(info.spec)
 
         self._timeline: Optional[LocalTimeline] = None
         fallback = None
@@ -209,6 +214,7 @@ class AnnealLR(_Base):
         self._lr: List[float] = []
         self._flags: List[int] = []
         self._momentum: Optional[List[float]] = None
+        self._bias: Optional[List[float]] = None
         self._refresh_at = -1  # < any step: the first step() fetches
         self._snap: Optional[StepResult] = None  # snapshot of the last step
         self._pairs: List[Tuple[Dict[str, Any], Optional[float]]] = []
@@ -285,7 +291,9 @@ class AnnealLR(_Base):
         for group, ratio in self._pairs:
             group["lr"] = self._lr[i] if ratio is None else self._lr[i] * ratio
         if self._flags[i] & FLAG_HAS_MOMENTUM and self._momentum is not None:
-            self._set_momentum(self._momentum[i])
+            self._set_momentum(
+                self._momentum[i],
+                self._bias[i] if self._bias is not None else None)
 
     # -- what anneal adds ---------------------------------------------------
 
@@ -358,6 +366,7 @@ class AnnealLR(_Base):
             self._lr = r.lr
             self._flags = r.flags
             self._momentum = r.momentum
+            self._bias = r.beta1_bias_correction
             if r.revision is not None and r.revision != self.revision:
                 if self.revision is not None:
                     log.info("%s: revision %d -> %d (fetched at step %d)",
@@ -388,7 +397,9 @@ class AnnealLR(_Base):
                 self.on_snapshot(snap)
         f = self._flags[i]
         if f & FLAG_HAS_MOMENTUM and self._momentum is not None:
-            self._set_momentum(self._momentum[i])
+            self._set_momentum(
+                self._momentum[i],
+                self._bias[i] if self._bias is not None else None)
         if f & FLAG_RESTART:
             if self.reset_momentum or self.reset_exp_avg:
                 self._reset_optimizer_state()
@@ -397,11 +408,29 @@ class AnnealLR(_Base):
         if f & FLAG_SNAPSHOT:
             self._snap = self._range.result(t)  # type: ignore[union-attr]
 
-    def _set_momentum(self, m: float) -> None:
+    def _check_exp_avg_reset(self, spec: Any) -> None:
+        """Warns when the served bias correction and the exp_avg reset
+        disagree: the first update after each restart would be off by up to
+        1/(1 - beta1) (docs/conventions.md, Momentum and Adam)."""
+        if self._momentum_key != "betas" or not spec.HasField("momentum"):
+            return
+        restarts = spec.momentum.restart_bias_correction
+        if restarts != self.reset_exp_avg:
+            warnings.warn(
+                "anneal: %s has momentum.restart_bias_correction=%s but "
+                "reset_exp_avg=%s: its beta1_bias_correction %s exp_avg "
+                "across restarts, which this scheduler %s" % (
+                    self.schedule, str(restarts).lower(), self.reset_exp_avg,
+                    "restarts with" if restarts else "assumes a continuing",
+                    "does not do" if restarts else "zeroes"), stacklevel=3)
+
+    def _set_momentum(self, m: float, b1: Optional[float] = None) -> None:
         key = self._momentum_key
         if key == "betas":
             for group, _ in self._pairs:
                 group["betas"] = (m, *group["betas"][1:])
+                if b1 is not None:
+                    group["beta1_bias_correction"] = b1
         elif key == "momentum":
             for group, _ in self._pairs:
                 group["momentum"] = m

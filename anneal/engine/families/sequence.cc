@@ -1,9 +1,15 @@
 // Sequence: schedules joined in time (optax join_schedules, SequentialLR).
 //
 // Phase k runs its own schedule on local time t - boundary_k. A phase marked
-// `restart` begins a new cycle (restart flag, momentum reset); otherwise its
-// first cycle continues the cycle in progress, so cycle numbers and
-// step_in_cycle stay continuous across the boundary.
+// `restart` begins a new cycle (restart flag, momentum reset), and so does a
+// phase that starts at its peak right after an annealing (or holding) LR
+// when the LR jumps up there: that is a warm restart whatever the spec says,
+// and momentum carried into it meets the largest LR (the seed's "toxic
+// momentum"). Otherwise its first cycle continues the cycle in progress, so
+// cycle numbers and step_in_cycle stay continuous across the boundary, and a
+// cycle that spans boundaries reports the same cycle_length (its whole
+// length across phases, 0 if it never ends) on every step, with a single
+// snapshot on its last step.
 #include <algorithm>
 #include <vector>
 
@@ -23,6 +29,14 @@ struct Part {
   int64_t carry = 0;         // steps the merged first cycle already had
   bool next_restarts = false;
   bool last = false;
+  // Not for the last part: the child's cycle in progress at the part's last
+  // step (the phase's end cuts it), where that cycle began (global), and its
+  // whole length across the phases it spans (0: it never ends).
+  int64_t cut_cycle = 0;
+  int64_t tail_begin = 0;
+  int64_t tail_length = 0;
+  // The child's cycle_length at local step 0 (its first cycle's length).
+  int64_t first_length = 0;
 };
 
 class SequenceCurve final : public Curve {
@@ -40,11 +54,13 @@ class SequenceCurve final : public Curve {
       out->step_in_cycle += part.carry;
       if (out->cycle_length != 0) out->cycle_length += part.carry;
     }
-    out->cycle += part.cycle_offset;
-    if (!part.last) {
-      const bool final_step = t == part.end - 1;
-      if (final_step) out->snapshot = part.next_restarts;
+    if (!part.last && out->cycle == part.cut_cycle) {
+      // The cycle the phase's end cuts: it ends at the boundary (a restart
+      // follows) or in a later phase, not where the child would end it.
+      out->cycle_length = part.tail_length;
+      out->snapshot = t == part.end - 1 && part.next_restarts;
     }
+    out->cycle += part.cycle_offset;
   }
 
   Asymptotics Tail() const override { return parts_.back().curve->Tail(); }
@@ -57,6 +73,17 @@ class SequenceCurve final : public Curve {
  private:
   std::vector<Part> parts_;
 };
+
+// A boundary the spec does not mark as a restart that is one all the same:
+// the previous phase ends annealing or holding, the next starts at its peak
+// (not warming up or rising to it), and the LR goes up. A warmup phase
+// followed by its decay, or a flat phase followed by a decay from the same
+// LR (SequentialLR's usual uses), stay one cycle.
+bool JumpsToPeak(const CurvePoint& end, const CurvePoint& start) {
+  return (end.phase == v1::ANNEAL || end.phase == v1::HOLD) &&
+         start.phase != v1::WARMUP && start.phase != v1::RISE &&
+         start.h >= 1.0 && start.lr > end.lr;
+}
 
 // The phases of a sequence, one nesting level down (MakeSequence counts it).
 absl::StatusOr<CurvePtr> MakeSequenceParts(const v1::Sequence& spec,
@@ -116,18 +143,44 @@ absl::StatusOr<CurvePtr> MakeSequenceParts(const v1::Sequence& spec,
     begin = parts[i].end;
   }
   // Cycle bookkeeping across boundaries.
+  for (int i = 0; i < n; ++i) {
+    CurvePoint first;
+    parts[i].curve->Eval(0, &first);
+    parts[i].first_length = first.cycle_length;
+  }
   for (int i = 1; i < n; ++i) {
     Part& prev = parts[i - 1];
-    CurvePoint end;
+    CurvePoint end, start;
     prev.curve->Eval(prev.end - 1 - prev.begin, &end);
+    parts[i].curve->Eval(0, &start);
     const int64_t prev_last_cycle = prev.cycle_offset + end.cycle;
-    const bool restart = spec.phases(i).restart();
+    const bool restart = spec.phases(i).restart() || JumpsToPeak(end, start);
+    const int64_t end_in_cycle =
+        end.step_in_cycle + (end.cycle == 0 ? prev.carry : 0);
     prev.next_restarts = restart;
+    prev.cut_cycle = end.cycle;
+    prev.tail_begin = prev.end - 1 - end_in_cycle;
     parts[i].cycle_offset = prev_last_cycle + (restart ? 1 : 0);
-    if (!restart) {
-      parts[i].carry =
-          end.step_in_cycle + 1 + (end.cycle == 0 ? prev.carry : 0);
+    if (!restart) parts[i].carry = end_in_cycle + 1;
+  }
+  // Where each cut cycle ends: at the boundary when a restart follows, else
+  // where the next phase's first cycle ends (which the phase after may cut
+  // again). Lengths saturate at kMaxStep + 1 steps.
+  for (int i = n - 2; i >= 0; --i) {
+    Part& part = parts[i];
+    const Part& next = parts[i + 1];
+    int64_t end;  // global step after the cycle's last; 0: never
+    if (part.next_restarts) {
+      end = part.end;
+    } else if (!next.last && next.cut_cycle == 0) {
+      end = next.tail_length == 0 ? 0 : next.tail_begin + next.tail_length;
+    } else {
+      end = next.first_length == 0
+                ? 0
+                : next.begin +
+                      std::min(next.first_length, kMaxStep + 1 - next.begin);
     }
+    part.tail_length = end == 0 ? 0 : end - part.tail_begin;
   }
   return CurvePtr(new SequenceCurve(std::move(parts)));
 }

@@ -1,0 +1,101 @@
+"""anneal.adam.ExactAdam: Adam with a time-varying beta1 and its exact
+first-moment bias correction, as anneal serves them.
+
+Stock torch.optim.Adam divides exp_avg by 1 - beta1**k, which assumes beta1
+never changed (and that exp_avg was never zeroed). When a schedule cycles
+beta1 (`momentum {base, max}`), the right divisor is
+
+    1 - prod_{i=1..k} beta1_i             (exp_avg kept across restarts)
+    1 - prod_{i=r..k} beta1_i             (exp_avg zeroed at restart step r)
+
+which anneal serves with every step as `beta1_bias_correction` (the second
+form with `momentum {restart_bias_correction: true}`; docs/conventions.md).
+ExactAdam is Adam with that divisor:
+
+    optimizer = ExactAdam(model.parameters(), lr=1e-3)
+    scheduler = AnnealLR(optimizer, "llm-1", client=client,
+                         reset_exp_avg=True)   # spec: restart_bias_correction
+
+AnnealLR writes each group's `betas[0]` and `beta1_bias_correction` before
+every update; ExactAdam reads them. A group without `beta1_bias_correction`
+(a schedule without momentum, or no AnnealLR) uses the product of the beta1
+values it has seen itself, which for a constant beta1 is stock Adam's
+1 - beta1**k. Everything else (exp_avg_sq, its 1 - beta2**k, eps, L2
+weight_decay) is torch.optim.Adam's, operation for operation, so with a
+constant beta1 ExactAdam and Adam differ only by the rounding of
+1 - prod(beta1) against 1 - beta1**k.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Optional, Tuple
+
+import torch
+from torch.optim import Optimizer
+
+
+class ExactAdam(Optimizer):
+    """Adam whose first-moment correction is the group's
+    `beta1_bias_correction` when set (AnnealLR sets it), else the running
+    product of the beta1 values used."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        if not 0.0 <= lr:
+            raise ValueError("lr: must be >= 0, got %r" % lr)
+        if not 0.0 <= eps:
+            raise ValueError("eps: must be >= 0, got %r" % eps)
+        for i, b in enumerate(betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError("betas[%d]: must be in [0, 1), got %r" %
+                                 (i, b))
+        if not 0.0 <= weight_decay:
+            raise ValueError("weight_decay: must be >= 0, got %r" %
+                             weight_decay)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps,
+                        weight_decay=weight_decay, beta1_bias_correction=None)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], float]] = None
+             ) -> Optional[float]:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            served = group.get("beta1_bias_correction")
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("ExactAdam does not support sparse "
+                                       "gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["beta1_product"] = 1.0
+                    state["exp_avg"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                state["step"] += 1
+                state["beta1_product"] *= beta1
+                if group["weight_decay"] != 0:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad.conj(),
+                                                value=1 - beta2)
+                bias_correction1 = (served if served is not None
+                                    else 1 - state["beta1_product"])
+                bias_correction2 = 1 - beta2 ** state["step"]
+                step_size = group["lr"] / bias_correction1
+                denom = (exp_avg_sq.sqrt() /
+                         math.sqrt(bias_correction2)).add_(group["eps"])
+                p.addcdiv_(exp_avg, denom, value=-step_size)
+        return loss
