@@ -17,6 +17,7 @@ the peak). A failure names the config, the spec and the first step off.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -29,13 +30,18 @@ from conftest import BUILD_DIR
 TOL = 1e-12
 
 
-def preview(spec: dict, steps: int) -> list:
+def preview_rows(spec: dict, steps: int) -> list:
+    """annealctl preview -o json: one dict per step."""
     out = subprocess.run(
         [str(BUILD_DIR / "bin" / "annealctl"), "preview", "-f", "-",
          "--steps", str(steps), "-o", "json"],
         input=json.dumps(spec), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, f"{spec}: {out.stderr}"
-    return [row["lr"] for row in json.loads(out.stdout)]
+    return json.loads(out.stdout)
+
+
+def preview(spec: dict, steps: int) -> list:
+    return [row["lr"] for row in preview_rows(spec, steps)]
 
 
 def check(cases, peak_of=lambda spec: spec["max_lr"]):
@@ -433,4 +439,48 @@ def test_hf_schedules():
                       lambda t, w=w, s=stable, d=decay, u=up, dn=down,
                       q=ratio, lr=lr:
                       lr * A.hf_wsd(t, w, s, d, u, dn, q)))
+    check(cases)
+
+
+# The WSD cases anneal could not express before (num_decay_steps = 0,
+# num_cycles != 0.5), with every pair of shapes, and the floor snapshot.
+WSD_CASES = [
+    # (W, S, D, min_lr_ratio, num_cycles)
+    (10, 20, 30, 0.0, 0.5),
+    (10, 20, 30, 0.1, 0.5),
+    (0, 15, 40, 0.05, 0.5),
+    (7, 11, 0, 0.0, 0.5),     # num_decay_steps = 0
+    (7, 11, 0, 0.2, 0.5),
+    (0, 0, 0, 0.3, 0.5),
+    (5, 5, 50, 0.0, 1.0),     # a full wave: back up to the peak
+    (5, 5, 50, 0.1, 0.25),    # a quarter wave, then the drop to r
+    (5, 5, 50, 0.1, 1.75),
+    (3, 0, 17, 0.01, 3.3),
+]
+WSD_SHAPES = {"linear": "LINEAR", "cosine": "COSINE", "1-sqrt": "SQRT"}
+
+
+@pytest.mark.parametrize("case", WSD_CASES,
+                         ids=lambda c: "W%d_S%d_D%d_r%g_nc%g" % c)
+def test_hf_wsd_every_shape(case):
+    w, s, d, r, nc = case
+    lr = 3e-4
+    cases = []
+    for up, down in itertools.product(WSD_SHAPES, WSD_SHAPES):
+        if down != "cosine" and nc != 0.5:
+            continue  # HF ignores num_cycles there; anneal refuses it
+        wsd = {"warmup_steps": w, "stable_steps": s, "decay_steps": d,
+               "warmup_shape": WSD_SHAPES[up], "decay_shape": WSD_SHAPES[down]}
+        if down == "cosine" and nc != 0.5:
+            wsd["num_cycles"] = nc
+        spec = {"max_lr": lr, "min_lr": lr * r, "wsd": wsd}
+        cases.append((f"get_wsd_schedule({w}, {d}, stable={s}, {up}, {down}, "
+                      f"{r}, num_cycles={nc})", spec, w + s + d + 20,
+                      lambda t, up=up, down=down:
+                      lr * A.hf_wsd(t, w, s, d, up, down, r, nc)))
+        # The snapshot is the floor step W+S+D, where HF returns r.
+        rows = preview_rows(spec, w + s + d + 2)
+        assert [t for t, row in enumerate(rows) if row["snapshot"]] == \
+            [w + s + d], spec
+        assert rows[w + s + d + 1]["phase"] == "HOLD", spec
     check(cases)

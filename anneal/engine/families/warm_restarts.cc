@@ -127,10 +127,12 @@ class WarmRestartsCurve final : public Curve {
       x = static_cast<double>(t_cur - warmup_steps_);
       span = static_cast<double>(length - warmup_steps_);
     }
-    // timm: t_curr ** k / t_i ** k.
-    const double u = k_decay_ == 1.0
-                         ? x / span
-                         : std::pow(x, k_decay_) / std::pow(span, k_decay_);
+    // The position x / span, as timm writes it with k_decay: t_curr ** k /
+    // t_i ** k; kept as a numerator and a denominator so that the cosine's
+    // argument is PyTorch's pi * T_cur / T_i, rounding for rounding.
+    const double num = k_decay_ == 1.0 ? x : std::pow(x, k_decay_);
+    const double den = k_decay_ == 1.0 ? span : std::pow(span, k_decay_);
+    const double u = num / den;
     double f;
     switch (shape_) {
       case v1::WarmRestarts::LINEAR:
@@ -151,7 +153,7 @@ class WarmRestartsCurve final : public Curve {
         break;
       default: {
         // As PyTorch: eta_min + (base_lr - eta_min) * (1 + cos) / 2.
-        double c = 1 + std::cos(kPi * u);
+        double c = 1 + std::cos(kPi * num / den);
         out->lr = levels_.min_lr + amplitude * c / 2;
         f = c / 2;
       }
