@@ -196,6 +196,13 @@ class SpecGenerator {
       }
       if (Int(0, 4) == 0) w->set_start_lr(max_lr * Uniform(1, 10));
     }
+    if (top && Int(0, 5) == 0) {
+      auto* n = spec->mutable_lr_noise();
+      n->set_start_step(Length(0));
+      n->set_pct(Uniform(0.01, 0.99));
+      n->set_type(Coin() ? v1::LrNoise::NORMAL : v1::LrNoise::UNIFORM);
+      n->set_seed(static_cast<int64_t>(rng_()));
+    }
     if (top && Coin()) {
       const double max = Uniform(0.5, 0.9999);
       spec->mutable_momentum()->set_max(max);
@@ -223,6 +230,8 @@ double Ceiling(const v1::ScheduleSpec& spec, double inherited) {
   for (const auto& phase : spec.sequence().phases()) {
     ceiling = std::max(ceiling, Ceiling(phase.spec(), peak));
   }
+  // timm noise multiplies every LR by at most 1 + pct.
+  if (spec.has_lr_noise()) ceiling *= 1 + spec.lr_noise().pct();
   return ceiling;
 }
 

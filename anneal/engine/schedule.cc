@@ -94,6 +94,11 @@ absl::StatusOr<std::shared_ptr<const Schedule>> Schedule::Compile(
   std::shared_ptr<Schedule> schedule(new Schedule(spec));
   schedule->curve_ = *std::move(curve);
   schedule->ceiling_ = ctx.ceiling();
+  if (spec.has_lr_noise()) {
+    absl::StatusOr<LrNoise> noise = LrNoise::Build(spec.lr_noise());
+    if (!noise.ok()) return noise.status();
+    schedule->noise_ = *std::move(noise);
+  }
   if (spec.has_batch_scaling()) {
     schedule->batch_reference_ =
         static_cast<double>(spec.batch_scaling().reference_batch_size());
@@ -139,6 +144,9 @@ StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
   } else if (lr > ceiling_) {
     lr = ceiling_;
   }
+  // timm applies its noise to the scheduled LR (pct < 1 keeps it positive,
+  // and at most ceiling * (1 + pct)).
+  if (noise_.has_value()) lr = noise_->Apply(step, lr);
   r.lr = scale == 1.0 ? lr : lr * scale;
   r.cycle = point.cycle;
   r.step_in_cycle = point.step_in_cycle;

@@ -20,12 +20,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "anneal/engine/asymptotics.h"
+#include "anneal/engine/lr_noise.h"
 #include "anneal/engine/step.h"
 #include "anneal/v1/schedule.pb.h"
 
@@ -113,10 +115,11 @@ class Schedule {
   double momentum_max_ = 0;
   double batch_reference_ = 0;  // 0: no batch scaling
   bool batch_sqrt_ = false;
-  double thermostat_k_ = 0;     // 0: no thermostat
-  double thermostat_beta_ = 0;  // the client's constant SGD momentum
-  bool bias_restarts_ = false;  // momentum.restart_bias_correction
-  double ceiling_ = 0;          // LRs are clamped to [0, ceiling_]
+  double thermostat_k_ = 0;       // 0: no thermostat
+  double thermostat_beta_ = 0;    // the client's constant SGD momentum
+  bool bias_restarts_ = false;    // momentum.restart_bias_correction
+  double ceiling_ = 0;            // LRs are clamped to [0, ceiling_]
+  std::optional<LrNoise> noise_;  // timm's LR noise, after the clamp
   int64_t table_bytes_ = 0;
   std::unique_ptr<const BiasCorrection> bias_;
 };

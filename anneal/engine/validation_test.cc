@@ -61,6 +61,16 @@ const std::vector<BadSpec>& Cases() {
        "10}}",
        "warmup.to_curve: requires overlap (a prefix warmup always ends at "
        "max_lr, where the curve starts)"},
+      {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 1}}",
+       "lr_noise.pct: must be < 1 (the LR stays positive), got 1"},
+      {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 0.001}}",
+       "lr_noise.pct: must be >= 0.01, got 0.001"},
+      {"{max_lr: 0.1, constant: {}, lr_noise: {start_step: 5, end_step: 5}}",
+       "lr_noise.end_step: must be > start_step (5), got 5"},
+      {"{max_lr: 0.1, sequence: {phases: [{spec: {constant: {}, lr_noise: "
+       "{}}}]}}",
+       "sequence.phases[0].spec.lr_noise: is only allowed at the top level of "
+       "a spec"},
       {"{max_lr: 0.1, warm_restarts: {period: 0}}",
        "warm_restarts.period: must be >= 1, got 0"},
       {"{max_lr: 0.1, warm_restarts: {period: 10, period_mult: -2}}",

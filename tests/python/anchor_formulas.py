@@ -114,6 +114,29 @@ def timm_tanh(t, base, t_initial, lb=-7.0, ub=3.0, lr_min=0.0, cycle_mul=1.0,
     return get_lr(t)
 
 
+def timm_add_noise(lr, t, noise_range_t, noise_pct=0.67, noise_type="normal",
+                   noise_seed=42):
+    """timm/scheduler/scheduler.py Scheduler._add_noise, with torch's own
+    generator (so the test runs PyTorch's CPU generator itself)."""
+    import torch
+    if isinstance(noise_range_t, (list, tuple)):
+        apply_noise = noise_range_t[0] <= t < noise_range_t[1]
+    else:
+        apply_noise = t >= noise_range_t
+    if not apply_noise:
+        return lr
+    g = torch.Generator()
+    g.manual_seed(noise_seed + t)
+    if noise_type == "normal":
+        while True:
+            noise = torch.randn(1, generator=g).item()
+            if abs(noise) < noise_pct:
+                break
+    else:
+        noise = 2 * (torch.rand(1, generator=g).item() - 0.5) * noise_pct
+    return lr + lr * noise
+
+
 # --- Keras ---------------------------------------------------------------
 
 def keras_cosine_decay_restarts(t, initial_learning_rate, first_decay_steps,

@@ -182,6 +182,35 @@ def test_timm_poly_tanh_and_k_decay():
     check(cases)
 
 
+def test_timm_lr_noise():
+    # noise_range_t as a start or a [start, end) pair, both noise types,
+    # several seeds and bands; the draws are torch's own generator.
+    r = rng("timm-noise")
+    cases = []
+    for _ in range(12):
+        base, t_initial = r.choice([0.1, 1.0]), r.randint(5, 80)
+        start = r.randint(0, 50)
+        end = r.choice([None, start + r.randint(1, 300)])
+        pct, kind = r.choice([0.67, 0.1, 0.3, 0.05]), r.choice(["normal",
+                                                                "uniform"])
+        seed = r.choice([42, 0, 12345, 2 ** 31 + 7])
+        noise = {"start_step": start, "pct": pct, "seed": seed,
+                 "type": kind.upper()}
+        if end is not None:
+            noise["end_step"] = end
+        spec = {"max_lr": base, "lr_noise": noise, "warm_restarts": {
+            "period": t_initial, "max_cycles": 1000}}
+        rng_t = [start, end] if end is not None else start
+        kw = dict(t_initial=t_initial, cycle_limit=1000)
+        cases.append((f"CosineLRScheduler({kw}, noise_range_t={rng_t}, "
+                      f"noise_pct={pct}, noise_type={kind}, seed={seed})",
+                      spec, 400,
+                      lambda t, kw=kw, b=base, n=rng_t, p=pct, k=kind, s=seed:
+                      A.timm_add_noise(A.timm_cosine(t, b, **kw), t, n, p, k,
+                                       s)))
+    check(cases, peak_of=lambda spec: spec["max_lr"] * 2)
+
+
 # --- Keras ----------------------------------------------------------------
 
 def test_keras_cosine_decay_restarts():
