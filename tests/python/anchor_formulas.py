@@ -44,16 +44,8 @@ def timm_cosine(t, base, t_initial, lr_min=0.0, cycle_mul=1.0, cycle_decay=1.0,
         return warmup_lr_init + t * ((base - warmup_lr_init) / warmup_t)
     if warmup_prefix:
         t = t - warmup_t
-    if cycle_mul != 1:
-        # timm: i = floor(log(1 - t / t_initial * (1 - cycle_mul), cycle_mul))
-        i = _cycle_of(t, lambda j: (1 - cycle_mul ** j) /
-                      (1 - cycle_mul) * t_initial, cycle_limit)
-        t_i = cycle_mul ** i * t_initial
-        t_curr = t - (1 - cycle_mul ** i) / (1 - cycle_mul) * t_initial
-    else:
-        i = t // t_initial
-        t_i = t_initial
-        t_curr = t - (t_initial * i)
+    # timm: i = floor(log(1 - t / t_initial * (1 - cycle_mul), cycle_mul))
+    i, t_i, t_curr = _timm_cycle(t, t_initial, cycle_mul, cycle_limit)
     gamma = cycle_decay ** i
     lr_max = base * gamma
     k = k_decay
