@@ -218,10 +218,12 @@ class ExponentialGrowthCurve final : public Curve {
 
  private:
   double Raw(int64_t t) const {
-    const double p =
-        staircase_ ? static_cast<double>(t / transition_)
-                   : static_cast<double>(t) / static_cast<double>(transition_);
-    return start_ * std::pow(gamma_, p);
+    if (staircase_) {
+      const int64_t k = t / transition_;  // floor(t / T): t >= 0
+      return start_ * std::pow(gamma_, static_cast<double>(k));
+    }
+    return start_ * std::pow(gamma_, static_cast<double>(t) /
+                                         static_cast<double>(transition_));
   }
 
   Levels levels_;
