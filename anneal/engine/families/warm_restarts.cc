@@ -48,13 +48,13 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
 // The top of cycle k's curve and its height above min_lr, by the decay law.
 void CycleTop(const Levels& levels, double decay, bool amplitude_law, int64_t k,
               double* peak, double* amplitude) {
+  // d == 1 multiplies exactly, so no decay leaves max_lr as it is.
   const double d = decay == 1.0 ? 1.0 : std::pow(decay, static_cast<double>(k));
   if (amplitude_law) {
-    *amplitude = decay == 1.0 ? levels.max_lr - levels.min_lr
-                              : (levels.max_lr - levels.min_lr) * d;
+    *amplitude = (levels.max_lr - levels.min_lr) * d;
     *peak = levels.min_lr + *amplitude;
   } else {
-    *peak = decay == 1.0 ? levels.max_lr : levels.max_lr * d;
+    *peak = levels.max_lr * d;
     *amplitude = *peak - levels.min_lr;
   }
 }
@@ -133,31 +133,26 @@ class WarmRestartsCurve final : public Curve {
     const double num = k_decay_ == 1.0 ? x : std::pow(x, k_decay_);
     const double den = k_decay_ == 1.0 ? span : std::pow(span, k_decay_);
     const double u = num / den;
+    // One expression for every shape: lr = min + amplitude * f. For the
+    // cosine f = (1 + cos) / 2, and halving is exact, so this is PyTorch's
+    // eta_min + (base_lr - eta_min) * (1 + cos) / 2 bit for bit.
     double f;
     switch (shape_) {
       case v1::WarmRestarts::LINEAR:
         f = 1 - u;
-        out->lr = levels_.min_lr + amplitude * f;
         break;
       case v1::WarmRestarts::POLYNOMIAL:
-        // timm: lr_min + (lr_max - lr_min) * (1 - t_curr^k / t_i^k) ** power
+        // timm: (1 - t_curr^k / t_i^k) ** power
         f = std::pow(1 - u, power_);
-        out->lr = levels_.min_lr + amplitude * f;
         break;
       case v1::WarmRestarts::TANH:
-        // timm: lr_min + 0.5 * (lr_max - lr_min) * (1 - tanh(lb (1 - tr) +
-        // ub tr))
-        // (0.5 * a) * y == a * (0.5 * y): halving is exact.
+        // timm: 0.5 * (1 - tanh(lb * (1 - tr) + ub * tr))
         f = 0.5 * (1 - std::tanh(tanh_lower_ * (1. - u) + tanh_upper_ * u));
-        out->lr = levels_.min_lr + amplitude * f;
         break;
-      default: {
-        // As PyTorch: eta_min + (base_lr - eta_min) * (1 + cos) / 2.
-        double c = 1 + std::cos(kPi * num / den);
-        out->lr = levels_.min_lr + amplitude * c / 2;
-        f = c / 2;
-      }
+      default:
+        f = (1 + std::cos(kPi * num / den)) / 2;
     }
+    out->lr = levels_.min_lr + amplitude * f;
     out->h = f;
     out->phase = v1::ANNEAL;
   }
