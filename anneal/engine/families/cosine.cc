@@ -121,11 +121,10 @@ class CosineCurve final : public Curve {
                     : levels_.min_lr + (levels_.max_lr - levels_.min_lr) * f;
       out->phase = v1::ANNEAL;
     } else {
-      // HF: max(0.0, 0.5 * (1.0 + cos(pi * num_cycles * 2.0 * progress)))
-      f = Power(std::max(0.0, 0.5 * (1.0 + std::cos(kPi * waves_ * 2.0 * p))));
+      bool rising = false;
+      f = Power(HfCosineWave(waves_, p, &rising));
       out->lr = levels_.min_lr + (levels_.max_lr - levels_.min_lr) * f;
-      const double turns = waves_ * p;
-      out->phase = turns - std::floor(turns) < 0.5 ? v1::ANNEAL : v1::RISE;
+      out->phase = rising ? v1::RISE : v1::ANNEAL;
     }
     out->h = f;
     out->cycle_length = period_ + 1;
@@ -197,6 +196,13 @@ class CosineCurve final : public Curve {
 };
 
 }  // namespace
+
+double HfCosineWave(double cycles, double x, bool* rising) {
+  const double angle = kPi * cycles * 2.0 * x;
+  // The wave climbs where sin < 0 (past each trough).
+  *rising = std::sin(angle) < 0;
+  return 0.5 * (1.0 + std::cos(angle));
+}
 
 absl::StatusOr<CurvePtr> MakeCosine(const v1::Cosine& spec,
                                     const Levels& levels,

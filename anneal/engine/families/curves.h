@@ -105,6 +105,11 @@ absl::StatusOr<CurvePtr> MakeWsd(const v1::Wsd& spec, const Levels& levels,
 absl::StatusOr<CurvePtr> MakeSequence(const v1::Sequence& spec,
                                       const Levels& levels,
                                       const FieldPath& path, BuildContext& ctx);
+// cosine.cc: Hugging Face's cosine wave, 0.5 * (1 + cos(pi * cycles * 2 *
+// x)) in its operation order (its max(0, ...) never binds: cos >= -1), for
+// `cycles` full waves over x in [0, 1]; *rising tells the climbing parts.
+// Shared by cosine's `waves` and wsd's `num_cycles`.
+double HfCosineWave(double cycles, double x, bool* rising);
 // warmup.cc: validates `spec` (path names the warmup message).
 absl::Status ValidateWarmup(const v1::Warmup& spec, const FieldPath& path);
 // The LR `steps_done` steps into a warmup from start_lr to `peak`, and its

@@ -56,10 +56,10 @@ class WsdCurve final : public Curve {
       if (decay_shape_ == v1::Wsd::COSINE) {
         // HF's operation order; for num_cycles = 0.5, pi * 0.5 * 2 * x is
         // exactly pi * x.
-        const double angle = kPi * num_cycles_ * 2.0 * x;
-        g = 0.5 * (1.0 + std::cos(angle));
+        bool rising = false;
+        g = HfCosineWave(num_cycles_, x, &rising);
         // More than half a wave climbs back up on the way.
-        if (std::sin(angle) < 0) out->phase = v1::RISE;
+        if (rising) out->phase = v1::RISE;
       } else {
         g = decay_shape_ == v1::Wsd::LINEAR ? 1.0 - x : 1.0 - std::sqrt(x);
       }
