@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "anneal/engine/bias_correction.h"
 #include "anneal/engine/families/curves.h"
+#include "anneal/engine/plateau.h"
 
 namespace anneal {
 
@@ -91,6 +92,12 @@ absl::StatusOr<std::shared_ptr<const Schedule>> Schedule::Compile(
   BuildContext ctx(limits.max_table_bytes);
   absl::StatusOr<CurvePtr> curve = BuildCurve(spec, nullptr, FieldPath(), ctx);
   if (!curve.ok()) return curve.status();
+  // Checked here, once max_lr is known to be valid; the policy itself runs
+  // in the server, on the reports (plateau.h).
+  if (spec.has_plateau()) {
+    auto policy = PlateauPolicy::Build(spec.plateau(), spec.max_lr());
+    if (!policy.ok()) return policy.status();
+  }
   std::shared_ptr<Schedule> schedule(new Schedule(spec));
   schedule->curve_ = *std::move(curve);
   schedule->ceiling_ = ctx.ceiling();
@@ -132,7 +139,7 @@ absl::Status Schedule::Validate(const v1::ScheduleSpec& spec,
 }
 
 StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
-                            double scale) const {
+                            double level, double scale) const {
   StepResult r;
   r.step = step;
   // Rounding can leave a closed form an ulp outside [0, peak] (a floor of
@@ -147,6 +154,10 @@ StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
   // timm applies its noise to the scheduled LR (pct < 1 keeps it positive,
   // and at most ceiling * (1 + pct)).
   if (noise_.has_value()) lr = noise_->Apply(step, lr);
+  // Divided first: at the peak lr / max_lr is exactly 1, so a plateau cut
+  // of a constant LR serves its level bit for bit, as PyTorch's
+  // ReduceLROnPlateau does.
+  if (level > 0) lr = lr / spec_.max_lr() * level;
   r.lr = scale == 1.0 ? lr : lr * scale;
   r.cycle = point.cycle;
   r.step_in_cycle = point.step_in_cycle;
@@ -164,10 +175,10 @@ StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
   return r;
 }
 
-StepResult Schedule::At(int64_t step) const {
+StepResult Schedule::At(int64_t step, double lr_level) const {
   CurvePoint point;
   curve_->Eval(step, &point);
-  StepResult r = Finish(step, point, 1.0);
+  StepResult r = Finish(step, point, lr_level, 1.0);
   if (bias_ != nullptr) {
     r.beta1_bias_correction = bias_->At(step, ProductStart(r), r.momentum);
   }
@@ -188,6 +199,11 @@ absl::Status Schedule::CheckQuery(const StepQuery& q) {
     return absl::InvalidArgumentError(
         absl::StrCat("grad_norm_sq: must be a finite number >= 0, got ",
                      FormatNumber(*q.grad_norm_sq)));
+  }
+  if (!(q.lr_level >= 0 && std::isfinite(q.lr_level))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lr_level: must be a finite number >= 0, got ",
+                     FormatNumber(q.lr_level)));
   }
   if (q.num_params.has_value() && *q.num_params < 1) {
     return absl::InvalidArgumentError(
@@ -242,7 +258,8 @@ absl::StatusOr<StepResult> Schedule::Evaluate(const StepQuery& query) const {
   if (auto s = CheckQuery(query); !s.ok()) return s;
   CurvePoint point;
   curve_->Eval(query.step, &point);
-  StepResult r = Finish(query.step, point, BatchScale(query));
+  StepResult r =
+      Finish(query.step, point, query.lr_level, BatchScale(query));
   if (bias_ != nullptr) {
     r.beta1_bias_correction =
         bias_->At(query.step, ProductStart(r), r.momentum);
@@ -267,7 +284,7 @@ absl::Status Schedule::EvaluateRange(
   for (int64_t t = start; t < start + count; ++t) {
     point.momentum = -1;
     curve_->Eval(t, &point);
-    StepResult r = Finish(t, point, scale);
+    StepResult r = Finish(t, point, options.lr_level, scale);
     if (bias_ != nullptr) {
       const int64_t from = ProductStart(r);
       if (t == start) product = bias_->ProductBefore(t, from);

@@ -75,9 +75,10 @@ class Schedule {
   // outside [0, kMaxStep] or a malformed batch size / norm / count.
   absl::StatusOr<StepResult> Evaluate(const StepQuery& query) const;
 
-  // The step result at `step` for the reference batch size and no thermostat.
-  // Requires 0 <= step <= kMaxStep (not checked).
-  StepResult At(int64_t step) const;
+  // The step result at `step` for the reference batch size and no thermostat,
+  // at the plateau level `lr_level` (StepQuery::lr_level; 0: none).
+  // Requires 0 <= step <= kMaxStep and lr_level >= 0 (not checked).
+  StepResult At(int64_t step, double lr_level = 0) const;
 
   // Calls `visit` for steps start, start+1, ..., start+count-1 in order, with
   // the query's batch size / thermostat inputs applied to every step.
@@ -100,8 +101,10 @@ class Schedule {
  private:
   explicit Schedule(const v1::ScheduleSpec& spec);
 
-  // `scale` multiplies every LR (batch scaling).
-  StepResult Finish(int64_t step, const CurvePoint& point, double scale) const;
+  // `level` rescales the curve (StepQuery::lr_level) and `scale` multiplies
+  // every LR (batch scaling).
+  StepResult Finish(int64_t step, const CurvePoint& point, double level,
+                    double scale) const;
   static absl::Status CheckQuery(const StepQuery& query);
   // The first step of the bias-correction product at `r`: 0, or the
   // cycle's first step when the product restarts with the cycles.

@@ -22,6 +22,10 @@ struct StepQuery {
   std::optional<int64_t> batch_size;   // job's batch size, >= 1
   std::optional<double> grad_norm_sq;  // |g|^2 of this step's gradient, >= 0
   std::optional<int64_t> num_params;   // d, >= 1
+  // Set by the timeline, not by callers: a plateau policy's level
+  // (v1::Segment.lr_level). When > 0 the curve is served scaled by
+  // lr_level / max_lr, before batch scaling and the thermostat. 0: none.
+  double lr_level = 0;
 };
 
 struct StepResult {

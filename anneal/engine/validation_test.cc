@@ -61,6 +61,30 @@ const std::vector<BadSpec>& Cases() {
        "10}}",
        "warmup.to_curve: requires overlap (a prefix warmup always ends at "
        "max_lr, where the curve starts)"},
+      {"{max_lr: 0.1, constant: {}, plateau: {}}",
+       "plateau.metric: is required (the reported metric to watch, e.g. "
+       "\"val_loss\")"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: \"9x\"}}",
+       "plateau.metric: must match ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$, got "
+       "\"9x\""},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, factor: 1}}",
+       "plateau.factor: must be in (0, 1), got 1"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, factor: 0}}",
+       "plateau.factor: must be in (0, 1), got 0"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, patience: -1}}",
+       "plateau.patience: must be >= 0, got -1"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, cooldown: 1e10}}",
+       "plateau.cooldown: must be <= 2147483647, got 10000000000"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, threshold: -1}}",
+       "plateau.threshold: must be in [0, 1e+300], got -1"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, min_lr: 0.2}}",
+       "plateau.min_lr: must be in [0, 0.1], got 0.2"},
+      {"{max_lr: 0.1, constant: {}, plateau: {metric: l, eps: .nan}}",
+       "plateau.eps: must be a finite number, got nan"},
+      {"{max_lr: 0.1, sequence: {phases: [{steps: 5, spec: {constant: {}, "
+       "plateau: {metric: l}}}, {spec: {constant: {}}}]}}",
+       "sequence.phases[0].spec.plateau: is only allowed at the top level of "
+       "a spec"},
       {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 1}}",
        "lr_noise.pct: must be < 1 (the LR stays positive), got 1"},
       {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 0.001}}",

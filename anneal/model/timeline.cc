@@ -15,6 +15,7 @@ Timeline::Part Timeline::PartOf(const v1::Segment& segment,
   part.from = segment.from_step();
   part.origin = segment.time_origin();
   part.cycle_offset = segment.cycle_offset();
+  part.lr_level = segment.lr_level();
   part.restart = segment.kind() == v1::Segment::RESTART;
   part.schedule = std::move(compiled);
   return part;
@@ -102,6 +103,7 @@ absl::StatusOr<StepResult> Timeline::Evaluate(const StepQuery& query) const {
   const Part& part = parts_[SegmentAt(query.step)];
   StepQuery local = query;
   local.step = query.step - part.origin;
+  local.lr_level = part.lr_level;
   absl::StatusOr<StepResult> r = part.schedule->Evaluate(local);
   if (r.ok()) Globalize(part, query.step, &*r);
   return r;
@@ -109,7 +111,7 @@ absl::StatusOr<StepResult> Timeline::Evaluate(const StepQuery& query) const {
 
 StepResult Timeline::At(int64_t step) const {
   const Part& part = parts_[SegmentAt(step)];
-  StepResult r = part.schedule->At(step - part.origin);
+  StepResult r = part.schedule->At(step - part.origin, part.lr_level);
   Globalize(part, step, &r);
   return r;
 }
@@ -131,8 +133,10 @@ absl::Status Timeline::EvaluateRange(
     const Part& part = parts_[i];
     const int64_t n = std::min(end, part.end) - step;
     int64_t t = step;
+    StepQuery local_options = options;
+    local_options.lr_level = part.lr_level;
     absl::Status s = part.schedule->EvaluateRange(
-        step - part.origin, n, options, [&](const StepResult& local) {
+        step - part.origin, n, local_options, [&](const StepResult& local) {
           StepResult r = local;
           Globalize(part, t++, &r);
           visit(r);

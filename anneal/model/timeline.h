@@ -5,7 +5,9 @@
 // spec at local time t - time_origin_i, its cycle index shifted by
 // cycle_offset_i. A RESTART segment starts its clock at from_step, so that
 // step begins a new cycle (restart = true) and the step before it closes one
-// (snapshot = true). Immutable and shareable between threads.
+// (snapshot = true). A segment with an lr_level (a plateau policy's cut)
+// serves its spec scaled so that the peak is that level. Immutable and
+// shareable between threads.
 #ifndef ANNEAL_MODEL_TIMELINE_H_
 #define ANNEAL_MODEL_TIMELINE_H_
 
@@ -65,6 +67,7 @@ class Timeline {
     int64_t from = 0;
     int64_t origin = 0;
     int64_t cycle_offset = 0;
+    double lr_level = 0;         // the segment's plateau level (0: none)
     bool restart = false;        // a RESTART segment
     bool next_restarts = false;  // the next segment is a RESTART
     int64_t end = kMaxStep + 1;  // the next segment's from_step

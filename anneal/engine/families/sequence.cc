@@ -123,11 +123,13 @@ absl::StatusOr<CurvePtr> MakeSequenceParts(const v1::Sequence& spec,
     FieldPath spec_path = p.Child("spec");
     const v1::ScheduleSpec& child = phase.spec();
     if (child.has_momentum() || child.has_batch_scaling() ||
-        child.has_thermostat() || child.has_lr_noise()) {
+        child.has_thermostat() || child.has_lr_noise() ||
+        child.has_plateau()) {
       const char* field = child.has_momentum()        ? "momentum"
                           : child.has_batch_scaling() ? "batch_scaling"
                           : child.has_thermostat()    ? "thermostat"
-                                                      : "lr_noise";
+                          : child.has_lr_noise()      ? "lr_noise"
+                                                      : "plateau";
       return spec_path.Child(field).Error(
           "is only allowed at the top level of a spec");
     }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "anneal/engine/field_error.h"
+#include "anneal/engine/metric_name.h"
 #include "anneal/server/registry/list_filter.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/registry_entry.h"
@@ -20,26 +21,6 @@ namespace {
 
 constexpr int32_t kDefaultReportPageSize = 100;
 constexpr int32_t kMaxReportPageSize = 1000;
-
-bool IsMetricNameChar(char c, bool first) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_') {
-    return true;
-  }
-  return !first && ((c >= '0' && c <= '9') || c == '.' || c == '/' || c == '-');
-}
-
-// OK if `metric` matches ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$.
-absl::Status ValidateMetricName(absl::string_view field,
-                                absl::string_view metric) {
-  bool ok = !metric.empty() && metric.size() <= 64;
-  for (size_t i = 0; ok && i < metric.size(); ++i) {
-    ok = IsMetricNameChar(metric[i], i == 0);
-  }
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": must match ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$, got ",
-                   QuoteValue(metric)));
-}
 
 absl::Status ValidateStepBound(absl::string_view field, int64_t step) {
   if (step >= 0 && step <= kMaxStep) return absl::OkStatus();
