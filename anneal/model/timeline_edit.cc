@@ -57,10 +57,24 @@ v1::Segment UpdateSegment(const v1::Schedule& head, const Timeline& current,
 
 v1::Segment RestartSegment(const v1::Schedule& head, const Timeline& current,
                            int64_t at, const ChangeStamp& stamp) {
-  const v1::ScheduleSpec& spec =
-      head.timeline(static_cast<int>(current.SegmentAt(at))).spec();
-  return NewSegment(v1::Segment::RESTART, at, spec, at,
-                    current.At(at - 1).cycle + 1, stamp);
+  const v1::Segment& in_force =
+      head.timeline(static_cast<int>(current.SegmentAt(at)));
+  v1::Segment segment =
+      NewSegment(v1::Segment::RESTART, at, in_force.spec(), at,
+                 current.At(at - 1).cycle + 1, stamp);
+  segment.set_lr_level(in_force.lr_level());
+  return segment;
+}
+
+v1::Segment ScaledSegment(const v1::Schedule& head, const Timeline& current,
+                          int64_t at, double level, const ChangeStamp& stamp) {
+  const v1::Segment& in_force =
+      head.timeline(static_cast<int>(current.SegmentAt(at)));
+  v1::Segment segment =
+      NewSegment(v1::Segment::PLATEAU, at, in_force.spec(),
+                 in_force.time_origin(), in_force.cycle_offset(), stamp);
+  segment.set_lr_level(level);
+  return segment;
 }
 
 void ApplySegment(v1::Segment segment, v1::Schedule* head) {

@@ -41,9 +41,14 @@ v1::Segment UpdateSegment(const v1::Schedule& head, const Timeline& current,
                           const Schedule& compiled, const ChangeStamp& stamp);
 
 // The RESTART segment at `at` (>= 1): the spec in force there, its clock
-// restarted at `at`, the next cycle number.
+// restarted at `at`, the next cycle number, the level (lr_level) in force.
 v1::Segment RestartSegment(const v1::Schedule& head, const Timeline& current,
                            int64_t at, const ChangeStamp& stamp);
+
+// The PLATEAU segment at `at`: the spec, clock and cycle numbering in force
+// there, served at `level` (Segment.lr_level).
+v1::Segment ScaledSegment(const v1::Schedule& head, const Timeline& current,
+                          int64_t at, double level, const ChangeStamp& stamp);
 
 // Replaces head's segments from segment.from_step() on with `segment`, and
 // head's spec with its spec.

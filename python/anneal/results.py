@@ -255,17 +255,24 @@ class Segment:
     spec: schedule_pb2.ScheduleSpec
     time_origin: int
     cycle_offset: int
-    kind: str  # CREATE, UPDATE or RESTART
+    kind: str  # CREATE, UPDATE, RESTART or PLATEAU
     revision: int
     actor: str
     reason: str
+    # A plateau policy's level: the segment serves spec's lr / max_lr *
+    # lr_level (0: unscaled), and the evidence of the decision that added
+    # it (None for changes people made).
+    lr_level: float = 0.0
+    plateau: Optional[resources_pb2.PlateauDecision] = None
 
     @classmethod
     def from_proto(cls, s: resources_pb2.Segment) -> "Segment":
         return cls(from_step=s.from_step, spec=s.spec,
                    time_origin=s.time_origin, cycle_offset=s.cycle_offset,
                    kind=resources_pb2.Segment.Kind.Name(s.kind),
-                   revision=s.revision, actor=s.actor, reason=s.reason)
+                   revision=s.revision, actor=s.actor, reason=s.reason,
+                   lr_level=s.lr_level,
+                   plateau=s.plateau if s.HasField("plateau") else None)
 
 
 @dataclass(frozen=True)
@@ -282,6 +289,9 @@ class Schedule:
     position: int
     max_step_served: int
     timeline: List[Segment] = field(default_factory=list)
+    # The plateau policy's counters (best, bad_reports, cooldown_left, ...);
+    # None when the spec has no policy or nothing was counted yet.
+    plateau_state: Optional[resources_pb2.PlateauState] = None
     proto: Optional[resources_pb2.Schedule] = field(default=None, repr=False,
                                                   compare=False)
 
@@ -295,6 +305,8 @@ class Schedule:
                    labels=dict(s.labels), etag=s.etag, revision=s.revision,
                    position=s.position, max_step_served=s.max_step_served,
                    timeline=[Segment.from_proto(x) for x in s.timeline],
+                   plateau_state=(s.plateau_state
+                                  if s.HasField("plateau_state") else None),
                    proto=s)
 
 

@@ -507,6 +507,7 @@ void Registry::PublishChange(const std::string& name, ScheduleChange kind,
       event.set_kind(v1::WatchEvent::CREATED);
       break;
     case ScheduleChange::kUpdate:
+    case ScheduleChange::kPlateau:  // a new level: clients refresh as for one
       event.set_kind(v1::WatchEvent::UPDATED);
       break;
     case ScheduleChange::kRestart:

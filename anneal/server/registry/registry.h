@@ -300,6 +300,11 @@ class Registry {
   void AcceptHead(const EntryPtr& entry, v1::Schedule head,
                   std::shared_ptr<const Timeline> timeline,
                   Done<v1::Schedule> done, Fence::Lease lease);
+  // Counts a durable report into the schedule's plateau policy and carries
+  // out its decision, if any (registry_reports.cc); answers `done` with the
+  // report once that is durable too.
+  void ApplyPlateau(const EntryPtr& entry, v1::MetricReport report,
+                    Done<v1::MetricReport> done);
   // Returns the highest served step before, or nullopt if it was at or
   // above `step` already.
   std::optional<int64_t> RaiseServed(Entry& entry, int64_t step);

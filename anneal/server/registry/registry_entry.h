@@ -7,12 +7,20 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "anneal/server/registry/fence.h"
 #include "anneal/server/registry/recent_advances.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/served_mark.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace anneal {
+
+// The time stamped on changes and reports.
+inline google::protobuf::Timestamp NowTimestamp() {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(absl::Now()));
+}
 
 struct Registry::Entry {
   Entry(std::string n, int64_t durable_mark)

@@ -4,6 +4,8 @@
 // up to metrics_history of them, and reads are rare next to Evaluate.
 #include <algorithm>
 #include <limits>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +13,9 @@
 #include "absl/time/clock.h"
 #include "anneal/engine/field_error.h"
 #include "anneal/engine/metric_name.h"
+#include "anneal/model/plateau_change.h"
+#include "anneal/model/schedule_resource.h"
+#include "anneal/server/common/log.h"
 #include "anneal/server/registry/list_filter.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/registry_entry.h"
@@ -104,9 +109,7 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   report.set_step(request.step());
   *report.mutable_metrics() = request.metrics();
   report.set_revision(snapshot->schedule->revision());
-  *report.mutable_report_time() =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-          absl::ToUnixNanos(absl::Now()));
+  *report.mutable_report_time() = NowTimestamp();
   WriteBatch batch;
   batch.Report(entry->name, report, options_.metrics_history);
 
@@ -118,9 +121,19 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
     return std::move(done)(
         absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
   }
+  // A report the schedule's plateau policy counts is applied to the policy
+  // once it is durable (a second write): the counters never count a report
+  // that was not stored, and a crash between the two loses nothing the job
+  // was told of (it was not answered, so it retries; the step is counted
+  // then).
+  const v1::ScheduleSpec& spec =
+      entry->head->schedule->timeline().rbegin()->spec();
+  const bool for_policy =
+      spec.has_plateau() && report.metrics().contains(spec.plateau().metric());
   store_->Submit(
-      std::move(batch), [this, report = std::move(report),
-                         done = std::move(done)](absl::Status s) mutable {
+      std::move(batch),
+      [this, entry, for_policy, report = std::move(report),
+       done = std::move(done)](absl::Status s) mutable {
         // The batch rejected on its own (too many metrics at the step, or a
         // race with a delete) leaves nothing diverged; anything else is the
         // store failing.
@@ -129,8 +142,74 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
           s = StoreFailure(s);
         }
         if (!s.ok()) return std::move(done)(s);
-        std::move(done)(std::move(report));
+        if (!for_policy) return std::move(done)(std::move(report));
+        // Not on the store's thread: the policy takes the schedule's lock.
+        options_.executor->Run([this, entry, report = std::move(report),
+                                done = std::move(done)]() mutable {
+          ApplyPlateau(entry, std::move(report), std::move(done));
+        });
       });
+}
+
+void Registry::ApplyPlateau(const EntryPtr& entry, v1::MetricReport report,
+                            Done<v1::MetricReport> done) {
+  absl::ReaderMutexLock writes(&writes_mu_);
+  if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
+  absl::MutexLock lock(&entry->mu);
+  absl::StatusOr<v1::Schedule> writable = WritableHead(*entry, "");
+  if (!writable.ok()) return std::move(done)(writable.status());
+  v1::Schedule head = *std::move(writable);
+  const PlateauCount count = CountPlateauReport(report, &head);
+  // Answered with the report once the policy's state is durable.
+  Done<v1::Schedule> answer =
+      [report = std::move(report),
+       done = std::move(done)](absl::StatusOr<v1::Schedule> r) mutable {
+        if (!r.ok()) return std::move(done)(r.status());
+        std::move(done)(std::move(report));
+      };
+  if (!count.counted) return std::move(answer)(std::move(head));
+  const std::shared_ptr<const Timeline>& current = entry->head->timeline;
+  std::optional<v1::Segment> segment;
+  Fence::Lease lease;
+  if (count.decision.has_value()) {
+    const int64_t last_from = head.timeline().rbegin()->from_step();
+    const bool restarts = head.spec().plateau().action() == v1::Plateau::RESTART;
+    const absl::StatusOr<int64_t> at = ClaimStep(
+        *entry, "step", std::nullopt,
+        std::max<int64_t>(restarts ? 1 : 0, count.decision->report_step),
+        &lease);
+    if (!at.ok()) {
+      Log("plateau: ", entry->name, ": no step left for the decision of step ",
+          count.decision->report_step, ": ", at.status().message());
+    } else if (*at < last_from) {
+      // A change is scheduled for a later step: an edit from here would
+      // replace it, and an operator's change outranks the policy's.
+      Log("plateau: ", entry->name, ": the decision of step ",
+          count.decision->report_step, " is not applied: a change is "
+          "scheduled from step ", last_from);
+      lease.Drop();
+    } else {
+      segment = PlateauDecisionSegment(head, *current, *at, *count.decision,
+                                       ChangeStamp{});
+      if (!segment) lease.Drop();  // a cut under eps: nothing changes
+    }
+  }
+  if (!segment.has_value()) {
+    return AcceptHead(entry, std::move(head), current, std::move(answer),
+                      Fence::Lease());
+  }
+  const bool restart = segment->kind() == v1::Segment::RESTART;
+  answer = Observed(entry->name,
+                    restart ? ScheduleChange::kRestart : ScheduleChange::kPlateau,
+                    std::move(answer));
+  NextRevision(NowTimestamp(), &head);
+  segment->set_revision(head.revision());
+  segment->set_actor("plateau");
+  *segment->mutable_create_time() = head.update_time();
+  std::shared_ptr<const Schedule> compiled =
+      current->compiled(current->SegmentAt(segment->from_step()));
+  AcceptEdit(entry, std::move(head), *std::move(segment), std::move(compiled),
+             std::move(answer), std::move(lease));
 }
 
 absl::StatusOr<v1::ListMetricReportsResponse> Registry::ListMetricReports(

@@ -24,10 +24,6 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-google::protobuf::Timestamp Now() {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
-}
-
 ChangeStamp StampOf(const v1::Schedule& head, const std::string& actor,
                     const std::string& reason) {
   return ChangeStamp{head.revision(), actor, reason, head.update_time()};
@@ -205,7 +201,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
         absl::InvalidArgumentError("schedule.spec: is required"));
   }
   v1::Schedule head = NewSchedule(request.schedule_id(), request.schedule(),
-                                  request.actor(), request.reason(), Now());
+                                  request.actor(), request.reason(), NowTimestamp());
   // Compiled once, outside every lock.
   auto timeline =
       Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
@@ -305,7 +301,10 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
                     published ? &published->schedule->labels() : nullptr});
     labels_.Add(entry->name, entry, head.labels());
   }
-  NextRevision(Now(), &head);
+  NextRevision(NowTimestamp(), &head);
+  // A new spec is taken as given: at its own max_lr, with a fresh plateau
+  // policy (docs/adaptive.md).
+  if (set_spec) head.clear_plateau_state();
   if (!set_spec) {
     if (auto s = CheckHead(head, *entry->head->timeline,
                            entry->head->timeline->table_bytes());
@@ -365,7 +364,7 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
       1, &lease);
   if (!claimed.ok()) return std::move(done)(claimed.status());
   const int64_t at = *claimed;
-  NextRevision(Now(), &head);
+  NextRevision(NowTimestamp(), &head);
   const Timeline& current = *entry->head->timeline;
   v1::Segment segment = RestartSegment(
       head, current, at, StampOf(head, request.actor(), request.reason()));

@@ -35,7 +35,8 @@ class RpcTelemetry {
 };
 
 // What changed a schedule's timeline or existence.
-enum class ScheduleChange { kCreate, kUpdate, kRestart, kDelete };
+// kPlateau: a plateau policy's cut (its RESTART action counts as kRestart).
+enum class ScheduleChange { kCreate, kUpdate, kRestart, kDelete, kPlateau };
 
 // Why a read waited before it was answered.
 enum class ReadWait {

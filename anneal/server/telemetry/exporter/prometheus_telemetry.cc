@@ -278,8 +278,8 @@ std::vector<MetricFamily> PrometheusTelemetry::Collect() const {
   MetricFamily changes =
       Family("anneal_schedule_changes_total",
              "Durable schedule changes, by kind.", MetricType::Counter);
-  const char* kinds[] = {"create", "update", "restart", "delete"};
-  for (int k = 0; k < 4; ++k) {
+  const char* kinds[] = {"create", "update", "restart", "delete", "plateau"};
+  for (int k = 0; k < 5; ++k) {
     AddValue(&changes, {{"kind", kinds[k]}}, Load(changes_[k]));
   }
   out.push_back(std::move(changes));

@@ -68,6 +68,8 @@ const char* KindName(v1::Segment::Kind kind) {
       return "update";
     case v1::Segment::RESTART:
       return "restart";
+    case v1::Segment::PLATEAU:
+      return "plateau";
     default:
       return "change";
   }
