@@ -16,18 +16,24 @@ to the loss:
 
 The estimator is power iteration on Hessian-vector products (Pearlmutter's
 trick: H v is the gradient of g . v, with g = dL/dtheta taken with
-create_graph=True), so the Hessian is never formed. Each estimate starts
-from the previous eigenvector (warm start), so after the first one a couple
-of products usually suffice. Cost per estimate: one gradient with a graph,
-plus one Hessian-vector product (about two backward passes) per iteration.
+create_graph=True), so the Hessian is never formed. H is the Hessian of the
+loss it is given: the minibatch loss, in the loop above. Each estimate
+starts from the previous eigenvector (warm start). Cost per estimate: one
+gradient with a graph, plus one Hessian-vector product (about two backward
+passes) per iteration, at most `iters` of them (10; 20 for the first, cold
+one); an estimate stops earlier once its residual is below tol times the
+estimate.
+
+The estimate is a Rayleigh quotient v . H v of a unit vector, so it never
+exceeds the top eigenvalue: too few iterations err low (a lenient 4/L), not
+high. `residual` after an estimate is |H v - lambda v| for the unit vector v
+returned: since H is symmetric, some eigenvalue of H lies within `residual`
+of the estimate (the Krylov-Weinstein bound).
 
 Power iteration finds the eigenvalue of largest magnitude. If that one is
 negative (a saddle, a maximum), a second, shifted power iteration on
 H - lambda I finds the largest algebraic eigenvalue, which is what the 4/L
-bound is about. `residual` after an estimate is |H v - lambda v| for the
-unit vector v returned: since H is symmetric, some eigenvalue of H lies
-within `residual` of the estimate (the Krylov-Weinstein bound), whether or
-not the iteration has converged to the top one.
+bound is about.
 """
 
 from __future__ import annotations
@@ -119,25 +125,24 @@ def _power(hvp: Callable[[Sequence[torch.Tensor]], List[torch.Tensor]],
            v: List[torch.Tensor], iters: int, tol: float, shift: float = 0.0
            ) -> Tuple[float, List[torch.Tensor], float, int]:
     """Power iteration on H - shift I from unit `v`: (Rayleigh quotient of
-    H, unit vector, residual |H v - lambda v|, iterations)."""
+    H, unit vector, residual |H v - lambda v|, iterations). Stops once the
+    residual is at most tol * |lambda|, or after `iters` products."""
     lam = float("nan")
-    hv: List[torch.Tensor] = []
+    residual = float("nan")
     for k in range(1, iters + 1):
         hv = hvp(v)
-        new = _flat_dot(v, hv)  # v . H v, |v| = 1
+        lam = _flat_dot(v, hv)  # v . H v, |v| = 1
+        residual = _norm([h - lam * x for h, x in zip(hv, v)])
         w = [h - shift * x for h, x in zip(hv, v)]
         n = _norm(w)
-        if not math.isfinite(new) or not math.isfinite(n):
+        if not (math.isfinite(lam) and math.isfinite(n) and
+                math.isfinite(residual)):
             raise FloatingPointError(
                 "a Hessian-vector product is not finite (iteration %d): the "
                 "loss's second derivatives overflow here" % k)
-        converged = (math.isfinite(lam) and
-                     abs(new - lam) <= tol * max(abs(new), 1e-30))
-        lam = new
-        if n == 0.0 or converged or k == iters:
+        if n == 0.0 or residual <= tol * abs(lam) or k == iters:
             break
         v = _scale(w, 1.0 / n)
-    residual = _norm([h - lam * x for h, x in zip(hv, v)])
     return lam, v, residual, k
 
 
@@ -154,8 +159,8 @@ def top_eigenvalue(loss: torch.Tensor, params: Iterable[torch.Tensor], *,
       params: the tensors to differentiate by (those with requires_grad).
       iters: at most this many Hessian-vector products per power iteration
         (>= 1).
-      tol: stop once the Rayleigh quotient changes by at most tol times
-        its magnitude between two iterations (>= 0; 0: always `iters`).
+      tol: stop once the residual |H v - lambda v| is at most tol times
+        |lambda| (>= 0; 0: always `iters` products).
       init: the start vector (one tensor per param), e.g. the previous
         eigenvector; default a Gaussian vector from `generator`.
       generator: the random source of the default start vector.
@@ -221,7 +226,8 @@ class CurvatureMonitor:
       iters: at most this many Hessian-vector products per estimate
         (>= 1); the first estimate uses max(iters, first_iters).
       first_iters: the budget of the first (cold) estimate.
-      tol: relative change of the estimate at which an estimate stops.
+      tol: an estimate stops once its residual is at most tol times the
+        estimate (or after its budget of products).
       metric: the metric name reported (default "max_curvature").
       seed: seeds the random start vector.
       nonfinite: "raise" (default) raises FloatingPointError when the loss
@@ -234,7 +240,7 @@ class CurvatureMonitor:
     """
 
     def __init__(self, params: Iterable[torch.Tensor], *,
-                 reporter: Any = None, every: int = 100, iters: int = 5,
+                 reporter: Any = None, every: int = 100, iters: int = 10,
                  first_iters: int = 20, tol: float = 1e-3,
                  metric: str = METRIC, seed: int = 0,
                  nonfinite: str = "raise") -> None:
