@@ -19,6 +19,7 @@ Hessian-vector products, checked against Hessians known exactly.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import pytest
@@ -99,6 +100,11 @@ def test_tiny_mlp_against_the_full_hessian():
                                     x, y))
     assert abs(est - top) <= 0.01 * abs(top), (est, top)
     assert monitor.products <= 20
+    print("tiny MLP: eigvalsh top %.6f; 500-product estimate %.6f (rel err "
+          "%.1e); monitor's cold estimate %.6f (rel err %.1e, %d products, "
+          "residual %.2e)" % (top, lam, abs(lam - top) / top, est,
+                              abs(est - top) / top, monitor.products,
+                              monitor.residual))
 
 
 def test_warm_start_needs_few_products():
@@ -211,3 +217,65 @@ def test_bad_arguments_and_nonfinite_losses():
     assert m.value is None and m.estimates == 0
     # The curvature of a loss linear in x is 0.
     assert CurvatureMonitor([x]).estimate((3 * x).sum()) == 0.0
+
+
+@pytest.mark.skipif(not os.environ.get("ANNEAL_CURVATURE_DIGITS"),
+                    reason="about 35 s (four full 2410x2410 Hessians); set "
+                    "ANNEAL_CURVATURE_DIGITS=1 to run")
+def test_digits_mlp_against_the_full_hessian():
+    """The figures of docs/adaptive.md: the digits MLP (float64, 2410
+    weights), SGD momentum 0.9 at lr 0.1, the monitor's defaults (every 100
+    steps, 20 products cold, at most 10 warm), against eigvalsh of the full
+    minibatch Hessian at steps 0, 100, 200 and 300."""
+    import importlib.util
+    import pathlib
+    import sys
+    import time
+    root = pathlib.Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "digits_sgdr_curv", root / "python" / "examples" / "digits_sgdr.py")
+    ex = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = ex
+    spec.loader.exec_module(ex)
+    torch.set_num_threads(1)
+    x, y, _, _ = ex.load_data()
+    x = x.double()
+    cfg = ex.Config()
+    model = ex.make_model(cfg).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    params = list(model.parameters())
+    shapes = [p.shape for p in params]
+
+    def exact(idx):
+        flat = torch.cat([p.detach().reshape(-1) for p in params])
+
+        def f(w):
+            parts, i = [], 0
+            for s in shapes:
+                parts.append(w[i:i + s.numel()].reshape(s))
+                i += s.numel()
+            h = torch.relu(x[idx] @ parts[0].T + parts[1])
+            return loss_fn(h @ parts[2].T + parts[3], y[idx])
+        h = torch.autograd.functional.hessian(f, flat)
+        return float(torch.linalg.eigvalsh(h)[-1])
+
+    monitor = CurvatureMonitor(params)
+    timings = []
+    for step in range(301):
+        idx = ex.batch_indices(cfg, len(x), step)
+        loss = loss_fn(model(x[idx]), y[idx])
+        start = time.perf_counter()
+        est = monitor.maybe_estimate(loss, step)
+        if est is not None:
+            timings.append(time.perf_counter() - start)
+            top = exact(idx)
+            print("digits step %d: eigvalsh %.5f, estimate %.5f, rel err "
+                  "%.1e, %d products, %.1f ms" % (
+                      step, top, est, abs(est - top) / top,
+                      monitor.products, 1e3 * timings[-1]))
+            assert est <= top * (1 + 1e-9)       # a Rayleigh quotient
+            assert abs(est - top) <= 0.02 * top
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
