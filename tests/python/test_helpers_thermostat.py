@@ -28,7 +28,6 @@ import importlib.util
 import math
 import pathlib
 import sys
-import warnings
 
 import pytest
 
