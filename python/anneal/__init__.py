@@ -11,7 +11,11 @@
 
 Modules: client (the RPCs), results (typed results), errors, window (the
 prefetch window), reporter (metric reports sent in the background), fallback (offline evaluation through annealctl), torch
-(the scheduler), swa (snapshot callbacks). The generated protobuf and gRPC
+(the scheduler), swa (snapshot callbacks), and the training-loop helpers
+(need torch): curvature (the top Hessian eigenvalue, reported as
+max_curvature), thermostat (the served gradient noise, injected) and
+lr_range_test (Leslie Smith's LR range test on a served sweep). The
+generated protobuf and gRPC
 modules are anneal.v1.*_pb2. docs/python-client.md has the whole story.
 """
 
