@@ -132,7 +132,7 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
       spec.has_plateau() && report.metrics().contains(spec.plateau().metric());
   store_->Submit(
       std::move(batch),
-      [this, entry, for_policy, report = std::move(report),
+      [this, target = entry, for_policy, report = std::move(report),
        done = std::move(done)](absl::Status s) mutable {
         // The batch rejected on its own (too many metrics at the step, or a
         // race with a delete) leaves nothing diverged; anything else is the
@@ -144,9 +144,10 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
         if (!s.ok()) return std::move(done)(s);
         if (!for_policy) return std::move(done)(std::move(report));
         // Not on the store's thread: the policy takes the schedule's lock.
-        options_.executor->Run([this, entry, report = std::move(report),
+        options_.executor->Run([this, target = std::move(target),
+                                report = std::move(report),
                                 done = std::move(done)]() mutable {
-          ApplyPlateau(entry, std::move(report), std::move(done));
+          ApplyPlateau(target, std::move(report), std::move(done));
         });
       });
 }
