@@ -162,9 +162,9 @@ TEST_F(DiagnoseServerTest, NoReportsGiveInconclusiveFindings) {
 TEST_F(DiagnoseServerTest, NonFiniteReportsAreEvidenceNotNumbers) {
   Create("run", 1.0);
   for (int64_t step = 0; step < 80; ++step) {
-    ASSERT_NO_FATAL_FAILURE(Report(
-        kName, step,
-        {{"loss", step < 40 ? 1.0 : NAN}, {"max_curvature", 10.0}}));
+    ASSERT_NO_FATAL_FAILURE(
+        Report(kName, step,
+               {{"loss", step < 40 ? 1.0 : NAN}, {"max_curvature", 10.0}}));
   }
   v1::DiagnoseRequest req;
   req.set_name(kName);

@@ -54,8 +54,9 @@ void PrintFindings(const v1::DiagnoseResponse& r, std::ostream& out) {
   if (r.lr_range_test()) out << "; an LR range test";
   out << "\n";
   for (const v1::Finding& f : r.findings()) {
-    out << "\n" << SeverityName(f.severity()) << " " << f.code() << ": "
-        << f.summary() << "\n";
+    out << "\n"
+        << SeverityName(f.severity()) << " " << f.code() << ": " << f.summary()
+        << "\n";
     if (f.evidence_size() > 0) {
       std::vector<std::string> e;
       for (const auto& x : f.evidence()) {
@@ -97,9 +98,9 @@ absl::StatusOr<v1::DiagnoseResponse> CallDiagnose(const CliArgs& a,
 // The LrRangeTestSpec error with its field named as the flag.
 absl::Status AsFlags(const absl::Status& s) {
   std::string m(s.message());
-  for (auto [field, flag] : {std::pair{"min_lr:", "--min-lr:"},
-                             std::pair{"max_lr:", "--max-lr:"},
-                             std::pair{"steps:", "--steps:"}}) {
+  for (auto [field, flag] :
+       {std::pair{"min_lr:", "--min-lr:"}, std::pair{"max_lr:", "--max-lr:"},
+        std::pair{"steps:", "--steps:"}}) {
     if (absl::StartsWith(m, field)) {
       m = absl::StrCat(flag, m.substr(std::string(field).size()));
       break;
@@ -110,11 +111,10 @@ absl::Status AsFlags(const absl::Status& s) {
 
 absl::Status RangeTestCreate(const std::vector<std::string>& args,
                              std::ostream& out) {
-  auto parsed = CliArgs::Parse(
-      args,
-      {"server", "min_lr", "max_lr", "steps", "label", "display_name",
-       "reason", "actor", "output"},
-      {{"o", "output"}});
+  auto parsed = CliArgs::Parse(args,
+                               {"server", "min_lr", "max_lr", "steps", "label",
+                                "display_name", "reason", "actor", "output"},
+                               {{"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto id = ScheduleIdArg(a);
@@ -165,11 +165,11 @@ absl::Status RangeTestCreate(const std::vector<std::string>& args,
 
 absl::Status RangeTestSuggest(const std::vector<std::string>& args,
                               std::ostream& out) {
-  auto parsed = CliArgs::Parse(
-      args,
-      {"server", "write", "from", "steps", "training_metric", "label",
-       "reason", "actor", "output"},
-      {{"o", "output"}, {"f", "from"}});
+  auto parsed =
+      CliArgs::Parse(args,
+                     {"server", "write", "from", "steps", "training_metric",
+                      "label", "reason", "actor", "output"},
+                     {{"o", "output"}, {"f", "from"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   auto name = ScheduleNameArg(a);
@@ -241,9 +241,9 @@ absl::Status RangeTestSuggest(const std::vector<std::string>& args,
   request.mutable_schedule()->mutable_labels()->insert(labels->begin(),
                                                        labels->end());
   request.set_actor(ActorArg(a));
-  request.set_reason(a.Get(
-      "reason", absl::StrCat("max_lr ", EvidenceText(max_lr),
-                             " from the LR range test ", *name)));
+  request.set_reason(
+      a.Get("reason", absl::StrCat("max_lr ", EvidenceText(max_lr),
+                                   " from the LR range test ", *name)));
   ServerConnection server(ResolveServerAddress(a.Get("server", "")));
   v1::Schedule created;
   grpc::Status status = server.stub()->CreateSchedule(

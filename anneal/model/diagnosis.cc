@@ -139,6 +139,12 @@ double WelchT(const Summary& a, const Summary& b) {
 
 // ---- The timeline at reported steps ----
 
+// The last step of a cycle of `length` steps from `start`, without overflow
+// (lengths saturate at 2^62).
+int64_t CycleLast(int64_t start, int64_t length) {
+  return length > kMaxStep - start ? kMaxStep : start + length - 1;
+}
+
 class Profile {
  public:
   explicit Profile(const Timeline& timeline) : timeline_(timeline) {}
@@ -162,11 +168,11 @@ class Profile {
       lo = std::min(lo, lr);
       hi = std::max(hi, lr);
     };
-    const int64_t last = std::min(kMaxStep, start + length - 1);
+    const int64_t last = CycleLast(start, length);
     if (last - start + 1 <= kCycleSamples) {
-      absl::Status s = timeline_.EvaluateRange(
-          start, last - start + 1, StepQuery{},
-          [&](const StepResult& r) { visit(r.lr); });
+      absl::Status s =
+          timeline_.EvaluateRange(start, last - start + 1, StepQuery{},
+                                  [&](const StepResult& r) { visit(r.lr); });
       if (!s.ok()) visit(timeline_.At(start).lr);
     } else {
       const double stride = static_cast<double>(last - start) /
@@ -232,7 +238,7 @@ PhaseRates Rates(const MetricSeries& series, int64_t last_reported,
     const StepResult& ru = profile.At(u);
     const int64_t start = s - rs.step_in_cycle;
     if (u - ru.step_in_cycle != start || rs.cycle_length <= 0) continue;
-    if (start + rs.cycle_length - 1 > last_reported) continue;  // not done
+    if (CycleLast(start, rs.cycle_length) > last_reported) continue;
     const auto [floor, peak] = profile.Range(start, rs.cycle_length);
     if (!(peak > floor)) continue;  // no phases in a flat cycle
     const double mid = floor + (peak - floor) / 2;
@@ -276,9 +282,8 @@ void PhaseFindings(const DiagnosisReports& reports, const std::string& val,
                 : absl::StrCat("No report has the validation metric \"", val,
                                "\"."))
             .Statistic(kPhaseStatistic)
-            .Recommend(
-                "Report the validation loss every few steps (e.g. "
-                "val_loss=...), or name it with validation_metric.")
+            .Recommend("Report the validation loss every few steps (e.g. "
+                       "val_loss=...), or name it with validation_metric.")
             .Build());
     return;
   }
@@ -286,7 +291,8 @@ void PhaseFindings(const DiagnosisReports& reports, const std::string& val,
   const Summary hi = Summarize(v.high), lo = Summarize(v.low);
   const MetricSeries* ts = train.empty() ? nullptr : reports.Find(train);
   Summary tlo;
-  if (ts != nullptr) tlo = Summarize(Rates(*ts, reports.last_step(), profile).low);
+  if (ts != nullptr)
+    tlo = Summarize(Rates(*ts, reports.last_step(), profile).low);
   const auto cycles = static_cast<int64_t>(v.cycles.size());
 
   auto evidence = [&](FindingBuilder& b) {
@@ -325,23 +331,24 @@ void PhaseFindings(const DiagnosisReports& reports, const std::string& val,
   }
   const bool degrades_low = lo.t >= kPhaseT;
   const bool improves_high = hi.t <= -kPhaseT;
-  const bool train_falls = ts != nullptr && tlo.n >= kPhaseMinPairs &&
-                           tlo.t <= -kPhaseT;
+  const bool train_falls =
+      ts != nullptr && tlo.n >= kPhaseMinPairs && tlo.t <= -kPhaseT;
   if (degrades_low && improves_high && train_falls) {
     FindingBuilder b(
         "PHASE_SHARP_MINIMA", v1::Finding::WARNING,
-        absl::StrCat("Across ", cycles,
-                     " completed cycles the validation loss improves in the "
-                     "high-LR phases (t = ",
-                     EvidenceText(hi.t),
-                     ") and degrades in the low-LR phases (t = ",
-                     EvidenceText(lo.t),
-                     ") while the training loss keeps falling: the low-LR "
-                     "phases overfit into sharp minima."));
+        absl::StrCat(
+            "Across ", cycles,
+            " completed cycles the validation loss improves in the "
+            "high-LR phases (t = ",
+            EvidenceText(hi.t),
+            ") and degrades in the low-LR phases (t = ", EvidenceText(lo.t),
+            ") while the training loss keeps falling: the low-LR "
+            "phases overfit into sharp minima."));
     evidence(b);
     // The SWA / snapshot steps: the last step of each completed cycle.
-    const size_t first =
-        v.cycles.size() > kMaxSnapshotSpans ? v.cycles.size() - kMaxSnapshotSpans : 0;
+    const size_t first = v.cycles.size() > kMaxSnapshotSpans
+                             ? v.cycles.size() - kMaxSnapshotSpans
+                             : 0;
     std::vector<std::string> steps;
     for (size_t i = first; i < v.cycles.size(); ++i) {
       const int64_t end =
@@ -363,8 +370,8 @@ void PhaseFindings(const DiagnosisReports& reports, const std::string& val,
         "PHASE_HEALTHY", v1::Finding::INFO,
         absl::StrCat("The validation loss does not degrade in the low-LR "
                      "phases (t_low = ",
-                     EvidenceText(lo.t), " < ", EvidenceText(kPhaseT),
-                     " over ", cycles, " completed cycles)."));
+                     EvidenceText(lo.t), " < ", EvidenceText(kPhaseT), " over ",
+                     cycles, " completed cycles)."));
     evidence(b);
     out->push_back(std::move(b).Build());
     return;
@@ -372,14 +379,16 @@ void PhaseFindings(const DiagnosisReports& reports, const std::string& val,
   std::string why;
   if (!improves_high) {
     why = absl::StrCat("it does not improve in the high-LR phases (t_high = ",
-                       EvidenceText(hi.t), "): a general rise, not the "
+                       EvidenceText(hi.t),
+                       "): a general rise, not the "
                        "phase pattern");
   } else if (ts == nullptr) {
     why = "no training loss is reported to tell overfitting from divergence";
   } else {
-    why = absl::StrCat("the training loss does not keep falling at low LR "
-                       "(train_t_low = ",
-                       EvidenceText(tlo.t), ")");
+    why = absl::StrCat(
+        "the training loss does not keep falling at low LR "
+        "(train_t_low = ",
+        EvidenceText(tlo.t), ")");
   }
   FindingBuilder b("PHASE_INCONCLUSIVE", v1::Finding::INFO,
                    absl::StrCat("The validation loss degrades in the low-LR "
@@ -417,20 +426,21 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
   const std::shared_ptr<const Schedule>& compiled =
       timeline.compiled(timeline.SegmentAt(step));
   AnalysisOptions ao;
-  ao.horizon = std::min(DefaultHorizon(*compiled), options.max_analysis_horizon);
+  ao.horizon =
+      std::min(DefaultHorizon(*compiled), options.max_analysis_horizon);
   if (curvature) ao.max_curvature = curvature->second;
   absl::StatusOr<v1::Analysis> analysis = Analyze(*compiled, ao);
   if (!analysis.ok()) {
     const std::string why = std::string(analysis.status().message());
     stability->push_back(
-        FindingBuilder("STABILITY_INCONCLUSIVE", v1::Finding::INFO,
-                       absl::StrCat("The schedule could not be analysed: ",
-                                    why))
+        FindingBuilder(
+            "STABILITY_INCONCLUSIVE", v1::Finding::INFO,
+            absl::StrCat("The schedule could not be analysed: ", why))
             .Build());
     robbins_monro->push_back(
-        FindingBuilder("ROBBINS_MONRO", v1::Finding::INFO,
-                       absl::StrCat("The schedule could not be analysed: ",
-                                    why))
+        FindingBuilder(
+            "ROBBINS_MONRO", v1::Finding::INFO,
+            absl::StrCat("The schedule could not be analysed: ", why))
             .Build());
     return;
   }
@@ -440,23 +450,25 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
   {
     std::string verdict;
     if (rm.satisfied()) {
-      verdict = "satisfies both Robbins-Monro conditions (sum lr = infinity, "
-                "sum lr^2 < infinity): SGD under it converges to a critical "
-                "point in the limit";
+      verdict =
+          "satisfies both Robbins-Monro conditions (sum lr = infinity, "
+          "sum lr^2 < infinity): SGD under it converges to a critical "
+          "point in the limit";
     } else if (!rm.sum_diverges() && !rm.sum_squares_converges()) {
       verdict = "violates both Robbins-Monro conditions";
     } else if (!rm.sum_diverges()) {
-      verdict = "violates condition 1: sum lr is finite, so SGD can stop "
-                "short of a minimum from a distant start";
+      verdict =
+          "violates condition 1: sum lr is finite, so SGD can stop "
+          "short of a minimum from a distant start";
     } else {
-      verdict = "violates condition 2: sum lr^2 is infinite, so the "
-                "gradient noise is never quelled and the iterates keep "
-                "fluctuating around a minimum";
+      verdict =
+          "violates condition 2: sum lr^2 is infinite, so the "
+          "gradient noise is never quelled and the iterates keep "
+          "fluctuating around a minimum";
     }
-    FindingBuilder b(
-        "ROBBINS_MONRO", v1::Finding::INFO,
-        absl::StrCat("The spec in force at step ", step, " ", verdict, " (",
-                     rm.reason(), ")."));
+    FindingBuilder b("ROBBINS_MONRO", v1::Finding::INFO,
+                     absl::StrCat("The spec in force at step ", step, " ",
+                                  verdict, " (", rm.reason(), ")."));
     b.Num("sum_diverges", rm.sum_diverges() ? 1 : 0)
         .Num("sum_squares_converges", rm.sum_squares_converges() ? 1 : 0)
         .Num("horizon", static_cast<double>(analysis->horizon()))
@@ -510,20 +522,29 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
         .Num("max_log_growth", st.max_log_growth())
         .Statistic(kStabilityStatistic);
   };
+  if (st.cycles_checked() == 0 && !st.tail_checked()) {
+    FindingBuilder b("STABILITY_INCONCLUSIVE", v1::Finding::INFO,
+                     absl::StrCat("No complete cycle of the spec ends within "
+                                  "the analysed ",
+                                  analysis->horizon(),
+                                  " steps, so none could be judged."));
+    evidence(b);
+    stability->push_back(b.Build());
+    return;
+  }
   if (std::isfinite(st.critical_max_lr())) *critical_lr = st.critical_max_lr();
   if (!st.stable()) {
     FindingBuilder b(
         "STABILITY_UNSTABLE", v1::Finding::ERROR,
-        absl::StrCat("max_lr ", EvidenceText(max_lr), " is ",
-                     absl::StrFormat("%.3g", ratio),
-                     " times the critical peak LR ",
-                     EvidenceText(st.critical_max_lr()), " (",
-                     absl::StrFormat("%.4g",
-                                     st.critical_max_lr_times_curvature()),
-                     "/L) for the reported max_curvature L = ",
-                     EvidenceText(curvature->second),
-                     ": the cycles end with |x| grown, so training "
-                     "diverges along the sharpest direction."));
+        absl::StrCat(
+            "max_lr ", EvidenceText(max_lr), " is ",
+            absl::StrFormat("%.3g", ratio), " times the critical peak LR ",
+            EvidenceText(st.critical_max_lr()), " (",
+            absl::StrFormat("%.4g", st.critical_max_lr_times_curvature()),
+            "/L) for the reported max_curvature L = ",
+            EvidenceText(curvature->second),
+            ": the cycles end with |x| grown, so training "
+            "diverges along the sharpest direction."));
     evidence(b);
     b.Suggest(st.critical_max_lr())
         .Recommend(absl::StrCat(
@@ -539,8 +560,7 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
       close ? "STABILITY_MARGIN" : "STABILITY_OK",
       close ? v1::Finding::WARNING : v1::Finding::INFO,
       absl::StrCat("max_lr ", EvidenceText(max_lr), " is ",
-                   absl::StrFormat("%.3g", ratio),
-                   " of the critical peak LR ",
+                   absl::StrFormat("%.3g", ratio), " of the critical peak LR ",
                    EvidenceText(st.critical_max_lr()),
                    " for the reported max_curvature L = ",
                    EvidenceText(curvature->second),
@@ -550,17 +570,16 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
   evidence(b);
   b.Suggest(st.critical_max_lr());
   if (close) {
-    b.Recommend(absl::StrCat("Keep max_lr below ",
-                             EvidenceText(kStabilityMargin *
-                                          st.critical_max_lr()),
-                             " or watch max_curvature as training sharpens."));
+    b.Recommend(
+        absl::StrCat("Keep max_lr below ",
+                     EvidenceText(kStabilityMargin * st.critical_max_lr()),
+                     " or watch max_curvature as training sharpens."));
   } else if (!st.bounded()) {
     b.Recommend(absl::StrCat(
         "Stable over each cycle, with a transient growth of |x| inside it "
         "(e^",
-        absl::StrFormat("%.3g", st.max_log_growth()),
-        " at most); below ", EvidenceText(st.bounded_max_lr()),
-        " there is none."));
+        absl::StrFormat("%.3g", st.max_log_growth()), " at most); below ",
+        EvidenceText(st.bounded_max_lr()), " there is none."));
   }
   stability->push_back(std::move(b).Build());
 }
@@ -615,16 +634,15 @@ void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
     FindingBuilder f(
         changed ? "BATCH_SIZE_UNSCALED" : "BATCH_SCALING_ABSENT",
         changed ? v1::Finding::WARNING : v1::Finding::INFO,
-        changed
-            ? absl::StrCat("The job's batch size changed from ",
-                           EvidenceText(first_b), " to ", EvidenceText(b),
-                           " but the spec has no batch_scaling, so max_lr ",
-                           EvidenceText(max_lr), " did not follow it.")
-            : absl::StrCat("The spec has no batch_scaling: max_lr ",
-                           EvidenceText(max_lr),
-                           " is used as is at the job's batch size ",
-                           EvidenceText(b),
-                           ", which is therefore its reference."));
+        changed ? absl::StrCat("The job's batch size changed from ",
+                               EvidenceText(first_b), " to ", EvidenceText(b),
+                               " but the spec has no batch_scaling, so max_lr ",
+                               EvidenceText(max_lr), " did not follow it.")
+                : absl::StrCat("The spec has no batch_scaling: max_lr ",
+                               EvidenceText(max_lr),
+                               " is used as is at the job's batch size ",
+                               EvidenceText(b),
+                               ", which is therefore its reference."));
     base(f);
     f.Num("first_batch_size", first_b)
         .Num("max_lr", max_lr)
@@ -649,10 +667,9 @@ void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
     out->push_back(std::move(f).Build());
     return;
   }
-  const double ref = static_cast<double>(
-      spec.batch_scaling().reference_batch_size());
-  const bool sqrt_rule =
-      spec.batch_scaling().rule() == v1::BatchScaling::SQRT;
+  const double ref =
+      static_cast<double>(spec.batch_scaling().reference_batch_size());
+  const bool sqrt_rule = spec.batch_scaling().rule() == v1::BatchScaling::SQRT;
   const double factor = sqrt_rule ? std::sqrt(b / ref) : b / ref;
   if (b == ref) {
     FindingBuilder f("BATCH_SIZE_REFERENCE", v1::Finding::INFO,
@@ -683,8 +700,10 @@ void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
     const double reference = profile.At(served->first).lr;
     StepQuery q;
     q.step = served->first;
-    q.batch_size = static_cast<int64_t>(std::llround(b));
-    auto scaled = timeline.Evaluate(q);
+    q.batch_size = b <= 1e15 ? static_cast<int64_t>(std::llround(b)) : 1;
+    // A batch size past any real one is not evaluated (llround's range).
+    absl::StatusOr<StepResult> scaled = absl::InvalidArgumentError("");
+    if (b <= 1e15) scaled = timeline.Evaluate(q);
     const double scaled_lr = scaled.ok() ? scaled->lr : reference * factor;
     if (Near(served->second, scaled_lr)) {
       holder.emplace("BATCH_SCALING_APPLIED", v1::Finding::INFO,
@@ -753,17 +772,18 @@ struct Window {
   int64_t first = -1, last = -1;
 };
 
-void DivergenceFindings(const DiagnosisReports& reports,
-                        const std::string& val, const std::string& train,
-                        Profile& profile, double critical_lr,
-                        double max_lr, std::vector<v1::Finding>* out) {
+void DivergenceFindings(const DiagnosisReports& reports, const std::string& val,
+                        const std::string& train, Profile& profile,
+                        double critical_lr, double max_lr,
+                        std::vector<v1::Finding>* out) {
   std::string lower = "Lower max_lr";
   if (critical_lr > 0) {
     absl::StrAppend(&lower, " (to at most ", EvidenceText(critical_lr),
                     ", the stability bound for the reported max_curvature)");
   } else {
-    absl::StrAppend(&lower, " (by a factor 3 to 10, or to the LR range "
-                            "test's suggestion)");
+    absl::StrAppend(&lower,
+                    " (by a factor 3 to 10, or to the LR range "
+                    "test's suggestion)");
   }
   absl::StrAppend(&lower,
                   ", or add a warmup in every cycle (warmup {steps: W, "
@@ -857,8 +877,8 @@ void DivergenceFindings(const DiagnosisReports& reports,
       before.push_back(values[i]);
     }
     int64_t end = start;
-    for (size_t i = j; i < steps.size() && static_cast<int>(after.size()) < kWindow;
-         ++i) {
+    for (size_t i = j;
+         i < steps.size() && static_cast<int>(after.size()) < kWindow; ++i) {
       if (steps[i] >= half_end || profile.CycleStart(steps[i]) != start) break;
       after.push_back(values[i]);
       end = steps[i] + 1;
@@ -883,8 +903,8 @@ void DivergenceFindings(const DiagnosisReports& reports,
         absl::StrCat(train, " rises fast right after ", rises.size(), " of ",
                      checked, " restarts (worst at step ", worst.restart,
                      ": mean ", EvidenceText(worst.before.mean), " -> ",
-                     EvidenceText(worst.after.mean), ", t = ",
-                     absl::StrFormat("%.3g", worst.t), ")."));
+                     EvidenceText(worst.after.mean),
+                     ", t = ", absl::StrFormat("%.3g", worst.t), ")."));
     b.Num("restarts_checked", static_cast<double>(checked))
         .Num("restarts_flagged", static_cast<double>(rises.size()))
         .Num("worst_restart_step", static_cast<double>(worst.restart))
@@ -917,8 +937,8 @@ void DivergenceFindings(const DiagnosisReports& reports,
       const Summary low = Summarize(std::vector<double>(
           values.begin() + static_cast<std::ptrdiff_t>(best_at),
           values.begin() + static_cast<std::ptrdiff_t>(best_at + kWindow)));
-      const Summary last = Summarize(
-          std::vector<double>(values.end() - kWindow, values.end()));
+      const Summary last =
+          Summarize(std::vector<double>(values.end() - kWindow, values.end()));
       const double t = WelchT(last, low);
       const double rise = Ratio(last.mean - low.mean, std::fabs(low.mean));
       if (t >= kRiseT && rise >= kRiseRatio) {
@@ -944,10 +964,10 @@ void DivergenceFindings(const DiagnosisReports& reports,
     }
   }
   if (!flagged) {
-    FindingBuilder b("DIVERGENCE_NONE", v1::Finding::INFO,
-                     absl::StrCat("No sign of divergence in ", train, " (",
-                                  ts->size(), " reports, ", checked,
-                                  " restarts checked)."));
+    FindingBuilder b(
+        "DIVERGENCE_NONE", v1::Finding::INFO,
+        absl::StrCat("No sign of divergence in ", train, " (", ts->size(),
+                     " reports, ", checked, " restarts checked)."));
     b.Num("reports", static_cast<double>(ts->size()))
         .Num("restarts_checked", static_cast<double>(checked))
         .Statistic(kRestartStatistic);
@@ -1055,9 +1075,9 @@ void RangeTestFindings(const DiagnosisReports& reports,
   }
   const double sweep_max = schedule.spec().max_lr();
   if (at < 0) {
-    return inconclusive(absl::StrCat(
-        "The smoothed loss never decreases with the LR over ", n,
-        " reports; the sweep's min_lr may already be too large."));
+    return inconclusive(
+        absl::StrCat("The smoothed loss never decreases with the LR over ", n,
+                     " reports; the sweep's min_lr may already be too large."));
   }
   const double suggested = lr[static_cast<size_t>(at)];
   const double lowest_lr = lr[static_cast<size_t>(lowest)];
@@ -1068,8 +1088,8 @@ void RangeTestFindings(const DiagnosisReports& reports,
                    "LR, at step ",
                    steps[static_cast<size_t>(at)], "); ",
                    diverged ? absl::StrCat("the loss diverged at lr ",
-                                           EvidenceText(diverge_lr),
-                                           " (step ", diverge_step, ").")
+                                           EvidenceText(diverge_lr), " (step ",
+                                           diverge_step, ").")
                             : absl::StrCat("the loss had not diverged by lr ",
                                            EvidenceText(lr.back()), ".")));
   b.Num("suggested_max_lr", suggested)
@@ -1082,9 +1102,10 @@ void RangeTestFindings(const DiagnosisReports& reports,
   if (diverged) {
     b.Num("divergence_lr", diverge_lr)
         .Num("divergence_step", static_cast<double>(diverge_step))
-        .Span(diverge_step, steps.back() + 1 > diverge_step
-                                ? std::max(steps.back(), diverge_step) + 1
-                                : diverge_step + 1,
+        .Span(diverge_step,
+              steps.back() + 1 > diverge_step
+                  ? std::max(steps.back(), diverge_step) + 1
+                  : diverge_step + 1,
               "diverged");
   }
   b.Num("points", static_cast<double>(n))
@@ -1097,8 +1118,9 @@ void RangeTestFindings(const DiagnosisReports& reports,
           "Use max_lr ", EvidenceText(suggested),
           " for one-cycle or cosine schedules (annealctl lr-range-test suggest "
           "NAME --write NEW_ID)",
-          diverged ? "" : "; the sweep did not reach divergence, so a wider "
-                          "sweep (larger --max-lr) may find a larger LR",
+          diverged ? ""
+                   : "; the sweep did not reach divergence, so a wider "
+                     "sweep (larger --max-lr) may find a larger LR",
           "."));
   (void)timeline;
   out->push_back(std::move(b).Build());
@@ -1209,14 +1231,13 @@ Diagnosis Diagnose(const v1::Schedule& schedule, const Timeline& timeline,
 absl::StatusOr<v1::ScheduleSpec> LrRangeTestSpec(double min_lr, double max_lr,
                                                  int64_t steps) {
   if (!std::isfinite(min_lr) || min_lr <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("min_lr: must be > 0 and finite, got ",
-                     FormatNumber(min_lr)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_lr: must be > 0 and finite, got ", FormatNumber(min_lr)));
   }
   if (!std::isfinite(max_lr) || max_lr <= min_lr || max_lr > 1e6) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_lr: must be in (min_lr, 1e6] (min_lr = ",
-                     FormatNumber(min_lr), "), got ", FormatNumber(max_lr)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_lr: must be in (min_lr, 1e6] (min_lr = ", FormatNumber(min_lr),
+        "), got ", FormatNumber(max_lr)));
   }
   if (steps < 2 || steps > kMaxAnalysisHorizon) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -1225,10 +1246,10 @@ absl::StatusOr<v1::ScheduleSpec> LrRangeTestSpec(double min_lr, double max_lr,
   const double gamma =
       std::pow(max_lr / min_lr, 1.0 / static_cast<double>(steps - 1));
   if (!(gamma > 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_lr: must exceed min_lr by more than rounding over ", steps,
-        " steps, got ", FormatNumber(max_lr), " for min_lr ",
-        FormatNumber(min_lr)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_lr: must exceed min_lr by more than rounding over ",
+                     steps, " steps, got ", FormatNumber(max_lr),
+                     " for min_lr ", FormatNumber(min_lr)));
   }
   v1::ScheduleSpec spec;
   spec.set_max_lr(max_lr);

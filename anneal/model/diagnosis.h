@@ -35,8 +35,8 @@ inline constexpr absl::string_view kLrMetric = "lr";
 // The defaults of the two losses, in the order they are looked for.
 inline constexpr absl::string_view kValidationDefaults[] = {
     "val_loss", "eval_loss", "validation_loss"};
-inline constexpr absl::string_view kTrainingDefaults[] = {
-    "train_loss", "loss", "training_loss"};
+inline constexpr absl::string_view kTrainingDefaults[] = {"train_loss", "loss",
+                                                          "training_loss"};
 // The label that marks a schedule as an LR range test (annealctl
 // lr-range-test create sets it).
 inline constexpr absl::string_view kLrRangeTestLabel =

@@ -119,15 +119,14 @@ double Evidence(const v1::Finding& f, const std::string& name) {
   return NAN;
 }
 
-constexpr char kSgdr[] =
-    "{max_lr: 0.1, warm_restarts: {period: 100}}";
+constexpr char kSgdr[] = "{max_lr: 0.1, warm_restarts: {period: 100}}";
 
 // Validation improves at high LR and degrades at low LR; training falls.
 void SharpMinima(int64_t step, const StepResult& r, v1::MetricReport* m) {
   const double mid = 0.05;
   const double in_cycle = static_cast<double>(r.step_in_cycle);
-  const double val = r.lr > mid ? 1.0 - 0.004 * in_cycle
-                                : 0.8 + 0.004 * (in_cycle - 50);
+  const double val =
+      r.lr > mid ? 1.0 - 0.004 * in_cycle : 0.8 + 0.004 * (in_cycle - 50);
   (*m->mutable_metrics())["val_loss"] =
       val - 0.01 * static_cast<double>(r.cycle) + 0.002 * Noise(step);
   (*m->mutable_metrics())["train_loss"] =
@@ -199,24 +198,24 @@ TEST(DiagnosePhaseTest, ValidationRisingEverywhereIsNotThePhasePattern) {
 
 TEST(DiagnosePhaseTest, NamedMetricsAreUsedAndMissingOnesAreInconclusive) {
   Job run(Created(kSgdr));
-  run.Report(500, 5, [](int64_t step, const StepResult& r,
-                        v1::MetricReport* m) {
-    SharpMinima(step, r, m);
-    auto& metrics = *m->mutable_metrics();
-    metrics["my/val"] = metrics["val_loss"];
-    metrics.erase("val_loss");
-  });
+  run.Report(500, 5,
+             [](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               SharpMinima(step, r, m);
+               auto& metrics = *m->mutable_metrics();
+               metrics["my/val"] = metrics["val_loss"];
+               metrics.erase("val_loss");
+             });
   Diagnosis plain = run.Diagnose();
   EXPECT_EQ(plain.validation_metric, "");
   EXPECT_EQ(FindCode(plain, "PHASE_")->code(), "PHASE_INCONCLUSIVE");
   EXPECT_THAT(FindCode(plain, "PHASE_")->summary(), HasSubstr("val_loss"));
 
   run.reports = DiagnosisReports("my/val", "train_loss");
-  run.Report(500, 5, [](int64_t step, const StepResult& r,
-                        v1::MetricReport* m) {
-    SharpMinima(step, r, m);
-    (*m->mutable_metrics())["my/val"] = m->metrics().at("val_loss");
-  });
+  run.Report(500, 5,
+             [](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               SharpMinima(step, r, m);
+               (*m->mutable_metrics())["my/val"] = m->metrics().at("val_loss");
+             });
   Diagnosis d = run.Diagnose();
   EXPECT_EQ(d.validation_metric, "my/val");
   EXPECT_EQ(FindCode(d, "PHASE_")->code(), "PHASE_SHARP_MINIMA");
@@ -289,6 +288,12 @@ TEST(DiagnoseStabilityTest, NonFiniteCurvatureIsInconclusive) {
             "STABILITY_INCONCLUSIVE");
 }
 
+TEST(DiagnoseStabilityTest, ACycleLongerThanTheHorizonIsInconclusive) {
+  Job run = WithCurvature("{max_lr: 1.0, cosine: {period: 2000000}}", 10);
+  EXPECT_EQ(FindCode(run.Diagnose(), "STABILITY_")->code(),
+            "STABILITY_INCONCLUSIVE");
+}
+
 TEST(DiagnoseStabilityTest, TheLatestCurvatureCounts) {
   Job run(Created("{max_lr: 1.0, cosine: {period: 1000}}"));
   run.Report(20, 1, [](int64_t step, const StepResult&, v1::MetricReport* m) {
@@ -307,8 +312,7 @@ TEST(DiagnoseRobbinsMonroTest, VerdictInWords) {
   EXPECT_EQ(Evidence(*f, "sum_squares_converges"), 0);
   EXPECT_FALSE(f->recommendation().empty());
 
-  Job inverse(Created(
-      "{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 1}}"));
+  Job inverse(Created("{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 1}}"));
   f = FindCode(inverse.Diagnose(), "ROBBINS_MONRO");
   ASSERT_NE(f, nullptr);
   EXPECT_THAT(f->summary(), HasSubstr("satisfies both"));
@@ -375,8 +379,7 @@ TEST(DiagnoseBatchTest, WithoutLrItIsUnverifiedAndAtTheReferenceFine) {
   EXPECT_EQ(f->code(), "BATCH_SCALING_UNVERIFIED");
   EXPECT_DOUBLE_EQ(f->suggested_max_lr(), 0.2);
   Job ref = WithBatch(kScaled, 256, 256);
-  EXPECT_EQ(FindCode(ref.Diagnose(), "BATCH_")->code(),
-            "BATCH_SIZE_REFERENCE");
+  EXPECT_EQ(FindCode(ref.Diagnose(), "BATCH_")->code(), "BATCH_SIZE_REFERENCE");
 }
 
 // ---- Divergence ----
@@ -409,11 +412,11 @@ TEST(DiagnoseDivergenceTest, NonFiniteLossIsAnErrorShownAsText) {
 
 TEST(DiagnoseDivergenceTest, LossJumpingAfterARestartWarns) {
   Job run(Created("{max_lr: 0.1, warm_restarts: {period: 50}}"));
-  run.Report(150, 2, [](int64_t step, const StepResult& r,
-                        v1::MetricReport* m) {
-    const double base = r.cycle == 2 ? 3.0 : 1.0;
-    (*m->mutable_metrics())["loss"] = base + 0.01 * Noise(step);
-  });
+  run.Report(150, 2,
+             [](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               const double base = r.cycle == 2 ? 3.0 : 1.0;
+               (*m->mutable_metrics())["loss"] = base + 0.01 * Noise(step);
+             });
   Diagnosis d = run.Diagnose();
   const v1::Finding* f = FindCode(d, "DIVERGENCE_AFTER_RESTART");
   ASSERT_NE(f, nullptr) << Codes(d);
@@ -427,12 +430,12 @@ TEST(DiagnoseDivergenceTest, LossJumpingAfterARestartWarns) {
 
 TEST(DiagnoseDivergenceTest, ASmallBumpAfterARestartIsFine) {
   Job run(Created("{max_lr: 0.1, warm_restarts: {period: 50}}"));
-  run.Report(150, 2, [](int64_t step, const StepResult& r,
-                        v1::MetricReport* m) {
-    (*m->mutable_metrics())["loss"] =
-        1.0 - 0.001 * static_cast<double>(step) +
-        (r.step_in_cycle < 10 ? 0.1 : 0.0) + 0.01 * Noise(step);
-  });
+  run.Report(150, 2,
+             [](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               (*m->mutable_metrics())["loss"] =
+                   1.0 - 0.001 * static_cast<double>(step) +
+                   (r.step_in_cycle < 10 ? 0.1 : 0.0) + 0.01 * Noise(step);
+             });
   Diagnosis d = run.Diagnose();
   const v1::Finding* f = FindCode(d, "DIVERGENCE_");
   ASSERT_NE(f, nullptr);
@@ -495,10 +498,10 @@ TEST(DiagnoseRangeTest, BadSweepsAreRefusedNamingTheField) {
 
 TEST(DiagnoseRangeTest, SuggestsTheSteepestDescentAndFindsDivergence) {
   Job run(RangeTest(1e-4, 10.0, 200));
-  run.Report(200, 1, [](int64_t step, const StepResult& r,
-                        v1::MetricReport* m) {
-    (*m->mutable_metrics())["loss"] = RangeLoss(r.lr, step);
-  });
+  run.Report(200, 1,
+             [](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               (*m->mutable_metrics())["loss"] = RangeLoss(r.lr, step);
+             });
   Diagnosis d = run.Diagnose();
   EXPECT_TRUE(d.lr_range_test);
   ASSERT_EQ(d.findings.size(), 1u) << Codes(d);
@@ -513,11 +516,11 @@ TEST(DiagnoseRangeTest, SuggestsTheSteepestDescentAndFindsDivergence) {
 
 TEST(DiagnoseRangeTest, ANonFiniteLossIsTheDivergencePoint) {
   Job run(RangeTest(1e-4, 10.0, 200));
-  run.Report(200, 1, [&](int64_t step, const StepResult& r,
-                         v1::MetricReport* m) {
-    (*m->mutable_metrics())["loss"] =
-        r.lr > 0.2 ? INFINITY : RangeLoss(r.lr, step);
-  });
+  run.Report(200, 1,
+             [&](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               (*m->mutable_metrics())["loss"] =
+                   r.lr > 0.2 ? INFINITY : RangeLoss(r.lr, step);
+             });
   const v1::Finding f = run.Diagnose().findings.at(0);
   EXPECT_EQ(f.code(), "LR_RANGE_TEST");
   EXPECT_EQ(Evidence(f, "diverged"), 1);
@@ -527,10 +530,10 @@ TEST(DiagnoseRangeTest, ANonFiniteLossIsTheDivergencePoint) {
 
 TEST(DiagnoseRangeTest, ASweepThatNeverDivergesSaysSo) {
   Job run(RangeTest(1e-4, 0.1, 100));
-  run.Report(100, 1, [](int64_t step, const StepResult& r,
-                        v1::MetricReport* m) {
-    (*m->mutable_metrics())["loss"] = RangeLoss(r.lr, step);
-  });
+  run.Report(100, 1,
+             [](int64_t step, const StepResult& r, v1::MetricReport* m) {
+               (*m->mutable_metrics())["loss"] = RangeLoss(r.lr, step);
+             });
   const v1::Finding f = run.Diagnose().findings.at(0);
   EXPECT_EQ(f.code(), "LR_RANGE_TEST");
   EXPECT_EQ(Evidence(f, "diverged"), 0);
@@ -542,13 +545,13 @@ TEST(DiagnoseRangeTest, TooFewReportsOrNoDescentAreInconclusive) {
   few.Report(5, 1, [](int64_t step, const StepResult& r, v1::MetricReport* m) {
     (*m->mutable_metrics())["loss"] = RangeLoss(r.lr, step);
   });
-  EXPECT_EQ(few.Diagnose().findings.at(0).code(),
-            "LR_RANGE_TEST_INCONCLUSIVE");
+  EXPECT_EQ(few.Diagnose().findings.at(0).code(), "LR_RANGE_TEST_INCONCLUSIVE");
   Job rising(RangeTest(1e-4, 10.0, 200));
-  rising.Report(200, 1, [](int64_t step, const StepResult&,
-                           v1::MetricReport* m) {
-    (*m->mutable_metrics())["loss"] = 1.0 + 0.01 * static_cast<double>(step);
-  });
+  rising.Report(200, 1,
+                [](int64_t step, const StepResult&, v1::MetricReport* m) {
+                  (*m->mutable_metrics())["loss"] =
+                      1.0 + 0.01 * static_cast<double>(step);
+                });
   EXPECT_EQ(rising.Diagnose().findings.at(0).code(),
             "LR_RANGE_TEST_INCONCLUSIVE");
   Job none(RangeTest(1e-4, 10.0, 200));

@@ -7,7 +7,8 @@
 // (grpc_status.h) when it answers. Cheap calls (Get, Evaluate, short
 // ranges, Advance, Restart, Delete, reports) run on gRPC's thread; heavy
 // ones (Create and Update compile a spec, List, Simulate, long ranges,
-// ListMetricReports, Diagnose) on the WorkPool, so they never hold up the cheap ones.
+// ListMetricReports, Diagnose) on the WorkPool, so they never hold up the
+// cheap ones.
 // No handler blocks: writes finish from the Store's completion, and reads
 // that must wait (a pending change, the served mark) finish from another
 // thread.

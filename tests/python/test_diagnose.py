@@ -99,7 +99,8 @@ def train(client, name, steps, report_every=1, curvature_every=0, batch=64):
             with torch.no_grad():
                 val = float(torch.nn.functional.cross_entropy(model(xv), yv))
             metrics["val_loss"] = val
-        if curvature_every and step % curvature_every == 0:
+        if curvature_every and step % curvature_every == 0 and (
+                math.isfinite(metrics["loss"])):
             metrics["max_curvature"] = max_curvature(model, xt[:256], yt[:256])
         client.report(name, step, metrics)
     return val

@@ -25,8 +25,8 @@ absl::StatusOr<v1::DiagnoseResponse> Registry::Diagnose(
       !s.ok()) {
     return s;
   }
-  if (auto s = ValidateDiagnoseMetric("training_metric",
-                                      request.training_metric());
+  if (auto s =
+          ValidateDiagnoseMetric("training_metric", request.training_metric());
       !s.ok()) {
     return s;
   }
