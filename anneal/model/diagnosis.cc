@@ -613,7 +613,8 @@ void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
             .Build());
     return;
   }
-  const auto [step, b] = *latest;
+  const int64_t step = latest->first;
+  const double b = latest->second;
   double first_b = b;
   for (size_t i = 0; i < series->size(); ++i) {
     const double v = series->values[i];
