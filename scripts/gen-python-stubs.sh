@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 protos=(anneal/v1/schedule.proto anneal/v1/resources.proto
-        anneal/v1/analysis.proto anneal/v1/service.proto)
+        anneal/v1/analysis.proto anneal/v1/diagnosis.proto
+        anneal/v1/service.proto)
 plugin=$(command -v grpc_python_plugin || true)
 if [[ -z $plugin ]] || ! command -v protoc >/dev/null; then
   echo "gen-python-stubs: needs protoc and grpc_python_plugin" \
@@ -22,7 +23,7 @@ trap 'rm -rf "$out"' EXIT
 protoc --proto_path=proto --python_out="$out" --grpc_python_out="$out" \
   --plugin=protoc-gen-grpc_python="$plugin" "${protos[@]/#/proto/}"
 # Only service.proto has a service; the other _grpc modules are empty.
-for empty in schedule resources analysis; do
+for empty in schedule resources analysis diagnosis; do
   rm -f "$out/anneal/v1/${empty}_pb2_grpc.py"
 done
 touch "$out/anneal/v1/__init__.py"

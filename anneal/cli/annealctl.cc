@@ -5,6 +5,7 @@
 //   annealctl create run-1 -f spec.yaml --label team=vision
 //   annealctl lr run-1 --count 1000 -o svg > lr.svg
 //   annealctl report run-1 --step 1200 loss=0.31
+//   annealctl diagnose run-1
 //
 // Offline commands evaluate specs with the same engine the server uses, so a
 // preview is exactly what a training job will be served. Server commands
@@ -79,6 +80,18 @@ constexpr Command kCommands[] = {
     {"reports", anneal::ReportsCommand, false,
      "NAME [--start S] [--end E] [--metric M]... [-o text|csv|json]",
      "the metrics reported for steps in [S, E), optionally only M"},
+    {"diagnose", anneal::DiagnoseCommand, false,
+     "NAME [--validation-metric M] [--training-metric M] [-o text|json]",
+     "findings about the schedule and its job's reports: the phase\n"
+     "diagnostic, stability (max_curvature), batch size, Robbins-Monro,\n"
+     "divergence, the LR range test (docs/adaptive.md)"},
+    {"lr-range-test", anneal::LrRangeTestCommand, false,
+     "create NAME --min-lr A --max-lr B --steps N [--label k=v]...\n"
+     "suggest NAME [--write NEW_ID [--from SPEC | --steps N]] [-o text|json]",
+     "create: an exponential LR sweep from A to B over N steps, labelled\n"
+     "as a range test (the job reports loss every step); suggest: the\n"
+     "max_lr it finds, and with --write a new schedule with it (SPEC\n"
+     "with max_lr replaced, else one_cycle over N steps, default 1000)"},
     {"watch", anneal::WatchCommand, false,
      "[NAME...] [--filter F] [--reports on|off] [-o text|json]",
      "print schedules' changes live (created, updated, restarted, deleted,\n"

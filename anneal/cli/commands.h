@@ -78,6 +78,14 @@ absl::Status ReportsCommand(const std::vector<std::string>& args,
 absl::Status WatchCommand(const std::vector<std::string>& args,
                           std::ostream& out);
 
+// annealctl diagnose
+absl::Status DiagnoseCommand(const std::vector<std::string>& args,
+                             std::ostream& out);
+
+// annealctl lr-range-test create|suggest
+absl::Status LrRangeTestCommand(const std::vector<std::string>& args,
+                                std::ostream& out);
+
 }  // namespace anneal
 
 #endif  // ANNEAL_CLI_COMMANDS_H_

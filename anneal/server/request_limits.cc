@@ -181,4 +181,10 @@ absl::Status CheckLimits(const v1::ListMetricReportsRequest& r,
              "names"));
 }
 
+absl::Status CheckLimits(const v1::DiagnoseRequest& r,
+                         const RequestLimits& limits) {
+  // The metric names have their rule (diagnosis.h), checked by the registry.
+  return CheckName("name", r.name());
+}
+
 }  // namespace anneal

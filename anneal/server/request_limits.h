@@ -59,6 +59,8 @@ absl::Status CheckLimits(const v1::ReportMetricsRequest& r,
                          const RequestLimits& limits);
 absl::Status CheckLimits(const v1::ListMetricReportsRequest& r,
                          const RequestLimits& limits);
+absl::Status CheckLimits(const v1::DiagnoseRequest& r,
+                         const RequestLimits& limits);
 
 }  // namespace anneal
 

@@ -80,7 +80,7 @@ ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
       "CreateSchedule", "GetSchedule",     "ListSchedules", "UpdateSchedule",
       "DeleteSchedule", "Evaluate",        "EvaluateRange", "Simulate",
       "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
-      "WatchSchedules"};
+      "WatchSchedules", "Diagnose"};
   for (int i = 0; i < kMethods; ++i) {
     rpc_[i] = options_.telemetry->Rpc(
         "anneal.v1.ScheduleService", kNames[i],
@@ -342,6 +342,19 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ListMetricReports(
       [this](CallRef call, v1::ListMetricReportsRequest r) {
         ReplyWith<v1::ListMetricReportsResponse>(std::move(call))(
             registry_->ListMetricReports(r));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::Diagnose(Context* context,
+                                                        const Bytes* request,
+                                                        Bytes* response) {
+  // On the pool: it reads up to --metrics_history reports and may analyse
+  // up to 10^6 steps of the spec.
+  return Handle<v1::DiagnoseRequest>(
+      Method::kDiagnose, context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::DiagnoseRequest r) {
+        ReplyWith<v1::DiagnoseResponse>(std::move(call))(
+            registry_->Diagnose(r));
       });
 }
 

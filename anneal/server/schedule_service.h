@@ -7,7 +7,8 @@
 // (grpc_status.h) when it answers. Cheap calls (Get, Evaluate, short
 // ranges, Advance, Restart, Delete, reports) run on gRPC's thread; heavy
 // ones (Create and Update compile a spec, List, Simulate, long ranges,
-// ListMetricReports) on the WorkPool, so they never hold up the cheap ones.
+// ListMetricReports, Diagnose) on the WorkPool, so they never hold up the
+// cheap ones.
 // No handler blocks: writes finish from the Store's completion, and reads
 // that must wait (a pending change, the served mark) finish from another
 // thread.
@@ -65,7 +66,9 @@ using RawScheduleService = v1::ScheduleService::WithCallbackMethod_WatchSchedule
                                                     v1::ScheduleService::
                                                         WithRawCallbackMethod_ListMetricReports<
                                                             v1::ScheduleService::
-                                                                Service>>>>>>>>>>>>>;
+                                                                WithRawCallbackMethod_Diagnose<
+                                                                    v1::ScheduleService::
+                                                                        Service>>>>>>>>>>>>>>;
 
 class ScheduleServiceImpl final : public RawScheduleService {
  public:
@@ -109,6 +112,8 @@ class ScheduleServiceImpl final : public RawScheduleService {
   grpc::ServerUnaryReactor* ListMetricReports(Context* context,
                                               const Bytes* request,
                                               Bytes* response) override;
+  grpc::ServerUnaryReactor* Diagnose(Context* context, const Bytes* request,
+                                     Bytes* response) override;
   // A server stream (watch_call.h), so not through Handle.
   grpc::ServerWriteReactor<v1::WatchEvent>* WatchSchedules(
       Context* context, const v1::WatchSchedulesRequest* request) override;
@@ -129,9 +134,10 @@ class ScheduleServiceImpl final : public RawScheduleService {
     kRestartSchedule,
     kReportMetrics,
     kListMetricReports,
-    kWatchSchedules
+    kWatchSchedules,
+    kDiagnose
   };
-  static constexpr int kMethods = 13;
+  static constexpr int kMethods = 14;
   template <Lane lane>
   struct Fixed {
     template <typename Request>

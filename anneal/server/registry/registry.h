@@ -169,6 +169,12 @@ class Registry {
                      Done<v1::MetricReport> done);
   absl::StatusOr<v1::ListMetricReportsResponse> ListMetricReports(
       const v1::ListMetricReportsRequest& request) const;
+  // Diagnose (registry_diagnose.cc): the findings about the published
+  // schedule and its kept reports (up to metrics_history of them, the
+  // lowest steps first), from anneal/model/diagnosis.h. INVALID_ARGUMENT
+  // for a bad metric name, NOT_FOUND; never an error for missing data.
+  absl::StatusOr<v1::DiagnoseResponse> Diagnose(
+      const v1::DiagnoseRequest& request) const;
 
   // For a clean stop, once no read or write is in flight: stores each
   // schedule's exact max_step_served (the durable mark has headroom) and

@@ -81,6 +81,11 @@ class ScheduleServiceStub(object):
                 request_serializer=anneal_dot_v1_dot_service__pb2.WatchSchedulesRequest.SerializeToString,
                 response_deserializer=anneal_dot_v1_dot_service__pb2.WatchEvent.FromString,
                 )
+        self.Diagnose = channel.unary_unary(
+                '/anneal.v1.ScheduleService/Diagnose',
+                request_serializer=anneal_dot_v1_dot_service__pb2.DiagnoseRequest.SerializeToString,
+                response_deserializer=anneal_dot_v1_dot_service__pb2.DiagnoseResponse.FromString,
+                )
 
 
 class ScheduleServiceServicer(object):
@@ -181,6 +186,16 @@ class ScheduleServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Diagnose(self, request, context):
+        """Findings about a schedule and its job's kept reports: the phase
+        diagnostic, stability for a reported max_curvature, batch size,
+        Robbins-Monro, divergence, and the LR range test (docs/adaptive.md).
+        Read-only; never serves a step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScheduleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -248,6 +263,11 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
                     servicer.WatchSchedules,
                     request_deserializer=anneal_dot_v1_dot_service__pb2.WatchSchedulesRequest.FromString,
                     response_serializer=anneal_dot_v1_dot_service__pb2.WatchEvent.SerializeToString,
+            ),
+            'Diagnose': grpc.unary_unary_rpc_method_handler(
+                    servicer.Diagnose,
+                    request_deserializer=anneal_dot_v1_dot_service__pb2.DiagnoseRequest.FromString,
+                    response_serializer=anneal_dot_v1_dot_service__pb2.DiagnoseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -477,5 +497,22 @@ class ScheduleService(object):
         return grpc.experimental.unary_stream(request, target, '/anneal.v1.ScheduleService/WatchSchedules',
             anneal_dot_v1_dot_service__pb2.WatchSchedulesRequest.SerializeToString,
             anneal_dot_v1_dot_service__pb2.WatchEvent.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Diagnose(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/anneal.v1.ScheduleService/Diagnose',
+            anneal_dot_v1_dot_service__pb2.DiagnoseRequest.SerializeToString,
+            anneal_dot_v1_dot_service__pb2.DiagnoseResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

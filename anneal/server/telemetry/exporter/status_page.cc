@@ -32,6 +32,7 @@ th{background:#f4f4f4}
 .plot svg{width:420px;height:auto}
 .big svg{width:100%;max-width:1100px;height:auto}
 .ok{color:#1a7f37}.bad{color:#cf222e;font-weight:bold}
+.warn{color:#9a6700;font-weight:bold}
 .muted{color:#777}code{font-size:12px}
 )css";
 
@@ -120,6 +121,63 @@ std::string Query(const std::map<std::string, std::string>& params) {
 std::string Inline(const std::string& svg) {
   const size_t start = svg.find("<svg");
   return start == std::string::npos ? svg : svg.substr(start);
+}
+
+const char* SeverityClass(v1::Finding::Severity s) {
+  switch (s) {
+    case v1::Finding::ERROR:
+      return "bad";
+    case v1::Finding::WARNING:
+      return "warn";
+    default:
+      return "muted";
+  }
+}
+
+// The "Diagnosis" section: Diagnose's findings (docs/adaptive.md), with the
+// default metric names.
+std::string Findings(const Registry& registry, const std::string& name) {
+  v1::DiagnoseRequest request;
+  request.set_name(name);
+  auto diagnosed = registry.Diagnose(request);
+  std::string out = "<h2>Diagnosis</h2>\n";
+  if (!diagnosed.ok()) {
+    absl::StrAppend(&out, "<p class=\"bad\">",
+                    MarkupEscape(diagnosed.status().ToString()), "</p>\n");
+    return out;
+  }
+  absl::StrAppend(
+      &out, "<p class=\"muted\">", diagnosed->reports_read(),
+      " reports; validation metric ",
+      MarkupEscape(diagnosed->validation_metric().empty()
+                       ? "(none)"
+                       : diagnosed->validation_metric()),
+      ", training metric ",
+      MarkupEscape(diagnosed->training_metric().empty()
+                       ? "(none)"
+                       : diagnosed->training_metric()),
+      " (annealctl diagnose ", MarkupEscape(Id(name)), ")</p>\n",
+      "<table><tr><th>severity</th><th>code</th><th>finding</th>"
+      "<th>evidence</th><th>recommendation</th></tr>\n");
+  for (const v1::Finding& f : diagnosed->findings()) {
+    std::string evidence;
+    for (const auto& e : f.evidence()) {
+      absl::StrAppend(&evidence, MarkupEscape(e.name()), "=",
+                      MarkupEscape(e.text()), " ");
+    }
+    for (const auto& sp : f.spans()) {
+      absl::StrAppend(&evidence, "<br>steps ", sp.start_step(), "-",
+                      sp.end_step() - 1, " ", MarkupEscape(sp.label()));
+    }
+    absl::StrAppend(
+        &out, "<tr><td class=\"", SeverityClass(f.severity()), "\">",
+        v1::Finding::Severity_Name(f.severity()), "</td><td><code>",
+        MarkupEscape(f.code()), "</code></td><td>", MarkupEscape(f.summary()),
+        "</td><td><code>", evidence, "</code></td><td>",
+        MarkupEscape(f.recommendation()), "</td></tr>\n");
+  }
+  absl::StrAppend(&out, "</table>\n");
+  return out;
 }
 
 }  // namespace
@@ -307,7 +365,7 @@ HttpResponse StatusPage::Schedule(const HttpRequest& request) const {
                     MarkupEscape(s.reason()), "</td><td>",
                     MarkupEscape(Time(s.create_time())), "</td></tr>\n");
   }
-  absl::StrAppend(&body, "</table>\n");
+  absl::StrAppend(&body, "</table>\n", Findings(*registry_, schedule.name()));
   return Html(200, Page(absl::StrCat("anneal: ", name), body));
 }
 

@@ -3,7 +3,7 @@
 // ListSchedules label filter) with the service's health, each with its spec
 // in words, position, served step, revision, last change and a plot of its
 // LR around the current step; "/schedules/ID" shows one schedule's whole
-// timeline and its run so far.
+// timeline, its run so far and its Diagnose findings.
 //
 // Server-rendered HTML with inline SVG (anneal/render), no scripts or
 // external assets (and a Content-Security-Policy that forbids them); every

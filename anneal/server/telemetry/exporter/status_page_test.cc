@@ -1,9 +1,10 @@
 // StatusPage over a real registry and the memory store: rows and links,
 // pagination, a bad filter (400, escaped), an unknown schedule (404), the
 // bounded plot of a schedule served far out (sampled, not evaluated step by
-// step), and the Content-Security-Policy.
+// step), the Content-Security-Policy, and the Diagnose findings.
 #include "anneal/server/telemetry/exporter/status_page.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -83,6 +84,27 @@ TEST_F(StatusPageTest, APlotFarOutIsSampledNotEvaluatedStepByStep) {
   EXPECT_THAT(r.body, HasSubstr("20000 steps"));
   EXPECT_THAT(r.body, HasSubstr("max step served 1099511627776"));
   EXPECT_THAT(r.body, HasSubstr("<h2>Timeline</h2>"));
+}
+
+TEST_F(StatusPageTest, ASchedulePageShowsItsDiagnosis) {
+  Create("run");
+  HttpResponse quiet = page_.Schedule({"/schedules/run", {}});
+  EXPECT_THAT(quiet.body, HasSubstr("<h2>Diagnosis</h2>"));
+  EXPECT_THAT(quiet.body, HasSubstr("PHASE_INCONCLUSIVE"));
+  for (int64_t step = 0; step < 3; ++step) {
+    v1::ReportMetricsRequest r;
+    r.set_name("schedules/run");
+    r.set_step(step);
+    (*r.mutable_metrics())["loss"] = step < 2 ? 1.0 : std::nan("");
+    ASSERT_TRUE(
+        (Wait<v1::MetricReport>(*registry_, &Registry::ReportMetrics, r)).ok());
+  }
+  HttpResponse r = page_.Schedule({"/schedules/run", {}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr("3 reports"));
+  EXPECT_THAT(r.body, HasSubstr("DIVERGENCE_NONFINITE"));
+  EXPECT_THAT(r.body, HasSubstr("first_nonfinite_value=NaN"));
+  EXPECT_THAT(r.body, HasSubstr("class=\"bad\">ERROR"));
 }
 
 }  // namespace
