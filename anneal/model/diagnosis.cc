@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "anneal/engine/field_error.h"
+#include "anneal/engine/metric_name.h"
 
 namespace anneal {
 namespace {
@@ -46,13 +47,6 @@ constexpr double kStabilityMargin = 0.9;
 constexpr int64_t kRangeMinPoints = 10;
 constexpr int64_t kSmoothDivisor = 20;
 constexpr double kDivergeFactor = 4.0;
-
-bool IsMetricNameChar(char c, bool first) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_') {
-    return true;
-  }
-  return !first && ((c >= '0' && c <= '9') || c == '.' || c == '/' || c == '-');
-}
 
 // ---- Findings ----
 
@@ -1136,15 +1130,8 @@ std::string EvidenceText(double value) {
 
 absl::Status ValidateDiagnoseMetric(absl::string_view field,
                                     absl::string_view metric) {
-  if (metric.empty()) return absl::OkStatus();
-  bool ok = metric.size() <= 64;
-  for (size_t i = 0; ok && i < metric.size(); ++i) {
-    ok = IsMetricNameChar(metric[i], i == 0);
-  }
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, ": must match ^[A-Za-z_][A-Za-z0-9_./-]{0,63}$, got ",
-                   QuoteValue(metric)));
+  if (metric.empty()) return absl::OkStatus();  // the defaults
+  return ValidateMetricName(field, metric);
 }
 
 DiagnosisReports::DiagnosisReports(absl::string_view validation_metric,
