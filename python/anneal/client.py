@@ -320,6 +320,19 @@ class Client:
             if not token:
                 return
 
+    def diagnose(self, schedule: str, *, validation_metric: str = "",
+                 training_metric: str = "",
+                 timeout: Optional[float] = None
+                 ) -> service_pb2.DiagnoseResponse:
+        """Diagnose's findings about the schedule and its job's reports
+        (docs/adaptive.md), most severe first: each has `code`, `severity`,
+        `summary`, `evidence`, `steps`, `statistic` and `recommendation`.
+        Empty metric names: the defaults (val_loss, ...; loss, ...)."""
+        request = service_pb2.DiagnoseRequest(
+            name=schedule_name(schedule), validation_metric=validation_metric,
+            training_metric=training_metric)
+        return self._call("Diagnose", request, timeout)
+
 
 class Watch:
     """A WatchSchedules stream (Client.watch): iterate it for

@@ -284,3 +284,26 @@ def test_digits_plateau_cuts_like_pytorch(ex, client):
     first = cuts[0]
     assert first.plateau.report_step == first.from_step  # cut at once
     assert all(not math.isnan(v) for v in first.plateau.bad_values)
+
+
+def test_client_diagnose_reads_findings(client):
+    client.create("d", {"max_lr": 0.1, "constant": {}})
+    response = client.diagnose("d")
+    assert response.name == "schedules/d"
+    assert response.findings  # inconclusive ones when nothing is reported
+    with pytest.raises(anneal.InvalidArgumentError) as e:
+        client.diagnose("d", validation_metric="9x")
+    assert e.value.field == "validation_metric"
+
+
+def test_worked_example_runs(server, capsys):
+    """python/examples/digits_plateau.py, the worked example of
+    docs/adaptive.md, shortened: the policy cuts and Diagnose answers."""
+    path = ROOT / "python" / "examples" / "digits_plateau.py"
+    spec = importlib.util.spec_from_file_location("digits_plateau", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--server", server.address, "--epochs", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "PLATEAU  plateau: val_loss did not improve" in out
+    assert "PHASE_" in out and "DIVERGENCE_" in out
