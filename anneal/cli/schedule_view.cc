@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "anneal/cli/text_table.h"
+#include "anneal/engine/field_error.h"
 #include "anneal/model/spec_summary.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
@@ -71,6 +72,25 @@ void PrintJson(const google::protobuf::Message& message, std::ostream& out) {
   if (json.empty() || json.back() != '\n') out << "\n";
 }
 
+namespace {
+
+// "val_loss MIN: best 0.41, 2 bad reports (patience 3), cooldown 0, ..."
+std::string FormatPlateau(const v1::Schedule& s) {
+  const v1::Plateau& p = s.spec().plateau();
+  const v1::PlateauState& st = s.plateau_state();
+  std::string text = absl::StrCat(
+      p.metric(), " ", p.mode() == v1::Plateau::MAX ? "MAX" : "MIN", ": ");
+  if (!s.has_plateau_state()) return absl::StrCat(text, "no report counted");
+  return absl::StrCat(
+      text, "best ", st.has_best() ? FormatNumber(st.best()) : "-", ", ",
+      st.bad_reports(), " bad reports (patience ",
+      p.has_patience() ? p.patience() : 10, "), cooldown ", st.cooldown_left(),
+      ", ", st.reports(), " reports to step ", st.last_step(), ", ",
+      st.decisions(), " decisions");
+}
+
+}  // namespace
+
 void PrintSchedule(const v1::Schedule& s, std::ostream& out) {
   auto field = [&out](const char* key, const std::string& value) {
     out << absl::StrFormat("%-17s%s\n", key, value);
@@ -87,14 +107,16 @@ void PrintSchedule(const v1::Schedule& s, std::ostream& out) {
   field("updated", FormatTime(s.update_time()));
   field("family", SpecFamily(s.spec()));
   field("spec", CompactJson(s.spec()));
+  if (s.spec().has_plateau()) field("plateau", FormatPlateau(s));
   out << "timeline:\n";
   TextTable timeline({"FROM_STEP", "KIND", "REVISION", "FAMILY", "TIME_ORIGIN",
-                      "CYCLE_OFFSET", "ACTOR", "REASON"});
+                      "CYCLE_OFFSET", "LR_LEVEL", "ACTOR", "REASON"});
   for (const v1::Segment& seg : s.timeline()) {
     timeline.AddRow(
         {absl::StrCat(seg.from_step()), v1::Segment::Kind_Name(seg.kind()),
          absl::StrCat(seg.revision()), SpecFamily(seg.spec()),
          absl::StrCat(seg.time_origin()), absl::StrCat(seg.cycle_offset()),
+         seg.lr_level() > 0 ? FormatNumber(seg.lr_level()) : "-",
          OrDash(seg.actor()), seg.reason()});
   }
   timeline.Print(out, "  ");

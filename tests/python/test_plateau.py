@@ -307,3 +307,20 @@ def test_worked_example_runs(server, capsys):
     out = capsys.readouterr().out
     assert "PLATEAU  plateau: val_loss did not improve" in out
     assert "PHASE_" in out and "DIVERGENCE_" in out
+
+
+def test_annealctl_get_shows_the_policy(server, client):
+    import subprocess
+    from conftest import BUILD_DIR
+    client.create("g", {"max_lr": 0.1, "constant": {},
+                        "plateau": {"metric": "val_loss", "patience": 0}})
+    client.report("g", 0, {"val_loss": 1.0})
+    client.report("g", 1, {"val_loss": 2.0})
+    out = subprocess.run(
+        [str(BUILD_DIR / "bin" / "annealctl"), "--server", server.address,
+         "get", "g"], check=True, capture_output=True, text=True).stdout
+    assert ("plateau          val_loss MIN: best 1, 0 bad reports (patience "
+            "0), cooldown 0, 2 reports to step 1, 1 decisions") in out
+    assert "LR_LEVEL" in out
+    row = [l for l in out.splitlines() if " PLATEAU " in l]
+    assert len(row) == 1 and " 0.010000000000000002 " in row[0]
