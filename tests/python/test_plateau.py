@@ -324,3 +324,21 @@ def test_annealctl_get_shows_the_policy(server, client):
     assert "LR_LEVEL" in out
     row = [l for l in out.splitlines() if " PLATEAU " in l]
     assert len(row) == 1 and " 0.010000000000000002 " in row[0]
+
+
+def test_a_decision_never_replaces_a_scheduled_change(client):
+    spec = {"max_lr": 0.1, "constant": {},
+            "plateau": {"metric": "val_loss", "patience": 0}}
+    client.create("f", spec)
+    client.report("f", 0, {"val_loss": 1.0})
+    later = dict(spec, max_lr=0.05)
+    client.update("f", spec=later, effective_step=1000)
+    # The update started the policy afresh: step 1 is its first report,
+    # step 2 is bad and decides, before the scheduled change.
+    client.report("f", 1, {"val_loss": 2.0})
+    client.report("f", 2, {"val_loss": 3.0})
+    s = client.get("f")
+    assert s.plateau_state.decisions == 1 and s.plateau_state.reports == 2
+    assert [seg.kind for seg in s.timeline] == ["CREATE", "UPDATE"]
+    assert s.timeline[1].from_step == 1000
+    assert client.evaluate("f", 500).lr == 0.1
