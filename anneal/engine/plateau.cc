@@ -56,8 +56,8 @@ absl::StatusOr<PlateauPolicy> PlateauPolicy::Build(const v1::Plateau& spec,
   if (spec.has_factor()) {
     p.factor_ = spec.factor();
     if (!(p.factor_ > 0 && p.factor_ < 1)) {
-      return path.Child("factor").Error(absl::StrCat(
-          "must be in (0, 1), got ", FormatNumber(spec.factor())));
+      return path.Child("factor").Error(
+          absl::StrCat("must be in (0, 1), got ", FormatNumber(spec.factor())));
     }
   }
   if (spec.has_patience()) {
@@ -101,8 +101,8 @@ bool PlateauPolicy::IsBetter(double a, double best) const {
   return a > best + threshold_;
 }
 
-std::optional<PlateauEvidence> PlateauPolicy::Count(
-    int64_t step, double value, PlateauCounters* c) const {
+std::optional<PlateauEvidence> PlateauPolicy::Count(int64_t step, double value,
+                                                    PlateauCounters* c) const {
   if (step <= c->last_step) return std::nullopt;
   c->last_step = step;
   ++c->reports;

@@ -16,7 +16,7 @@ namespace anneal {
 namespace {
 
 const double kNan = std::numeric_limits<double>::quiet_NaN();
-const std::vector<double> kValues = {0.9,  0.95, 0.9, 0.91, 0.92, 0.89,
+const std::vector<double> kValues = {0.9,  0.95, 0.9,  0.91, 0.92, 0.89,
                                      0.93, 0.94, 0.95, 0.96, 0.5,  0.6,
                                      0.7,  0.8,  0.9,  kNan, 0.45};
 
@@ -83,7 +83,7 @@ TEST(PlateauPolicyTest, MaxAbsAndEpsAsPyTorch) {
                f = 1.0000000000000004e-06, g = 1.0000000000000005e-07,
                h = 1.0000000000000005e-08;
   ExpectBits(LrsOf(PolicyOf("mode: MAX, patience: 1, threshold_mode: ABS, "
-                          "threshold: 0.01")),
+                            "threshold: 0.01")),
              {a, a, b, b, c, c, d, d, e, e, f, f, g, g, h, h, h, h});
 }
 
@@ -111,8 +111,8 @@ TEST(PlateauPolicyTest, EvidenceKeepsTheBadRun) {
   PlateauPolicy policy = PolicyOf("patience: 3");
   PlateauCounters counters;
   policy.Count(0, 1.0, &counters);
-  policy.Count(1, 1.5, &counters);   // bad
-  policy.Count(2, 0.5, &counters);   // better: the run restarts
+  policy.Count(1, 1.5, &counters);  // bad
+  policy.Count(2, 0.5, &counters);  // better: the run restarts
   EXPECT_TRUE(counters.bad_values.empty());
   EXPECT_EQ(counters.first_bad_step, -1);
   policy.Count(5, 0.6, &counters);

@@ -138,8 +138,8 @@ absl::Status Schedule::Validate(const v1::ScheduleSpec& spec,
   return Compile(spec, limits).status();
 }
 
-StepResult Schedule::Finish(int64_t step, const CurvePoint& point,
-                            double level, double scale) const {
+StepResult Schedule::Finish(int64_t step, const CurvePoint& point, double level,
+                            double scale) const {
   StepResult r;
   r.step = step;
   // Rounding can leave a closed form an ulp outside [0, peak] (a floor of
@@ -258,8 +258,7 @@ absl::StatusOr<StepResult> Schedule::Evaluate(const StepQuery& query) const {
   if (auto s = CheckQuery(query); !s.ok()) return s;
   CurvePoint point;
   curve_->Eval(query.step, &point);
-  StepResult r =
-      Finish(query.step, point, query.lr_level, BatchScale(query));
+  StepResult r = Finish(query.step, point, query.lr_level, BatchScale(query));
   if (bias_ != nullptr) {
     r.beta1_bias_correction =
         bias_->At(query.step, ProductStart(r), r.momentum);

@@ -9,8 +9,7 @@
 namespace anneal {
 namespace {
 
-PlateauCounters CountersOf(const v1::PlateauState& state,
-                           bool fresh_state) {
+PlateauCounters CountersOf(const v1::PlateauState& state, bool fresh_state) {
   PlateauCounters c;
   if (fresh_state) return c;
   if (state.has_best()) c.best = state.best();

@@ -33,8 +33,7 @@ PlateauCount CountPlateauReport(const v1::MetricReport& report,
 
 // The LR level in force at `step`: its segment's lr_level, or the spec's
 // max_lr when the segment is unscaled.
-double LevelAt(const v1::Schedule& head, const Timeline& current,
-               int64_t step);
+double LevelAt(const v1::Schedule& head, const Timeline& current, int64_t step);
 
 // The segment that carries out `decision` from step `at` (>= 1 for a
 // restart), or nullopt when the cut would lower the level by no more than

@@ -41,16 +41,13 @@ v1::MetricReport Report(int64_t step, const std::string& metric, double v) {
 // report was served.
 void Feed(const std::vector<double>& values, v1::Schedule* s) {
   for (size_t i = 0; i < values.size(); ++i) {
-    PlateauCount c =
-        CountPlateauReport(Report(static_cast<int64_t>(i), "val_loss",
-                                  values[i]),
-                           s);
+    PlateauCount c = CountPlateauReport(
+        Report(static_cast<int64_t>(i), "val_loss", values[i]), s);
     ASSERT_TRUE(c.counted);
     if (!c.decision) continue;
     auto timeline = Compiled(*s);
-    auto segment = PlateauDecisionSegment(*s, *timeline,
-                                          static_cast<int64_t>(i) + 1,
-                                          *c.decision, ChangeStamp{});
+    auto segment = PlateauDecisionSegment(
+        *s, *timeline, static_cast<int64_t>(i) + 1, *c.decision, ChangeStamp{});
     if (segment) ApplySegment(*std::move(segment), s);
   }
 }
@@ -140,8 +137,8 @@ TEST(PlateauChangeTest, ACutUnderEpsMakesNoSegment) {
 }
 
 TEST(PlateauChangeTest, OnlyNewStepsWithTheMetricCount) {
-  v1::Schedule s = Created(
-      "{max_lr: 0.1, constant: {}, plateau: {metric: \"val_loss\"}}");
+  v1::Schedule s =
+      Created("{max_lr: 0.1, constant: {}, plateau: {metric: \"val_loss\"}}");
   EXPECT_FALSE(CountPlateauReport(Report(5, "loss", 1.0), &s).counted);
   EXPECT_FALSE(s.has_plateau_state());
   EXPECT_TRUE(CountPlateauReport(Report(0, "val_loss", 1.0), &s).counted);

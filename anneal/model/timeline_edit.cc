@@ -59,9 +59,8 @@ v1::Segment RestartSegment(const v1::Schedule& head, const Timeline& current,
                            int64_t at, const ChangeStamp& stamp) {
   const v1::Segment& in_force =
       head.timeline(static_cast<int>(current.SegmentAt(at)));
-  v1::Segment segment =
-      NewSegment(v1::Segment::RESTART, at, in_force.spec(), at,
-                 current.At(at - 1).cycle + 1, stamp);
+  v1::Segment segment = NewSegment(v1::Segment::RESTART, at, in_force.spec(),
+                                   at, current.At(at - 1).cycle + 1, stamp);
   segment.set_lr_level(in_force.lr_level());
   return segment;
 }

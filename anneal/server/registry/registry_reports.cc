@@ -174,7 +174,8 @@ void Registry::ApplyPlateau(const EntryPtr& entry, v1::MetricReport report,
   Fence::Lease lease;
   if (count.decision.has_value()) {
     const int64_t last_from = head.timeline().rbegin()->from_step();
-    const bool restarts = head.spec().plateau().action() == v1::Plateau::RESTART;
+    const bool restarts =
+        head.spec().plateau().action() == v1::Plateau::RESTART;
     const absl::StatusOr<int64_t> at = ClaimStep(
         *entry, "step", std::nullopt,
         std::max<int64_t>(restarts ? 1 : 0, count.decision->report_step),
@@ -186,8 +187,10 @@ void Registry::ApplyPlateau(const EntryPtr& entry, v1::MetricReport report,
       // A change is scheduled for a later step: an edit from here would
       // replace it, and an operator's change outranks the policy's.
       Log("plateau: ", entry->name, ": the decision of step ",
-          count.decision->report_step, " is not applied: a change is "
-          "scheduled from step ", last_from);
+          count.decision->report_step,
+          " is not applied: a change is "
+          "scheduled from step ",
+          last_from);
       lease.Drop();
     } else {
       segment = PlateauDecisionSegment(head, *current, *at, *count.decision,
@@ -200,9 +203,10 @@ void Registry::ApplyPlateau(const EntryPtr& entry, v1::MetricReport report,
                       Fence::Lease());
   }
   const bool restart = segment->kind() == v1::Segment::RESTART;
-  answer = Observed(entry->name,
-                    restart ? ScheduleChange::kRestart : ScheduleChange::kPlateau,
-                    std::move(answer));
+  answer =
+      Observed(entry->name,
+               restart ? ScheduleChange::kRestart : ScheduleChange::kPlateau,
+               std::move(answer));
   NextRevision(NowTimestamp(), &head);
   segment->set_revision(head.revision());
   segment->set_actor("plateau");
