@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "anneal/engine/testing/spec_from_text.h"
+#include "anneal/model/testing/created_schedule.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -18,20 +18,6 @@ namespace anneal {
 namespace {
 
 using ::testing::HasSubstr;
-
-v1::Schedule Created(const v1::ScheduleSpec& spec) {
-  v1::Schedule s;
-  s.set_name("schedules/t");
-  *s.mutable_spec() = spec;
-  v1::Segment* first = s.add_timeline();
-  *first->mutable_spec() = spec;
-  first->set_kind(v1::Segment::CREATE);
-  return s;
-}
-
-v1::Schedule Created(const std::string& spec) {
-  return Created(SpecFromText(spec));
-}
 
 // A deterministic noise in [-1, 1].
 double Noise(int64_t i) {
@@ -48,11 +34,8 @@ struct Job {
   std::shared_ptr<const Timeline> timeline;
   DiagnosisReports reports{"", ""};
 
-  explicit Job(v1::Schedule s) : schedule(std::move(s)) {
-    auto t = Timeline::Build(schedule.timeline());
-    EXPECT_TRUE(t.ok()) << t.status();
-    timeline = *t;
-  }
+  explicit Job(v1::Schedule s)
+      : schedule(std::move(s)), timeline(CompiledTimeline(schedule)) {}
   // Reports at steps 0, every, 2*every, ... below `end`, each with the
   // metrics `at(step, lr, &report)` sets.
   void Report(int64_t end, int64_t every,
@@ -134,7 +117,7 @@ void SharpMinima(int64_t step, const StepResult& r, v1::MetricReport* m) {
 }
 
 TEST(DiagnosePhaseTest, ValidationRisingAtLowLrIsSharpMinima) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   run.Report(500, 5, SharpMinima);
   Diagnosis d = run.Diagnose();
   EXPECT_EQ(d.validation_metric, "val_loss");
@@ -158,7 +141,7 @@ TEST(DiagnosePhaseTest, ValidationRisingAtLowLrIsSharpMinima) {
 }
 
 TEST(DiagnosePhaseTest, ValidationFallingInBothPhasesIsHealthy) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   run.Report(500, 5, [](int64_t step, const StepResult&, v1::MetricReport* m) {
     (*m->mutable_metrics())["val_loss"] =
         2.0 - 0.002 * static_cast<double>(step) + 0.002 * Noise(step);
@@ -174,7 +157,7 @@ TEST(DiagnosePhaseTest, ValidationFallingInBothPhasesIsHealthy) {
 }
 
 TEST(DiagnosePhaseTest, OneCompletedCycleIsInconclusive) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   run.Report(150, 5, SharpMinima);
   const v1::Finding* f = FindCode(run.Diagnose(), "PHASE_");
   ASSERT_NE(f, nullptr);
@@ -183,7 +166,7 @@ TEST(DiagnosePhaseTest, OneCompletedCycleIsInconclusive) {
 }
 
 TEST(DiagnosePhaseTest, ValidationRisingEverywhereIsNotThePhasePattern) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   run.Report(500, 5, [](int64_t step, const StepResult&, v1::MetricReport* m) {
     (*m->mutable_metrics())["val_loss"] =
         1.0 + 0.002 * static_cast<double>(step) + 0.001 * Noise(step);
@@ -197,7 +180,7 @@ TEST(DiagnosePhaseTest, ValidationRisingEverywhereIsNotThePhasePattern) {
 }
 
 TEST(DiagnosePhaseTest, NamedMetricsAreUsedAndMissingOnesAreInconclusive) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   run.Report(500, 5,
              [](int64_t step, const StepResult& r, v1::MetricReport* m) {
                SharpMinima(step, r, m);
@@ -222,13 +205,13 @@ TEST(DiagnosePhaseTest, NamedMetricsAreUsedAndMissingOnesAreInconclusive) {
 }
 
 TEST(DiagnosePhaseTest, AConstantScheduleHasNoPhases) {
-  Job run(Created("{max_lr: 0.1, constant: {}}"));
+  Job run(CreatedSchedule("{max_lr: 0.1, constant: {}}"));
   run.Report(500, 5, SharpMinima);
   EXPECT_EQ(FindCode(run.Diagnose(), "PHASE_")->code(), "PHASE_INCONCLUSIVE");
 }
 
 TEST(DiagnoseTest, NoReportsGiveInconclusiveFindingsOnly) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   Diagnosis d = run.Diagnose();
   EXPECT_EQ(d.validation_metric, "");
   EXPECT_EQ(d.training_metric, "");
@@ -245,7 +228,7 @@ TEST(DiagnoseTest, NoReportsGiveInconclusiveFindingsOnly) {
 // ---- Stability ----
 
 Job WithCurvature(const std::string& spec, double curvature) {
-  Job run(Created(spec));
+  Job run(CreatedSchedule(spec));
   run.Report(20, 1, [&](int64_t, const StepResult&, v1::MetricReport* m) {
     (*m->mutable_metrics())["max_curvature"] = curvature;
   });
@@ -295,7 +278,7 @@ TEST(DiagnoseStabilityTest, ACycleLongerThanTheHorizonIsInconclusive) {
 }
 
 TEST(DiagnoseStabilityTest, TheLatestCurvatureCounts) {
-  Job run(Created("{max_lr: 1.0, cosine: {period: 1000}}"));
+  Job run(CreatedSchedule("{max_lr: 1.0, cosine: {period: 1000}}"));
   run.Report(20, 1, [](int64_t step, const StepResult&, v1::MetricReport* m) {
     (*m->mutable_metrics())["max_curvature"] = step < 10 ? 10 : 0.1;
   });
@@ -305,20 +288,21 @@ TEST(DiagnoseStabilityTest, TheLatestCurvatureCounts) {
 // ---- Robbins-Monro ----
 
 TEST(DiagnoseRobbinsMonroTest, VerdictInWords) {
-  Job constant(Created("{max_lr: 0.1, constant: {}}"));
+  Job constant(CreatedSchedule("{max_lr: 0.1, constant: {}}"));
   const v1::Finding* f = FindCode(constant.Diagnose(), "ROBBINS_MONRO");
   ASSERT_NE(f, nullptr);
   EXPECT_THAT(f->summary(), HasSubstr("violates condition 2"));
   EXPECT_EQ(Evidence(*f, "sum_squares_converges"), 0);
   EXPECT_FALSE(f->recommendation().empty());
 
-  Job inverse(Created("{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 1}}"));
+  Job inverse(
+      CreatedSchedule("{max_lr: 0.1, inverse_time_decay: {t0: 10, power: 1}}"));
   f = FindCode(inverse.Diagnose(), "ROBBINS_MONRO");
   ASSERT_NE(f, nullptr);
   EXPECT_THAT(f->summary(), HasSubstr("satisfies both"));
   EXPECT_TRUE(f->recommendation().empty());
 
-  Job decay(Created("{max_lr: 0.1, exponential_decay: {gamma: 0.9}}"));
+  Job decay(CreatedSchedule("{max_lr: 0.1, exponential_decay: {gamma: 0.9}}"));
   EXPECT_THAT(FindCode(decay.Diagnose(), "ROBBINS_MONRO")->summary(),
               HasSubstr("violates condition 1"));
 }
@@ -327,7 +311,7 @@ TEST(DiagnoseRobbinsMonroTest, VerdictInWords) {
 
 Job WithBatch(const std::string& spec, double first, double latest,
               double lr = NAN) {
-  Job run(Created(spec));
+  Job run(CreatedSchedule(spec));
   run.Report(10, 1, [&](int64_t step, const StepResult&, v1::MetricReport* m) {
     (*m->mutable_metrics())["batch_size"] = step < 5 ? first : latest;
     if (!std::isnan(lr)) (*m->mutable_metrics())["lr"] = lr;
@@ -385,7 +369,7 @@ TEST(DiagnoseBatchTest, WithoutLrItIsUnverifiedAndAtTheReferenceFine) {
 // ---- Divergence ----
 
 TEST(DiagnoseDivergenceTest, NonFiniteLossIsAnErrorShownAsText) {
-  Job run(Created(kSgdr));
+  Job run(CreatedSchedule(kSgdr));
   run.Report(100, 1, [](int64_t step, const StepResult&, v1::MetricReport* m) {
     (*m->mutable_metrics())["loss"] = step < 60 ? 1.0 : NAN;
   });
@@ -411,7 +395,7 @@ TEST(DiagnoseDivergenceTest, NonFiniteLossIsAnErrorShownAsText) {
 }
 
 TEST(DiagnoseDivergenceTest, LossJumpingAfterARestartWarns) {
-  Job run(Created("{max_lr: 0.1, warm_restarts: {period: 50}}"));
+  Job run(CreatedSchedule("{max_lr: 0.1, warm_restarts: {period: 50}}"));
   run.Report(150, 2,
              [](int64_t step, const StepResult& r, v1::MetricReport* m) {
                const double base = r.cycle == 2 ? 3.0 : 1.0;
@@ -429,7 +413,7 @@ TEST(DiagnoseDivergenceTest, LossJumpingAfterARestartWarns) {
 }
 
 TEST(DiagnoseDivergenceTest, ASmallBumpAfterARestartIsFine) {
-  Job run(Created("{max_lr: 0.1, warm_restarts: {period: 50}}"));
+  Job run(CreatedSchedule("{max_lr: 0.1, warm_restarts: {period: 50}}"));
   run.Report(150, 2,
              [](int64_t step, const StepResult& r, v1::MetricReport* m) {
                (*m->mutable_metrics())["loss"] =
@@ -444,7 +428,7 @@ TEST(DiagnoseDivergenceTest, ASmallBumpAfterARestartIsFine) {
 }
 
 TEST(DiagnoseDivergenceTest, ASustainedRiseWarns) {
-  Job run(Created("{max_lr: 0.1, constant: {}}"));
+  Job run(CreatedSchedule("{max_lr: 0.1, constant: {}}"));
   run.Report(100, 1, [](int64_t step, const StepResult&, v1::MetricReport* m) {
     const double t = static_cast<double>(step);
     (*m->mutable_metrics())["loss"] =
@@ -462,7 +446,7 @@ TEST(DiagnoseDivergenceTest, ASustainedRiseWarns) {
 v1::Schedule RangeTest(double min_lr, double max_lr, int64_t steps) {
   auto spec = LrRangeTestSpec(min_lr, max_lr, steps);
   EXPECT_TRUE(spec.ok()) << spec.status();
-  v1::Schedule s = Created(*spec);
+  v1::Schedule s = CreatedSchedule(*spec);
   (*s.mutable_labels())[std::string(kLrRangeTestLabel)] = "true";
   return s;
 }

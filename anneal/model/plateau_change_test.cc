@@ -7,27 +7,11 @@
 #include <memory>
 #include <string>
 
-#include "anneal/engine/testing/spec_from_text.h"
+#include "anneal/model/testing/created_schedule.h"
 #include "gtest/gtest.h"
 
 namespace anneal {
 namespace {
-
-v1::Schedule Created(const std::string& spec) {
-  v1::Schedule s;
-  s.set_name("schedules/t");
-  *s.mutable_spec() = SpecFromText(spec);
-  v1::Segment* first = s.add_timeline();
-  *first->mutable_spec() = s.spec();
-  first->set_kind(v1::Segment::CREATE);
-  return s;
-}
-
-std::shared_ptr<const Timeline> Compiled(const v1::Schedule& s) {
-  auto t = Timeline::Build(s.timeline());
-  EXPECT_TRUE(t.ok()) << t.status();
-  return t.ok() ? *t : nullptr;
-}
 
 v1::MetricReport Report(int64_t step, const std::string& metric, double v) {
   v1::MetricReport r;
@@ -45,7 +29,7 @@ void Feed(const std::vector<double>& values, v1::Schedule* s) {
         Report(static_cast<int64_t>(i), "val_loss", values[i]), s);
     ASSERT_TRUE(c.counted);
     if (!c.decision) continue;
-    auto timeline = Compiled(*s);
+    auto timeline = CompiledTimeline(*s);
     auto segment = PlateauDecisionSegment(
         *s, *timeline, static_cast<int64_t>(i) + 1, *c.decision, ChangeStamp{});
     if (segment) ApplySegment(*std::move(segment), s);
@@ -53,14 +37,14 @@ void Feed(const std::vector<double>& values, v1::Schedule* s) {
 }
 
 TEST(PlateauChangeTest, ConstantServesTheLevelExactly) {
-  v1::Schedule s = Created(
+  v1::Schedule s = CreatedSchedule(
       "{max_lr: 0.1, constant: {}, plateau: {metric: \"val_loss\", patience: "
       "0}}");
   Feed({1.0, 1.0, 1.0, 1.0}, &s);
   ASSERT_EQ(s.timeline_size(), 4);
   EXPECT_EQ(s.timeline(1).kind(), v1::Segment::PLATEAU);
   EXPECT_EQ(s.timeline(1).from_step(), 2);
-  auto t = Compiled(s);
+  auto t = CompiledTimeline(s);
   EXPECT_EQ(t->At(1).lr, 0.1);
   // PyTorch: 0.1 * 0.1, then that * 0.1: each the product of the one before.
   EXPECT_EQ(t->At(2).lr, 0.1 * 0.1);
@@ -83,11 +67,11 @@ TEST(PlateauChangeTest, ScalesTheWholeCurveAndKeepsItsCycles) {
   const std::string spec =
       "{max_lr: 1, min_lr: 0.1, warm_restarts: {period: 10}, plateau: "
       "{metric: \"val_loss\", patience: 0, factor: 0.5}}";
-  v1::Schedule s = Created(spec);
+  v1::Schedule s = CreatedSchedule(spec);
   Feed({1.0, 2.0}, &s);  // a cut from step 2
   ASSERT_EQ(s.timeline_size(), 2);
-  auto scaled = Compiled(s);
-  auto plain = Compiled(Created(spec));
+  auto scaled = CompiledTimeline(s);
+  auto plain = CompiledTimeline(CreatedSchedule(spec));
   for (int64_t t = 0; t < 40; ++t) {
     const StepResult a = plain->At(t), b = scaled->At(t);
     EXPECT_EQ(b.lr, t < 2 ? a.lr : a.lr / 1.0 * 0.5) << t;
@@ -100,7 +84,7 @@ TEST(PlateauChangeTest, ScalesTheWholeCurveAndKeepsItsCycles) {
 }
 
 TEST(PlateauChangeTest, RestartActionKeepsTheLevel) {
-  v1::Schedule s = Created(
+  v1::Schedule s = CreatedSchedule(
       "{max_lr: 1, cosine: {period: 100}, plateau: {metric: \"val_loss\", "
       "patience: 1, action: RESTART}}");
   Feed({1.0, 1.0, 1.0}, &s);  // the third report decides: restart at 3
@@ -109,26 +93,26 @@ TEST(PlateauChangeTest, RestartActionKeepsTheLevel) {
   EXPECT_EQ(s.timeline(1).from_step(), 3);
   EXPECT_EQ(s.timeline(1).lr_level(), 0);
   EXPECT_EQ(s.timeline(1).plateau().new_level(), 1.0);
-  auto t = Compiled(s);
+  auto t = CompiledTimeline(s);
   EXPECT_TRUE(t->At(3).restart);
   EXPECT_EQ(t->At(3).lr, 1.0);
   EXPECT_TRUE(t->At(2).snapshot);
 }
 
 TEST(PlateauChangeTest, ARestartAfterACutKeepsTheCut) {
-  v1::Schedule s = Created(
+  v1::Schedule s = CreatedSchedule(
       "{max_lr: 1, cosine: {period: 100}, plateau: {metric: \"val_loss\", "
       "patience: 0, factor: 0.5}}");
   Feed({1.0, 1.0}, &s);
-  auto t = Compiled(s);
+  auto t = CompiledTimeline(s);
   v1::Segment restart = RestartSegment(s, *t, 50, ChangeStamp{});
   EXPECT_EQ(restart.lr_level(), 0.5);
   ApplySegment(std::move(restart), &s);
-  EXPECT_EQ(Compiled(s)->At(50).lr, 0.5);
+  EXPECT_EQ(CompiledTimeline(s)->At(50).lr, 0.5);
 }
 
 TEST(PlateauChangeTest, ACutUnderEpsMakesNoSegment) {
-  v1::Schedule s = Created(
+  v1::Schedule s = CreatedSchedule(
       "{max_lr: 0.1, constant: {}, plateau: {metric: \"val_loss\", patience: "
       "0, min_lr: 0.1}}");
   Feed({1.0, 1.0, 1.0}, &s);
@@ -137,15 +121,15 @@ TEST(PlateauChangeTest, ACutUnderEpsMakesNoSegment) {
 }
 
 TEST(PlateauChangeTest, OnlyNewStepsWithTheMetricCount) {
-  v1::Schedule s =
-      Created("{max_lr: 0.1, constant: {}, plateau: {metric: \"val_loss\"}}");
+  v1::Schedule s = CreatedSchedule(
+      "{max_lr: 0.1, constant: {}, plateau: {metric: \"val_loss\"}}");
   EXPECT_FALSE(CountPlateauReport(Report(5, "loss", 1.0), &s).counted);
   EXPECT_FALSE(s.has_plateau_state());
   EXPECT_TRUE(CountPlateauReport(Report(0, "val_loss", 1.0), &s).counted);
   EXPECT_FALSE(CountPlateauReport(Report(0, "val_loss", 9.0), &s).counted);
   EXPECT_EQ(s.plateau_state().best(), 1.0);
   EXPECT_EQ(s.plateau_state().last_step(), 0);
-  v1::Schedule plain = Created("{max_lr: 0.1, constant: {}}");
+  v1::Schedule plain = CreatedSchedule("{max_lr: 0.1, constant: {}}");
   EXPECT_FALSE(CountPlateauReport(Report(0, "val_loss", 1.0), &plain).counted);
 }
 

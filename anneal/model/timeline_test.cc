@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "anneal/engine/testing/spec_from_text.h"
+#include "anneal/model/testing/created_schedule.h"
 #include "anneal/model/timeline_edit.h"
 #include "gtest/gtest.h"
 
@@ -18,22 +18,6 @@ namespace {
 constexpr char kMomentumSpec[] =
     "{max_lr: 0.1, min_lr: 0.001, warm_restarts: {period: 10}, momentum: "
     "{base: 0.85, max: 0.9999}}";
-
-v1::Schedule Created(const std::string& spec) {
-  v1::Schedule s;
-  s.set_name("schedules/t");
-  *s.mutable_spec() = SpecFromText(spec);
-  v1::Segment* first = s.add_timeline();
-  *first->mutable_spec() = s.spec();
-  first->set_kind(v1::Segment::CREATE);
-  return s;
-}
-
-std::shared_ptr<const Timeline> Compiled(const v1::Schedule& s) {
-  auto t = Timeline::Build(s.timeline());
-  EXPECT_TRUE(t.ok()) << t.status();
-  return t.ok() ? *t : nullptr;
-}
 
 void ExpectSameLrs(const Timeline& a, const Timeline& b, int64_t count) {
   std::vector<double> lrs;
@@ -48,8 +32,8 @@ void ExpectSameLrs(const Timeline& a, const Timeline& b, int64_t count) {
 }
 
 TEST(TimelineTest, RestartsShareTheCompiledSpecTheyRestart) {
-  v1::Schedule s = Created(kMomentumSpec);
-  auto timeline = Compiled(s);
+  v1::Schedule s = CreatedSchedule(kMomentumSpec);
+  auto timeline = CompiledTimeline(s);
   const int64_t one = timeline->table_bytes();
   for (int64_t at = 5; at <= 500; at += 5) {
     ChangeStamp stamp;
@@ -63,14 +47,14 @@ TEST(TimelineTest, RestartsShareTheCompiledSpecTheyRestart) {
   }
   EXPECT_EQ(timeline->table_bytes(), one);  // 101 segments, one table
   // Built from the protos, the sharing is found again.
-  auto rebuilt = Compiled(s);
+  auto rebuilt = CompiledTimeline(s);
   EXPECT_EQ(rebuilt->table_bytes(), one);
   ExpectSameLrs(*timeline, *rebuilt, 2000);
 }
 
 TEST(TimelineTest, AnEditKeepsTheCompiledPartsBeforeIt) {
-  v1::Schedule s = Created(kMomentumSpec);
-  auto timeline = Compiled(s);
+  v1::Schedule s = CreatedSchedule(kMomentumSpec);
+  auto timeline = CompiledTimeline(s);
   for (int i = 1; i <= 50; ++i) {
     const std::string spec =
         "{max_lr: " + std::to_string(0.1 + 0.001 * i) +
@@ -89,16 +73,16 @@ TEST(TimelineTest, AnEditKeepsTheCompiledPartsBeforeIt) {
     }
     timeline = next;
   }
-  ExpectSameLrs(*timeline, *Compiled(s), 3000);
+  ExpectSameLrs(*timeline, *CompiledTimeline(s), 3000);
 }
 
 TEST(TimelineTest, AnEditReplacesTheSegmentsFromItsStepOn) {
-  v1::Schedule s = Created("{max_lr: 0.1, cosine: {period: 100}}");
-  auto timeline = Compiled(s);
+  v1::Schedule s = CreatedSchedule("{max_lr: 0.1, cosine: {period: 100}}");
+  auto timeline = CompiledTimeline(s);
   ChangeStamp stamp;
   for (int64_t at : {30, 60, 90}) {
     ApplySegment(RestartSegment(s, *timeline, at, stamp), &s);
-    timeline = Compiled(s);
+    timeline = CompiledTimeline(s);
   }
   ASSERT_EQ(s.timeline_size(), 4);
   // A restart at 50 drops the ones at 60 and 90 (not served yet).
@@ -111,12 +95,13 @@ TEST(TimelineTest, AnEditReplacesTheSegmentsFromItsStepOn) {
   EXPECT_EQ(appended->At(50).cycle, 2);  // the restarts at 30 and 50
   EXPECT_TRUE(appended->At(50).restart);
   EXPECT_TRUE(appended->At(49).snapshot);
-  ExpectSameLrs(*appended, *Compiled(s), 500);
+  ExpectSameLrs(*appended, *CompiledTimeline(s), 500);
 }
 
 TEST(TimelineTest, UpdatesContinueTheCycleInProgress) {
-  v1::Schedule s = Created("{max_lr: 0.1, warm_restarts: {period: 10}}");
-  auto timeline = Compiled(s);
+  v1::Schedule s =
+      CreatedSchedule("{max_lr: 0.1, warm_restarts: {period: 10}}");
+  auto timeline = CompiledTimeline(s);
   ChangeStamp stamp;
   const v1::ScheduleSpec spec =
       SpecFromText("{max_lr: 0.05, warm_restarts: {period: 10}}");
@@ -127,7 +112,7 @@ TEST(TimelineTest, UpdatesContinueTheCycleInProgress) {
   EXPECT_EQ(mid.time_origin(), 0);
   EXPECT_EQ(mid.cycle_offset(), 0);
   ApplySegment(mid, &s);
-  auto t = Compiled(s);
+  auto t = CompiledTimeline(s);
   EXPECT_EQ(t->At(25).cycle, 2);
   EXPECT_FALSE(t->At(25).restart);
   EXPECT_EQ(t->At(25).lr, (*compiled)->At(25).lr);

@@ -33,6 +33,29 @@ if str(PYTHON_DIR) not in sys.path:
 os.environ.setdefault("ANNEAL_BUILD_DIR", str(BUILD_DIR))
 
 
+def load_example(name: str):
+    """python/examples/NAME.py as a module (the examples the tests run, so
+    they cannot rot), registered in sys.modules (its dataclasses look their
+    module up there); loaded once."""
+    import importlib.util
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, ROOT / "python" / "examples" / (name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ex():
+    """python/examples/digits_sgdr.py, with deterministic torch."""
+    module = load_example("digits_sgdr")
+    module.deterministic()
+    return module
+
+
 def debian_program(program: str, package: str) -> str:
     """The path of `program`, installing Debian's `package` with apt-get
     first if it is missing (the servers tests need are installed by the

@@ -227,16 +227,9 @@ def test_digits_mlp_against_the_full_hessian():
     weights), SGD momentum 0.9 at lr 0.1, the monitor's defaults (every 100
     steps, 20 products cold, at most 10 warm), against eigvalsh of the full
     minibatch Hessian at steps 0, 100, 200 and 300."""
-    import importlib.util
-    import pathlib
-    import sys
     import time
-    root = pathlib.Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location(
-        "digits_sgdr_curv", root / "python" / "examples" / "digits_sgdr.py")
-    ex = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = ex
-    spec.loader.exec_module(ex)
+    from conftest import load_example
+    ex = load_example("digits_sgdr")
     torch.set_num_threads(1)
     x, y, _, _ = ex.load_data()
     x = x.double()

@@ -20,10 +20,7 @@ stands for: exponential growth from A, capped at B,
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import pytest
 
@@ -31,8 +28,6 @@ torch = pytest.importorskip("torch")
 anneal = pytest.importorskip("anneal")
 from anneal import lr_range_test  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "python" / "examples" / "digits_sgdr.py"
 
 
 def sweep(min_lr, max_lr, steps):
@@ -40,16 +35,6 @@ def sweep(min_lr, max_lr, steps):
     return {"max_lr": max_lr, "exponential_decay": {
         "gamma": (max_lr / min_lr) ** (1.0 / (steps - 1)),
         "start_lr": min_lr}}
-
-
-@pytest.fixture(scope="module")
-def ex():
-    spec = importlib.util.spec_from_file_location("digits_sgdr_lrrt", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module.deterministic()
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,7 @@ Bounded steps, no timing.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import pytest
 
@@ -36,22 +33,10 @@ anneal = pytest.importorskip("anneal")
 from anneal.thermostat import GradientNoise  # noqa: E402
 from anneal.torch import AnnealLR  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "python" / "examples" / "digits_sgdr.py"
 
 K = 0.01
 STEPS = 100
 COSINE = {"max_lr": 0.1, "min_lr": 0.001, "cosine": {"period": STEPS}}
-
-
-@pytest.fixture(scope="module")
-def ex():
-    spec = importlib.util.spec_from_file_location("digits_sgdr_th", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module.deterministic()
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,14 @@ through a real server:
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
 import random
-import sys
 
 import pytest
 
 torch = pytest.importorskip("torch")
 anneal = pytest.importorskip("anneal")
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 CONFIGS = [
     {},
@@ -219,17 +215,6 @@ def test_bad_policies_are_refused_naming_the_field(client):
 
 # -- a real run ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ex():
-    path = ROOT / "python" / "examples" / "digits_sgdr.py"
-    spec = importlib.util.spec_from_file_location("digits_sgdr", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module.deterministic()
-    return module
-
-
 def digits_run(ex, lr_at, report, epochs, cfg):
     """SGD with momentum on digits, `lr_at(t)` before update t+1 and
     `report(t, val_loss)` after each epoch of t updates."""
@@ -299,10 +284,8 @@ def test_client_diagnose_reads_findings(client):
 def test_worked_example_runs(server, capsys):
     """python/examples/digits_plateau.py, the worked example of
     docs/adaptive.md, shortened: the policy cuts and Diagnose answers."""
-    path = ROOT / "python" / "examples" / "digits_plateau.py"
-    spec = importlib.util.spec_from_file_location("digits_plateau", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from conftest import load_example
+    module = load_example("digits_plateau")
     assert module.main(["--server", server.address, "--epochs", "12"]) == 0
     out = capsys.readouterr().out
     assert "PLATEAU  plateau: val_loss did not improve" in out

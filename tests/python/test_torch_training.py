@@ -14,11 +14,8 @@ T_mult=2), deterministic torch (one thread, deterministic algorithms).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import io
-import pathlib
-import sys
 
 import pytest
 
@@ -27,18 +24,6 @@ anneal = pytest.importorskip("anneal")
 from anneal.swa import SwaOnSnapshot  # noqa: E402
 from anneal.torch import AnnealLR  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "python" / "examples" / "digits_sgdr.py"
-
-
-@pytest.fixture(scope="module")
-def ex():
-    spec = importlib.util.spec_from_file_location("digits_sgdr", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    module.deterministic()
-    return module
 
 
 @pytest.fixture(scope="module")
