@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "anneal/engine/field_error.h"
 #include "anneal/engine/metric_name.h"
+#include "anneal/model/plateau_change.h"
 
 namespace anneal {
 namespace {
@@ -501,7 +502,8 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
     return;
   }
   const v1::Stability& st = analysis->stability();
-  const double max_lr = compiled->spec().max_lr();
+  // The peak as served from `step` on: a plateau policy's cuts lower it.
+  const double max_lr = LevelAt(schedule, timeline, step);
   const double ratio = Ratio(max_lr, st.critical_max_lr());
   auto evidence = [&](FindingBuilder& b) {
     b.Num("max_curvature", curvature->second)
@@ -517,17 +519,18 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
         .Statistic(kStabilityStatistic);
   };
   if (st.cycles_checked() == 0 && !st.tail_checked()) {
-    FindingBuilder b("STABILITY_INCONCLUSIVE", v1::Finding::INFO,
-                     absl::StrCat("No complete cycle of the spec ends within "
-                                  "the analysed ",
-                                  analysis->horizon(),
-                                  " steps, so none could be judged."));
+    FindingBuilder b(
+        "STABILITY_INCONCLUSIVE", v1::Finding::INFO,
+        absl::StrCat("No complete cycle of the spec ends within "
+                     "the analysed ",
+                     analysis->horizon(), " steps, so none could be judged."));
     evidence(b);
     stability->push_back(b.Build());
     return;
   }
   if (std::isfinite(st.critical_max_lr())) *critical_lr = st.critical_max_lr();
-  if (!st.stable()) {
+  // Judged at the served peak, not the spec's (st.stable() is the latter).
+  if (!(max_lr <= st.critical_max_lr())) {
     FindingBuilder b(
         "STABILITY_UNSTABLE", v1::Finding::ERROR,
         absl::StrCat(
@@ -568,7 +571,7 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
         absl::StrCat("Keep max_lr below ",
                      EvidenceText(kStabilityMargin * st.critical_max_lr()),
                      " or watch max_curvature as training sharpens."));
-  } else if (!st.bounded()) {
+  } else if (!(max_lr <= st.bounded_max_lr())) {
     b.Recommend(absl::StrCat(
         "Stable over each cycle, with a transient growth of |x| inside it "
         "(e^",
@@ -618,7 +621,7 @@ void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
     }
   }
   const v1::ScheduleSpec& spec = SpecAt(schedule, timeline, step);
-  const double max_lr = spec.max_lr();
+  const double max_lr = LevelAt(schedule, timeline, step);  // as served
   auto base = [&](FindingBuilder& f) {
     f.Num("batch_size", b).Num("batch_size_step", static_cast<double>(step));
   };
@@ -1207,8 +1210,7 @@ Diagnosis Diagnose(const v1::Schedule& schedule, const Timeline& timeline,
   for (auto& f : robbins_monro) out.push_back(std::move(f));
   const int64_t step = std::max<int64_t>(0, reports.last_step());
   DivergenceFindings(reports, d.validation_metric, d.training_metric, profile,
-                     critical_lr, SpecAt(schedule, timeline, step).max_lr(),
-                     &out);
+                     critical_lr, LevelAt(schedule, timeline, step), &out);
   std::stable_sort(out.begin(), out.end(),
                    [](const v1::Finding& a, const v1::Finding& b) {
                      return a.severity() > b.severity();

@@ -249,6 +249,25 @@ TEST(DiagnoseStabilityTest, PeakBeyondTheBoundIsAnError) {
   EXPECT_EQ(Evidence(*f, "max_curvature"), 10);
 }
 
+// A plateau policy's cut lowers the peak as served: judged at its level.
+TEST(DiagnoseStabilityTest, JudgesThePeakAfterAPlateauCut) {
+  v1::Schedule s = CreatedSchedule("{max_lr: 1.0, cosine: {period: 1000}}");
+  v1::Segment* cut = s.add_timeline();
+  *cut = s.timeline(0);
+  cut->set_kind(v1::Segment::PLATEAU);
+  cut->set_from_step(5);
+  cut->set_lr_level(0.01);
+  Job run(s);
+  run.Report(20, 1, [&](int64_t, const StepResult&, v1::MetricReport* m) {
+    (*m->mutable_metrics())["max_curvature"] = 10;
+  });
+  Diagnosis d = run.Diagnose();
+  const v1::Finding* f = FindCode(d, "STABILITY_");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->code(), "STABILITY_OK");
+  EXPECT_EQ(Evidence(*f, "max_lr"), 0.01);
+}
+
 TEST(DiagnoseStabilityTest, PeakWellBelowTheBoundIsFine) {
   Job run = WithCurvature("{max_lr: 0.1, cosine: {period: 1000}}", 1);
   const v1::Finding* f = FindCode(run.Diagnose(), "STABILITY_");
