@@ -13,6 +13,10 @@ machine's load):
   background     MetricReporter delivering N queued reports with up to
                  --in-flight calls at once (the server commits concurrent
                  reports together): reports/s, and the ratio to blocking.
+  plateau        blocking reports that a plateau policy counts (its metric
+                 in each report: the counters are a second durable write)
+                 against blocking reports on a schedule without one, in
+                 alternating chunks: the ratio of their per-call times.
 
 Usage (the server is started from the build unless --server is given):
   /usr/bin/python3 bench/report_bench.py [--reports 3000] [--in-flight 8]
@@ -52,7 +56,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             suffix = time.time_ns() % 10**9  # fresh names on a --server
             names = [client.create("bench-%s-%d" % (what, suffix), {
                          "max_lr": 0.1, "cosine": {"period": 100}}).name
-                     for what in ("caller", "blocking", "background")]
+                     for what in ("caller", "blocking", "background",
+                                  "plain")]
+            policy = client.create("bench-policy-%d" % suffix, {
+                "max_lr": 0.1, "cosine": {"period": 100},
+                "plateau": {"metric": "loss", "patience": 2**31 - 1}}).name
             overhead = timer_overhead_ns()
             clock = time.perf_counter_ns
 
@@ -93,7 +101,22 @@ def main(argv: Optional[List[str]] = None) -> int:
             assert reporter.flush(timeout=120)
             background = args.reports / (time.perf_counter() - start)
             reporter.close()
-            for n in names:
+            # Plateau: alternating chunks, a ratio per pair of chunks.
+            chunk = max(1, args.reports // 10)
+            ratios, next_step = [], {names[3]: 0, policy: 0}
+            for _ in range(5):
+                took = {}
+                for n in (names[3], policy):
+                    start = time.perf_counter()
+                    for _ in range(chunk):
+                        step = next_step[n]
+                        client.report(n, step, {"loss": 1.0 + step})
+                        next_step[n] = step + 1
+                    took[n] = time.perf_counter() - start
+                ratios.append(took[policy] / took[names[3]])
+            counted = client.get(policy).plateau_state.reports
+            assert counted == 5 * chunk, counted
+            for n in names[:3]:
                 got = sum(1 for _ in client.list_reports(n, page_size=1000))
                 assert got == args.reports, (n, got)
         finally:
@@ -110,6 +133,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "blocking_reports_per_s": blocking,
         "background_reports_per_s": background,
         "background_vs_blocking": background / blocking,
+        "plateau_vs_plain_blocking": sorted(ratios)[len(ratios) // 2],
+        "plateau_vs_plain_blocking_all": ratios,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -124,6 +149,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("blocking Client.report(): %.0f reports/s" % blocking)
     print("background MetricReporter: %.0f reports/s (%.1fx blocking)"
           % (background, result["background_vs_blocking"]))
+    print("blocking report a plateau policy counts / one it does not: "
+          "median %.2f (%s)" % (result["plateau_vs_plain_blocking"],
+                                ", ".join("%.2f" % r for r in ratios)))
     return 0
 
 
