@@ -325,3 +325,28 @@ def test_a_decision_never_replaces_a_scheduled_change(client):
     assert [seg.kind for seg in s.timeline] == ["CREATE", "UPDATE"]
     assert s.timeline[1].from_step == 1000
     assert client.evaluate("f", 500).lr == 0.1
+
+
+def test_a_full_timeline_still_counts_reports(tmp_path):
+    """With the timeline at --max_timeline_segments, decisions stop (logged)
+    but reports are still answered and counted."""
+    from conftest import ServerProcess
+    server = ServerProcess(tmp_path, extra=["--max_timeline_segments=3"])
+    server.start()
+    try:
+        c = anneal.Client(server.address, timeout=10)
+        c.create("full", {"max_lr": 1, "cosine": {"period": 1000},
+                          "plateau": {"metric": "val_loss", "patience": 0,
+                                      "action": "RESTART"}})
+        for step in range(10):
+            c.report("full", step, {"val_loss": 1.0})
+        s = c.get("full")
+        assert [seg.kind for seg in s.timeline] == ["CREATE", "RESTART",
+                                                    "RESTART"]
+        assert s.plateau_state.reports == 10
+        assert s.plateau_state.decisions == 9
+        assert "is not applied: timeline: must hold at most 3" in \
+            server.log_path.read_text()
+        c.close()
+    finally:
+        server.kill()

@@ -15,6 +15,7 @@
 #include "anneal/engine/metric_name.h"
 #include "anneal/model/plateau_change.h"
 #include "anneal/model/schedule_resource.h"
+#include "anneal/model/timeline_edit.h"
 #include "anneal/server/common/log.h"
 #include "anneal/server/registry/list_filter.h"
 #include "anneal/server/registry/registry.h"
@@ -202,19 +203,32 @@ void Registry::ApplyPlateau(const EntryPtr& entry, v1::MetricReport report,
     return AcceptHead(entry, std::move(head), current, std::move(answer),
                       Fence::Lease());
   }
+  v1::Schedule changed = head;
+  NextRevision(NowTimestamp(), &changed);
+  segment->set_revision(changed.revision());
+  segment->set_actor("plateau");
+  *segment->mutable_create_time() = changed.update_time();
   const bool restart = segment->kind() == v1::Segment::RESTART;
+  std::shared_ptr<const Timeline> timeline = Timeline::Append(
+      *current, *segment,
+      current->compiled(current->SegmentAt(segment->from_step())));
+  ApplySegment(*std::move(segment), &changed);
+  // A timeline at its limits (max_timeline_segments, max_schedule_bytes)
+  // takes no more decisions, but the counters still count: the report is
+  // stored and must be answered.
+  if (auto s = CheckHead(changed, *timeline, current->table_bytes()); !s.ok()) {
+    Log("plateau: ", entry->name, ": the decision of step ",
+        count.decision->report_step, " is not applied: ", s.message());
+    lease.Drop();
+    return AcceptHead(entry, std::move(head), current, std::move(answer),
+                      Fence::Lease());
+  }
   answer =
       Observed(entry->name,
                restart ? ScheduleChange::kRestart : ScheduleChange::kPlateau,
                std::move(answer));
-  NextRevision(NowTimestamp(), &head);
-  segment->set_revision(head.revision());
-  segment->set_actor("plateau");
-  *segment->mutable_create_time() = head.update_time();
-  std::shared_ptr<const Schedule> compiled =
-      current->compiled(current->SegmentAt(segment->from_step()));
-  AcceptEdit(entry, std::move(head), *std::move(segment), std::move(compiled),
-             std::move(answer), std::move(lease));
+  AcceptHead(entry, std::move(changed), std::move(timeline), std::move(answer),
+             std::move(lease));
 }
 
 absl::StatusOr<v1::ListMetricReportsResponse> Registry::ListMetricReports(
