@@ -147,7 +147,7 @@ def test_counters_survive_kill_9(exact_mark_server):
     client.close()
 
 
-def test_a_step_reported_by_every_rank_counts_once(client):
+def test_a_step_reported_by_every_rank_counts_once(server, client):
     client.create("r", {"max_lr": 0.1, "constant": {},
                         "plateau": {"metric": "val_loss", "patience": 0}})
     for rank in range(4):  # rank 0 first, then the others, then a retry
@@ -161,6 +161,10 @@ def test_a_step_reported_by_every_rank_counts_once(client):
     assert [seg.kind for seg in s.timeline] == ["CREATE", "PLATEAU"]
     assert s.timeline[1].from_step == 20
     assert client.evaluate("r", 20).lr == 0.1 * 0.1
+    import urllib.request
+    metrics = urllib.request.urlopen(
+        "http://127.0.0.1:%d/metrics" % server.metrics_port).read().decode()
+    assert 'anneal_schedule_changes_total{kind="plateau"} 1' in metrics
 
 
 def test_cut_never_lands_on_a_served_step(client):
