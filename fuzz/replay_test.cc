@@ -3,7 +3,8 @@
 // libFuzzer, so that the regular build and CI run them all. A broken
 // invariant aborts the test (fuzz/spec_check.h).
 //
-// ANNEAL_FUZZ_DIRS: the directories to replay, separated by ';'.
+// ANNEAL_FUZZ_CORPUS_DIR, ANNEAL_FUZZ_REGRESSIONS_DIR: what to replay;
+// ANNEAL_FUZZ_SUITE: the test suite's name (one per target).
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -12,17 +13,17 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
-TEST(FuzzReplay, EveryCorpusAndRegressionInputPasses) {
+TEST(ANNEAL_FUZZ_SUITE, EveryCorpusAndRegressionInputPasses) {
   int replayed = 0;
-  for (absl::string_view dir : absl::StrSplit(ANNEAL_FUZZ_DIRS, ';')) {
-    const std::filesystem::path path{std::string(dir)};
+  for (const char* dir :
+       {ANNEAL_FUZZ_CORPUS_DIR, ANNEAL_FUZZ_REGRESSIONS_DIR}) {
+    const std::filesystem::path path{dir};
     if (!std::filesystem::is_directory(path)) continue;  // no regressions yet
     for (const auto& entry : std::filesystem::directory_iterator(path)) {
       if (!entry.is_regular_file()) continue;
@@ -30,9 +31,10 @@ TEST(FuzzReplay, EveryCorpusAndRegressionInputPasses) {
       const std::vector<char> bytes{std::istreambuf_iterator<char>(in),
                                     std::istreambuf_iterator<char>()};
       SCOPED_TRACE(entry.path().string());
-      EXPECT_EQ(LLVMFuzzerTestOneInput(
-                    reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-                0);
+      EXPECT_EQ(
+          LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                 bytes.size()),
+          0);
       ++replayed;
     }
   }

@@ -41,7 +41,8 @@ void CheckSpec(const v1::ScheduleSpec& spec, const uint8_t* data, size_t size) {
   const absl::Status valid = Schedule::Validate(spec);
   auto compiled = Schedule::Compile(spec);
   if (valid.ok() != compiled.ok()) {
-    std::fprintf(stderr, "Validate: %s\nCompile: %s\n", valid.ToString().c_str(),
+    std::fprintf(stderr, "Validate: %s\nCompile: %s\n",
+                 valid.ToString().c_str(),
                  compiled.status().ToString().c_str());
     Fail("Validate and Compile disagree", 0, 0);
   }
@@ -55,9 +56,12 @@ void CheckSpec(const v1::ScheduleSpec& spec, const uint8_t* data, size_t size) {
   for (int i = 0; i < 48; ++i) {
     h = Mix(h);
     // Small steps, steps near powers of two and any step up to 2^62.
-    const int64_t any = static_cast<int64_t>(h % (static_cast<uint64_t>(kMaxStep) + 1));
+    const int64_t any =
+        static_cast<int64_t>(h % (static_cast<uint64_t>(kMaxStep) + 1));
     switch (i % 3) {
-      case 0: steps.push_back(static_cast<int64_t>(h % 4096)); break;
+      case 0:
+        steps.push_back(static_cast<int64_t>(h % 4096));
+        break;
       case 1: {
         const int shift = static_cast<int>(h % 63);
         const int64_t base = int64_t{1} << shift;
@@ -65,7 +69,8 @@ void CheckSpec(const v1::ScheduleSpec& spec, const uint8_t* data, size_t size) {
         steps.push_back(near < 0 ? 0 : (near > kMaxStep ? kMaxStep : near));
         break;
       }
-      default: steps.push_back(any);
+      default:
+        steps.push_back(any);
     }
   }
   for (int64_t step : steps) {
@@ -80,13 +85,15 @@ void CheckSpec(const v1::ScheduleSpec& spec, const uint8_t* data, size_t size) {
     // A short range from the same step, bit for bit equal to Evaluate.
     const int64_t count = step > kMaxStep - 3 ? kMaxStep - step + 1 : 3;
     std::vector<StepResult> range;
-    absl::Status st = s.EvaluateRange(step, count, StepQuery{},
-                                      [&](const StepResult& x) { range.push_back(x); });
+    absl::Status st =
+        s.EvaluateRange(step, count, StepQuery{},
+                        [&](const StepResult& x) { range.push_back(x); });
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", st.ToString().c_str());
       Fail("EvaluateRange failed on valid steps", step, 0);
     }
-    if (static_cast<int64_t>(range.size()) != count) Fail("EvaluateRange count", step, 0);
+    if (static_cast<int64_t>(range.size()) != count)
+      Fail("EvaluateRange count", step, 0);
     for (int64_t i = 0; i < count; ++i) {
       StepQuery one;
       one.step = step + i;

@@ -3,7 +3,7 @@
 # them with clang into build-fuzz/ (-DANNEAL_FUZZ=ON: ASan + UBSan +
 # libFuzzer; only the fuzz targets are built).
 #
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: spec_text spec_proto)
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: spec_text spec_proto registry)
 #   FUZZ_BUILD_DIR  the build directory (default build-fuzz)
 #   FUZZ_JOBS       build parallelism (default nproc)
 #
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(spec_text spec_proto)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(spec_text spec_proto registry)
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 JOBS=${FUZZ_JOBS:-$(nproc)}
 
