@@ -22,6 +22,15 @@ ABSL_FLAG(std::string, store, "",
 ABSL_FLAG(std::string, db, "./anneal.db",
           "SQLite database file (--store=sqlite://PATH); created with its "
           "schema if missing");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens with roles (docs/security.md); every call then needs "
+          "one. Reloaded on SIGHUP. Empty: no authentication");
+ABSL_FLAG(bool, insecure, false,
+          "allow --listen on a non-loopback address with no --tokens_file "
+          "(anyone who reaches the port may do anything), and reflection there");
+ABSL_FLAG(bool, metrics_public, false,
+          "allow --metrics_listen on a non-loopback address (the status page "
+          "and /metrics have no authentication)");
 ABSL_FLAG(bool, log_advances, false,
           "log every accepted Advance (rejected ones are always logged)");
 ABSL_FLAG(std::string, port_file, "",

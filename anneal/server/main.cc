@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "anneal/server/authz.h"
 #include "anneal/server/common/log.h"
 #include "anneal/server/common/work_pool.h"
 #include "anneal/server/flags.h"
@@ -51,13 +52,15 @@ void KeepFreedMemoryWarm() {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 
-// Blocks SIGTERM and SIGINT in every thread (gRPC's threads inherit the
-// mask) so that one thread can wait for them with sigwait.
+// Blocks SIGTERM, SIGINT (stop) and SIGHUP (reload the tokens) in every
+// thread (gRPC's threads inherit the mask) so that one thread can wait for
+// them with sigwait.
 sigset_t BlockShutdownSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -94,6 +97,48 @@ int main(int argc, char** argv) {
     return 1;
   }
   anneal::RouteProtobufLogs();
+
+  // Safe by default: a port others can reach needs tokens (or --insecure),
+  // and the unauthenticated telemetry port stays on loopback unless
+  // --metrics_public says otherwise.
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const std::string tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  const bool insecure = absl::GetFlag(FLAGS_insecure);
+  const bool loopback = anneal::IsLoopbackListen(listen);
+  anneal::Authorizer authorizer;
+  if (!tokens_file.empty()) {
+    if (absl::Status s = authorizer.LoadFile(tokens_file); !s.ok()) {
+      anneal::Log("cannot start: ", s.message());
+      return 1;
+    }
+    anneal::Log("start: ", authorizer.size(), " tokens from ", tokens_file,
+                "; every call needs a bearer token (SIGHUP reloads them)");
+  } else if (!loopback && !insecure) {
+    anneal::Log(
+        "cannot start: --listen=", listen,
+        " is not a loopback address and there is no --tokens_file: anyone "
+        "who reaches the port could change or delete every schedule. Give "
+        "--tokens_file (docs/security.md), listen on 127.0.0.1, or pass "
+        "--insecure to serve without authentication anyway");
+    return 1;
+  } else if (!loopback) {
+    anneal::Log(
+        "WARNING: --insecure: serving ", listen,
+        " with NO AUTHENTICATION: anyone who reaches the port can change or "
+        "delete every schedule");
+  }
+  if (const std::string m = absl::GetFlag(FLAGS_metrics_listen);
+      !m.empty() && !anneal::IsLoopbackListen(m) &&
+      !absl::GetFlag(FLAGS_metrics_public)) {
+    anneal::Log("cannot start: --metrics_listen=", m,
+                " is not a loopback address, and the status page and /metrics "
+                "have no authentication (they show every schedule). Listen on "
+                "127.0.0.1, or pass --metrics_public to serve them there");
+    return 1;
+  }
+  // Reflection (the service's schema, unauthenticated) follows the same
+  // rule as the port.
+  const bool reflection = loopback || insecure;
   // Debian's Abseil checks every lock for deadlock cycles in every build
   // type: thousands of instructions per request, and a graph node per
   // schedule mutex that made a create cost 18 ms with 100k schedules loaded
@@ -175,11 +220,16 @@ int main(int argc, char** argv) {
 
   anneal::ServiceOptions service_options = anneal::ServiceOptionsFromFlags();
   service_options.telemetry = &telemetry;
+  if (authorizer.enabled()) service_options.authorizer = &authorizer;
   anneal::ScheduleServiceImpl service(registry.get(), &pool, service_options);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (reflection) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  } else {
+    anneal::Log("start: reflection is off (", listen,
+                " is not a loopback address; --insecure turns it on)");
+  }
   auto builder = std::make_unique<grpc::ServerBuilder>();
   int port = 0;
-  const std::string listen = absl::GetFlag(FLAGS_listen);
   builder->AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder->SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder->SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
@@ -212,7 +262,17 @@ int main(int argc, char** argv) {
 
   std::thread waiter([&] {
     int signal = 0;
-    sigwait(&signals, &signal);
+    while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+      if (tokens_file.empty()) {
+        anneal::Log("reload: SIGHUP, but there is no --tokens_file");
+      } else if (absl::Status s = authorizer.LoadFile(tokens_file); s.ok()) {
+        anneal::Log("reload: ", authorizer.size(), " tokens from ",
+                    tokens_file);
+      } else {
+        anneal::Log("reload: kept the previous ", authorizer.size(),
+                    " tokens: ", s.message());
+      }
+    }
     const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
     anneal::Log("stop: signal ", signal, ", draining for up to ",
                 absl::FormatDuration(grace));
