@@ -29,12 +29,16 @@
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/schedule_service.h"
 #include "anneal/server/store_url.h"
+#include "anneal/server/tls_files.h"
 #include "anneal/server/telemetry/exporter/http_server.h"
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 #include "anneal/server/telemetry/exporter/status_page.h"
 #include "anneal/server/telemetry/telemetry_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 
@@ -105,6 +109,17 @@ int main(int argc, char** argv) {
   const std::string tokens_file = absl::GetFlag(FLAGS_tokens_file);
   const bool insecure = absl::GetFlag(FLAGS_insecure);
   const bool loopback = anneal::IsLoopbackListen(listen);
+  const std::string tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string tls_key = absl::GetFlag(FLAGS_tls_key);
+  const std::string tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (!tls_cert.empty()) {
+    if (absl::Status s =
+            anneal::CheckTlsFiles(tls_cert, tls_key, tls_client_ca);
+        !s.ok()) {
+      anneal::Log("cannot start: ", s.message());
+      return 1;
+    }
+  }
   anneal::Authorizer authorizer;
   if (!tokens_file.empty()) {
     if (absl::Status s = authorizer.LoadFile(tokens_file); !s.ok()) {
@@ -113,6 +128,9 @@ int main(int argc, char** argv) {
     }
     anneal::Log("start: ", authorizer.size(), " tokens from ", tokens_file,
                 "; every call needs a bearer token (SIGHUP reloads them)");
+  } else if (!tls_client_ca.empty()) {
+    anneal::Log("start: no --tokens_file: every client with a certificate "
+                "from --tls_client_ca may do everything");
   } else if (!loopback && !insecure) {
     anneal::Log(
         "cannot start: --listen=", listen,
@@ -139,6 +157,34 @@ int main(int argc, char** argv) {
   // Reflection (the service's schema, unauthenticated) follows the same
   // rule as the port.
   const bool reflection = loopback || insecure;
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  if (!tls_cert.empty()) {
+    // The files are read again every --tls_reload_interval: replaced
+    // certificates serve new connections without a restart.
+    const auto interval = static_cast<unsigned int>(absl::ToInt64Seconds(
+        absl::GetFlag(FLAGS_tls_reload_interval)));
+    auto provider =
+        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+            tls_key, tls_cert, tls_client_ca, interval);
+    grpc::experimental::TlsServerCredentialsOptions tls(provider);
+    tls.watch_identity_key_cert_pairs();
+    if (tls_client_ca.empty()) {
+      tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    } else {
+      tls.watch_root_certs();
+      tls.set_cert_request_type(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    }
+    credentials = grpc::experimental::TlsServerCredentials(tls);
+    anneal::Log("start: TLS with ", tls_cert,
+                tls_client_ca.empty()
+                    ? std::string()
+                    : absl::StrCat(", client certificates from ",
+                                   tls_client_ca, " required"),
+                "; files read again every ",
+                absl::FormatDuration(absl::GetFlag(FLAGS_tls_reload_interval)));
+  }
   // Debian's Abseil checks every lock for deadlock cycles in every build
   // type: thousands of instructions per request, and a graph node per
   // schedule mutex that made a create cost 18 ms with 100k schedules loaded
@@ -221,6 +267,12 @@ int main(int argc, char** argv) {
   anneal::ServiceOptions service_options = anneal::ServiceOptionsFromFlags();
   service_options.telemetry = &telemetry;
   if (authorizer.enabled()) service_options.authorizer = &authorizer;
+  std::unique_ptr<anneal::RateLimiter> mutation_limiter;
+  if (const double rate = absl::GetFlag(FLAGS_mutation_rate); rate > 0) {
+    mutation_limiter = std::make_unique<anneal::RateLimiter>(
+        rate, absl::GetFlag(FLAGS_mutation_burst));
+    service_options.mutation_limiter = mutation_limiter.get();
+  }
   anneal::ScheduleServiceImpl service(registry.get(), &pool, service_options);
   if (reflection) {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -230,7 +282,7 @@ int main(int argc, char** argv) {
   }
   auto builder = std::make_unique<grpc::ServerBuilder>();
   int port = 0;
-  builder->AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder->AddListeningPort(listen, credentials, &port);
   builder->SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder->SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // What one connection, and all of them, may pin in the transport.

@@ -4,11 +4,14 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "anneal/engine/field_error.h"
 #include "anneal/model/resource_name.h"
 #include "anneal/server/common/log.h"
@@ -137,6 +140,28 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
       call->Finish(principal.status());
       return call;
     }
+    if (options_.mutation_limiter != nullptr &&
+        (method == Method::kCreateSchedule ||
+         method == Method::kUpdateSchedule ||
+         method == Method::kRestartSchedule ||
+         method == Method::kDeleteSchedule)) {
+      RateLimiter& limiter = *options_.mutation_limiter;
+      const std::string client = principal->authenticated()
+                                     ? principal->name
+                                     : PeerHost(context->peer());
+      if (std::optional<absl::Duration> wait =
+              limiter.Take(client, absl::Now())) {
+        call->Finish(RetryAfter(
+            absl::ResourceExhaustedError(absl::StrCat(
+                kMethodNames[static_cast<int>(method)], ": ", client,
+                " is over its limit of ", limiter.per_second(),
+                " changes per second (burst ", limiter.burst(),
+                "; --mutation_rate, --mutation_burst); retry in ",
+                absl::FormatDuration(*wait))),
+            *wait));
+        return call;
+      }
+    }
     Request request;
     absl::Status s = DecodeRequest(*bytes, &request);
     if (s.ok()) s = CheckLimits(request, options_.limits);
@@ -173,7 +198,24 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
 
 absl::StatusOr<Principal> ScheduleServiceImpl::Authorize(
     Method method, Context* context) const {
-  if (options_.authorizer == nullptr) return Principal{};
+  if (options_.authorizer == nullptr) {
+    // No tokens: a verified client certificate (mutual TLS) names the
+    // caller; every caller may do everything.
+    Principal open;
+    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+    if (auth != nullptr && auth->IsPeerAuthenticated()) {
+      for (const char* property : {"x509_common_name", "x509_subject"}) {
+        std::vector<grpc::string_ref> values =
+            auth->FindPropertyValues(property);
+        if (!values.empty()) {
+          open.name = absl::StrCat(
+              "x509:", absl::string_view(values[0].data(), values[0].size()));
+          break;
+        }
+      }
+    }
+    return open;
+  }
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   const bool present = it != metadata.end();

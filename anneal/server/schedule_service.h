@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "anneal/server/authz.h"
 #include "anneal/server/common/work_pool.h"
+#include "anneal/server/rate_limiter.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/request_limits.h"
 #include "anneal/server/telemetry/telemetry.h"
@@ -52,6 +53,9 @@ struct ServiceOptions {
   // Who may call what (authz.h); null or disabled: every caller may do
   // everything (the open server). Must outlive the service.
   const Authorizer* authorizer = nullptr;
+  // Per-client limits on Create, Update, Restart and Delete
+  // (rate_limiter.h); null: none. Must outlive the service.
+  RateLimiter* mutation_limiter = nullptr;
 };
 
 // Every method of the service, each taking and returning bytes.
