@@ -1,6 +1,8 @@
 // The tokens file, authentication, roles and label scopes (authz.h).
 #include "anneal/server/authz.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -35,8 +37,8 @@ TEST(ParseTokensTest, ReadsEntriesAndComments) {
 
 TEST(ParseTokensTest, RefusesBadLinesNamingTheLine) {
   const std::string hash = HexOf(HashToken("x"));
-  for (const std::string& bad : {
-           std::string("ops operator\n"),
+  for (const std::string& bad : std::vector<std::string>{
+           "ops operator\n",
            "ops admin " + hash + "\n",
            "ops operator 1234\n",
            "ops operator " + std::string(64, 'g') + "\n",

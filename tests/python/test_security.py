@@ -229,7 +229,7 @@ def test_label_scoped_token(secured):
         for event in stream:
             if event.schedule.name:
                 seen.append(event.schedule.name)
-            if event.type == service_pb2.WatchEvent.SYNCED:
+            if event.kind == service_pb2.WatchEvent.SYNCED:
                 break
     finally:
         stream.cancel()
@@ -338,3 +338,29 @@ def test_annealctl_token_flag_env_and_file(secured, tmp_path):
     wrong = run("restart", "actor-test", "--token", TOKENS["reader"])
     assert wrong.returncode == 1
     assert "needs the operator role" in wrong.stderr
+
+
+def test_mutation_rate_limit_per_client(tmp_path):
+    import anneal
+    tokens = tmp_path / "tokens"
+    tokens.write_text(tokens_text(["operator", "admin"]))
+    # One change back per 1000 s: after the burst of 2, the third waits.
+    server = ServerProcess(tmp_path, extra=[
+        "--tokens_file=%s" % tokens, "--mutation_rate=0.001",
+        "--mutation_burst=2"])
+    server.start()
+    try:
+        with anneal.Client(server.address, token=TOKENS["operator"]) as c:
+            c.create("rl-1", {"max_lr": 0.1, "constant": {}})
+            c.restart("rl-1")
+            with pytest.raises(anneal.errors.ResourceExhaustedError) as e:
+                c.delete("rl-1")
+            assert e.value.retry_delay is not None and e.value.retry_delay > 1
+            assert "operator is over its limit" in str(e.value)
+            # Reads are not limited.
+            assert c.get("rl-1").name == "schedules/rl-1"
+        # Another token has its own bucket.
+        with anneal.Client(server.address, token=TOKENS["admin"]) as c:
+            c.delete("rl-1")
+    finally:
+        assert server.stop() == 0, server.log_path.read_text()
