@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -106,7 +106,8 @@ class GrpcTransport final : public ScheduleTransport {
       ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
     }
     ctx.set_wait_for_ready(options.wait_for_ready);
-    if (!authorization_.empty()) ctx.AddMetadata("authorization", authorization_);
+    if (!authorization_.empty())
+      ctx.AddMetadata("authorization", authorization_);
     {
       absl::MutexLock lock(&mu_);
       if (cancelled_) return absl::CancelledError("the client is closing");
@@ -161,8 +162,9 @@ grpc::ChannelArguments AnnealChannelArguments(
 
 std::shared_ptr<grpc::Channel> NewAnnealChannel(
     const std::string& target, absl::Duration max_reconnect_backoff) {
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   AnnealChannelArguments(max_reconnect_backoff));
+  return grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(),
+      AnnealChannelArguments(max_reconnect_backoff));
 }
 
 TransportSecurity TransportSecurityFromEnvironment() {
@@ -205,8 +207,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> NewAnnealChannel(
     ssl.pem_cert_chain = *std::move(chain);
     ssl.pem_private_key = *std::move(key);
   }
-  return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl),
-                                   AnnealChannelArguments(max_reconnect_backoff));
+  return grpc::CreateCustomChannel(
+      target, grpc::SslCredentials(ssl),
+      AnnealChannelArguments(max_reconnect_backoff));
 }
 
 std::unique_ptr<ScheduleTransport> NewGrpcTransport(

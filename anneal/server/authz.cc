@@ -52,9 +52,8 @@ absl::string_view RoleName(Role role) {
 
 Role RequiredRole(absl::string_view method) {
   static constexpr absl::string_view kRead[] = {
-      "GetSchedule",    "ListSchedules",     "Evaluate",
-      "EvaluateRange",  "Simulate",          "WatchSchedules",
-      "ListMetricReports", "Diagnose"};
+      "GetSchedule", "ListSchedules",  "Evaluate",          "EvaluateRange",
+      "Simulate",    "WatchSchedules", "ListMetricReports", "Diagnose"};
   static constexpr absl::string_view kTrain[] = {"Advance", "ReportMetrics"};
   for (absl::string_view m : kRead) {
     if (m == method) return Role::kReader;
@@ -102,9 +101,8 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokens(absl::string_view text) {
           absl::StrCat("tokens file line ", line_number, ": ", why));
     };
     if (fields.size() < 3 || fields.size() > 4) {
-      return bad(absl::StrCat(
-          "must be NAME ROLE SHA256 [KEY=VALUE], got ", fields.size(),
-          " fields"));
+      return bad(absl::StrCat("must be NAME ROLE SHA256 [KEY=VALUE], got ",
+                              fields.size(), " fields"));
     }
     TokenEntry e;
     e.name = std::string(fields[0]);
@@ -207,10 +205,9 @@ absl::StatusOr<Principal> Authorizer::Authenticate(
         "authorization: this server needs a bearer token (metadata "
         "'authorization: Bearer TOKEN'; annealctl --token or ANNEAL_TOKEN)");
   }
-  if (token.size() < 7 || !absl::EqualsIgnoreCase(token.substr(0, 7),
-                                                  "bearer ")) {
-    return absl::UnauthenticatedError(
-        "authorization: must be 'Bearer TOKEN'");
+  if (token.size() < 7 ||
+      !absl::EqualsIgnoreCase(token.substr(0, 7), "bearer ")) {
+    return absl::UnauthenticatedError("authorization: must be 'Bearer TOKEN'");
   }
   token = absl::StripAsciiWhitespace(token.substr(7));
   const Sha256 presented = HashToken(token);
@@ -260,8 +257,8 @@ bool IsLoopbackListen(absl::string_view address) {
     host = address.substr(1, end - 1);
   } else {
     const size_t colon = address.rfind(':');
-    host = colon == absl::string_view::npos ? address
-                                            : address.substr(0, colon);
+    host =
+        colon == absl::string_view::npos ? address : address.substr(0, colon);
   }
   if (absl::EqualsIgnoreCase(host, "localhost") || host == "::1") return true;
   if (!absl::StartsWith(host, "127.")) return false;
@@ -284,8 +281,7 @@ bool InScope(const Principal& principal,
   return it != labels.end() && it->second == principal.label_value;
 }
 
-std::string ScopedFilter(const Principal& principal,
-                         absl::string_view filter) {
+std::string ScopedFilter(const Principal& principal, absl::string_view filter) {
   if (!principal.scoped()) return std::string(filter);
   std::string term = absl::StrCat("labels.", principal.label_key, " = \"",
                                   principal.label_value, "\"");
@@ -297,11 +293,11 @@ absl::Status CheckLabelsInScope(
     const Principal& principal, absl::string_view field,
     const google::protobuf::Map<std::string, std::string>& labels) {
   if (InScope(principal, labels)) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
-      field, ": token ", principal.name, " manages only schedules labelled ",
-      principal.label_key, "=", principal.label_value,
-      ", so the labels must keep ", principal.label_key, "=",
-      principal.label_value));
+  return absl::PermissionDeniedError(
+      absl::StrCat(field, ": token ", principal.name,
+                   " manages only schedules labelled ", principal.label_key,
+                   "=", principal.label_value, ", so the labels must keep ",
+                   principal.label_key, "=", principal.label_value));
 }
 
 }  // namespace anneal

@@ -108,9 +108,9 @@ TEST(AuthorizerTest, RolesNest) {
   Principal reader{"r", Role::kReader, "", ""};
   Principal trainer{"t", Role::kTrainer, "", ""};
   Principal op{"o", Role::kOperator, "", ""};
-  for (const char* m : {"GetSchedule", "ListSchedules", "Evaluate",
-                        "EvaluateRange", "Simulate", "WatchSchedules",
-                        "ListMetricReports", "Diagnose"}) {
+  for (const char* m :
+       {"GetSchedule", "ListSchedules", "Evaluate", "EvaluateRange", "Simulate",
+        "WatchSchedules", "ListMetricReports", "Diagnose"}) {
     EXPECT_TRUE(Authorizer::Permit(reader, m).ok()) << m;
   }
   for (const char* m : {"Advance", "ReportMetrics"}) {
@@ -144,8 +144,9 @@ TEST(ScopeTest, FiltersAndLabels) {
 }
 
 TEST(LoopbackTest, KnowsLoopbackAddresses) {
-  for (const char* a : {"127.0.0.1:50051", "127.1.2.3:0", "localhost:1",
-                        "[::1]:50051", "unix:/tmp/a.sock", "ipv4:127.0.0.1:5"}) {
+  for (const char* a :
+       {"127.0.0.1:50051", "127.1.2.3:0", "localhost:1", "[::1]:50051",
+        "unix:/tmp/a.sock", "ipv4:127.0.0.1:5"}) {
     EXPECT_TRUE(IsLoopbackListen(a)) << a;
   }
   for (const char* a : {"0.0.0.0:50051", "[::]:50051", "10.0.0.1:1",

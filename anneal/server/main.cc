@@ -29,11 +29,11 @@
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/schedule_service.h"
 #include "anneal/server/store_url.h"
-#include "anneal/server/tls_files.h"
 #include "anneal/server/telemetry/exporter/http_server.h"
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 #include "anneal/server/telemetry/exporter/status_page.h"
 #include "anneal/server/telemetry/telemetry_store.h"
+#include "anneal/server/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -129,8 +129,9 @@ int main(int argc, char** argv) {
     anneal::Log("start: ", authorizer.size(), " tokens from ", tokens_file,
                 "; every call needs a bearer token (SIGHUP reloads them)");
   } else if (!tls_client_ca.empty()) {
-    anneal::Log("start: no --tokens_file: every client with a certificate "
-                "from --tls_client_ca may do everything");
+    anneal::Log(
+        "start: no --tokens_file: every client with a certificate "
+        "from --tls_client_ca may do everything");
   } else if (!loopback && !insecure) {
     anneal::Log(
         "cannot start: --listen=", listen,
@@ -162,8 +163,8 @@ int main(int argc, char** argv) {
   if (!tls_cert.empty()) {
     // The files are read again every --tls_reload_interval: replaced
     // certificates serve new connections without a restart.
-    const auto interval = static_cast<unsigned int>(absl::ToInt64Seconds(
-        absl::GetFlag(FLAGS_tls_reload_interval)));
+    const auto interval = static_cast<unsigned int>(
+        absl::ToInt64Seconds(absl::GetFlag(FLAGS_tls_reload_interval)));
     auto provider =
         std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
             tls_key, tls_cert, tls_client_ca, interval);
@@ -180,8 +181,8 @@ int main(int argc, char** argv) {
     anneal::Log("start: TLS with ", tls_cert,
                 tls_client_ca.empty()
                     ? std::string()
-                    : absl::StrCat(", client certificates from ",
-                                   tls_client_ca, " required"),
+                    : absl::StrCat(", client certificates from ", tls_client_ca,
+                                   " required"),
                 "; files read again every ",
                 absl::FormatDuration(absl::GetFlag(FLAGS_tls_reload_interval)));
   }

@@ -151,14 +151,14 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
                                      : PeerHost(context->peer());
       if (std::optional<absl::Duration> wait =
               limiter.Take(client, absl::Now())) {
-        call->Finish(RetryAfter(
-            absl::ResourceExhaustedError(absl::StrCat(
-                kMethodNames[static_cast<int>(method)], ": ", client,
-                " is over its limit of ", limiter.per_second(),
-                " changes per second (burst ", limiter.burst(),
-                "; --mutation_rate, --mutation_burst); retry in ",
-                absl::FormatDuration(*wait))),
-            *wait));
+        call->Finish(
+            RetryAfter(absl::ResourceExhaustedError(absl::StrCat(
+                           kMethodNames[static_cast<int>(method)], ": ", client,
+                           " is over its limit of ", limiter.per_second(),
+                           " changes per second (burst ", limiter.burst(),
+                           "; --mutation_rate, --mutation_burst); retry in ",
+                           absl::FormatDuration(*wait))),
+                       *wait));
         return call;
       }
     }
@@ -371,11 +371,11 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::DeleteSchedule(
       Method::kDeleteSchedule, context, request, response,
       Fixed<Lane::kInline>(),
       [this](CallRef call, v1::DeleteScheduleRequest r) {
-        std::string what = absl::StrCat(
-            "delete ", r.name(),
-            By(call->identity().empty() ? call->context()->peer()
-                                        : call->identity(),
-               ""));
+        std::string what =
+            absl::StrCat("delete ", r.name(),
+                         By(call->identity().empty() ? call->context()->peer()
+                                                     : call->identity(),
+                            ""));
         registry_->Delete(r, ReplyAndLog<google::protobuf::Empty>(
                                  std::move(call), std::move(what)));
       });

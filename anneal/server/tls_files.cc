@@ -44,18 +44,18 @@ absl::Status CheckTlsFiles(const std::string& cert, const std::string& key,
                       "supported)");
   }
   std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> private_key(pkey,
-                                                            EVP_PKEY_free);
+                                                             EVP_PKEY_free);
   if (X509_check_private_key(certificate.get(), private_key.get()) != 1) {
     return absl::FailedPreconditionError(absl::StrCat(
         "--tls_key: ", key, " is not the key of the certificate in ", cert));
   }
   if (!client_ca.empty()) {
     File ca_file(std::fopen(client_ca.c_str(), "r"));
-    if (!ca_file) return Unreadable("tls_client_ca", client_ca, "cannot be read");
+    if (!ca_file)
+      return Unreadable("tls_client_ca", client_ca, "cannot be read");
     X509* ca = PEM_read_X509(ca_file.get(), nullptr, nullptr, nullptr);
     if (ca == nullptr) {
-      return Unreadable("tls_client_ca", client_ca,
-                        "holds no PEM certificate");
+      return Unreadable("tls_client_ca", client_ca, "holds no PEM certificate");
     }
     X509_free(ca);
   }
