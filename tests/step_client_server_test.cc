@@ -2,6 +2,10 @@
 // mid-run picked up by the watch, the server stopped and restarted mid-run,
 // and every step served equal, bit for bit, to what the server says
 // afterwards.
+#include <openssl/sha.h>
+
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +23,19 @@ namespace {
 using testing::HasSubstr;
 
 constexpr const char* kSgdr = kFakeSgdrSpec;
+
+std::string Sha256Hex(const std::string& token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         digest);
+  std::string hex;
+  char byte[3];
+  for (unsigned char b : digest) {
+    std::snprintf(byte, sizeof(byte), "%02x", b);
+    hex += byte;
+  }
+  return hex;
+}
 
 // The real server: prefetch, an update mid-run, then SIGTERM mid-run
 // (window, then offline), a restart on the same port (back online), and
@@ -119,6 +136,47 @@ TEST(StepClientServerTest, RealServerUpdateOutageAndRestart) {
   for (size_t i = 0; i < served.size(); ++i)
     ExpectSameStep(served[i], (*truth)[i]);
   connected->reset();  // closes the client before the server
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// A server with tokens: StepClient sends its Options::security token; one
+// without a token is refused UNAUTHENTICATED.
+TEST(StepClientServerTest, SendsItsBearerToken) {
+  const std::string tokens = TestDir() + "/step_client_tokens";
+  {
+    std::ofstream out(tokens);
+    out << "job-7 trainer " << Sha256Hex("trainer-secret") << "\n"
+        << "ops operator " << Sha256Hex("ops-secret") << "\n";
+  }
+  ServerProcess server(TempDb("tokens_db"), {"--tokens_file=" + tokens});
+  server.Start();
+  {
+    v1::CreateScheduleRequest req;
+    req.set_schedule_id("job");
+    *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
+    v1::Schedule out;
+    auto ctx = Ctx();
+    ctx->AddMetadata("authorization", "Bearer ops-secret");
+    grpc::Status s = server.stub()->CreateSchedule(ctx.get(), req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  StepClient::Options o;
+  o.server = server.address();
+  o.schedule = "job";
+  o.window = 16;
+  o.connect_timeout = absl::Seconds(2);
+  o.security.token = "trainer-secret";
+  auto connected = StepClient::Connect(o);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  auto r = (*connected)->Step(0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  connected->reset();
+
+  o.security.token = "";
+  auto refused = StepClient::Connect(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated)
+      << refused.status();
   EXPECT_EQ(server.Stop(), 0);
 }
 

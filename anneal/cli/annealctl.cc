@@ -115,6 +115,10 @@ std::string Usage() {
   std::string usage =
       "usage: annealctl [--server ADDRESS] COMMAND [flags]\n"
       "\n"
+      "  server commands also take --token TOKEN or --token_file PATH (else\n"
+      "  $ANNEAL_TOKEN, $ANNEAL_TOKEN_FILE) and --tls_ca PEM [--tls_cert PEM\n"
+      "  --tls_key PEM] (else $ANNEAL_TLS_CA, ...): docs/security.md\n"
+      "\n"
       "offline (no server needed):\n";
   bool server_section = false;
   for (const Command& c : kCommands) {
@@ -151,6 +155,13 @@ const Command* Find(const std::string& name) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // --token, --token_file and --tls_* may come anywhere.
+  anneal::ConnectionSecurity security;
+  if (absl::Status s = anneal::TakeSecurityFlags(args, &security); !s.ok()) {
+    std::cerr << "annealctl: " << s.message() << "\n";
+    return anneal::kExitUsage;
+  }
+  anneal::SetConnectionSecurity(std::move(security));
   // --server may also come before the command; it is passed on to it.
   std::vector<std::string> global;
   while (!args.empty() && absl::StartsWith(args[0], "--server")) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -27,13 +28,33 @@ inline constexpr absl::Duration kRangeCallTimeout = absl::Seconds(60);
 // Largest response accepted (EvaluateRange of a million steps is ~40 MB).
 inline constexpr int kMaxReceiveBytes = 256 << 20;
 
+// How annealctl authenticates and secures its channel: the global flags
+// --token, --token_file, --tls_ca, --tls_cert, --tls_key (anywhere on the
+// command line), else $ANNEAL_TOKEN, $ANNEAL_TOKEN_FILE, $ANNEAL_TLS_CA,
+// $ANNEAL_TLS_CERT, $ANNEAL_TLS_KEY.
+struct ConnectionSecurity {
+  std::string token;
+  std::string token_file;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+};
+// Removes the security flags from `args` into `*out` (flags win over the
+// environment, applied later). INVALID_ARGUMENT for a flag with no value.
+absl::Status TakeSecurityFlags(std::vector<std::string>& args,
+                               ConnectionSecurity* out);
+// The options every ServerConnection uses from now on.
+void SetConnectionSecurity(ConnectionSecurity security);
+
 // `flag` (the --server value) when not empty, else $ANNEAL_SERVER when set
 // and not empty, else kDefaultServer.
 std::string ResolveServerAddress(const std::string& flag);
 
 class ServerConnection {
  public:
-  // Creates the channel; nothing connects until the first call.
+  // Creates the channel (TLS if a CA is set, see ConnectionSecurity);
+  // nothing connects until the first call. A security option that cannot be
+  // used (an unreadable file) fails every call with its reason.
   explicit ServerConnection(std::string address);
 
   const std::string& address() const { return address_; }
@@ -53,6 +74,8 @@ class ServerConnection {
 
  private:
   std::string address_;
+  std::string authorization_;  // "Bearer TOKEN", or empty
+  absl::Status setup_;         // why the security options are unusable
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::ScheduleService::Stub> stub_;
 };

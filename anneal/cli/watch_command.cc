@@ -88,8 +88,9 @@ absl::Status WatchCommand(const std::vector<std::string>& args,
   if (!json.ok()) return json.status();
 
   ServerConnection server(ResolveServerAddress(a.Get("server", "")));
-  grpc::ClientContext context;  // no deadline: it runs until interrupted
-  auto reader = server.stub()->WatchSchedules(&context, request);
+  // No deadline: it runs until interrupted.
+  auto context = server.Context(absl::InfiniteDuration());
+  auto reader = server.stub()->WatchSchedules(context.get(), request);
   v1::WatchEvent event;
   while (reader->Read(&event)) {
     out << (*json ? CompactJson(event) : Line(event)) << "\n";

@@ -1,13 +1,18 @@
 // ScheduleTransport over a gRPC channel (see
 // anneal/client/schedule_transport.h).
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "anneal/client/schedule_transport.h"
 #include "anneal/v1/service.grpc.pb.h"
@@ -37,8 +42,9 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 class GrpcTransport final : public ScheduleTransport {
  public:
-  explicit GrpcTransport(std::shared_ptr<grpc::Channel> channel)
-      : stub_(v1::ScheduleService::NewStub(std::move(channel))) {}
+  GrpcTransport(std::shared_ptr<grpc::Channel> channel, std::string token)
+      : stub_(v1::ScheduleService::NewStub(std::move(channel))),
+        authorization_(token.empty() ? "" : "Bearer " + token) {}
 
   absl::StatusOr<v1::EvaluateRangeResponse> EvaluateRange(
       const v1::EvaluateRangeRequest& request,
@@ -100,6 +106,8 @@ class GrpcTransport final : public ScheduleTransport {
       ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
     }
     ctx.set_wait_for_ready(options.wait_for_ready);
+    if (!authorization_.empty())
+      ctx.AddMetadata("authorization", authorization_);
     {
       absl::MutexLock lock(&mu_);
       if (cancelled_) return absl::CancelledError("the client is closing");
@@ -112,15 +120,31 @@ class GrpcTransport final : public ScheduleTransport {
   }
 
   std::unique_ptr<v1::ScheduleService::Stub> stub_;
+  const std::string authorization_;
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? "" : value;
+}
 
-std::shared_ptr<grpc::Channel> NewAnnealChannel(
-    const std::string& target, absl::Duration max_reconnect_backoff) {
+absl::StatusOr<std::string> ReadFile(const char* what,
+                                     const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": cannot read ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+grpc::ChannelArguments AnnealChannelArguments(
+    absl::Duration max_reconnect_backoff) {
   grpc::ChannelArguments args;
   // A window of a million steps is ~40 MB; gRPC's default limit is 4 MB.
   args.SetMaxReceiveMessageSize(256 << 20);
@@ -131,13 +155,71 @@ std::shared_ptr<grpc::Channel> NewAnnealChannel(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 200);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  return args;
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> NewAnnealChannel(
+    const std::string& target, absl::Duration max_reconnect_backoff) {
+  return grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(),
+      AnnealChannelArguments(max_reconnect_backoff));
+}
+
+TransportSecurity TransportSecurityFromEnvironment() {
+  TransportSecurity s;
+  s.token = Env("ANNEAL_TOKEN");
+  if (s.token.empty() && !Env("ANNEAL_TOKEN_FILE").empty()) {
+    auto text = ReadFile("ANNEAL_TOKEN_FILE", Env("ANNEAL_TOKEN_FILE"));
+    if (text.ok()) s.token = *text;
+  }
+  s.token = std::string(absl::StripAsciiWhitespace(s.token));
+  s.tls_ca = Env("ANNEAL_TLS_CA");
+  s.tls_cert = Env("ANNEAL_TLS_CERT");
+  s.tls_key = Env("ANNEAL_TLS_KEY");
+  return s;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> NewAnnealChannel(
+    const std::string& target, const TransportSecurity& security,
+    absl::Duration max_reconnect_backoff) {
+  if (security.tls_cert.empty() != security.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert, tls_key: give both or neither");
+  }
+  if (security.tls_ca.empty()) {
+    if (!security.tls_cert.empty()) {
+      return absl::InvalidArgumentError(
+          "tls_cert: needs tls_ca (the server's CA)");
+    }
+    return NewAnnealChannel(target, max_reconnect_backoff);
+  }
+  grpc::SslCredentialsOptions ssl;
+  auto roots = ReadFile("tls_ca", security.tls_ca);
+  if (!roots.ok()) return roots.status();
+  ssl.pem_root_certs = *std::move(roots);
+  if (!security.tls_cert.empty()) {
+    auto chain = ReadFile("tls_cert", security.tls_cert);
+    if (!chain.ok()) return chain.status();
+    auto key = ReadFile("tls_key", security.tls_key);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(chain);
+    ssl.pem_private_key = *std::move(key);
+  }
+  return grpc::CreateCustomChannel(
+      target, grpc::SslCredentials(ssl),
+      AnnealChannelArguments(max_reconnect_backoff));
 }
 
 std::unique_ptr<ScheduleTransport> NewGrpcTransport(
     std::shared_ptr<grpc::Channel> channel) {
-  return std::make_unique<GrpcTransport>(std::move(channel));
+  return std::make_unique<GrpcTransport>(std::move(channel), "");
+}
+
+std::unique_ptr<ScheduleTransport> NewGrpcTransport(
+    std::shared_ptr<grpc::Channel> channel, std::string token) {
+  return std::make_unique<GrpcTransport>(std::move(channel), std::move(token));
 }
 
 }  // namespace anneal

@@ -72,6 +72,31 @@ class ScheduleTransport {
   virtual void CancelAll() {}
 };
 
+// How a channel authenticates (docs/security.md). All optional.
+struct TransportSecurity {
+  // Sent with every call as `authorization: Bearer TOKEN`.
+  std::string token;
+  // PEM file of the CA that signed the server's certificate: the channel
+  // then uses TLS (else plaintext).
+  std::string tls_ca;
+  // PEM files of a client certificate and its key (mutual TLS); both or
+  // neither, and only with tls_ca.
+  std::string tls_cert;
+  std::string tls_key;
+};
+
+// $ANNEAL_TOKEN (else the first line of $ANNEAL_TOKEN_FILE),
+// $ANNEAL_TLS_CA, $ANNEAL_TLS_CERT and $ANNEAL_TLS_KEY, as annealctl and
+// the Python client read them. The library reads none of them by itself.
+TransportSecurity TransportSecurityFromEnvironment();
+
+// A channel as NewAnnealChannel makes it, with `security`'s TLS files (the
+// token goes to NewGrpcTransport). FAILED_PRECONDITION for a file that
+// cannot be read, INVALID_ARGUMENT for an incomplete combination.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> NewAnnealChannel(
+    const std::string& target, const TransportSecurity& security,
+    absl::Duration max_reconnect_backoff = absl::Seconds(1));
+
 // Creates an insecure channel to `target` (host:port) with a receive limit
 // large enough for any StepRange the server sends, a reconnect backoff from
 // 100 ms up to `max_reconnect_backoff` and re-resolution of the target at
@@ -86,6 +111,9 @@ std::shared_ptr<grpc::Channel> NewAnnealChannel(
 // A transport over `channel`.
 std::unique_ptr<ScheduleTransport> NewGrpcTransport(
     std::shared_ptr<grpc::Channel> channel);
+// The same, sending `token` (if not empty) as a bearer token with every call.
+std::unique_ptr<ScheduleTransport> NewGrpcTransport(
+    std::shared_ptr<grpc::Channel> channel, std::string token);
 
 }  // namespace anneal
 

@@ -686,9 +686,13 @@ absl::StatusOr<std::unique_ptr<StepClient>> StepClient::Connect(
   if (options.server.empty()) {
     return absl::InvalidArgumentError("server: is required");
   }
-  auto channel = NewAnnealChannel(
-      options.server, std::min(options.max_backoff, absl::Seconds(1)));
-  return Create(std::move(options), NewGrpcTransport(std::move(channel)));
+  auto channel =
+      NewAnnealChannel(options.server, options.security,
+                       std::min(options.max_backoff, absl::Seconds(1)));
+  if (!channel.ok()) return channel.status();
+  std::string token = options.security.token;
+  return Create(std::move(options),
+                NewGrpcTransport(*std::move(channel), std::move(token)));
 }
 
 absl::StatusOr<std::unique_ptr<StepClient>> StepClient::Create(

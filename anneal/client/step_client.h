@@ -63,6 +63,10 @@ class StepClient {
   struct Options {
     // host:port of the server (Connect only; Create takes a transport).
     std::string server = "127.0.0.1:50051";
+    // A bearer token and TLS files (Connect only; schedule_transport.h,
+    // docs/security.md). TransportSecurityFromEnvironment() reads them from
+    // ANNEAL_TOKEN and ANNEAL_TLS_* as the other clients do.
+    TransportSecurity security;
     // "ID" or "schedules/ID".
     std::string schedule;
     // The first step the job will ask for (fetched by Connect).

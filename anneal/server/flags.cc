@@ -22,6 +22,31 @@ ABSL_FLAG(std::string, store, "",
 ABSL_FLAG(std::string, db, "./anneal.db",
           "SQLite database file (--store=sqlite://PATH); created with its "
           "schema if missing");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens with roles (docs/security.md); every call then needs "
+          "one. Reloaded on SIGHUP. Empty: no authentication");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: require a client certificate signed by one "
+          "(mutual TLS)");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Minutes(1),
+          "how often the TLS files are read again (replaced certificates are "
+          "used for new connections without a restart)");
+ABSL_FLAG(bool, insecure, false,
+          "allow --listen on a non-loopback address with neither --tokens_file "
+          "nor --tls_client_ca (anyone who reaches the port may do "
+          "anything), and reflection there");
+ABSL_FLAG(double, mutation_rate, 0,
+          "changes (Create, Update, Restart, Delete) each client (token name, "
+          "else peer address) may make per second, after --mutation_burst; "
+          "more are RESOURCE_EXHAUSTED with a retry delay. 0: no limit");
+ABSL_FLAG(int32_t, mutation_burst, 20,
+          "changes a client may make at once before --mutation_rate applies");
+ABSL_FLAG(bool, metrics_public, false,
+          "allow --metrics_listen on a non-loopback address (the status page "
+          "and /metrics have no authentication)");
 ABSL_FLAG(bool, log_advances, false,
           "log every accepted Advance (rejected ones are always logged)");
 ABSL_FLAG(std::string, port_file, "",
@@ -169,6 +194,24 @@ std::vector<std::string> CheckFlags() {
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);
   at_least("max_watchers", absl::GetFlag(FLAGS_max_watchers), 0);
   at_least("watch_queue_events", absl::GetFlag(FLAGS_watch_queue_events), 16);
+  if (!(absl::GetFlag(FLAGS_mutation_rate) >= 0)) {
+    bad.push_back(absl::StrCat("--mutation_rate: must be >= 0, got ",
+                               absl::GetFlag(FLAGS_mutation_rate)));
+  }
+  at_least("mutation_burst", absl::GetFlag(FLAGS_mutation_burst), 1);
+  if (absl::GetFlag(FLAGS_tls_cert).empty() !=
+      absl::GetFlag(FLAGS_tls_key).empty()) {
+    bad.push_back("--tls_cert, --tls_key: give both or neither");
+  }
+  if (!absl::GetFlag(FLAGS_tls_client_ca).empty() &&
+      absl::GetFlag(FLAGS_tls_cert).empty()) {
+    bad.push_back("--tls_client_ca: needs --tls_cert and --tls_key");
+  }
+  if (absl::GetFlag(FLAGS_tls_reload_interval) < absl::Seconds(1)) {
+    bad.push_back(absl::StrCat(
+        "--tls_reload_interval: must be >= 1s, got ",
+        absl::FormatDuration(absl::GetFlag(FLAGS_tls_reload_interval))));
+  }
   at_least("metrics_max_schedules", absl::GetFlag(FLAGS_metrics_max_schedules),
            0);
   at_least("metrics_max_reported_names",

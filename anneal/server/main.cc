@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "anneal/server/authz.h"
 #include "anneal/server/common/log.h"
 #include "anneal/server/common/work_pool.h"
 #include "anneal/server/flags.h"
@@ -32,8 +33,12 @@
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 #include "anneal/server/telemetry/exporter/status_page.h"
 #include "anneal/server/telemetry/telemetry_store.h"
+#include "anneal/server/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 
@@ -51,13 +56,15 @@ void KeepFreedMemoryWarm() {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 
-// Blocks SIGTERM and SIGINT in every thread (gRPC's threads inherit the
-// mask) so that one thread can wait for them with sigwait.
+// Blocks SIGTERM, SIGINT (stop) and SIGHUP (reload the tokens) in every
+// thread (gRPC's threads inherit the mask) so that one thread can wait for
+// them with sigwait.
 sigset_t BlockShutdownSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -94,6 +101,91 @@ int main(int argc, char** argv) {
     return 1;
   }
   anneal::RouteProtobufLogs();
+
+  // Safe by default: a port others can reach needs tokens (or --insecure),
+  // and the unauthenticated telemetry port stays on loopback unless
+  // --metrics_public says otherwise.
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const std::string tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  const bool insecure = absl::GetFlag(FLAGS_insecure);
+  const bool loopback = anneal::IsLoopbackListen(listen);
+  const std::string tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string tls_key = absl::GetFlag(FLAGS_tls_key);
+  const std::string tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (!tls_cert.empty()) {
+    if (absl::Status s =
+            anneal::CheckTlsFiles(tls_cert, tls_key, tls_client_ca);
+        !s.ok()) {
+      anneal::Log("cannot start: ", s.message());
+      return 1;
+    }
+  }
+  anneal::Authorizer authorizer;
+  if (!tokens_file.empty()) {
+    if (absl::Status s = authorizer.LoadFile(tokens_file); !s.ok()) {
+      anneal::Log("cannot start: ", s.message());
+      return 1;
+    }
+    anneal::Log("start: ", authorizer.size(), " tokens from ", tokens_file,
+                "; every call needs a bearer token (SIGHUP reloads them)");
+  } else if (!tls_client_ca.empty()) {
+    anneal::Log(
+        "start: no --tokens_file: every client with a certificate "
+        "from --tls_client_ca may do everything");
+  } else if (!loopback && !insecure) {
+    anneal::Log(
+        "cannot start: --listen=", listen,
+        " is not a loopback address and there is no --tokens_file: anyone "
+        "who reaches the port could change or delete every schedule. Give "
+        "--tokens_file (docs/security.md), listen on 127.0.0.1, or pass "
+        "--insecure to serve without authentication anyway");
+    return 1;
+  } else if (!loopback) {
+    anneal::Log(
+        "WARNING: --insecure: serving ", listen,
+        " with NO AUTHENTICATION: anyone who reaches the port can change or "
+        "delete every schedule");
+  }
+  if (const std::string m = absl::GetFlag(FLAGS_metrics_listen);
+      !m.empty() && !anneal::IsLoopbackListen(m) &&
+      !absl::GetFlag(FLAGS_metrics_public)) {
+    anneal::Log("cannot start: --metrics_listen=", m,
+                " is not a loopback address, and the status page and /metrics "
+                "have no authentication (they show every schedule). Listen on "
+                "127.0.0.1, or pass --metrics_public to serve them there");
+    return 1;
+  }
+  // Reflection (the service's schema, unauthenticated) follows the same
+  // rule as the port.
+  const bool reflection = loopback || insecure;
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  if (!tls_cert.empty()) {
+    // The files are read again every --tls_reload_interval: replaced
+    // certificates serve new connections without a restart.
+    const auto interval = static_cast<unsigned int>(
+        absl::ToInt64Seconds(absl::GetFlag(FLAGS_tls_reload_interval)));
+    auto provider =
+        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+            tls_key, tls_cert, tls_client_ca, interval);
+    grpc::experimental::TlsServerCredentialsOptions tls(provider);
+    tls.watch_identity_key_cert_pairs();
+    if (tls_client_ca.empty()) {
+      tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    } else {
+      tls.watch_root_certs();
+      tls.set_cert_request_type(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    }
+    credentials = grpc::experimental::TlsServerCredentials(tls);
+    anneal::Log("start: TLS with ", tls_cert,
+                tls_client_ca.empty()
+                    ? std::string()
+                    : absl::StrCat(", client certificates from ", tls_client_ca,
+                                   " required"),
+                "; files read again every ",
+                absl::FormatDuration(absl::GetFlag(FLAGS_tls_reload_interval)));
+  }
   // Debian's Abseil checks every lock for deadlock cycles in every build
   // type: thousands of instructions per request, and a graph node per
   // schedule mutex that made a create cost 18 ms with 100k schedules loaded
@@ -175,12 +267,23 @@ int main(int argc, char** argv) {
 
   anneal::ServiceOptions service_options = anneal::ServiceOptionsFromFlags();
   service_options.telemetry = &telemetry;
+  if (authorizer.enabled()) service_options.authorizer = &authorizer;
+  std::unique_ptr<anneal::RateLimiter> mutation_limiter;
+  if (const double rate = absl::GetFlag(FLAGS_mutation_rate); rate > 0) {
+    mutation_limiter = std::make_unique<anneal::RateLimiter>(
+        rate, absl::GetFlag(FLAGS_mutation_burst));
+    service_options.mutation_limiter = mutation_limiter.get();
+  }
   anneal::ScheduleServiceImpl service(registry.get(), &pool, service_options);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (reflection) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  } else {
+    anneal::Log("start: reflection is off (", listen,
+                " is not a loopback address; --insecure turns it on)");
+  }
   auto builder = std::make_unique<grpc::ServerBuilder>();
   int port = 0;
-  const std::string listen = absl::GetFlag(FLAGS_listen);
-  builder->AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder->AddListeningPort(listen, credentials, &port);
   builder->SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder->SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   // What one connection, and all of them, may pin in the transport.
@@ -212,7 +315,17 @@ int main(int argc, char** argv) {
 
   std::thread waiter([&] {
     int signal = 0;
-    sigwait(&signals, &signal);
+    while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+      if (tokens_file.empty()) {
+        anneal::Log("reload: SIGHUP, but there is no --tokens_file");
+      } else if (absl::Status s = authorizer.LoadFile(tokens_file); s.ok()) {
+        anneal::Log("reload: ", authorizer.size(), " tokens from ",
+                    tokens_file);
+      } else {
+        anneal::Log("reload: kept the previous ", authorizer.size(),
+                    " tokens: ", s.message());
+      }
+    }
     const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
     anneal::Log("stop: signal ", signal, ", draining for up to ",
                 absl::FormatDuration(grace));

@@ -4,10 +4,14 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "anneal/engine/field_error.h"
 #include "anneal/model/resource_name.h"
 #include "anneal/server/common/log.h"
@@ -16,6 +20,13 @@
 
 namespace anneal {
 namespace {
+
+// The service's methods, in the order of ScheduleServiceImpl::Method.
+constexpr const char* kMethodNames[] = {
+    "CreateSchedule", "GetSchedule",     "ListSchedules", "UpdateSchedule",
+    "DeleteSchedule", "Evaluate",        "EvaluateRange", "Simulate",
+    "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
+    "WatchSchedules", "Diagnose"};
 
 // A range longer than this is computed on the pool.
 constexpr int64_t kInlineRangeSteps = 65536;
@@ -62,6 +73,35 @@ void DefaultActor(const UnaryCall& call, Request& request) {
   if (request.actor().empty()) request.set_actor(call.context()->peer());
 }
 
+// On a server with tokens, the authenticated caller is the actor; the
+// caller's own actor text is kept as a note at the end of the reason.
+template <typename Request>
+void Identify(const Principal& principal, UnaryCall* call, Request& request) {
+  if (!principal.authenticated()) return;
+  call->set_identity(principal.name);
+  if constexpr (std::is_same_v<Request, v1::CreateScheduleRequest> ||
+                std::is_same_v<Request, v1::UpdateScheduleRequest> ||
+                std::is_same_v<Request, v1::RestartScheduleRequest>) {
+    const std::string said = request.actor();
+    request.set_actor(principal.name);
+    if (!said.empty() && said != principal.name) {
+      std::string note = absl::StrCat("[caller's actor: ", said, "]");
+      request.set_reason(request.reason().empty()
+                             ? note
+                             : absl::StrCat(request.reason(), " ", note));
+    }
+  }
+}
+
+// Whether an update may change the labels.
+bool TouchesLabels(const v1::UpdateScheduleRequest& r) {
+  if (r.update_mask().paths_size() == 0) return !r.schedule().labels().empty();
+  for (const std::string& path : r.update_mask().paths()) {
+    if (path == "labels" || path == "*") return true;
+  }
+  return false;
+}
+
 std::string By(const std::string& actor, const std::string& reason) {
   std::string out = absl::StrCat(" by ", QuoteValue(actor, 128));
   if (!reason.empty()) absl::StrAppend(&out, " reason ", QuoteValue(reason));
@@ -76,14 +116,10 @@ ScheduleServiceImpl::ScheduleServiceImpl(Registry* registry, WorkPool* pool,
       pool_(pool),
       options_(options),
       range_steps_left_(options_.max_inflight_range_steps) {
-  static constexpr const char* kNames[kMethods] = {
-      "CreateSchedule", "GetSchedule",     "ListSchedules", "UpdateSchedule",
-      "DeleteSchedule", "Evaluate",        "EvaluateRange", "Simulate",
-      "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
-      "WatchSchedules", "Diagnose"};
+  static_assert(sizeof(kMethodNames) / sizeof(kMethodNames[0]) == kMethods);
   for (int i = 0; i < kMethods; ++i) {
     rpc_[i] = options_.telemetry->Rpc(
-        "anneal.v1.ScheduleService", kNames[i],
+        "anneal.v1.ScheduleService", kMethodNames[i],
         i == static_cast<int>(Method::kWatchSchedules) ? "server_stream"
                                                        : "unary");
   }
@@ -97,9 +133,40 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
       calls_.Start(context, response, rpc_[static_cast<int>(method)]);
   if (call->finished()) return call;  // draining
   try {
+    // Who is calling comes first: an unauthenticated caller learns nothing
+    // of the request's faults.
+    absl::StatusOr<Principal> principal = Authorize(method, context);
+    if (!principal.ok()) {
+      call->Finish(principal.status());
+      return call;
+    }
+    if (options_.mutation_limiter != nullptr &&
+        (method == Method::kCreateSchedule ||
+         method == Method::kUpdateSchedule ||
+         method == Method::kRestartSchedule ||
+         method == Method::kDeleteSchedule)) {
+      RateLimiter& limiter = *options_.mutation_limiter;
+      const std::string client = principal->authenticated()
+                                     ? principal->name
+                                     : PeerHost(context->peer());
+      if (std::optional<absl::Duration> wait =
+              limiter.Take(client, absl::Now())) {
+        call->Finish(
+            RetryAfter(absl::ResourceExhaustedError(absl::StrCat(
+                           kMethodNames[static_cast<int>(method)], ": ", client,
+                           " is over its limit of ", limiter.per_second(),
+                           " changes per second (burst ", limiter.burst(),
+                           "; --mutation_rate, --mutation_burst); retry in ",
+                           absl::FormatDuration(*wait))),
+                       *wait));
+        return call;
+      }
+    }
     Request request;
     absl::Status s = DecodeRequest(*bytes, &request);
     if (s.ok()) s = CheckLimits(request, options_.limits);
+    if (s.ok()) s = Scope(*principal, request);
+    if (s.ok()) Identify(*principal, call, request);
     if (!s.ok()) {
       call->Finish(s);
       return call;
@@ -127,6 +194,79 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
     call->Finish(OutOfMemory());
   }
   return call;
+}
+
+absl::StatusOr<Principal> ScheduleServiceImpl::Authorize(
+    Method method, Context* context) const {
+  if (options_.authorizer == nullptr) {
+    // No tokens: a verified client certificate (mutual TLS) names the
+    // caller; every caller may do everything.
+    Principal open;
+    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+    if (auth != nullptr && auth->IsPeerAuthenticated()) {
+      for (const char* property : {"x509_common_name", "x509_subject"}) {
+        std::vector<grpc::string_ref> values =
+            auth->FindPropertyValues(property);
+        if (!values.empty()) {
+          open.name = absl::StrCat(
+              "x509:", absl::string_view(values[0].data(), values[0].size()));
+          break;
+        }
+      }
+    }
+    return open;
+  }
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  const bool present = it != metadata.end();
+  absl::string_view header;
+  if (present) header = absl::string_view(it->second.data(), it->second.size());
+  absl::StatusOr<Principal> principal =
+      options_.authorizer->Authenticate(present, header);
+  if (!principal.ok() || !principal->authenticated()) return principal;
+  if (absl::Status s = Authorizer::Permit(
+          *principal, kMethodNames[static_cast<int>(method)]);
+      !s.ok()) {
+    return s;
+  }
+  return principal;
+}
+
+absl::Status ScheduleServiceImpl::NamedInScope(const Principal& principal,
+                                               const std::string& name) const {
+  auto labels = registry_->Labels(name);
+  if (!labels.ok()) return labels.status();
+  // NOT_FOUND, worded as for a missing schedule: a scoped token cannot tell
+  // another team's schedule from none.
+  if (!InScope(principal, *labels)) {
+    return absl::NotFoundError(absl::StrCat(name, ": not found"));
+  }
+  return absl::OkStatus();
+}
+
+template <typename Request>
+absl::Status ScheduleServiceImpl::Scope(const Principal& principal,
+                                        Request& request) const {
+  if (!principal.scoped()) return absl::OkStatus();
+  if constexpr (std::is_same_v<Request, v1::CreateScheduleRequest>) {
+    return CheckLabelsInScope(principal, "schedule.labels",
+                              request.schedule().labels());
+  } else if constexpr (std::is_same_v<Request, v1::ListSchedulesRequest>) {
+    request.set_filter(ScopedFilter(principal, request.filter()));
+    return absl::OkStatus();
+  } else if constexpr (std::is_same_v<Request, v1::UpdateScheduleRequest>) {
+    if (absl::Status s = NamedInScope(principal, request.schedule().name());
+        !s.ok()) {
+      return s;
+    }
+    if (!TouchesLabels(request)) return absl::OkStatus();
+    return CheckLabelsInScope(principal, "schedule.labels",
+                              request.schedule().labels());
+  } else if constexpr (std::is_same_v<Request, v1::SimulateRequest>) {
+    return absl::OkStatus();  // a spec, no schedule
+  } else {
+    return NamedInScope(principal, request.name());
+  }
 }
 
 absl::Status ScheduleServiceImpl::CheckWatch(
@@ -232,7 +372,10 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::DeleteSchedule(
       Fixed<Lane::kInline>(),
       [this](CallRef call, v1::DeleteScheduleRequest r) {
         std::string what =
-            absl::StrCat("delete ", r.name(), By(call->context()->peer(), ""));
+            absl::StrCat("delete ", r.name(),
+                         By(call->identity().empty() ? call->context()->peer()
+                                                     : call->identity(),
+                            ""));
         registry_->Delete(r, ReplyAndLog<google::protobuf::Empty>(
                                  std::move(call), std::move(what)));
       });
@@ -361,7 +504,26 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Diagnose(Context* context,
 grpc::ServerWriteReactor<v1::WatchEvent>* ScheduleServiceImpl::WatchSchedules(
     Context* context, const v1::WatchSchedulesRequest* request) {
   RpcTelemetry* rpc = rpc_[static_cast<int>(Method::kWatchSchedules)];
-  return WatchCall::Start(registry_, *request, CheckWatch(*request), rpc);
+  absl::StatusOr<Principal> principal =
+      Authorize(Method::kWatchSchedules, context);
+  if (!principal.ok()) {
+    return WatchCall::Start(registry_, *request, principal.status(), rpc);
+  }
+  absl::Status checked = CheckWatch(*request);
+  if (!checked.ok() || !principal->scoped()) {
+    return WatchCall::Start(registry_, *request, checked, rpc);
+  }
+  // A scoped token watches only its scope: named schedules must be in it
+  // (when the watch starts), a filter is narrowed to it.
+  v1::WatchSchedulesRequest scoped = *request;
+  for (const std::string& name : scoped.names()) {
+    checked = NamedInScope(*principal, name);
+    if (!checked.ok()) break;
+  }
+  if (scoped.names_size() == 0) {
+    scoped.set_filter(ScopedFilter(*principal, scoped.filter()));
+  }
+  return WatchCall::Start(registry_, scoped, checked, rpc);
 }
 
 }  // namespace anneal

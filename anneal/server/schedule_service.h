@@ -21,7 +21,10 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "anneal/server/authz.h"
 #include "anneal/server/common/work_pool.h"
+#include "anneal/server/rate_limiter.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/request_limits.h"
 #include "anneal/server/telemetry/telemetry.h"
@@ -47,6 +50,12 @@ struct ServiceOptions {
   bool log_advances = false;
   // Told of every call's start and answer; must outlive the service.
   Telemetry* telemetry = NoTelemetry();
+  // Who may call what (authz.h); null or disabled: every caller may do
+  // everything (the open server). Must outlive the service.
+  const Authorizer* authorizer = nullptr;
+  // Per-client limits on Create, Update, Restart and Delete
+  // (rate_limiter.h); null: none. Must outlive the service.
+  RateLimiter* mutation_limiter = nullptr;
 };
 
 // Every method of the service, each taking and returning bytes.
@@ -158,6 +167,16 @@ class ScheduleServiceImpl final : public RawScheduleService {
   // Takes `count` steps of the range budget for the call; the error if the
   // budget is spent (RESOURCE_EXHAUSTED, retry later).
   absl::Status ReserveRange(UnaryCall* call, int64_t count);
+  // The caller of `context` if it may call `method`: UNAUTHENTICATED or
+  // PERMISSION_DENIED otherwise (authz.h).
+  absl::StatusOr<Principal> Authorize(Method method, Context* context) const;
+  // A label-scoped caller's view of `request`: NOT_FOUND for a schedule
+  // outside its scope, PERMISSION_DENIED for labels leaving it; filters
+  // narrowed to the scope.
+  template <typename Request>
+  absl::Status Scope(const Principal& principal, Request& request) const;
+  absl::Status NamedInScope(const Principal& principal,
+                            const std::string& name) const;
   // The edge limits of a WatchSchedules request.
   absl::Status CheckWatch(const v1::WatchSchedulesRequest& request) const;
 

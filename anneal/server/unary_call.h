@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -67,6 +68,10 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   bool finished() const { return finished_.load(); }
 
   grpc::CallbackServerContext* context() const { return context_; }
+  // The authenticated caller (a token's name), "" on an open server. Set
+  // once, before the call's body runs.
+  const std::string& identity() const { return identity_; }
+  void set_identity(std::string identity) { identity_ = std::move(identity); }
   // Keeps `lease` until gRPC is done with the call (the response sent).
   void Hold(BudgetLease lease) { lease_ = std::move(lease); }
 
@@ -99,6 +104,7 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   std::atomic<bool> finished_{false};
   std::atomic<int> refs_{1};  // gRPC's, until OnDone
   BudgetLease lease_;
+  std::string identity_;
   // The tracker's list of live calls.
   UnaryCall* prev_ = nullptr;
   UnaryCall* next_ = nullptr;

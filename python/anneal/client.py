@@ -9,7 +9,8 @@ one caller that needs it.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Iterator, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import grpc
 from google.protobuf import field_mask_pb2, json_format
@@ -68,25 +69,67 @@ def schedule_name(schedule: str) -> str:
         SCHEDULES_PREFIX + schedule)
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _new_channel(target: str, options: List[Tuple[str, Any]],
+                 tls_ca: Optional[str], tls_cert: Optional[str],
+                 tls_key: Optional[str]) -> grpc.Channel:
+    """Plaintext, or TLS when a CA is given (argument or $ANNEAL_TLS_CA)."""
+    tls_ca = tls_ca or os.environ.get("ANNEAL_TLS_CA") or None
+    tls_cert = tls_cert or os.environ.get("ANNEAL_TLS_CERT") or None
+    tls_key = tls_key or os.environ.get("ANNEAL_TLS_KEY") or None
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together")
+    if tls_ca is None:
+        if tls_cert is not None:
+            raise ValueError("tls_cert needs tls_ca (the server's CA)")
+        return grpc.insecure_channel(target, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls_ca),
+        private_key=_read(tls_key) if tls_key else None,
+        certificate_chain=_read(tls_cert) if tls_cert else None)
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 class Client:
     """A connection to one anneal server.
 
     target: HOST:PORT; default $ANNEAL_SERVER, else 127.0.0.1:50051.
     timeout: the default deadline of every call, in seconds.
-    actor: sent with every change (the server defaults to the peer address).
+    actor: sent with every change (the server defaults to the peer address;
+      a server with tokens records the token's name and keeps this as a note).
+    token: the bearer token sent with every call (metadata
+      `authorization: Bearer TOKEN`); default $ANNEAL_TOKEN, else none.
+    tls_ca: a PEM file of the CA that signed the server's certificate: the
+      channel then uses TLS (default $ANNEAL_TLS_CA, else plaintext).
+    tls_cert, tls_key: PEM files of a client certificate and its key, for a
+      server that asks for one (mutual TLS); default $ANNEAL_TLS_CERT and
+      $ANNEAL_TLS_KEY.
     """
 
     def __init__(self, target: Optional[str] = None, *,
                  timeout: float = 10.0, actor: str = "",
                  channel: Optional[grpc.Channel] = None,
-                 options: Sequence[Tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS
-                 ) -> None:
+                 options: Sequence[Tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+                 token: Optional[str] = None,
+                 tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None) -> None:
         self.target = target or os.environ.get("ANNEAL_SERVER", DEFAULT_TARGET)
         self.timeout = timeout
         self.actor = actor
+        token = os.environ.get("ANNEAL_TOKEN", "") if token is None else token
+        self._metadata: Optional[Tuple[Tuple[str, str], ...]] = (
+            (("authorization", "Bearer " + token.strip()),)
+            if token.strip() else None)
         self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(self.target,
-                                                         options=list(options))
+        if channel is None:
+            channel = _new_channel(self.target, list(options), tls_ca,
+                                   tls_cert, tls_key)
+        self._channel = channel
         self._stub = service_pb2_grpc.ScheduleServiceStub(self._channel)
 
     # -- plumbing ---------------------------------------------------------
@@ -94,7 +137,8 @@ class Client:
     def _call(self, method: str, request: Any, timeout: Optional[float]) -> Any:
         try:
             return getattr(self._stub, method)(
-                request, timeout=self.timeout if timeout is None else timeout)
+                request, timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e, method) from None
 
@@ -266,7 +310,8 @@ class Client:
         request = service_pb2.WatchSchedulesRequest(
             names=[schedule_name(s) for s in schedules], filter=filter,
             since_revisions=since, include_reports=include_reports)
-        return Watch(self._stub.WatchSchedules(request), since)
+        return Watch(self._stub.WatchSchedules(request,
+                                               metadata=self._metadata), since)
 
     def report(self, schedule: str, step: int, metrics: Mapping[str, Any], *,
                timeout: Optional[float] = None) -> MetricReport:
@@ -291,7 +336,8 @@ class Client:
             name=schedule_name(schedule), step=step,
             metrics={str(k): float(v) for k, v in metrics.items()})
         return ReportFuture(self._stub.ReportMetrics.future(
-            request, timeout=self.timeout if timeout is None else timeout))
+            request, timeout=self.timeout if timeout is None else timeout,
+            metadata=self._metadata))
 
     def list_reports(self, schedule: str, *, start_step: Optional[int] = None,
                      end_step: Optional[int] = None,

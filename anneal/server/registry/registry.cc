@@ -252,6 +252,13 @@ absl::StatusOr<v1::Schedule> Registry::Get(
   return Present(*entry, *snapshot);
 }
 
+absl::StatusOr<google::protobuf::Map<std::string, std::string>>
+Registry::Labels(const std::string& name) const {
+  auto found = Published(name);
+  if (!found.ok()) return found.status();
+  return found->second->schedule->labels();
+}
+
 absl::StatusOr<std::pair<v1::Schedule, std::shared_ptr<const Timeline>>>
 Registry::Inspect(const std::string& name) const {
   auto found = Published(name);

@@ -135,6 +135,10 @@ class Registry {
   // EvaluateRange answer at once, unless they must wait for a pending
   // change or raise the durable served mark (then from another thread).
   absl::StatusOr<v1::Schedule> Get(const v1::GetScheduleRequest& request) const;
+  // The published schedule's labels (for the edge's label-scoped tokens),
+  // or NOT_FOUND as Get says it.
+  absl::StatusOr<google::protobuf::Map<std::string, std::string>> Labels(
+      const std::string& name) const;
   // As Get, with the compiled timeline of the same snapshot (immutable), to
   // evaluate steps without serving them (the status page's plots).
   absl::StatusOr<std::pair<v1::Schedule, std::shared_ptr<const Timeline>>>
