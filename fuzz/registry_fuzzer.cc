@@ -73,8 +73,8 @@ constexpr const char* kSpecs[] = {
     "momentum: {base: 0.85, max: 0.95}}",
     "{max_lr: 0.4, one_cycle: {total_steps: 1000, pct_start: 0.3}}",
     "{max_lr: 0.05, cosine: {period: 37}}",
-    "{max_lr: 0.001, sequence: {phases: [{steps: 5, spec: {constant: {}}}, "
-    "{spec: {inverse_time_decay: {t0: 100}}}]}}",
+    ("{max_lr: 0.001, sequence: {phases: [{steps: 5, spec: {constant: {}}}, "
+     "{spec: {inverse_time_decay: {t0: 100}}}]}}"),
     "{max_lr: 0.1, step_decay: {milestones: [3, 30, 30]}}",
 };
 constexpr const char* kIds[] = {"a", "b", "c"};
