@@ -132,7 +132,11 @@ class WarmRestartsCurve final : public Curve {
     // argument is PyTorch's pi * T_cur / T_i, rounding for rounding.
     const double num = k_decay_ == 1.0 ? x : std::pow(x, k_decay_);
     const double den = k_decay_ == 1.0 ? span : std::pow(span, k_decay_);
-    const double u = num / den;
+    // Past where span^k overflows (a cycle near 1e18 steps, a large
+    // k_decay), timm's form is inf / inf; (x / span)^k is the same number,
+    // computed finitely (found by fuzz/spec_proto_fuzzer).
+    const bool finite = std::isfinite(den);
+    const double u = finite ? num / den : std::pow(x / span, k_decay_);
     // One expression for every shape: lr = min + amplitude * f. For the
     // cosine f = (1 + cos) / 2, and halving is exact, so this is PyTorch's
     // eta_min + (base_lr - eta_min) * (1 + cos) / 2 bit for bit.
@@ -150,7 +154,7 @@ class WarmRestartsCurve final : public Curve {
         f = 0.5 * (1 - std::tanh(tanh_lower_ * (1. - u) + tanh_upper_ * u));
         break;
       default:
-        f = (1 + std::cos(kPi * num / den)) / 2;
+        f = (1 + std::cos(finite ? kPi * num / den : kPi * u)) / 2;
     }
     out->lr = levels_.min_lr + amplitude * f;
     out->h = f;
