@@ -60,24 +60,22 @@ struct ServiceOptions {
 
 // Every method of the service, each taking and returning bytes.
 using RawScheduleService = v1::ScheduleService::WithCallbackMethod_WatchSchedules<
-    v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
-        v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
-            v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
-                v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
-                    v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
-                        v1::ScheduleService::WithRawCallbackMethod_Evaluate<
-                            v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
-                                v1::ScheduleService::WithRawCallbackMethod_Simulate<
-                                    v1::ScheduleService::WithRawCallbackMethod_Advance<
-                                        v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
+    v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
+        v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
+            v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
+                v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
+                    v1::ScheduleService::WithRawCallbackMethod_Evaluate<
+                        v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
+                            v1::ScheduleService::WithRawCallbackMethod_Simulate<
+                                v1::ScheduleService::WithRawCallbackMethod_Advance<
+                                    v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
+                                        v1::ScheduleService::WithRawCallbackMethod_ReportMetrics<
                                             v1::ScheduleService::
-                                                WithRawCallbackMethod_ReportMetrics<
+                                                WithRawCallbackMethod_ListMetricReports<
                                                     v1::ScheduleService::
-                                                        WithRawCallbackMethod_ListMetricReports<
+                                                        WithRawCallbackMethod_Diagnose<
                                                             v1::ScheduleService::
-                                                                WithRawCallbackMethod_Diagnose<
-                                                                    v1::ScheduleService::
-                                                                        Service>>>>>>>>>>>>>>;
+                                                                Service>>>>>>>>>>>>>>;
 
 class ScheduleServiceImpl final : public RawScheduleService {
  public:

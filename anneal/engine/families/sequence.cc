@@ -123,8 +123,7 @@ absl::StatusOr<CurvePtr> MakeSequenceParts(const v1::Sequence& spec,
     FieldPath spec_path = p.Child("spec");
     const v1::ScheduleSpec& child = phase.spec();
     if (child.has_momentum() || child.has_batch_scaling() ||
-        child.has_thermostat() || child.has_lr_noise() ||
-        child.has_plateau()) {
+        child.has_thermostat() || child.has_lr_noise() || child.has_plateau()) {
       const char* field = child.has_momentum()        ? "momentum"
                           : child.has_batch_scaling() ? "batch_scaling"
                           : child.has_thermostat()    ? "thermostat"

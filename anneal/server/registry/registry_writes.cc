@@ -200,8 +200,9 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     return std::move(done)(
         absl::InvalidArgumentError("schedule.spec: is required"));
   }
-  v1::Schedule head = NewSchedule(request.schedule_id(), request.schedule(),
-                                  request.actor(), request.reason(), NowTimestamp());
+  v1::Schedule head =
+      NewSchedule(request.schedule_id(), request.schedule(), request.actor(),
+                  request.reason(), NowTimestamp());
   // Compiled once, outside every lock.
   auto timeline =
       Timeline::Build(head.timeline(), options_.compile, &spec_cache_);

@@ -146,19 +146,18 @@ std::string Findings(const Registry& registry, const std::string& name) {
                     MarkupEscape(diagnosed.status().ToString()), "</p>\n");
     return out;
   }
-  absl::StrAppend(
-      &out, "<p class=\"muted\">", diagnosed->reports_read(),
-      " reports; validation metric ",
-      MarkupEscape(diagnosed->validation_metric().empty()
-                       ? "(none)"
-                       : diagnosed->validation_metric()),
-      ", training metric ",
-      MarkupEscape(diagnosed->training_metric().empty()
-                       ? "(none)"
-                       : diagnosed->training_metric()),
-      " (annealctl diagnose ", MarkupEscape(Id(name)), ")</p>\n",
-      "<table><tr><th>severity</th><th>code</th><th>finding</th>"
-      "<th>evidence</th><th>recommendation</th></tr>\n");
+  absl::StrAppend(&out, "<p class=\"muted\">", diagnosed->reports_read(),
+                  " reports; validation metric ",
+                  MarkupEscape(diagnosed->validation_metric().empty()
+                                   ? "(none)"
+                                   : diagnosed->validation_metric()),
+                  ", training metric ",
+                  MarkupEscape(diagnosed->training_metric().empty()
+                                   ? "(none)"
+                                   : diagnosed->training_metric()),
+                  " (annealctl diagnose ", MarkupEscape(Id(name)), ")</p>\n",
+                  "<table><tr><th>severity</th><th>code</th><th>finding</th>"
+                  "<th>evidence</th><th>recommendation</th></tr>\n");
   for (const v1::Finding& f : diagnosed->findings()) {
     std::string evidence;
     for (const auto& e : f.evidence()) {
@@ -169,12 +168,12 @@ std::string Findings(const Registry& registry, const std::string& name) {
       absl::StrAppend(&evidence, "<br>steps ", sp.start_step(), "-",
                       sp.end_step() - 1, " ", MarkupEscape(sp.label()));
     }
-    absl::StrAppend(
-        &out, "<tr><td class=\"", SeverityClass(f.severity()), "\">",
-        v1::Finding::Severity_Name(f.severity()), "</td><td><code>",
-        MarkupEscape(f.code()), "</code></td><td>", MarkupEscape(f.summary()),
-        "</td><td><code>", evidence, "</code></td><td>",
-        MarkupEscape(f.recommendation()), "</td></tr>\n");
+    absl::StrAppend(&out, "<tr><td class=\"", SeverityClass(f.severity()),
+                    "\">", v1::Finding::Severity_Name(f.severity()),
+                    "</td><td><code>", MarkupEscape(f.code()),
+                    "</code></td><td>", MarkupEscape(f.summary()),
+                    "</td><td><code>", evidence, "</code></td><td>",
+                    MarkupEscape(f.recommendation()), "</td></tr>\n");
   }
   absl::StrAppend(&out, "</table>\n");
   return out;
