@@ -4,9 +4,9 @@
 #   docker run -p 127.0.0.1:50051:50051 -p 127.0.0.1:9464:9464 \
 #     -v anneal-data:/data anneal
 # The server needs a tokens file at /run/secrets/anneal_tokens (make one with
-# deploy/make-token.sh; mount it read-only), docs/security.md. Telemetry has
-# no authentication: publish 9464 on loopback only. docs/operations.md has
-# the details.
+# deploy/make-token.sh; mount it read-only), docs/security.md. The telemetry
+# port needs a token of the same file too (bearer, or basic auth with the
+# token as the password). docs/operations.md has the details.
 # The database lives on the /data volume (use a local volume: SQLite's WAL
 # does not work over NFS).
 
@@ -40,14 +40,15 @@ USER anneal
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 50051 9464
-# Inside the container's own network namespace; every call needs a token
-# from the tokens file. The telemetry port is unauthenticated
-# (ANNEAL_METRICS_PUBLIC: reachable from outside the container): publish it
-# on the host's loopback only.
+# Inside the container's own network namespace; every call, and every page
+# of the telemetry port, needs a token from the tokens file. Tokens travel
+# in the clear unless TLS is set up (ANNEAL_TLS_CERT, ANNEAL_TLS_KEY,
+# ANNEAL_METRICS_TLS=true): publish the ports on the host's loopback, or
+# use TLS.
 ENV ANNEAL_LISTEN=0.0.0.0:50051 \
     ANNEAL_TOKENS_FILE=/run/secrets/anneal_tokens \
     ANNEAL_METRICS_LISTEN=0.0.0.0:9464 \
-    ANNEAL_METRICS_PUBLIC=true \
+    ANNEAL_METRICS_REQUIRE_TOKEN=true \
     ANNEAL_DB=/data/anneal.db \
     ANNEAL_SERVER=127.0.0.1:50051
 # SIGTERM drains in-flight calls (ANNEAL_SHUTDOWN_GRACE, default 5s) and

@@ -163,6 +163,7 @@ absl::Status Authorizer::LoadText(absl::string_view text) {
   absl::MutexLock lock(&mu_);
   enabled_ = true;
   tokens_ = std::move(tokens);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return absl::OkStatus();
 }
 
@@ -228,7 +229,31 @@ absl::StatusOr<Principal> Authorizer::Authenticate(
   p.role = match->role;
   p.label_key = match->label_key;
   p.label_value = match->label_value;
+  p.token_hash = presented;
   return p;
+}
+
+absl::Status Authorizer::StillValid(const Principal& principal) const {
+  std::shared_ptr<const std::vector<TokenEntry>> tokens;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (!enabled_) return absl::OkStatus();
+    tokens = tokens_;
+  }
+  bool same = false;
+  for (const TokenEntry& e : *tokens) {
+    const bool match = CRYPTO_memcmp(principal.token_hash.data(), e.hash.data(),
+                                     e.hash.size()) == 0;
+    if (match) {
+      same = e.name == principal.name && e.role == principal.role &&
+             e.label_key == principal.label_key &&
+             e.label_value == principal.label_value;
+    }
+  }
+  if (same) return absl::OkStatus();
+  return absl::UnauthenticatedError(
+      "authorization: the token was removed or changed when the tokens file "
+      "was reloaded; authenticate again");
 }
 
 absl::Status Authorizer::Permit(const Principal& principal,

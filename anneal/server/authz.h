@@ -19,6 +19,7 @@
 #define ANNEAL_SERVER_AUTHZ_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -61,6 +62,9 @@ struct Principal {
   Role role = Role::kOperator;
   std::string label_key;
   std::string label_value;
+  // The SHA-256 of the token it presented (a long stream rechecks it when
+  // the tokens are reloaded); zero without one.
+  Sha256 token_hash{};
 
   bool authenticated() const { return !name.empty(); }
   bool scoped() const { return !label_key.empty(); }
@@ -82,6 +86,11 @@ class Authorizer {
 
   bool enabled() const;
   size_t size() const;
+  // Changes at every successful load: a stream that authenticated under an
+  // older one rechecks its caller (StillValid).
+  uint64_t generation() const {
+    return generation_.load(std::memory_order_acquire);
+  }
 
   // The caller of a request whose `authorization` metadata is `header`
   // (`present` false: none sent). UNAUTHENTICATED without a valid token.
@@ -93,10 +102,16 @@ class Authorizer {
   static absl::Status Permit(const Principal& principal,
                              absl::string_view method);
 
+  // OK if the token `principal` authenticated with is still in the tokens
+  // with the same name, role and label selector; else UNAUTHENTICATED (a
+  // removed or changed token: the caller must authenticate again).
+  absl::Status StillValid(const Principal& principal) const;
+
  private:
   mutable absl::Mutex mu_;
   bool enabled_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const std::vector<TokenEntry>> tokens_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> generation_{0};
 };
 
 // Whether a listen address (host:port, [v6]:port, unix:path) is reachable

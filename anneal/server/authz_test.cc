@@ -104,6 +104,37 @@ TEST(AuthorizerTest, AFailedReloadKeepsThePreviousTokens) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(AuthorizerTest, StreamsRecheckTheirTokenAfterAReload) {
+  Authorizer a;
+  ASSERT_TRUE(a.LoadText(Line("ops", "operator", "s3cret") +
+                         Line("ci", "trainer", "other", "team=nlp") +
+                         Line("viewer", "reader", "look"))
+                  .ok());
+  const uint64_t first = a.generation();
+  auto ops = a.Authenticate(true, "Bearer s3cret");
+  auto ci = a.Authenticate(true, "Bearer other");
+  auto viewer = a.Authenticate(true, "Bearer look");
+  ASSERT_TRUE(ops.ok() && ci.ok() && viewer.ok());
+  EXPECT_TRUE(a.StillValid(*ops).ok());
+  // A failed reload changes nothing.
+  EXPECT_FALSE(a.LoadText("broken line\n").ok());
+  EXPECT_EQ(a.generation(), first);
+  // ops stays as it was; ci's scope and viewer's role change; a removed
+  // token and a renamed one are no longer valid.
+  ASSERT_TRUE(a.LoadText(Line("ops", "operator", "s3cret") +
+                         Line("ci", "trainer", "other", "team=vision") +
+                         Line("viewer", "operator", "look"))
+                  .ok());
+  EXPECT_NE(a.generation(), first);
+  EXPECT_TRUE(a.StillValid(*ops).ok());
+  EXPECT_EQ(a.StillValid(*ci).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(a.StillValid(*viewer).code(), absl::StatusCode::kUnauthenticated);
+  ASSERT_TRUE(a.LoadText(Line("ops2", "operator", "s3cret")).ok());
+  EXPECT_EQ(a.StillValid(*ops).code(), absl::StatusCode::kUnauthenticated);
+  ASSERT_TRUE(a.LoadText(Line("ci", "trainer", "new")).ok());
+  EXPECT_EQ(a.StillValid(*ops).code(), absl::StatusCode::kUnauthenticated);
+}
+
 TEST(AuthorizerTest, RolesNest) {
   Principal reader{"r", Role::kReader, "", ""};
   Principal trainer{"t", Role::kTrainer, "", ""};

@@ -45,8 +45,16 @@ ABSL_FLAG(double, mutation_rate, 0,
 ABSL_FLAG(int32_t, mutation_burst, 20,
           "changes a client may make at once before --mutation_rate applies");
 ABSL_FLAG(bool, metrics_public, false,
-          "allow --metrics_listen on a non-loopback address (the status page "
-          "and /metrics have no authentication)");
+          "allow --metrics_listen on a non-loopback address without "
+          "--metrics_require_token (anyone who reaches it sees every "
+          "schedule)");
+ABSL_FLAG(bool, metrics_require_token, false,
+          "the telemetry port (/metrics, the status page) needs a token of "
+          "--tokens_file not limited to a label: 'Authorization: Bearer "
+          "TOKEN', or basic auth with the token as the password");
+ABSL_FLAG(bool, metrics_tls, false,
+          "serve the telemetry port over HTTPS with --tls_cert/--tls_key "
+          "(read again every --tls_reload_interval)");
 ABSL_FLAG(bool, log_advances, false,
           "log every accepted Advance (rejected ones are always logged)");
 ABSL_FLAG(std::string, port_file, "",
@@ -206,6 +214,14 @@ std::vector<std::string> CheckFlags() {
   if (!absl::GetFlag(FLAGS_tls_client_ca).empty() &&
       absl::GetFlag(FLAGS_tls_cert).empty()) {
     bad.push_back("--tls_client_ca: needs --tls_cert and --tls_key");
+  }
+  if (absl::GetFlag(FLAGS_metrics_require_token) &&
+      absl::GetFlag(FLAGS_tokens_file).empty()) {
+    bad.push_back("--metrics_require_token: needs --tokens_file");
+  }
+  if (absl::GetFlag(FLAGS_metrics_tls) &&
+      absl::GetFlag(FLAGS_tls_cert).empty()) {
+    bad.push_back("--metrics_tls: needs --tls_cert and --tls_key");
   }
   if (absl::GetFlag(FLAGS_tls_reload_interval) < absl::Seconds(1)) {
     bad.push_back(absl::StrCat(

@@ -33,6 +33,7 @@
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 #include "anneal/server/telemetry/exporter/status_page.h"
 #include "anneal/server/telemetry/telemetry_store.h"
+#include "anneal/server/telemetry_access.h"
 #include "anneal/server/tls_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
@@ -148,11 +149,13 @@ int main(int argc, char** argv) {
   }
   if (const std::string m = absl::GetFlag(FLAGS_metrics_listen);
       !m.empty() && !anneal::IsLoopbackListen(m) &&
-      !absl::GetFlag(FLAGS_metrics_public)) {
+      !absl::GetFlag(FLAGS_metrics_public) &&
+      !absl::GetFlag(FLAGS_metrics_require_token)) {
     anneal::Log("cannot start: --metrics_listen=", m,
                 " is not a loopback address, and the status page and /metrics "
-                "have no authentication (they show every schedule). Listen on "
-                "127.0.0.1, or pass --metrics_public to serve them there");
+                "show every schedule to anyone who reaches them. Pass "
+                "--metrics_require_token (with --metrics_tls), listen on "
+                "127.0.0.1, or pass --metrics_public to serve them openly");
     return 1;
   }
   // Reflection (the service's schema, unauthenticated) follows the same
@@ -228,14 +231,24 @@ int main(int argc, char** argv) {
   telemetry.Observe(registry.get(), &timed_store);
   std::unique_ptr<anneal::StatusPage> status_page;
   std::unique_ptr<anneal::HttpServer> telemetry_port;
-  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
-      !listen.empty()) {
+  if (const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+      !metrics_listen.empty()) {
     status_page = std::make_unique<anneal::StatusPage>(
         registry.get(), &timed_store,
         anneal::StatusPageOptions{ANNEAL_VERSION, db});
     anneal::StatusPage* page = status_page.get();
+    anneal::HttpServer::Options http;
+    if (absl::GetFlag(FLAGS_metrics_tls)) {
+      http.tls = anneal::HttpTlsFiles{tls_cert, tls_key,
+                                      absl::GetFlag(FLAGS_tls_reload_interval)};
+    }
+    if (absl::GetFlag(FLAGS_metrics_require_token)) {
+      http.guard = [&authorizer](const anneal::HttpRequest& r) {
+        return anneal::CheckTelemetryAccess(authorizer, r);
+      };
+    }
     auto started = anneal::HttpServer::Start(
-        listen,
+        metrics_listen,
         {{"/metrics",
           [&telemetry](const anneal::HttpRequest&) {
             return anneal::HttpResponse{
@@ -244,7 +257,8 @@ int main(int argc, char** argv) {
           }},
          {"/", [page](const anneal::HttpRequest& r) { return page->Index(r); }},
          {"/schedules/",
-          [page](const anneal::HttpRequest& r) { return page->Schedule(r); }}});
+          [page](const anneal::HttpRequest& r) { return page->Schedule(r); }}},
+        std::move(http));
     if (!started.ok()) {
       anneal::Log("--metrics_listen: ", started.status().message(),
                   " (another address, or empty to serve no telemetry)");
@@ -260,8 +274,10 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    anneal::Log("start: telemetry on http://",
-                listen.substr(0, listen.rfind(':')), ":",
+    const char* http_scheme =
+        absl::GetFlag(FLAGS_metrics_tls) ? "https" : "http";
+    anneal::Log("start: telemetry on ", http_scheme, "://",
+                metrics_listen.substr(0, metrics_listen.rfind(':')), ":",
                 telemetry_port->port(), "/metrics");
   }
 
@@ -319,6 +335,7 @@ int main(int argc, char** argv) {
       if (tokens_file.empty()) {
         anneal::Log("reload: SIGHUP, but there is no --tokens_file");
       } else if (absl::Status s = authorizer.LoadFile(tokens_file); s.ok()) {
+        service.RecheckWatches();
         anneal::Log("reload: ", authorizer.size(), " tokens from ",
                     tokens_file);
       } else {

@@ -507,11 +507,17 @@ grpc::ServerWriteReactor<v1::WatchEvent>* ScheduleServiceImpl::WatchSchedules(
   absl::StatusOr<Principal> principal =
       Authorize(Method::kWatchSchedules, context);
   if (!principal.ok()) {
-    return WatchCall::Start(registry_, *request, principal.status(), rpc);
+    return WatchCall::Start(registry_, *request, principal.status(), rpc,
+                            WatchCall::Access{});
+  }
+  WatchCall::Access access;
+  if (principal->authenticated() && options_.authorizer != nullptr) {
+    access = {options_.authorizer, *principal, &watch_roster_};
   }
   absl::Status checked = CheckWatch(*request);
   if (!checked.ok() || !principal->scoped()) {
-    return WatchCall::Start(registry_, *request, checked, rpc);
+    return WatchCall::Start(registry_, *request, checked, rpc,
+                            std::move(access));
   }
   // A scoped token watches only its scope: named schedules must be in it
   // (when the watch starts), a filter is narrowed to it.
@@ -523,7 +529,7 @@ grpc::ServerWriteReactor<v1::WatchEvent>* ScheduleServiceImpl::WatchSchedules(
   if (scoped.names_size() == 0) {
     scoped.set_filter(ScopedFilter(*principal, scoped.filter()));
   }
-  return WatchCall::Start(registry_, scoped, checked, rpc);
+  return WatchCall::Start(registry_, scoped, checked, rpc, std::move(access));
 }
 
 }  // namespace anneal

@@ -84,6 +84,9 @@ class ScheduleServiceImpl final : public RawScheduleService {
                       ServiceOptions options);
 
   CallTracker& calls() { return calls_; }
+  // After the tokens are reloaded: ends the watch streams whose token was
+  // removed or changed.
+  void RecheckWatches() { watch_roster_.RecheckAll(); }
 
   using Bytes = grpc::ByteBuffer;
   using Context = grpc::CallbackServerContext;
@@ -185,6 +188,7 @@ class ScheduleServiceImpl final : public RawScheduleService {
   // Each method's telemetry, resolved once.
   std::array<RpcTelemetry*, kMethods> rpc_{};
   CallTracker calls_;
+  WatchRoster watch_roster_;
 };
 
 }  // namespace anneal

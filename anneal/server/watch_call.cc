@@ -8,16 +8,45 @@
 
 namespace anneal {
 
-WatchCall::WatchCall(Registry* registry, RpcTelemetry* telemetry)
-    : registry_(registry), telemetry_(telemetry), start_(absl::Now()) {
+void WatchRoster::RecheckAll() {
+  absl::MutexLock lock(&mu_);
+  // A call leaves the roster (OnDone) before it is deleted, under mu_.
+  for (WatchCall* call : calls_) call->Recheck();
+}
+
+void WatchRoster::Add(WatchCall* call) {
+  absl::MutexLock lock(&mu_);
+  calls_.insert(call);
+}
+
+void WatchRoster::Remove(WatchCall* call) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(call);
+}
+
+WatchCall::WatchCall(Registry* registry, RpcTelemetry* telemetry, Access access)
+    : registry_(registry),
+      telemetry_(telemetry),
+      access_(std::move(access)),
+      start_(absl::Now()) {
   telemetry_->Started();
 }
 
 WatchCall* WatchCall::Start(Registry* registry,
                             const v1::WatchSchedulesRequest& request,
                             const absl::Status& checked,
-                            RpcTelemetry* telemetry) {
-  auto* call = new WatchCall(registry, telemetry);
+                            RpcTelemetry* telemetry, Access access) {
+  const bool tracked = access.authorizer != nullptr && access.roster != nullptr;
+  if (!tracked) access = {};
+  auto* call = new WatchCall(registry, telemetry, std::move(access));
+  if (tracked) {
+    {
+      absl::MutexLock lock(&call->mu_);
+      call->generation_ = call->access_.authorizer->generation();
+    }
+    // Before anything can finish the call (OnDone removes it).
+    call->access_.roster->Add(call);
+  }
   if (!checked.ok()) {
     absl::MutexLock lock(&call->mu_);
     call->End(ToGrpcStatus(checked));
@@ -42,8 +71,26 @@ WatchCall* WatchCall::Start(Registry* registry,
   return call;
 }
 
+void WatchCall::Recheck() {
+  absl::MutexLock lock(&mu_);
+  Pump();
+}
+
 void WatchCall::Pump() {
   if (in_flight_ || finished_ || cancelled_ || !watcher_) return;
+  if (access_.authorizer != nullptr) {
+    // Checked before each event once the tokens have been reloaded, so a
+    // removed token receives nothing more.
+    const uint64_t generation = access_.authorizer->generation();
+    if (generation != generation_) {
+      generation_ = generation;
+      if (absl::Status s = access_.authorizer->StillValid(access_.principal);
+          !s.ok()) {
+        End(ToGrpcStatus(s));
+        return;
+      }
+    }
+  }
   if (std::optional<v1::WatchEvent> next = watcher_->Pop()) {
     writing_ = *std::move(next);
     in_flight_ = true;
@@ -82,6 +129,8 @@ void WatchCall::OnCancel() {
 }
 
 void WatchCall::OnDone() {
+  // First, holding no lock of the call's: the roster's lock comes first.
+  if (access_.roster != nullptr) access_.roster->Remove(this);
   std::shared_ptr<WatchHub::Watcher> watcher;
   {
     absl::MutexLock alive_lock(alive_mu_.get());

@@ -361,6 +361,11 @@ def run_rounds(workdir: pathlib.Path, rounds: int, seed: int,
             if check != "ok":
                 raise Failure("round %d: integrity_check: %s" % (rnd, check))
             server.start()
+            # On a loaded 2-core machine the first connection to the new
+            # process can take longer than gRPC's 20 s connect attempt (once
+            # seen in CI); verification starts once the channel is ready.
+            with grpc.insecure_channel(server.address) as ready:
+                grpc.channel_ready_future(ready).result(timeout=120)
             with anneal.Client(server.address, timeout=30) as c:
                 verify(c, ledger)
             served_steps = sum(len(v) for v in ledger.served.values())

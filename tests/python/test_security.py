@@ -237,6 +237,46 @@ def test_label_scoped_token(secured):
     assert "schedules/scope-theirs" not in seen
 
 
+def test_a_reload_ends_the_watch_streams_of_removed_tokens(tmp_path):
+    """A Watch opened with a token ends UNAUTHENTICATED once a reload
+    removes or changes that token, even while idle; others go on."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(tokens_text(["reader", "trainer", "operator"]))
+    server = ServerProcess(tmp_path, extra=["--tokens_file=%s" % tokens])
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = service_pb2_grpc.ScheduleServiceStub(channel)
+            streams = {n: stub.WatchSchedules(service_pb2.WatchSchedulesRequest(),
+                                              metadata=md(TOKENS[n]), timeout=60)
+                       for n in ("reader", "trainer", "operator")}
+            for stream in streams.values():
+                assert next(stream).kind == service_pb2.WatchEvent.SYNCED
+            # reader removed, trainer's role changed, operator kept.
+            lines = tokens_text(["reader", "trainer", "operator"]).splitlines()
+            kept = [l for l in lines if l.startswith("operator ")]
+            changed = [l.replace(" trainer ", " reader ", 1)
+                       for l in lines if l.startswith("trainer ")]
+            tokens.write_text("\n".join(kept + changed) + "\n")
+            sighup_and_wait(server)
+            for n in ("reader", "trainer"):
+                with pytest.raises(grpc.RpcError) as ended:
+                    next(streams[n])
+                assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "reloaded" in ended.value.details()
+            # The kept token's stream still sees changes.
+            stub.CreateSchedule(service_pb2.CreateScheduleRequest(
+                schedule_id="after-reload",
+                schedule=resources_pb2.Schedule(spec=SPEC)),
+                metadata=md(TOKENS["operator"]), timeout=10)
+            event = next(streams["operator"])
+            assert event.kind == service_pb2.WatchEvent.CREATED
+            assert event.schedule.name == "schedules/after-reload"
+            streams["operator"].cancel()
+    finally:
+        assert server.stop() == 0, server.log_path.read_text()
+
+
 def test_a_bad_reload_keeps_the_previous_tokens(tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text(tokens_text(["reader"]))

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace anneal {
 namespace {
@@ -34,6 +35,10 @@ const char* Reason(int status) {
       return "OK";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
@@ -47,49 +52,82 @@ const char* Reason(int status) {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::map<std::string, Handler> handlers,
-    int threads) {
+    Options options) {
   static const unsigned init = mg_init_library(0);
   (void)init;
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->handlers_ = std::move(handlers);
-  const std::string thread_count = std::to_string(threads);
-  const char* options[] = {"listening_ports",
-                           listen.c_str(),
-                           "num_threads",
-                           thread_count.c_str(),
-                           "enable_keep_alive",
-                           "yes",
-                           "request_timeout_ms",
-                           "10000",
-                           nullptr};
+  server->guard_ = std::move(options.guard);
+  std::unique_ptr<HttpTlsContext> tls;
+  if (options.tls.has_value()) {
+    absl::StatusOr<std::unique_ptr<HttpTlsContext>> loaded =
+        HttpTlsContext::Load(*options.tls);
+    if (!loaded.ok()) return loaded.status();
+    tls = *std::move(loaded);
+  }
+  const std::string thread_count = std::to_string(options.threads);
+  // Behind TLS, civetweb serves loopback only and the front the address.
+  const std::string listening = tls ? "127.0.0.1:0" : listen;
+  const char* config[] = {"listening_ports",
+                          listening.c_str(),
+                          "num_threads",
+                          thread_count.c_str(),
+                          "enable_keep_alive",
+                          "yes",
+                          "request_timeout_ms",
+                          "10000",
+                          nullptr};
   mg_callbacks callbacks{};
-  // Without this civetweb prints its errors to stderr unprefixed.
-  callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
+  // Without this civetweb prints its errors to stderr unprefixed; kept,
+  // they explain a failed start.
+  callbacks.log_message = [](const mg_connection* conn, const char* message) {
+    auto* self =
+        static_cast<HttpServer*>(mg_get_user_data(mg_get_context(conn)));
+    if (self != nullptr && message != nullptr) {
+      absl::MutexLock lock(&self->mu_);
+      if (self->last_error_.size() < 1024 &&
+          self->last_error_.find(message) == std::string::npos) {
+        absl::StrAppend(&self->last_error_,
+                        self->last_error_.empty() ? "" : "; ", message);
+      }
+    }
+    return 1;
+  };
   char error[256] = {0};
   mg_init_data init_data{};
   init_data.callbacks = &callbacks;
   init_data.user_data = server.get();
-  init_data.configuration_options = options;
+  init_data.configuration_options = config;
   mg_error_data error_data{};
   error_data.text = error;
   error_data.text_buffer_size = sizeof(error);
   server->context_ = mg_start2(&init_data, &error_data);
   if (server->context_ == nullptr) {
+    absl::MutexLock lock(&server->mu_);
     return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", listen, ": ", error[0] ? error : "unknown"));
+        "cannot listen on ", listen, ": ", error[0] ? error : "unknown",
+        server->last_error_.empty() ? "" : " (", server->last_error_,
+        server->last_error_.empty() ? "" : ")"));
   }
   mg_set_request_handler(server->context_, "/", &HttpServer::Dispatch,
                          server.get());
   mg_server_port ports[4];
   const int n = mg_get_server_ports(server->context_, 4, ports);
   server->port_ = n > 0 ? ports[0].port : 0;
-  std::string host = listen.substr(0, listen.rfind(':'));
+  std::string host = listening.substr(0, listening.rfind(':'));
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
   server->host_ = host;
+  if (tls) {
+    absl::StatusOr<std::unique_ptr<TlsFront>> front = TlsFront::Start(
+        listen, server->port_, std::move(tls), TlsFront::Options{});
+    if (!front.ok()) return front.status();
+    server->front_ = *std::move(front);
+  }
   return server;
 }
 
 HttpServer::~HttpServer() {
+  front_.reset();  // no new requests reach civetweb
   if (context_ == nullptr) return;
   // civetweb's listening thread sees the stop only when its poll() returns,
   // up to a second later; connections wake it at once.
@@ -127,6 +165,10 @@ int HttpServer::Dispatch(::mg_connection* conn, void* self) {
       request.query[Decode(kv.first)] = Decode(kv.second);
     }
   }
+  if (const char* authorization = mg_get_header(conn, "Authorization")) {
+    request.has_authorization = true;
+    request.authorization = authorization;
+  }
   const Handler* handler = nullptr;
   size_t best = 0;
   for (const auto& [prefix, h] : server->handlers_) {
@@ -138,8 +180,12 @@ int HttpServer::Dispatch(::mg_connection* conn, void* self) {
       best = prefix.size();
     }
   }
-  if (std::string(info->request_method) != "GET" &&
-      std::string(info->request_method) != "HEAD") {
+  std::optional<HttpResponse> refused;
+  if (server->guard_) refused = server->guard_(request);
+  if (refused.has_value()) {
+    response = *std::move(refused);
+  } else if (std::string(info->request_method) != "GET" &&
+             std::string(info->request_method) != "HEAD") {
     response = {405, "text/plain; charset=utf-8", "only GET\n"};
   } else if (handler == nullptr) {
     response = {404, "text/plain; charset=utf-8",
