@@ -2,10 +2,11 @@
 """EvaluateRange of many steps into usable arrays, from Python.
 
 For one SGDR schedule with momentum (every array on the wire), times
-anneal.Client.evaluate_range (the arrays sent raw and mapped by numpy) and,
-in the same run and alternating with it, the repeated-field encoding turned
-into Python lists (what the client did before raw_arrays). Prints the median
-of --reps calls of each and their ratio.
+anneal.Client.evaluate_range (compact: the floats sent raw and mapped by
+numpy, the per-step integers as runs expanded by numpy) and, in the same
+run and alternating with it, every array raw (raw_arrays without compact)
+and the repeated-field encoding turned into Python lists. Prints the median
+of --reps calls of each, the bytes on the wire, and the ratios.
 
 Usage (the server is started from the build unless --server is given):
   /usr/bin/python3 bench/range_bench.py [--steps 1000000] [--reps 5]
@@ -14,6 +15,7 @@ Usage (the server is started from the build unless --server is given):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -44,31 +46,47 @@ def main() -> int:
         client.create(name, {"max_lr": 0.1, "min_lr": 1e-4,
                              "warm_restarts": {"period": 10, "period_mult": 2},
                              "momentum": {"base": 0.85, "max": 0.95}})
-        packed_req = service_pb2.EvaluateRangeRequest(
-            name="schedules/" + name, start_step=0, count=a.steps,
-            inspect_only=True)
-        raw, packed = [], []
+        def request(**encoding):
+            return service_pb2.EvaluateRangeRequest(
+                name="schedules/" + name, start_step=0, count=a.steps,
+                inspect_only=True, **encoding)
+        # The Client's own call (compact), then the other two encodings
+        # through the same stub, alternating in each repetition.
+        variants = {
+            "compact": lambda: client.evaluate_range(name, 0, a.steps,
+                                                     inspect_only=True),
+            "raw": lambda: anneal.StepRange.from_proto(client._call(
+                "EvaluateRange", request(raw_arrays=True), 60).range),
+            "lists": lambda: anneal.StepRange.from_proto(client._call(
+                "EvaluateRange", request(), 60).range),
+        }
+        times = {v: [] for v in variants}
         for _ in range(a.reps):
-            t0 = time.perf_counter()
-            r = client.evaluate_range(name, 0, a.steps, inspect_only=True)
-            assert len(r) == a.steps
-            t1 = time.perf_counter()
-            resp = client._call("EvaluateRange", packed_req, 60)
-            old = anneal.StepRange.from_proto(resp.range, resp.revision)
-            assert len(old) == a.steps
-            t2 = time.perf_counter()
-            raw.append(t1 - t0)
-            packed.append(t2 - t1)
+            for v, fetch in variants.items():
+                # The other variants' garbage (a million-element lists) is
+                # collected first, so no variant pays for another's.
+                r = None
+                gc.collect()
+                t0 = time.perf_counter()
+                r = fetch()
+                assert len(r) == a.steps
+                times[v].append(time.perf_counter() - t0)
+        wire = {v: client._call("EvaluateRange", request(**e), 60)
+                .ByteSize() for v, e in (
+                    ("compact", {"raw_arrays": True, "compact": True}),
+                    ("raw", {"raw_arrays": True}), ("lists", {}))}
         client.delete(name)
-        r_ms = 1e3 * statistics.median(raw)
-        p_ms = 1e3 * statistics.median(packed)
+        ms = {v: 1e3 * statistics.median(t) for v, t in times.items()}
         if a.json:
             print(json.dumps({"steps": a.steps, "reps": a.reps,
-                              "raw_ms": r_ms, "lists_ms": p_ms}))
+                              "compact_ms": ms["compact"],
+                              "raw_ms": ms["raw"], "lists_ms": ms["lists"],
+                              "wire_bytes": wire}))
             return 0
-        print(f"{a.steps} steps to arrays: raw {r_ms:.0f} ms, repeated "
-              f"fields to lists {p_ms:.0f} ms, ratio {r_ms / p_ms:.2f} "
-              f"(median of {a.reps})")
+        for v in variants:
+            print(f"{a.steps} steps to arrays, {v:7s}: {ms[v]:4.0f} ms, "
+                  f"{wire[v] / 1e6:5.1f} MB, ratio to lists "
+                  f"{ms[v] / ms['lists']:.2f} (median of {a.reps})")
     finally:
         if proc is not None:
             proc.terminate()

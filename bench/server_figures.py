@@ -349,7 +349,8 @@ def python_figures(a, server: Server):
          f"{t['ratio_mean']:.2f} mean, {t['ratio_mean_with_refresh_thread']:.2f}"
          " with refresh thread", ""),
         (f"Python EvaluateRange of {r['steps']} steps to arrays",
-         f"{r['raw_ms']:.0f} ms (lists: {r['lists_ms']:.0f} ms)", "< 100 ms"),
+         f"{r['compact_ms']:.0f} ms (all raw: {r['raw_ms']:.0f} ms, lists: "
+         f"{r['lists_ms']:.0f} ms)", "< 100 ms"),
     ]
 
 

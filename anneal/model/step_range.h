@@ -36,6 +36,10 @@ uint32_t PackFlags(const StepResult& r);
 // (little-endian), as a request with raw_arrays asks.
 void MoveToRawArrays(v1::StepRange* range);
 
+// The same, but with cycle, step_in_cycle, cycle_length and flags as runs
+// (runs_raw) when those are fewer bytes, as a request with compact asks.
+void MoveToCompactArrays(v1::StepRange* range);
+
 // The steps of `range`, in either encoding, as StepResult values (no
 // thermostat noise: ranges carry none). INTERNAL if the arrays disagree in
 // length.

@@ -9,7 +9,7 @@ one caller that needs it.
 from __future__ import annotations
 
 import os
-from typing import (Any, Iterator, List, Mapping, Optional, Sequence, Tuple,
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     Union)
 
 import grpc
@@ -24,6 +24,10 @@ from anneal.v1 import (resources_pb2, schedule_pb2, service_pb2,
 SpecLike = Union[schedule_pb2.ScheduleSpec, Mapping[str, Any], str]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+
+# Ranges longer than this are fetched as pieces of this many steps, all at
+# once (Client._range); about 3 MB each on the wire.
+RANGE_CHUNK_STEPS = 131072
 
 # Reconnect quickly after an outage. gRPC's default reconnect backoff grows to
 # 120 s and it re-resolves the target at most every 30 s; while a channel
@@ -141,6 +145,49 @@ class Client:
                 metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e, method) from None
+
+    def _range(self, method: str, request: Any,
+               timeout: Optional[float]) -> Tuple[StepRange, int]:
+        """EvaluateRange or Simulate of `request`, as one StepRange and the
+        revision. A long range is fetched as RANGE_CHUNK_STEPS pieces at
+        once (a single 24 MB answer crosses gRPC Python at about half the
+        speed of eight 3 MB ones). Pieces evaluated at different revisions
+        (an update landed in between) are fetched again at the newest, so
+        the range is one revision's, as a single call's would be."""
+        count, start = request.count, request.start_step
+        if count <= RANGE_CHUNK_STEPS:
+            response = self._call(method, request, timeout)
+            return (StepRange.from_proto(response.range, response.revision),
+                    response.revision)
+        deadline = self.timeout if timeout is None else timeout
+        offsets = list(range(0, count, RANGE_CHUNK_STEPS))
+        parts: Dict[int, Any] = {}
+        wanted = offsets
+        for _ in range(4):
+            futures = []
+            for off in wanted:
+                piece = type(request)()
+                piece.CopyFrom(request)
+                piece.start_step = start + off
+                piece.count = min(RANGE_CHUNK_STEPS, count - off)
+                futures.append((off, getattr(self._stub, method).future(
+                    piece, timeout=deadline, metadata=self._metadata)))
+            try:
+                for off, f in futures:
+                    parts[off] = f.result()
+            except grpc.RpcError as e:
+                for _, f in futures:
+                    f.cancel()
+                raise from_rpc_error(e, method) from None
+            newest = max(p.revision for p in parts.values())
+            wanted = [o for o in offsets if parts[o].revision != newest]
+            if not wanted:
+                return StepRange.from_protos(
+                    [parts[o].range for o in offsets], newest), newest
+        # Updates kept landing: one call gives one revision.
+        response = self._call(method, request, timeout)
+        return (StepRange.from_proto(response.range, response.revision),
+                response.revision)
 
     def close(self) -> None:
         if self._own_channel:
@@ -261,11 +308,10 @@ class Client:
         then default to after the range); set it when only looking."""
         request = service_pb2.EvaluateRangeRequest(
             name=schedule_name(schedule), start_step=start_step, count=count,
-            inspect_only=inspect_only, raw_arrays=True)
+            inspect_only=inspect_only, raw_arrays=True, compact=True)
         if batch_size is not None:
             request.batch_size = batch_size
-        response = self._call("EvaluateRange", request, timeout)
-        return StepRange.from_proto(response.range, response.revision)
+        return self._range("EvaluateRange", request, timeout)[0]
 
     def simulate(self, spec: SpecLike, start_step: int, count: int, *,
                  batch_size: Optional[int] = None,
@@ -273,11 +319,11 @@ class Client:
         """EvaluateRange for a spec that is not stored."""
         request = service_pb2.SimulateRequest(spec=to_spec(spec),
                                               start_step=start_step,
-                                              count=count, raw_arrays=True)
+                                              count=count, raw_arrays=True,
+                                              compact=True)
         if batch_size is not None:
             request.batch_size = batch_size
-        response = self._call("Simulate", request, timeout)
-        return StepRange.from_proto(response.range, response.revision)
+        return self._range("Simulate", request, timeout)[0]
 
     def advance(self, schedule: str, *, request_id: str = "",
                 expected_position: Optional[int] = None,

@@ -18,7 +18,7 @@ import datetime
 import enum
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from anneal.v1 import resources_pb2, schedule_pb2
 
@@ -44,6 +44,125 @@ def _raw_array(data: bytes, field: str):
     if sys.byteorder != "little":  # pragma: no cover
         a.byteswap()
     return a
+
+_RUN_FIELDS = ("cycle", "step_in_cycle", "cycle_length", "flags")
+
+
+def _np_empty(n: int) -> Dict[str, Any]:
+    return {f: _np.empty(n, dtype=_RAW_TYPES[f][1]) for f in _RUN_FIELDS}
+
+
+def _expand_runs(data: bytes, n: int, out: Optional[Dict[str, Any]] = None,
+                 offset: int = 0) -> Dict[str, Sequence[int]]:
+    """StepRange.runs_raw (five little-endian int64 a run: steps, cycle,
+    step_in_cycle of its first step, cycle_length, flags) as the four
+    per-step arrays; ValueError unless the runs cover exactly n steps.
+    With numpy, `out` (arrays of the four fields) receives them at
+    [offset, offset + n) instead of new arrays."""
+    if len(data) % 40:
+        raise ValueError("step range runs: %d bytes is not whole runs" %
+                         len(data))
+    if _np is not None:
+        runs = _np.frombuffer(data, dtype="<i8").reshape(-1, 5)
+        steps = runs[:, 0]
+        if (steps <= 0).any() or (steps > n).any() or int(steps.sum()) != n:
+            raise ValueError("step range runs do not cover its %d steps" % n)
+        whole = out is None
+        if whole:
+            out = _np_empty(n)
+        view = {f: out[f][offset:offset + n] for f in _RUN_FIELDS}
+        if len(runs) <= 256:
+            # Few runs (long cycles): slice fills, no temporary arrays.
+            a = 0
+            for count, cycle, first, length, flags in runs.tolist():
+                b = a + count
+                view["cycle"][a:b] = cycle
+                view["cycle_length"][a:b] = length
+                view["flags"][a:b] = flags
+                view["step_in_cycle"][a:b] = _np.arange(first, first + count)
+                a = b
+        else:
+            starts = _np.cumsum(steps) - steps
+            view["cycle"][:] = _np.repeat(runs[:, 1], steps)
+            view["step_in_cycle"][:] = _np.repeat(runs[:, 2] - starts, steps)
+            view["step_in_cycle"] += _np.arange(n, dtype="<i8")
+            view["cycle_length"][:] = _np.repeat(runs[:, 3], steps)
+            view["flags"][:] = _np.repeat(runs[:, 4], steps)
+        if whole:
+            for x in out.values():
+                x.flags.writeable = False  # as the arrays mapped from bytes
+        return out
+    words = array.array("q")
+    words.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover
+        words.byteswap()
+    out = {f: array.array(_RAW_TYPES[f][0])
+           for f in ("cycle", "step_in_cycle", "cycle_length", "flags")}
+    total = 0
+    for i in range(0, len(words), 5):
+        steps, cycle, first, length, flags = words[i:i + 5]
+        if steps <= 0 or steps > n - total:
+            raise ValueError("step range runs do not cover its %d steps" % n)
+        total += steps
+        out["cycle"].extend([cycle] * steps)
+        out["step_in_cycle"].extend(range(first, first + steps))
+        out["cycle_length"].extend([length] * steps)
+        out["flags"].extend([flags] * steps)
+    if total != n:
+        raise ValueError("step range runs do not cover its %d steps" % n)
+    return out
+
+
+def _expand_value_runs(data: bytes, n: int, out=None, offset: int = 0):
+    """StepRange.momentum_runs_raw or beta1_bias_correction_runs_raw (a
+    little-endian int64 count and double value a run) as n doubles, into
+    `out`[offset:offset + n] when given; ValueError unless the counts add
+    up to n."""
+    if len(data) % 16:
+        raise ValueError("step range value runs: %d bytes is not whole runs"
+                         % len(data))
+    if _np is not None:
+        runs = _np.frombuffer(data, dtype=[("steps", "<i8"), ("value", "<f8")])
+        steps = runs["steps"]
+        if (steps <= 0).any() or (steps > n).any() or int(steps.sum()) != n:
+            raise ValueError("step range value runs do not cover its %d steps"
+                             % n)
+        whole = out is None
+        if whole:
+            out = _np.empty(n, dtype="<f8")
+        view = out[offset:offset + n]
+        if len(runs) <= 256:
+            a = 0
+            for count, value in runs.tolist():
+                view[a:a + count] = value
+                a += count
+        else:
+            view[:] = _np.repeat(runs["value"], steps)
+        if whole:
+            out.flags.writeable = False
+        return out
+    pairs = array.array("q")
+    pairs.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover
+        pairs.byteswap()
+    values = array.array("d")
+    values.frombytes(data)  # the same words, read as doubles
+    if sys.byteorder != "little":  # pragma: no cover
+        values.byteswap()
+    result = array.array("d")
+    for i in range(0, len(pairs), 2):
+        count = pairs[i]
+        if count <= 0 or count > n - len(result):
+            raise ValueError("step range value runs do not cover its %d steps"
+                             % n)
+        result.extend([values[i + 1]] * count)
+    if len(result) != n:
+        raise ValueError("step range value runs do not cover its %d steps" % n)
+    return result
+
+
+_VALUE_RUN_FIELDS = ("momentum", "beta1_bias_correction")
+
 
 FLAG_RESTART = resources_pb2.STEP_FLAG_RESTART
 FLAG_SNAPSHOT = resources_pb2.STEP_FLAG_SNAPSHOT
@@ -114,8 +233,8 @@ class StepResult:
 class StepRange:
     """Steps start_step, start_step+1, ... as parallel sequences: Python
     lists, or, for ranges the server sends as raw arrays (what the Client
-    asks for), read-only numpy arrays over the received bytes (array.array
-    where numpy is missing). result() and iteration give Python numbers.
+    asks for), read-only numpy arrays over the received bytes, or expanded
+    from its runs (array.array where numpy is missing). result() and iteration give Python numbers.
 
     `momentum` and `beta1_bias_correction` are None when no step of the range
     has momentum scheduled; otherwise they are full length, with 0 where the
@@ -222,14 +341,111 @@ class StepRange:
             revision=revision, source=source)
 
     @classmethod
+    def concatenate(cls, parts: Sequence["StepRange"]) -> "StepRange":
+        """Consecutive ranges (each starting where the one before ends) as
+        one, with the first one's revision and source."""
+        for a, b in zip(parts, parts[1:]):
+            if b.start_step != a.end_step:
+                raise ValueError("ranges are not consecutive: %d then %d" %
+                                 (a.end_step, b.start_step))
+        arrays = not isinstance(parts[0].lr, list)
+
+        def join(field_name):
+            seqs = [getattr(p, field_name) for p in parts]
+            if all(x is None for x in seqs):
+                return None
+            # A part without momentum arrays has zeros there (wire layout).
+            seqs = [x if x is not None else [0.0] * len(p)
+                    for x, p in zip(seqs, parts)]
+            if arrays and _np is not None:
+                out = _np.concatenate(seqs)
+                out.flags.writeable = False
+                return out
+            if arrays:
+                out = array.array(_RAW_TYPES[field_name][0])
+                for x in seqs:
+                    out.extend(x)
+                return out
+            return [v for x in seqs for v in x]
+        return cls(start_step=parts[0].start_step, lr=join("lr"),
+                   flags=join("flags"), cycle=join("cycle"),
+                   step_in_cycle=join("step_in_cycle"),
+                   cycle_length=join("cycle_length"),
+                   momentum=join("momentum"),
+                   beta1_bias_correction=join("beta1_bias_correction"),
+                   revision=parts[0].revision, source=parts[0].source)
+
+    @classmethod
+    def from_protos(cls, parts: Sequence[resources_pb2.StepRange],
+                    revision: Optional[int] = None) -> "StepRange":
+        """Consecutive wire ranges as one StepRange. Raw or compact parts
+        are decoded straight into one set of numpy arrays."""
+        raw = all(p.lr_raw for p in parts)
+        if _np is None or not raw or len(parts) == 1:
+            return cls.concatenate([cls.from_proto(p, revision)
+                                    for p in parts])
+        sizes = [len(p.lr_raw) // 8 for p in parts]
+        n = sum(sizes)
+        out = _np_empty(n)
+        out["lr"] = _np.empty(n, dtype="<f8")
+        with_m = [bool(p.momentum_raw or p.momentum_runs_raw) for p in parts]
+        if any(with_m):
+            # Zeros where a part has none (the wire layout); filled anyway
+            # where every part has them.
+            make = _np.empty if all(with_m) else _np.zeros
+            out["momentum"] = make(n, dtype="<f8")
+            out["beta1_bias_correction"] = make(n, dtype="<f8")
+        at = 0
+        for p, size in zip(parts, sizes):
+            if p.start_step != parts[0].start_step + at:
+                raise ValueError("ranges are not consecutive")
+            for f in out:
+                data = getattr(p, f + "_raw")
+                if f in _RUN_FIELDS and p.runs_raw:
+                    continue
+                if f in _VALUE_RUN_FIELDS and not data:
+                    runs_data = getattr(p, f + "_runs_raw")
+                    if runs_data:
+                        _expand_value_runs(runs_data, size, out[f], at)
+                    continue  # or none: zeros, the wire layout
+                a = _raw_array(data, f)
+                if len(a) != size:
+                    raise ValueError("step range arrays differ in length")
+                out[f][at:at + size] = a
+            if p.runs_raw:
+                if p.flags_raw or p.cycle_raw:
+                    raise ValueError("step range with both runs and arrays")
+                _expand_runs(p.runs_raw, size, out, at)
+            at += size
+        for x in out.values():
+            x.flags.writeable = False
+        return cls(start_step=parts[0].start_step, revision=revision,
+                   source="server", momentum=out.pop("momentum", None),
+                   beta1_bias_correction=out.pop("beta1_bias_correction",
+                                                 None), **out)
+
+    @classmethod
     def from_proto(cls, r: resources_pb2.StepRange,
                    revision: Optional[int] = None) -> "StepRange":
-        if r.lr_raw or r.flags_raw:
-            has_m = len(r.momentum_raw) > 0
+        if r.lr_raw or r.flags_raw or r.runs_raw:
+            has_m = bool(r.momentum_raw or r.momentum_runs_raw)
+            runs = bool(r.runs_raw)
             arrays = {f: _raw_array(getattr(r, f + "_raw"), f)
                       for f in _RAW_TYPES
-                      if has_m or f not in ("momentum",
-                                            "beta1_bias_correction")}
+                      if (has_m or f not in _VALUE_RUN_FIELDS)
+                      and not (runs and f in _RUN_FIELDS)}
+            n = len(arrays["lr"])
+            if runs:
+                if r.flags_raw or r.cycle_raw:
+                    raise ValueError("step range with both runs and arrays")
+                arrays.update(_expand_runs(r.runs_raw, n))
+            for f in _VALUE_RUN_FIELDS:
+                data = getattr(r, f + "_runs_raw")
+                if data and has_m:
+                    if getattr(r, f + "_raw"):
+                        raise ValueError("step range with both %s runs and "
+                                         "arrays" % f)
+                    arrays[f] = _expand_value_runs(data, n)
             return cls(start_step=r.start_step, revision=revision,
                        source="server", momentum=arrays.pop("momentum", None),
                        beta1_bias_correction=arrays.pop(

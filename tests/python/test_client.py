@@ -3,6 +3,7 @@ and the StepRange unpacking (flags, momentum arrays) against Evaluate."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -100,6 +101,72 @@ def test_raw_ranges_without_numpy(client, monkeypatch):
     assert list(got) == list(want)
 
 
+SHORT_CYCLES = {"max_lr": 0.1, "min_lr": 0.01, "cyclic": {"step_size_up": 1}}
+
+
+@pytest.mark.parametrize("spec", [SGDR, ONE_CYCLE, SHORT_CYCLES])
+def test_compact_ranges_equal_every_encoding(client, monkeypatch, spec):
+    """compact (the Client's default): the per-step integers come as runs
+    when smaller, and expand to the same steps as the repeated fields and
+    the raw arrays, with numpy and without."""
+    from anneal import results
+    from anneal.v1 import service_pb2
+    client.create("compact", spec)
+    ranges = {}
+    for encoding in ("packed", "raw", "compact"):
+        request = service_pb2.EvaluateRangeRequest(
+            name="schedules/compact", start_step=3, count=2000,
+            inspect_only=True, raw_arrays=encoding != "packed",
+            compact=encoding == "compact")
+        ranges[encoding] = client._call("EvaluateRange", request, 10).range
+    wire = {e: len(r.SerializeToString()) for e, r in ranges.items()}
+    runs = bool(ranges["compact"].runs_raw)
+    # Runs are used only when smaller: cycles of 2 steps make one a step.
+    assert runs == (spec is not SHORT_CYCLES)
+    if runs:
+        assert wire["compact"] < wire["raw"] * 0.75, wire
+    else:
+        assert wire["compact"] == wire["raw"]
+    if spec is ONE_CYCLE:
+        # The bias correction reaches 1 and stays: sent as value runs.
+        assert ranges["compact"].beta1_bias_correction_runs_raw
+        assert not ranges["compact"].beta1_bias_correction_raw
+    want = list(results.StepRange.from_proto(ranges["packed"]))
+    assert list(results.StepRange.from_proto(ranges["raw"])) == want
+    assert list(results.StepRange.from_proto(ranges["compact"])) == want
+    client_range = client.evaluate_range("compact", 3, 2000, inspect_only=True)
+    assert [dataclasses.replace(r, revision=None) for r in client_range] == want
+    monkeypatch.setattr(results, "_np", None)
+    assert list(results.StepRange.from_proto(ranges["compact"])) == want
+
+
+def test_runs_that_do_not_cover_the_range_are_refused():
+    import struct
+    from anneal import results
+    from anneal.v1 import resources_pb2
+    lr = struct.pack("<3d", 0.1, 0.1, 0.1)
+    for runs in (struct.pack("<5q", 2, 0, 0, 10, 0),        # short
+                 struct.pack("<5q", 4, 0, 0, 10, 0),        # long
+                 struct.pack("<5q", -1, 0, 0, 10, 0) * 3,   # negative
+                 struct.pack("<5q", 3, 0, 0, 10, 0)[:-1]):  # partial
+        r = resources_pb2.StepRange(lr_raw=lr, runs_raw=runs)
+        with pytest.raises(ValueError):
+            results.StepRange.from_proto(r)
+    for runs in (struct.pack("<qd", 2, 1.0),                    # short
+                 struct.pack("<qd", 0, 1.0) + struct.pack("<qd", 3, 1.0),
+                 struct.pack("<qd", 3, 1.0)[:-1]):              # partial
+        r = resources_pb2.StepRange(
+            lr_raw=lr, momentum_raw=lr, beta1_bias_correction_runs_raw=runs,
+            runs_raw=struct.pack("<5q", 3, 0, 0, 10, 4))
+        with pytest.raises(ValueError):
+            results.StepRange.from_proto(r)
+    ok = resources_pb2.StepRange(lr_raw=lr,
+                                 runs_raw=struct.pack("<5q", 3, 2, 5, 10, 0))
+    got = results.StepRange.from_proto(ok)
+    assert [s.step_in_cycle for s in got] == [5, 6, 7]
+    assert [s.cycle for s in got] == [2, 2, 2]
+
+
 def test_restart_and_flags(client):
     client.create("sgdr", SGDR)
     s = client.restart("sgdr", at_step=15, reason="plateau")
@@ -166,3 +233,50 @@ def test_update_never_rewrites_a_served_step(client):
         final = client.evaluate_range(name, 0, last + 1, inspect_only=True).lr
         rewritten += sum(final[step] != lr for step, lr in served)
     assert rewritten == 0
+
+
+def test_long_ranges_come_in_pieces_of_one_revision(client, monkeypatch):
+    """A range longer than RANGE_CHUNK_STEPS is fetched as pieces at once;
+    it equals one call's answer bit for bit, and pieces evaluated before an
+    update that landed mid-fetch are fetched again at the new revision."""
+    import numpy
+    from anneal import client as client_module
+    from anneal.v1 import service_pb2
+    monkeypatch.setattr(client_module, "RANGE_CHUNK_STEPS", 1000)
+    client.create("pieces", ONE_CYCLE)
+    whole = client._call("EvaluateRange", service_pb2.EvaluateRangeRequest(
+        name="schedules/pieces", start_step=5, count=4500, inspect_only=True,
+        raw_arrays=True, compact=True), 10)
+    want = anneal.StepRange.from_proto(whole.range, whole.revision)
+    got = client.evaluate_range("pieces", 5, 4500, inspect_only=True)
+    assert list(got) == list(want) and got.revision == 1
+    for f in ("lr", "momentum", "cycle", "flags", "step_in_cycle"):
+        assert numpy.array_equal(getattr(got, f), getattr(want, f)), f
+
+    # An update lands after the first piece was answered.
+    stub = client._stub
+    real = stub.EvaluateRange
+
+    class Racing:
+        calls = 0
+
+        def future(self, request, **kw):
+            f = real.future(request, **kw)
+            Racing.calls += 1
+            if Racing.calls == 1:
+                f.result()
+                client.update("pieces", spec={"max_lr": 0.05, "constant": {}},
+                              effective_step=3000)
+            return f
+
+        def __call__(self, *a, **kw):
+            return real(*a, **kw)
+
+    monkeypatch.setattr(stub, "EvaluateRange", Racing())
+    got = client.evaluate_range("pieces", 5, 4500, inspect_only=True)
+    assert got.revision == 2
+    assert Racing.calls > 5  # the first piece was fetched again
+    monkeypatch.setattr(stub, "EvaluateRange", real)
+    assert list(got) == list(client.evaluate_range("pieces", 5, 4500,
+                                                   inspect_only=True))
+    assert got.result(3004).lr == 0.05 and got.result(2000).lr != 0.05

@@ -394,7 +394,11 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
       request.start_step(), request.count(), options,
       [&](const StepResult& r) { builder.Add(r); });
   if (!s.ok()) return std::move(done)(s);
-  if (request.raw_arrays()) MoveToRawArrays(response->mutable_range());
+  if (request.compact()) {
+    MoveToCompactArrays(response->mutable_range());
+  } else if (request.raw_arrays()) {
+    MoveToRawArrays(response->mutable_range());
+  }
   response->set_revision(snapshot->schedule->revision());
   if (request.count() == 0 || request.inspect_only()) {
     return std::move(done)(absl::OkStatus());
@@ -442,7 +446,9 @@ absl::Status Registry::Simulate(const v1::SimulateRequest& request,
   absl::Status s =
       (*schedule)->EvaluateRange(request.start_step(), request.count(), options,
                                  [&](const StepResult& r) { builder.Add(r); });
-  if (s.ok() && request.raw_arrays()) {
+  if (s.ok() && request.compact()) {
+    MoveToCompactArrays(response->mutable_range());
+  } else if (s.ok() && request.raw_arrays()) {
     MoveToRawArrays(response->mutable_range());
   }
   return s;
