@@ -99,10 +99,12 @@ class MetricReporter:
         self.rpc_timeout = rpc_timeout
         self.backoff = backoff
         # Counters (read them any time): calls the server acknowledged,
-        # steps dropped (for space, or unsent at close), calls refused.
+        # steps dropped (for space, or unsent at close), calls refused, and
+        # reports AnnealLR left to global rank 0 (its report_from).
         self.sent = 0
         self.dropped = 0
         self.rejected = 0
+        self.skipped_other_rank = 0
         self._cv = threading.Condition()
         # step -> [seq, metrics] waiting to be sent. seq numbers the reports
         # in the order they were made; _order is a heap of (seq, step) over

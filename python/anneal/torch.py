@@ -54,8 +54,8 @@ except ImportError:  # torch 1.13 (Debian 12)
     from torch.optim.lr_scheduler import _LRScheduler as _Base
 
 from anneal.change_watch import ChangeWatch
-from anneal.client import Client, schedule_name
-from anneal.errors import AnnealError
+from anneal.client import Client, SpecLike, schedule_name, to_spec
+from anneal.errors import AlreadyExistsError, AnnealError, NotFoundError
 from anneal.fallback import LocalTimeline, find_annealctl
 from anneal.reporter import MetricReporter
 from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
@@ -67,6 +67,20 @@ log = logging.getLogger("anneal")
 _SIGNALS = FLAG_RESTART | FLAG_SNAPSHOT | FLAG_HAS_MOMENTUM
 
 StepCallback = Callable[[StepResult], None]
+
+
+def _global_rank() -> Optional[int]:
+    """This process's global rank in torch.distributed, None outside it."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return None
+
+
+def _short(spec: Any) -> str:
+    """A spec on one line, cut short for an error message."""
+    text = " ".join(str(spec).split())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _weak(ref: "weakref.ref[AnnealLR]", method: str) -> Callable[..., Any]:
@@ -128,6 +142,21 @@ class AnnealLR(_Base):
       rpc_timeout: the deadline of every call, in seconds.
       backoff: retry delays while the server is unreachable.
       last_epoch: as PyTorch: -1 to start, or the step to resume at.
+      create_if_missing: a spec: creates the schedule when it does not exist
+        (every rank of a job may ask at once: one creates, the others find
+        it), and accepts an existing one only when the spec it was created
+        with equals this one, else ValueError. So a job restarted by an
+        elastic launcher comes back to its own schedule.
+      report_from: which ranks of a torch.distributed job send report():
+        "rank0" (the default: the global rank 0 only, so that a step is
+        reported once), "all" (every rank; a later report of the same step
+        replaces the earlier), or "per_rank" (every rank, each metric
+        renamed NAME/rankR). Without torch.distributed, the one process.
+
+    A group whose "lr" is a tensor (compiled or capturable optimizers) has
+    it updated in place (fill_), so the optimizer is not recompiled. The
+    scheduler holds a channel and threads: it cannot be pickled or copied
+    (TypeError); checkpoint state_dict() instead.
     """
 
     def __init__(self, optimizer: Optimizer, schedule: str, *,
@@ -141,7 +170,13 @@ class AnnealLR(_Base):
                  local_fallback: bool = False, annealctl: Optional[str] = None,
                  block_timeout: Optional[float] = None,
                  rpc_timeout: float = 5.0, backoff: Backoff = Backoff(),
-                 last_epoch: int = -1) -> None:
+                 last_epoch: int = -1,
+                 create_if_missing: Optional[SpecLike] = None,
+                 report_from: str = "rank0") -> None:
+        if report_from not in ("rank0", "all", "per_rank"):
+            raise ValueError("report_from: must be 'rank0', 'all' or "
+                             "'per_rank', got %r" % (report_from,))
+        self.report_from = report_from
         self._own_client = client is None
         self.client = client if client is not None else Client(target)
         self.schedule = schedule_name(schedule)
@@ -157,7 +192,7 @@ class AnnealLR(_Base):
                               else None)
         self._warned_momentum = False
 
-        info = self.client.get(self.schedule, timeout=rpc_timeout)
+        info = self._ensure(create_if_missing, rpc_timeout)
         # The reference for group scaling: the max_lr the schedule was
         # created with. It does not move when an operator changes max_lr
         # later, so such a change scales every group alike.
@@ -218,7 +253,38 @@ class AnnealLR(_Base):
         self._refresh_at = -1  # < any step: the first step() fetches
         self._snap: Optional[StepResult] = None  # snapshot of the last step
         self._pairs: List[Tuple[Dict[str, Any], Optional[float]]] = []
+        self._float_pairs: List[Tuple[Dict[str, Any], Optional[float]]] = []
+        self._tensor_lrs: List[Tuple[torch.Tensor, Optional[float]]] = []
         super().__init__(optimizer, last_epoch)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            "AnnealLR cannot be pickled or copied: it holds a gRPC channel "
+            "and background threads. Checkpoint scheduler.state_dict(), and "
+            "on resume build a new AnnealLR and load_state_dict() it")
+
+    def _ensure(self, spec: Optional[SpecLike], timeout: float) -> Any:
+        """The schedule, created from `spec` first when it is missing."""
+        if spec is None:
+            return self.client.get(self.schedule, timeout=timeout)
+        wanted = to_spec(spec)
+        try:
+            info = self.client.get(self.schedule, timeout=timeout)
+        except NotFoundError:
+            try:
+                return self.client.create(
+                    self.schedule.split("/", 1)[1], wanted, timeout=timeout,
+                    reason="AnnealLR create_if_missing")
+            except AlreadyExistsError:  # another rank was first
+                info = self.client.get(self.schedule, timeout=timeout)
+        created = info.timeline[0].spec if info.timeline else info.spec
+        if created != wanted:
+            raise ValueError(
+                "create_if_missing: %s exists but was created with a "
+                "different spec (%s) than this job's (%s); use another "
+                "schedule name, or drop create_if_missing to follow it as "
+                "it is" % (self.schedule, _short(created), _short(wanted)))
+        return info
 
     # -- PyTorch's interface ----------------------------------------------
 
@@ -228,12 +294,15 @@ class AnnealLR(_Base):
         self._bind_groups()
         super()._initial_step()
 
-    def step(self, epoch: Optional[int] = None) -> None:  # type: ignore[override]
+    def step(self, epoch: Optional[int] = None,  # type: ignore[override]
+             **host_kwargs: Any) -> None:
         """Moves to the next step and applies its LR (the hot path).
 
         A step inside the window is an index, one dict write per group and
         a flags test; only a step with a signal (restart, snapshot, cycled
-        momentum) or at the refresh point goes further.
+        momentum) or at the refresh point goes further. Keyword arguments
+        hosts pass (DeepSpeed's lr_kwargs, its increment=) are accepted and
+        ignored: anneal's clock counts optimizer steps.
         """
         if epoch is not None:
             self._jump(int(epoch))
@@ -244,8 +313,10 @@ class AnnealLR(_Base):
             self._sync(t)
         i = t - self._lo
         lr = self._lr[i]
-        for group, ratio in self._pairs:
+        for group, ratio in self._float_pairs:
             group["lr"] = lr if ratio is None else lr * ratio
+        for tensor, ratio in self._tensor_lrs:
+            tensor.fill_(lr if ratio is None else lr * ratio)
         if self._flags[i] & _SIGNALS or self._snap is not None:
             self._signals(t, i)
 
@@ -288,8 +359,7 @@ class AnnealLR(_Base):
         t = self.last_epoch
         self._sync(t, force=True)
         i = t - self._lo
-        for group, ratio in self._pairs:
-            group["lr"] = self._lr[i] if ratio is None else self._lr[i] * ratio
+        self._apply_lr(self._lr[i])
         if self._flags[i] & FLAG_HAS_MOMENTUM and self._momentum is not None:
             self._set_momentum(
                 self._momentum[i],
@@ -334,6 +404,13 @@ class AnnealLR(_Base):
         or more than 64 metrics at the step, raises ValueError. Delivery,
         retries and outages: anneal.reporter (counters on self.reporter)."""
         values = dict(metrics or {}, **named)
+        rank = _global_rank()
+        if rank is not None and rank != 0:
+            if self.report_from == "rank0":
+                self.reporter.skipped_other_rank += 1
+                return
+            if self.report_from == "per_rank":
+                values = {"%s/rank%d" % (k, rank): v for k, v in values.items()}
         self.reporter.report(self.last_epoch if step is None else step,
                              values)
 
@@ -345,11 +422,25 @@ class AnnealLR(_Base):
 
     # -- internals ----------------------------------------------------------
 
+    def _apply_lr(self, lr: float) -> None:
+        for group, ratio in self._float_pairs:
+            group["lr"] = lr if ratio is None else lr * ratio
+        for tensor, ratio in self._tensor_lrs:
+            tensor.fill_(lr if ratio is None else lr * ratio)
+
     def _bind_groups(self, warn: bool = True) -> None:
         ref = self._reference_lr
+        # A tensor base (a tensor "lr") as the number it holds; a float32
+        # tensor holding max_lr as closely as float32 can is max_lr.
+        bases = [(ref if bool(b == torch.tensor(ref, dtype=b.dtype))
+                  else float(b)) if isinstance(b, torch.Tensor) else b
+                 for b in self.base_lrs]
         self._pairs = [(g, None if base == ref else base / ref)
-                       for g, base in zip(self.optimizer.param_groups,
-                                          self.base_lrs)]
+                       for g, base in zip(self.optimizer.param_groups, bases)]
+        self._float_pairs = [(g, r) for g, r in self._pairs
+                             if not isinstance(g["lr"], torch.Tensor)]
+        self._tensor_lrs = [(g["lr"], r) for g, r in self._pairs
+                            if isinstance(g["lr"], torch.Tensor)]
         if warn and self._pairs and self._pairs[0][1] is not None:
             warnings.warn(
                 "anneal: param group 0 has base lr %r but %s was created with "

@@ -1,0 +1,48 @@
+"""One rank of a torch.distributed (gloo) job for test_torch_hosts.py:
+joins the process group from RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT,
+builds an AnnealLR with create_if_missing (every rank at once), runs STEPS
+steps reporting loss = rank + step / 1000, and prints one JSON line: the
+LRs it applied and the reporter's counters.
+
+  python3 dist_worker.py TARGET SCHEDULE STEPS REPORT_FROM
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+
+from anneal.torch import AnnealLR
+
+SPEC = {"max_lr": 0.1, "min_lr": 1e-3,
+        "warm_restarts": {"period": 10, "period_mult": 2}}
+
+
+def main() -> int:
+    target, schedule, steps, report_from = sys.argv[1:5]
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    param = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([param], lr=0.1)
+    sched = AnnealLR(opt, schedule, target=target, create_if_missing=SPEC,
+                     report_from=report_from, watch=False)
+    lrs = []
+    for step in range(int(steps)):
+        opt.step()
+        sched.report(loss=rank + step / 1000)
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    dist.barrier()
+    sched.close()
+    print(json.dumps({"rank": rank, "lrs": lrs,
+                      "sent": sched.reporter.sent,
+                      "skipped": sched.reporter.skipped_other_rank}))
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
