@@ -55,12 +55,13 @@ except ImportError:  # torch 1.13 (Debian 12)
 
 from anneal.change_watch import ChangeWatch
 from anneal.client import Client, SpecLike, schedule_name, to_spec
-from anneal.errors import AlreadyExistsError, AnnealError, NotFoundError
+from anneal.errors import (AlreadyExistsError, AnnealError, NotFoundError,
+                           UnavailableError)
 from anneal.fallback import LocalTimeline, find_annealctl
 from anneal.reporter import MetricReporter
 from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
-                            Phase, StepRange, StepResult)
-from anneal.window import Backoff, Prefetcher
+                            Phase, Schedule, Segment, StepRange, StepResult)
+from anneal.window import AnnealOutageWarning, Backoff, Prefetcher
 
 log = logging.getLogger("anneal")
 
@@ -75,6 +76,15 @@ def _global_rank() -> Optional[int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return None
+
+
+def _offline_schedule(name: str, spec: Any) -> Schedule:
+    """The schedule an offline start assumes: `spec` from step 0."""
+    segment = Segment(from_step=0, spec=spec, time_origin=0, cycle_offset=0,
+                      kind="CREATE", revision=0, actor="", reason="offline")
+    return Schedule(name=name, spec=spec, display_name="", labels={},
+                    etag="", revision=0, position=0, max_step_served=-1,
+                    timeline=[segment])
 
 
 def _short(spec: Any) -> str:
@@ -142,6 +152,13 @@ class AnnealLR(_Base):
       rpc_timeout: the deadline of every call, in seconds.
       backoff: retry delays while the server is unreachable.
       last_epoch: as PyTorch: -1 to start, or the step to resume at.
+      offline_spec: with local_fallback, a spec to start from when the
+        server is unreachable at construction (default: create_if_missing):
+        the job starts offline on that spec's timeline from step 0 and
+        takes the server's values once it answers (the steps it applied
+        offline are then compared with the server's, as after any outage).
+        Without one, an unreachable server at construction raises
+        UnavailableError.
       create_if_missing: a spec: creates the schedule when it does not exist
         (every rank of a job may ask at once: one creates, the others find
         it), and accepts an existing one only when the spec it was created
@@ -172,7 +189,8 @@ class AnnealLR(_Base):
                  rpc_timeout: float = 5.0, backoff: Backoff = Backoff(),
                  last_epoch: int = -1,
                  create_if_missing: Optional[SpecLike] = None,
-                 report_from: str = "rank0") -> None:
+                 report_from: str = "rank0",
+                 offline_spec: Optional[SpecLike] = None) -> None:
         if report_from not in ("rank0", "all", "per_rank"):
             raise ValueError("report_from: must be 'rank0', 'all' or "
                              "'per_rank', got %r" % (report_from,))
@@ -192,7 +210,23 @@ class AnnealLR(_Base):
                               else None)
         self._warned_momentum = False
 
-        info = self._ensure(create_if_missing, rpc_timeout)
+        self._create_spec = create_if_missing
+        # Set while the schedule's existence is not known (an offline
+        # start): the first fetch that finds the server ensures it.
+        self._ensure_pending = False
+        try:
+            info = self._ensure(create_if_missing, rpc_timeout)
+        except UnavailableError as e:
+            start_spec = (offline_spec if offline_spec is not None
+                          else create_if_missing)
+            if not local_fallback or start_spec is None:
+                raise
+            info = _offline_schedule(self.schedule, to_spec(start_spec))
+            self._ensure_pending = create_if_missing is not None
+            warnings.warn(AnnealOutageWarning(
+                "anneal: %s is unreachable (%s); starting offline on the "
+                "given spec, and the server's values once it answers" %
+                (self.schedule, e)), stacklevel=2)
         # The reference for group scaling: the max_lr the schedule was
         # created with. It does not move when an operator changes max_lr
         # later, so such a change scales every group alike.
@@ -548,10 +582,24 @@ class AnnealLR(_Base):
     def _fetch_range(self, start: int, count: int) -> StepRange:
         # Lists on the step path: indexing a list is several times cheaper
         # than indexing a numpy array (and converting a window is cheap).
-        return self.client.evaluate_range(self.schedule, start, count,
-                                          batch_size=self.batch_size,
-                                          inspect_only=False,
-                                          timeout=self.rpc_timeout).as_lists()
+        try:
+            r = self.client.evaluate_range(self.schedule, start, count,
+                                           batch_size=self.batch_size,
+                                           inspect_only=False,
+                                           timeout=self.rpc_timeout)
+        except NotFoundError:
+            if not self._ensure_pending:
+                raise
+            # Started offline: the server is back and the schedule is not
+            # there yet. Create it (or find another rank's), then fetch.
+            self._ensure(self._create_spec, self.rpc_timeout)
+            self._ensure_pending = False
+            r = self.client.evaluate_range(self.schedule, start, count,
+                                           batch_size=self.batch_size,
+                                           inspect_only=False,
+                                           timeout=self.rpc_timeout)
+        self._ensure_pending = False
+        return r.as_lists()
 
     def _fetch_one(self, start: int, count: int) -> StepRange:
         r = self.client.evaluate(self.schedule, start,

@@ -233,3 +233,34 @@ def test_deleted_schedule_is_raised_when_the_window_runs_out(client):
         rec.step_to(100)
     assert rec.s.last_epoch >= 16
     rec.s.close()
+
+
+def test_starts_offline_and_creates_the_schedule_when_the_server_is_back(
+        server, client):
+    """The server is down when the job starts: with local_fallback and
+    create_if_missing the job starts on the spec, offline, and once the
+    server answers it creates the schedule and takes the server's values;
+    every LR it applied is the one the server serves for that step."""
+    assert server.stop() == 0
+    with pytest.warns(anneal.AnnealOutageWarning, match="starting offline"):
+        rec = Recorder(client, "born-offline", window=16, local_fallback=True,
+                       create_if_missing=SGDR)
+    with pytest.warns(anneal.AnnealOutageWarning, match="unreachable"):
+        rec.step_to(60)
+    assert rec.s.prefetcher.local_ranges >= 3
+    server.start(same_port=True)
+    rec.step_until_recovered()
+    rec.step_to(rec.s.last_epoch + 40)
+    s = client.get("born-offline")
+    assert [g.kind for g in s.timeline] == ["CREATE"]
+    assert s.timeline[0].spec == anneal.client.to_spec(SGDR)
+    assert rec.s.prefetcher.mismatches == []
+    rec.assert_exact(client, "born-offline", momentum=True)
+    rec.s.close()
+
+
+def test_an_unreachable_server_without_a_start_spec_raises(server, client):
+    assert server.stop() == 0
+    with pytest.raises(anneal.UnavailableError):
+        AnnealLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1),
+                 "nothing", client=client, local_fallback=True)
