@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -302,15 +303,25 @@ class AnnealLR(_Base):
         if spec is None:
             return self.client.get(self.schedule, timeout=timeout)
         wanted = to_spec(spec)
-        try:
-            info = self.client.get(self.schedule, timeout=timeout)
-        except NotFoundError:
+        # Another rank's create may be answered ALREADY_EXISTS to us while
+        # it is still being made durable: the schedule is then not visible
+        # yet (or never, if that create fails). Look again for a while.
+        deadline = time.monotonic() + max(timeout, 5.0)
+        delay = 0.01
+        while True:
+            try:
+                info = self.client.get(self.schedule, timeout=timeout)
+                break
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise
             try:
                 return self.client.create(
                     self.schedule.split("/", 1)[1], wanted, timeout=timeout,
                     reason="AnnealLR create_if_missing")
             except AlreadyExistsError:  # another rank was first
-                info = self.client.get(self.schedule, timeout=timeout)
+                time.sleep(delay)
+                delay = min(2 * delay, 0.2)
         created = info.timeline[0].spec if info.timeline else info.spec
         if created != wanted:
             raise ValueError(

@@ -124,11 +124,13 @@ def _run_ranks(server, schedule, world, report_from, steps=30):
          schedule, str(steps), report_from],
         env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for r in range(world)]
-    out = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=120)
-        assert p.returncode == 0, stderr
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    results = [p.communicate(timeout=120) for p in procs]
+    failed = ["rank %d exited %d:\n%s" % (r, p.returncode, err)
+              for r, (p, (_, err)) in enumerate(zip(procs, results))
+              if p.returncode != 0]
+    assert not failed, "\n".join(failed)
+    out = [json.loads(stdout.strip().splitlines()[-1])
+           for stdout, _ in results]
     return sorted(out, key=lambda o: o["rank"])
 
 
