@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
 import warnings
 import weakref
@@ -77,6 +78,14 @@ def _global_rank() -> Optional[int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return None
+
+
+def _world_size() -> int:
+    """The number of processes in torch.distributed, 1 outside it."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
 
 
 def _offline_schedule(name: str, spec: Any) -> Schedule:
@@ -128,7 +137,9 @@ class AnnealLR(_Base):
         bound, in steps, on how late a schedule change made on the server
         reaches this job (docs/python-client.md).
       refresh_after: steps of a window used before the background refresh
-        (default window // 2).
+        (default window // 2; in a torch.distributed job of several ranks,
+        each rank's own point in [window // 4, 3 * window // 4], so that
+        their fetches are spread over many steps).
       prefetch: False makes every step a blocking Evaluate call (for
         comparison; a change then applies from the next step).
       watch: follow the schedule's changes as they happen (WatchSchedules):
@@ -251,6 +262,15 @@ class AnnealLR(_Base):
 
         if refresh_after is None:
             refresh_after = window // 2 if prefetch else 0
+            world = _world_size()
+            if prefetch and world > 1 and window >= 8:
+                # Ranks step together: spread their refreshes over the
+                # middle half of the window (a fixed draw per rank), so a
+                # thousand ranks do not all fetch at the same step.
+                rank = _global_rank() or 0
+                jitter = random.Random(rank * 7919 + world).randint(
+                    -(window // 4), window // 4)
+                refresh_after = min(window - 1, max(0, refresh_after + jitter))
         # The prefetcher's thread must not keep the scheduler alive: it gets
         # weak references, and the thread ends when the scheduler is
         # collected (or closed).

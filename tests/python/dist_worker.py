@@ -38,6 +38,7 @@ def main() -> int:
     dist.barrier()
     sched.close()
     print(json.dumps({"rank": rank, "lrs": lrs,
+                      "refresh_after": sched.prefetcher.refresh_after,
                       "sent": sched.reporter.sent,
                       "skipped": sched.reporter.skipped_other_rank}))
     dist.destroy_process_group()

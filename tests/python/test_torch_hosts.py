@@ -142,6 +142,9 @@ def test_ranks_agree_and_report_once(server, client, report_from):
     want = client.evaluate_range(name, 1, 30, inspect_only=True)
     for r in ranks:
         assert r["lrs"] == list(want.lr), r["rank"]
+    # Each rank refreshes at its own point of the window (256 steps).
+    points = [r["refresh_after"] for r in ranks]
+    assert all(64 <= p <= 192 for p in points) and len(set(points)) > 1
     s = client.get(name)
     assert [g.kind for g in s.timeline] == ["CREATE"]  # created once
     reports = list(client.list_reports(name))
