@@ -98,3 +98,85 @@ def test_real_deepspeed_accepts_the_factory(client):  # pragma: no cover
         config={"train_batch_size": 1},
         lr_scheduler=anneal.deepspeed.factory("ds-real", client=client))
     assert isinstance(sched, AnnealLR)
+
+
+class FakeTrainerState:
+    def __init__(self):
+        self.global_step = 0
+        self.is_world_process_zero = True
+
+
+def test_hf_trainer_steps_and_reports_at_the_global_step(client):
+    """The Trainer's loop (transformers/trainer.py): optimizer step, then
+    the scheduler's step if the optimizer ran, then global_step += 1, then
+    on_log every logging_steps and on_evaluate every eval_steps."""
+    import anneal.hf
+    client.create("hf-run", SPEC)
+    model = torch.nn.Linear(2, 1)
+    opt, sched = anneal.hf.optimizers(model, "hf-run", client=client,
+                                      watch=False)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["lr"] == 0.1  # the schedule's max_lr
+    callback = anneal.hf.ReportCallback(sched)
+    state = FakeTrainerState()
+    want = client.evaluate_range("hf-run", 0, 41, inspect_only=True)
+    for i in range(40):
+        opt.step()
+        sched.step()
+        state.global_step += 1
+        if state.global_step % 5 == 0:
+            logs = {"loss": 1.0 / state.global_step, "grad_norm": 2.0,
+                    "learning_rate": sched.get_last_lr()[0], "epoch": 0.1}
+            assert logs["learning_rate"] == want.lr[state.global_step]
+            callback.on_log(None, state, None, logs=logs)
+        if state.global_step % 20 == 0:
+            callback.on_evaluate(None, state, None,
+                                 metrics={"eval_loss": 0.5, "eval_runtime": 1,
+                                          "eval_label": "x"})
+    # A worker process reports nothing.
+    state.is_world_process_zero = False
+    callback.on_log(None, state, None, logs={"loss": 9.0})
+    sched.close()
+    reports = {r.step: r.metrics for r in client.list_reports("hf-run")}
+    assert sorted(reports) == list(range(5, 41, 5))
+    assert reports[5] == {"loss": 0.2, "grad_norm": 2.0}
+    assert reports[20] == {"loss": 0.05, "grad_norm": 2.0, "eval_loss": 0.5,
+                           "eval_runtime": 1.0}
+    # Events the callback does not handle are no-ops, as TrainerCallback's.
+    assert callback.on_train_begin(None, state, None) is None
+
+
+class FakeAcceleratedScheduler:
+    """accelerate/scheduler.py AcceleratedScheduler.step: with
+    step_with_optimizer (the default) and split_batches False, it steps the
+    wrapped scheduler num_processes times per optimizer step."""
+
+    def __init__(self, scheduler, num_processes, step_with_optimizer=True,
+                 split_batches=False):
+        self.scheduler = scheduler
+        self.num_processes = num_processes
+        self.step_with_optimizer = step_with_optimizer
+        self.split_batches = split_batches
+
+    def step(self):
+        if not self.step_with_optimizer or self.split_batches:
+            self.scheduler.step()
+            return
+        for _ in range(self.num_processes):
+            self.scheduler.step()
+
+
+def test_accelerate_prepare_would_step_once_per_process(client):
+    """Why docs/integrations.md says not to prepare() AnnealLR: the wrapper
+    steps it num_processes times per update, which moves anneal's step
+    count (the schedule's time) that many times too fast."""
+    client.create("acc", SPEC)
+    for wrap, per_update in ((dict(), 4), (dict(step_with_optimizer=False), 1)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+        sched = AnnealLR(opt, "acc", client=client, watch=False)
+        wrapped = FakeAcceleratedScheduler(sched, num_processes=4, **wrap)
+        for _ in range(10):
+            opt.step()
+            wrapped.step()
+        assert sched.last_epoch == 10 * per_update
+        sched.close()
