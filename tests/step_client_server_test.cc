@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "anneal/client/metric_reporter.h"
 #include "anneal/client/step_client.h"
 #include "anneal/client/testing/fake_schedule_server.h"
 #include "anneal/engine/testing/spec_from_text.h"
@@ -177,6 +178,61 @@ TEST(StepClientServerTest, SendsItsBearerToken) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated)
       << refused.status();
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// MetricReporter against the real server: reports sent in the
+// background, merged per step, kept through a restart of the server, and
+// listed afterwards exactly as reported.
+TEST(MetricReporterServerTest, ReportsSurviveARestartOfTheServer) {
+  const int port = FreePort();  // the restart comes back on it
+  ServerProcess server(TempDb("reporter_db"),
+                       {"--listen=127.0.0.1:" + std::to_string(port)});
+  server.Start();
+  {
+    v1::CreateScheduleRequest req;
+    req.set_schedule_id("job");
+    *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
+    v1::Schedule out;
+    auto ctx = Ctx();
+    ASSERT_TRUE(server.stub()->CreateSchedule(ctx.get(), req, &out).ok());
+  }
+  MetricReporter::Options o;
+  o.schedule = "job";
+  o.initial_backoff = absl::Milliseconds(10);
+  o.max_backoff = absl::Milliseconds(200);
+  o.log = [](LogLevel, absl::string_view) {};
+  auto reporter = MetricReporter::Connect(server.address(), o);
+  ASSERT_TRUE(reporter.ok()) << reporter.status();
+  for (int step = 0; step < 50; ++step) {
+    ASSERT_TRUE((*reporter)->Report(step, {{"loss", 1.0 / (step + 1)}}).ok());
+  }
+  ASSERT_TRUE((*reporter)->Flush(absl::Seconds(10)));
+  EXPECT_EQ(server.Stop(), 0);
+  // Reported while the server is down: they wait, then arrive.
+  for (int step = 50; step < 60; ++step) {
+    ASSERT_TRUE((*reporter)->Report(step, {{"loss", 1.0 / (step + 1)}}).ok());
+  }
+  ASSERT_TRUE((*reporter)->Report(10, {{"val_loss", 0.5}}).ok());
+  server.Start();
+  ASSERT_TRUE((*reporter)->Flush(absl::Seconds(30)));
+  const MetricReporter::Stats stats = (*reporter)->stats();
+  EXPECT_EQ(stats.sent, 61);
+  EXPECT_EQ(stats.dropped + stats.rejected, 0);
+
+  v1::ListMetricReportsRequest req;
+  req.set_name("schedules/job");
+  req.set_page_size(1000);
+  v1::ListMetricReportsResponse out;
+  auto ctx = Ctx();
+  ASSERT_TRUE(server.stub()->ListMetricReports(ctx.get(), req, &out).ok());
+  ASSERT_EQ(out.reports_size(), 60);
+  for (int step = 0; step < 60; ++step) {
+    EXPECT_EQ(out.reports(step).step(), step);
+    EXPECT_EQ(out.reports(step).metrics().at("loss"), 1.0 / (step + 1));
+  }
+  EXPECT_EQ(out.reports(10).metrics().at("val_loss"), 0.5);
+  reporter->reset();
   EXPECT_EQ(server.Stop(), 0);
 }
 

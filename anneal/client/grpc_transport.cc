@@ -68,6 +68,17 @@ class GrpcTransport final : public ScheduleTransport {
     return response;
   }
 
+  absl::StatusOr<v1::MetricReport> ReportMetrics(
+      const v1::ReportMetricsRequest& request,
+      const CallOptions& options) override {
+    v1::MetricReport response;
+    absl::Status s = Call(options, [&](grpc::ClientContext* ctx) {
+      return stub_->ReportMetrics(ctx, request, &response);
+    });
+    if (!s.ok()) return s;
+    return response;
+  }
+
   absl::Status WatchSchedules(
       const v1::WatchSchedulesRequest& request,
       const std::function<bool(const v1::WatchEvent&)>& on_event) override {

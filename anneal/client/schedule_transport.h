@@ -51,6 +51,16 @@ class ScheduleTransport {
   virtual absl::StatusOr<v1::Schedule> GetSchedule(
       const v1::GetScheduleRequest& request, const CallOptions& options) = 0;
 
+  // ScheduleService.ReportMetrics, likewise. The default is UNIMPLEMENTED,
+  // so a transport that only reads schedules need not have it.
+  virtual absl::StatusOr<v1::MetricReport> ReportMetrics(
+      const v1::ReportMetricsRequest& request, const CallOptions& options) {
+    (void)request;
+    (void)options;
+    return absl::UnimplementedError(
+        "ReportMetrics: this transport does not send reports");
+  }
+
   // ScheduleService.WatchSchedules: calls `on_event` with each event, in
   // order, on the calling thread, until the stream ends. Returns the status
   // the server ended it with, OK once `on_event` returns false, CANCELLED

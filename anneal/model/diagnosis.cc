@@ -144,7 +144,9 @@ class Profile {
  public:
   explicit Profile(const Timeline& timeline) : timeline_(timeline) {}
 
-  const StepResult& At(int64_t step) {
+  // By value: a later call may rehash the cache, so a reference into it
+  // would dangle (AddressSanitizer found one: two At calls in a row).
+  StepResult At(int64_t step) {
     auto it = at_.find(step);
     if (it == at_.end()) it = at_.emplace(step, timeline_.At(step)).first;
     return it->second;
@@ -229,8 +231,8 @@ PhaseRates Rates(const MetricSeries& series, int64_t last_reported,
     const double a = series.values[i], b = series.values[i + 1];
     if (!std::isfinite(a) || !std::isfinite(b)) continue;
     const int64_t s = series.steps[i], u = series.steps[i + 1];
-    const StepResult& rs = profile.At(s);
-    const StepResult& ru = profile.At(u);
+    const StepResult rs = profile.At(s);
+    const StepResult ru = profile.At(u);
     const int64_t start = s - rs.step_in_cycle;
     if (u - ru.step_in_cycle != start || rs.cycle_length <= 0) continue;
     if (CycleLast(start, rs.cycle_length) > last_reported) continue;

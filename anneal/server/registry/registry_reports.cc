@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "anneal/engine/field_error.h"
 #include "anneal/engine/metric_name.h"
+#include "anneal/model/metric_report.h"
 #include "anneal/model/plateau_change.h"
 #include "anneal/model/schedule_resource.h"
 #include "anneal/model/timeline_edit.h"
@@ -25,34 +26,11 @@
 namespace anneal {
 namespace {
 
+static_assert(kMaxMetricsPerReport == kMaxMetricsPerStep,
+              "a report fits the step it is merged into");
+
 constexpr int32_t kDefaultReportPageSize = 100;
 constexpr int32_t kMaxReportPageSize = 1000;
-
-absl::Status ValidateStepBound(absl::string_view field, int64_t step) {
-  if (step >= 0 && step <= kMaxStep) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, step < 0 ? ": must be >= 0, got " : ": must be <= 2^62, got ",
-      step));
-}
-
-absl::Status ValidateReport(const v1::ReportMetricsRequest& request) {
-  if (auto s = ValidateStepBound("step", request.step()); !s.ok()) return s;
-  if (request.metrics().empty()) {
-    return absl::InvalidArgumentError(
-        "metrics: must name at least one metric, got none");
-  }
-  if (request.metrics_size() > kMaxMetricsPerStep) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics: at most ", kMaxMetricsPerStep,
-                     " per report, got ", request.metrics_size()));
-  }
-  for (const auto& [metric, value] : request.metrics()) {
-    auto s = ValidateMetricName(
-        absl::StrCat("metrics[", QuoteValue(metric), "]"), metric);
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
 
 // What a page token is bound to: the same query must come back with it.
 std::string QueryFingerprint(const v1::ListMetricReportsRequest& r) {
@@ -101,7 +79,9 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   };
   auto found = Published(request.name());
   if (!found.ok()) return std::move(done)(found.status());
-  if (auto s = ValidateReport(request); !s.ok()) return std::move(done)(s);
+  if (auto s = ValidateReport(request.step(), request.metrics()); !s.ok()) {
+    return std::move(done)(s);
+  }
   absl::ReaderMutexLock writes(&writes_mu_);
   if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
   auto [entry, snapshot] = *std::move(found);
