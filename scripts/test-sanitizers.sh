@@ -66,7 +66,8 @@ if [[ $stages == *tsan* ]]; then
   # its internal hand-offs (a stream's write tag and its OnDone) as races.
   tsan_tests=(registry_concurrency_test registry_faults_test
     registry_list_test memory_store_test sqlite_store_test watch_hub_test
-    prometheus_telemetry_test status_page_test rate_limiter_test authz_test)
+    prometheus_telemetry_test status_page_test rate_limiter_test authz_test
+    step_client_test metric_reporter_test)
   cmake --build build-tsan -j"$(nproc)" --target "${tsan_tests[@]}"
   stage "tsan build"
   for t in "${tsan_tests[@]}"; do
