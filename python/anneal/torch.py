@@ -147,7 +147,12 @@ class AnnealLR(_Base):
         `revision` follows it one fetch later instead of up to
         refresh_after steps later. The LRs applied are the same either way.
       batch_size: the job's batch size, for specs with batch_scaling.
-      reset_momentum: zero SGD momentum buffers on restart steps.
+      reset_momentum: zero SGD momentum buffers on restart steps. Default
+        (None): on, as the seed text recommends for SGDR, unless the spec in
+        force at construction is the cyclic family, whose every cycle start
+        is flagged a restart but which PyTorch's CyclicLR (like triangular
+        CLR) runs without resets. docs/python-client.md has the porting
+        table: what to pass for each PyTorch scheduler's exact behaviour.
       reset_exp_avg: also zero Adam's exp_avg on restart steps. The served
         beta1_bias_correction assumes the spec's
         momentum.restart_bias_correction matches (a warning says when not).
@@ -193,7 +198,8 @@ class AnnealLR(_Base):
                  window: int = 256, refresh_after: Optional[int] = None,
                  prefetch: bool = True, watch: bool = True,
                  batch_size: Optional[int] = None,
-                 reset_momentum: bool = True, reset_exp_avg: bool = False,
+                 reset_momentum: Optional[bool] = None,
+                 reset_exp_avg: bool = False,
                  on_snapshot: Optional[StepCallback] = None,
                  on_restart: Optional[StepCallback] = None,
                  local_fallback: bool = False, annealctl: Optional[str] = None,
@@ -211,7 +217,7 @@ class AnnealLR(_Base):
         self.client = client if client is not None else Client(target)
         self.schedule = schedule_name(schedule)
         self.batch_size = batch_size
-        self.reset_momentum = reset_momentum
+        self.reset_momentum = bool(reset_momentum)
         self.reset_exp_avg = reset_exp_avg
         self.on_snapshot = on_snapshot
         self.on_restart = on_restart
@@ -244,6 +250,9 @@ class AnnealLR(_Base):
         # later, so such a change scales every group alike.
         first = info.timeline[0].spec if info.timeline else info.spec
         self._reference_lr = first.max_lr
+        if reset_momentum is None:
+            reset_momentum = info.spec.WhichOneof("curve") != "cyclic"
+        self.reset_momentum = reset_momentum
         self._check_exp_avg_reset(info.spec)
 
         self._timeline: Optional[LocalTimeline] = None
