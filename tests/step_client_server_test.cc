@@ -38,6 +38,18 @@ std::string Sha256Hex(const std::string& token) {
   return hex;
 }
 
+// Creates schedules/job (the SGDR spec) on `server`, with `token` if any.
+void CreateJob(ServerProcess& server, const std::string& token = "") {
+  v1::CreateScheduleRequest req;
+  req.set_schedule_id("job");
+  *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
+  v1::Schedule out;
+  auto ctx = Ctx();
+  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+  grpc::Status s = server.stub()->CreateSchedule(ctx.get(), req, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
 // The real server: prefetch, an update mid-run, then SIGTERM mid-run
 // (window, then offline), a restart on the same port (back online), and
 // every step served equal, bit for bit, to what the server says now.
@@ -46,14 +58,7 @@ TEST(StepClientServerTest, RealServerUpdateOutageAndRestart) {
   ServerProcess server(TempDb("db"),
                        {"--listen=127.0.0.1:" + std::to_string(port)});
   server.Start();
-  {
-    v1::CreateScheduleRequest req;
-    req.set_schedule_id("job");
-    *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
-    v1::Schedule out;
-    grpc::Status s = server.stub()->CreateSchedule(Ctx().get(), req, &out);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateJob(server));
   LogSink log;
   StepClient::Options o;
   o.server = server.address();
@@ -151,16 +156,7 @@ TEST(StepClientServerTest, SendsItsBearerToken) {
   }
   ServerProcess server(TempDb("tokens_db"), {"--tokens_file=" + tokens});
   server.Start();
-  {
-    v1::CreateScheduleRequest req;
-    req.set_schedule_id("job");
-    *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
-    v1::Schedule out;
-    auto ctx = Ctx();
-    ctx->AddMetadata("authorization", "Bearer ops-secret");
-    grpc::Status s = server.stub()->CreateSchedule(ctx.get(), req, &out);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateJob(server, "ops-secret"));
   StepClient::Options o;
   o.server = server.address();
   o.schedule = "job";
@@ -189,14 +185,7 @@ TEST(MetricReporterServerTest, ReportsSurviveARestartOfTheServer) {
   ServerProcess server(TempDb("reporter_db"),
                        {"--listen=127.0.0.1:" + std::to_string(port)});
   server.Start();
-  {
-    v1::CreateScheduleRequest req;
-    req.set_schedule_id("job");
-    *req.mutable_schedule()->mutable_spec() = SpecFromText(kSgdr);
-    v1::Schedule out;
-    auto ctx = Ctx();
-    ASSERT_TRUE(server.stub()->CreateSchedule(ctx.get(), req, &out).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateJob(server));
   MetricReporter::Options o;
   o.schedule = "job";
   o.initial_backoff = absl::Milliseconds(10);

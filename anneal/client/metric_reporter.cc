@@ -27,14 +27,6 @@ void LogToStderr(LogLevel level, absl::string_view message) {
                static_cast<int>(message.size()), message.data());
 }
 
-// The server cannot take the report now; it may later.
-bool IsTransient(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
-         absl::IsCancelled(s) ||
-         (absl::IsResourceExhausted(s) &&
-          s.GetPayload(kRetryInfoTypeUrl).has_value());
-}
-
 }  // namespace
 
 class MetricReporter::Impl {
@@ -150,7 +142,7 @@ class MetricReporter::Impl {
           if (outage) warning = absl::StrCat(name_, ": reports flow again");
           outage = false;
           backoff = options_.initial_backoff;
-        } else if (IsTransient(answer.status()) && !stopping_) {
+        } else if (IsTransientError(answer.status()) && !stopping_) {
           // Back to the front; a newer report of the same step merges
           // under it (the older values first, the newer win).
           auto [it, fresh] = queued_.try_emplace(request.step());

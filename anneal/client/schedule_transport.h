@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "anneal/v1/service.pb.h"
@@ -36,6 +37,21 @@ struct CallOptions {
 // RESOURCE_EXHAUSTED, which is worth retrying.
 inline constexpr char kRetryInfoTypeUrl[] =
     "type.googleapis.com/google.rpc.RetryInfo";
+
+// Whether a call's error means "the server cannot be reached right now":
+// UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED (what a server shutting down
+// answers the calls in flight; a client cancels its own only when closing,
+// and then retries nothing), or RESOURCE_EXHAUSTED with a retry delay (an
+// overloaded server). Every other code is the server's answer, and retrying
+// would not change it. The clients retry only idempotent calls: reads
+// (raising max_step_served twice is raising it once) and reports (the same
+// values merged again).
+inline bool IsTransientError(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
+         absl::IsCancelled(s) ||
+         (absl::IsResourceExhausted(s) &&
+          s.GetPayload(kRetryInfoTypeUrl).has_value());
+}
 
 class ScheduleTransport {
  public:

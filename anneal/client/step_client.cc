@@ -38,21 +38,6 @@ void LogToStderr(LogLevel level, absl::string_view message) {
                static_cast<int>(message.size()), message.data());
 }
 
-// Only these mean "the server cannot be reached right now". Reads are
-// idempotent (raising max_step_served twice is raising it once), so retrying
-// a deadline is as safe as retrying UNAVAILABLE. CANCELLED is what a server
-// shutting down answers the calls in flight (the client cancels its own
-// calls only when closing, and then nothing is retried). RESOURCE_EXHAUSTED
-// with a retry delay is an overloaded server (too many range steps in
-// flight). Every other code is the server's answer, and retrying would not
-// change it.
-bool IsTransient(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
-         absl::IsCancelled(s) ||
-         (absl::IsResourceExhausted(s) &&
-          s.GetPayload(kRetryInfoTypeUrl).has_value());
-}
-
 absl::Status CheckOptions(const StepClient::Options& o) {
   auto bad = [](absl::string_view field, absl::string_view rule) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
@@ -153,7 +138,7 @@ class StepClient::Impl {
     absl::Status s;
     while (true) {
       s = FetchOnce(options_.start_step, deadline);
-      if (s.ok() || !IsTransient(s)) break;
+      if (s.ok() || !IsTransientError(s)) break;
       absl::MutexLock lock(&mu_);
       if (absl::Now() >= deadline) break;
       const absl::Time wake = std::min(next_attempt_, deadline);
@@ -161,7 +146,7 @@ class StepClient::Impl {
     }
     if (!s.ok()) {
       absl::MutexLock lock(&mu_);
-      if (!IsTransient(s) || !options_.offline_fallback || !timeline_) {
+      if (!IsTransientError(s) || !options_.offline_fallback || !timeline_) {
         return absl::Status(
             s.code(), absl::StrCat(name_, ": cannot fetch steps from ",
                                    options_.start_step, ": ", s.message()));
@@ -322,7 +307,7 @@ class StepClient::Impl {
       }
       // An outage is the refresher's to report. Anything else (the
       // server's --max_watchers reached, a stream that fell behind) once.
-      if (!IsTransient(s) && !told) {
+      if (!IsTransientError(s) && !told) {
         told = true;
         Log(LogLevel::kInfo,
             absl::StrCat("watch ended (", s.ToString(),
@@ -543,7 +528,7 @@ class StepClient::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++stats_.failed_calls;
     last_error_ = s;
-    if (IsTransient(s)) {
+    if (IsTransientError(s)) {
       if (failures_++ == 0) {
         outage_start_ = absl::Now();
         // The one warning of this outage.

@@ -16,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from conftest import BUILD_DIR, ServerProcess, debian_program
-from pki import Pki
+from conftest import BUILD_DIR, ServerProcess
+from pki import pki  # noqa: F401  (the fixture)
 
 TOKENS = {"reader": "tok-telemetry-r", "operator": "tok-telemetry-o",
           "vision": "tok-telemetry-v", "gone": "tok-telemetry-gone"}
@@ -32,17 +32,6 @@ def tokens_text(names) -> str:
         selector = " team=vision" if n == "vision" else ""
         lines.append("%s %s %s%s" % (n, ROLE[n], digest, selector))
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    openssl = debian_program("openssl", "openssl")
-    root = tmp_path_factory.mktemp("pki")
-    good = Pki(openssl, root / "good", "good")
-    other = Pki(openssl, root / "other", "other")
-    return {"ca": good.ca, "server": good.issue("server", True),
-            "other_ca": other.ca,
-            "other_server": other.issue("other-server", True)}
 
 
 def get(url, headers=None, context=None):

@@ -10,29 +10,12 @@ import time
 import grpc
 import pytest
 
-from conftest import BUILD_DIR, ServerProcess, debian_program
-from pki import Pki
+from conftest import BUILD_DIR, ServerProcess
+from pki import pki  # noqa: F401  (the fixture)
 
 from anneal.v1 import resources_pb2, schedule_pb2, service_pb2, service_pb2_grpc
 
 SPEC = schedule_pb2.ScheduleSpec(max_lr=0.1, constant=schedule_pb2.Constant())
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    openssl = debian_program("openssl", "openssl")
-    root = tmp_path_factory.mktemp("pki")
-    good = Pki(openssl, root / "good", "good")
-    other = Pki(openssl, root / "other", "other")
-    return {
-        "ca": good.ca,
-        "server": good.issue("server", True),
-        "client": good.issue("trainer-7", False),
-        "other_ca": other.ca,
-        "other_server": other.issue("other-server", True),
-        "stranger": other.issue("stranger", False),
-        "good": good,
-    }
 
 
 def secure_stub(address, ca, cert_key=None):
