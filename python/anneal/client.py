@@ -9,6 +9,7 @@ one caller that needs it.
 from __future__ import annotations
 
 import os
+import sys
 from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     Union)
 
@@ -41,6 +42,19 @@ DEFAULT_CHANNEL_OPTIONS: Tuple[Tuple[str, Any], ...] = (
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.dns_min_time_between_resolutions_ms", 200),
 )
+
+
+def _distributed_world_size() -> int:
+    """The torch.distributed world size when this process has joined one
+    (torch imported and the group initialized), else 1. Never imports
+    torch itself: the client does not need it."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return int(dist.get_world_size())
+    except (AttributeError, RuntimeError):  # a partial or odd torch
+        pass
+    return 1
 
 
 def to_spec(spec: SpecLike) -> schedule_pb2.ScheduleSpec:
@@ -327,9 +341,24 @@ class Client:
 
     def advance(self, schedule: str, *, request_id: str = "",
                 expected_position: Optional[int] = None,
-                timeout: Optional[float] = None) -> Advanced:
+                timeout: Optional[float] = None,
+                allow_multi_rank: bool = False) -> Advanced:
         """The server-side counter + 1, and the step result there. Retry a
-        failed call with the same request_id to advance exactly once."""
+        failed call with the same request_id to advance exactly once.
+
+        In a torch.distributed job of several ranks every rank's call would
+        move the counter, so it raises RuntimeError there: use
+        anneal.torch.advance (rank 0 advances and broadcasts the answer), or
+        pass allow_multi_rank=True when only this rank advances."""
+        world = _distributed_world_size()
+        if world > 1 and not allow_multi_rank:
+            raise RuntimeError(
+                "advance: this process is one of %d torch.distributed ranks, "
+                "and each rank's Advance would move %s one more step; call "
+                "anneal.torch.advance(client, schedule) on every rank (rank 0 "
+                "advances and broadcasts the answer), or pass "
+                "allow_multi_rank=True if only this rank advances" %
+                (world, schedule_name(schedule)))
         request = service_pb2.AdvanceRequest(name=schedule_name(schedule),
                                              request_id=request_id)
         if expected_position is not None:

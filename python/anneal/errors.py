@@ -7,7 +7,7 @@ the exception class instead of comparing grpc.StatusCode values.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -30,6 +30,11 @@ class AnnealError(Exception):
         self.field: Optional[str] = head if sep and " " not in head else None
         where = "%s: " % method if method else ""
         super().__init__("%s%s: %s" % (where, code.name, message))
+
+    def __reduce__(self) -> Any:
+        # Picklable (torch.distributed broadcasts it from rank 0).
+        return (type(self), (self.code, self.message, self.method,
+                             self.retry_delay))
 
     @property
     def retryable(self) -> bool:

@@ -62,7 +62,8 @@ from anneal.errors import (AlreadyExistsError, AnnealError, NotFoundError,
 from anneal.fallback import LocalTimeline, find_annealctl
 from anneal.reporter import MetricReporter
 from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
-                            Phase, Schedule, Segment, StepRange, StepResult)
+                            Advanced, Phase, Schedule, Segment, StepRange,
+                            StepResult)
 from anneal.window import AnnealOutageWarning, Backoff, Prefetcher
 
 log = logging.getLogger("anneal")
@@ -78,6 +79,31 @@ def _global_rank() -> Optional[int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return None
+
+
+def advance(client: Client, schedule: str, *, request_id: str = "",
+            timeout: Optional[float] = None) -> Advanced:
+    """Client.advance for a torch.distributed job: every rank calls it at
+    the same point, global rank 0 advances the server's counter once, and
+    every rank gets rank 0's answer (one broadcast_object_list). An error on
+    rank 0 is raised on every rank. Outside torch.distributed it is
+    client.advance."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or \
+            dist.get_world_size() == 1:
+        return client.advance(schedule, request_id=request_id,
+                              timeout=timeout)
+    box: List[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            box[0] = client.advance(schedule, request_id=request_id,
+                                    timeout=timeout, allow_multi_rank=True)
+        except AnnealError as e:
+            box[0] = e
+    dist.broadcast_object_list(box, src=0)
+    if isinstance(box[0], Exception):
+        raise box[0]
+    return box[0]
 
 
 def _world_size() -> int:

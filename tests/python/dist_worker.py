@@ -5,6 +5,9 @@ steps reporting loss = rank + step / 1000, and prints one JSON line: the
 LRs it applied and the reporter's counters.
 
   python3 dist_worker.py TARGET SCHEDULE STEPS REPORT_FROM
+
+With REPORT_FROM "advance" it instead advances the schedule STEPS times
+with anneal.torch.advance on every rank and prints the positions.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def main() -> int:
     target, schedule, steps, report_from = sys.argv[1:5]
     dist.init_process_group("gloo")
     rank = dist.get_rank()
+    if report_from == "advance":
+        return advance(target, schedule, int(steps), rank)
     param = torch.nn.Parameter(torch.zeros(3))
     opt = torch.optim.SGD([param], lr=0.1)
     sched = AnnealLR(opt, schedule, target=target, create_if_missing=SPEC,
@@ -41,6 +46,39 @@ def main() -> int:
                       "refresh_after": sched.prefetcher.refresh_after,
                       "sent": sched.reporter.sent,
                       "skipped": sched.reporter.skipped_other_rank}))
+    dist.destroy_process_group()
+    return 0
+
+
+def advance(target, schedule, steps, rank):
+    """Every rank advances together: the counter moves once a step."""
+    import anneal
+    import anneal.torch
+    client = anneal.Client(target)
+    if rank == 0:
+        try:
+            client.create(schedule, SPEC)
+        except anneal.AlreadyExistsError:
+            pass
+    dist.barrier()
+    refused = ""
+    try:
+        client.advance(schedule)
+    except RuntimeError as e:
+        refused = str(e)
+    positions, lrs = [], []
+    for step in range(steps):
+        a = anneal.torch.advance(client, schedule, request_id="s%d" % step)
+        positions.append(a.position)
+        lrs.append(a.result.lr)
+    try:
+        anneal.torch.advance(client, "missing")
+        missing = ""
+    except anneal.NotFoundError as e:
+        missing = e.code.name
+    dist.barrier()
+    print(json.dumps({"rank": rank, "positions": positions, "lrs": lrs,
+                      "refused": refused, "missing": missing}))
     dist.destroy_process_group()
     return 0
 

@@ -166,3 +166,15 @@ def test_ranks_agree_and_report_once(server, client, report_from):
         assert all(round(r.metrics["loss"] - r.step / 1000, 9) in (0, 1, 2)
                    for r in reports)
         assert [o["skipped"] for o in ranks] == [0, 0, 0]
+
+
+def test_advance_moves_the_counter_once_per_step_on_every_rank(server, client):
+    ranks = _run_ranks(server, "advanced", 3, "advance", steps=10)
+    for r in ranks:
+        assert r["positions"] == list(range(1, 11)), r["rank"]
+        assert r["lrs"] == ranks[0]["lrs"]
+        # A bare Client.advance refuses on a rank of a multi-rank job, and
+        # rank 0's error reaches every rank.
+        assert "3 torch.distributed ranks" in r["refused"]
+        assert r["missing"] == "NOT_FOUND"
+    assert client.get("advanced").position == 10
