@@ -180,3 +180,67 @@ def test_accelerate_prepare_would_step_once_per_process(client):
             wrapped.step()
         assert sched.last_epoch == 10 * per_update
         sched.close()
+
+
+class FakeLightningTrainer:
+    """The order of lightning/pytorch/loops/training_epoch_loop.py
+    (advance): training_step and the optimizer step, then
+    update_lr_schedulers("step"), then on_train_batch_end; validation at
+    the end of each `val_every` batches, then on_validation_epoch_end."""
+
+    def __init__(self, callback, config, optimizer, val_every=10):
+        self.callback = callback
+        self.config = config
+        self.optimizer = optimizer
+        self.val_every = val_every
+        self.is_global_zero = True
+        self.callback_metrics = {}
+        self.logged = []
+
+    def log(self, name, value):  # as LightningModule.log
+        self.logged.append((name, value))
+
+    def fit(self, batches):
+        for batch_idx in range(batches):
+            loss = torch.tensor(1.0 / (batch_idx + 1))
+            self.optimizer.step()
+            if self.config["interval"] == "step":
+                self.config["scheduler"].step()
+            self.callback.on_train_batch_end(self, self, {"loss": loss},
+                                             None, batch_idx)
+            if (batch_idx + 1) % self.val_every == 0:
+                self.callback_metrics = {"val_loss": torch.tensor(0.5),
+                                         "train_acc": torch.tensor(0.9)}
+                self.callback.on_validation_epoch_end(self, self)
+
+
+def test_lightning_callback_reports_at_the_right_steps(client):
+    client.create("pl-cb", SPEC)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    sched = AnnealLR(opt, "pl-cb", client=client, watch=False)
+    callback = anneal.lightning.AnnealCallback(sched)
+    trainer = FakeLightningTrainer(callback,
+                                   anneal.lightning.scheduler_config(sched), opt)
+    trainer.fit(30)
+    sched.reporter.flush()
+    reports = {r.step: r.metrics for r in client.list_reports("pl-cb")}
+    # Batch i's loss is the model after i updates: reported at step i;
+    # the last validation (after 30 updates) at 30.
+    assert sorted(reports) == list(range(31))
+    assert reports[30] == {"val_loss": 0.5}
+    assert reports[0]["loss"] == pytest.approx(1.0)
+    assert reports[9]["loss"] == pytest.approx(0.1)
+    # Validation after 10 updates is reported at step 10, val_* only.
+    assert reports[10] == {"loss": pytest.approx(1 / 11), "val_loss": 0.5}
+    assert ("anneal/cycle", 1.0) in trainer.logged  # SGDR's 2nd cycle at 10
+    assert ("anneal/revision", 1.0) in trainer.logged
+    # The checkpoint keeps the schedule; another schedule's is refused.
+    state = callback.state_dict()
+    assert state["schedule"] == "schedules/pl-cb"
+    callback.load_state_dict(state)
+    with pytest.raises(ValueError, match="schedules/other"):
+        callback.load_state_dict({"schedule": "schedules/other"})
+    # Other processes report nothing.
+    trainer.is_global_zero = False
+    callback.on_validation_epoch_end(trainer, trainer)
+    sched.close()
