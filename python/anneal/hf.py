@@ -68,8 +68,23 @@ class ReportCallback(_CallbackBase):
 
     SKIP = ("learning_rate", "epoch", "step")
 
-    def __init__(self, scheduler: AnnealLR) -> None:
+    def __init__(self, scheduler: AnnealLR, *,
+                 save_on_snapshot: bool = False) -> None:
+        """With save_on_snapshot, the Trainer saves a checkpoint after each
+        cycle's last update (the snapshot, at the cycle's LR minimum): for a
+        snapshot ensemble or SWA over the snapshots."""
         self.scheduler = scheduler
+        self.save_on_snapshot = save_on_snapshot
+        self.snapshots_saved = 0
+        self._snapshot_due = False
+        if save_on_snapshot:
+            previous = scheduler.on_snapshot
+
+            def on_snapshot(result: Any) -> None:
+                if previous is not None:
+                    previous(result)
+                self._snapshot_due = True
+            scheduler.on_snapshot = on_snapshot
 
     def _report(self, state: Any, values: Optional[Mapping[str, Any]]) -> None:
         if not values or not getattr(state, "is_world_process_zero", True):
@@ -83,6 +98,15 @@ class ReportCallback(_CallbackBase):
     def on_log(self, args: Any, state: Any, control: Any,
                logs: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
         self._report(state, logs)
+
+    def on_step_end(self, args: Any, state: Any, control: Any,
+                    **kwargs: Any) -> None:
+        # AnnealLR called on_snapshot in this step's scheduler.step(): the
+        # model now holds the cycle's last update.
+        if self._snapshot_due:
+            self._snapshot_due = False
+            control.should_save = True
+            self.snapshots_saved += 1
 
     def on_evaluate(self, args: Any, state: Any, control: Any,
                     metrics: Optional[Mapping[str, Any]] = None,

@@ -244,3 +244,33 @@ def test_lightning_callback_reports_at_the_right_steps(client):
     trainer.is_global_zero = False
     callback.on_validation_epoch_end(trainer, trainer)
     sched.close()
+
+
+class FakeControl:
+    should_save = False
+
+
+def test_hf_saves_on_snapshot_steps(client):
+    """SGDR period 10, mult 2: cycles end at steps 9 and 29; the snapshot
+    model exists after updates 10 and 30, so the Trainer saves there."""
+    import anneal.hf
+    client.create("hf-snap", SPEC)
+    model = torch.nn.Linear(2, 1)
+    seen = []
+    opt, sched = anneal.hf.optimizers(model, "hf-snap", client=client,
+                                      watch=False, on_snapshot=seen.append)
+    callback = anneal.hf.ReportCallback(sched, save_on_snapshot=True)
+    state = FakeTrainerState()
+    saved_at = []
+    for _ in range(35):
+        opt.step()
+        sched.step()
+        state.global_step += 1
+        control = FakeControl()
+        callback.on_step_end(None, state, control)
+        if control.should_save:
+            saved_at.append(state.global_step)
+    assert saved_at == [10, 30]
+    assert [r.step for r in seen] == [9, 29]  # the user's callback still runs
+    assert callback.snapshots_saved == 2
+    sched.close()
