@@ -274,3 +274,33 @@ def test_hf_saves_on_snapshot_steps(client):
     assert [r.step for r in seen] == [9, 29]  # the user's callback still runs
     assert callback.snapshots_saved == 2
     sched.close()
+
+
+class FakeTracer:
+    """What a step looks like inside jax.jit: a tracer, no value."""
+
+    def __int__(self):
+        raise RuntimeError("ConcretizationTypeError")
+
+
+class DynamicJaxprTracer(FakeTracer):
+    pass
+
+
+def test_optax_host_schedule_serves_the_window_on_the_host(client):
+    """The loop of optax.inject_hyperparams: the host sets the state's
+    learning_rate from lr(step) before each jitted update."""
+    import anneal.optax
+    client.create("jax-run", SPEC)
+    want = client.evaluate_range("jax-run", 0, 700, inspect_only=True)
+    with anneal.optax.HostSchedule("jax-run", client=client, window=64) as lr:
+        hyperparams = {"learning_rate": lr(0)}
+        for step in range(700):
+            hyperparams["learning_rate"] = lr(step)
+            assert hyperparams["learning_rate"] == want.lr[step]
+        assert lr.revision == 1
+        assert lr._prefetcher.fetches >= 700 // 64
+        with pytest.raises(TypeError, match="inject_hyperparams"):
+            lr(DynamicJaxprTracer())
+    # Prefetching is serving: later changes start after the window.
+    assert client.get("jax-run").max_step_served >= 699
