@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import random
 import time
 import warnings
@@ -79,6 +80,74 @@ def _global_rank() -> Optional[int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return None
+
+
+class _SharedWindow:
+    """AnnealLR's windows fetched by one rank and broadcast to the others
+    (fetch="rank0": global rank 0 for all; "node": each node's local rank 0
+    for its node). range_at(t) is a collective: every rank of the group
+    calls it at the same step and gets the same range, [t, t + window)."""
+
+    def __init__(self, mode: str, fetch: Callable[[int, int], StepRange],
+                 window: int, fallback: Optional[Callable[[int, int],
+                                                          StepRange]],
+                 backoff: Backoff, block_timeout: Optional[float]) -> None:
+        dist = torch.distributed
+        rank = dist.get_rank()
+        self.group: Any = None
+        self.source = 0
+        if mode == "node":
+            local = os.environ.get("LOCAL_WORLD_SIZE")
+            if not local or dist.get_world_size() % int(local):
+                raise ValueError(
+                    "fetch='node' needs LOCAL_WORLD_SIZE (set by torchrun) "
+                    "dividing the world size (%d), got %r" %
+                    (dist.get_world_size(), local))
+            size = int(local)
+            # Collective: every rank creates every node's group, in order
+            # (dist.new_subgroups would do it, but only with CUDA in 1.13).
+            for first in range(0, dist.get_world_size(), size):
+                group = dist.new_group(list(range(first, first + size)))
+                if first <= rank < first + size:
+                    self.group = group
+            self.source = rank // size * size
+        self.is_source = rank == self.source
+        self._fetch = fetch
+        self._fallback = fallback
+        self._window = window
+        self._backoff = backoff
+        self._block_timeout = block_timeout
+        self.fetches = 0  # windows this rank fetched from the server
+
+    def _fetch_or_fallback(self, t: int) -> StepRange:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                r = self._fetch(t, self._window)
+                self.fetches += 1
+                return r
+            except UnavailableError:
+                if self._fallback is not None:
+                    return self._fallback(t, self._window)
+                if (self._block_timeout is not None and
+                        time.monotonic() - started > self._block_timeout):
+                    raise
+                time.sleep(self._backoff.delay(attempt))
+                attempt += 1
+
+    def range_at(self, t: int) -> StepRange:
+        box: List[Any] = [None]
+        if self.is_source:
+            try:
+                box[0] = self._fetch_or_fallback(t)
+            except Exception as e:  # noqa: BLE001 - raised on every rank
+                box[0] = e
+        torch.distributed.broadcast_object_list(box, src=self.source,
+                                                group=self.group)
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
 
 
 def advance(client: Client, schedule: str, *, request_id: str = "",
@@ -207,6 +276,14 @@ class AnnealLR(_Base):
         it), and accepts an existing one only when the spec it was created
         with equals this one, else ValueError. So a job restarted by an
         elastic launcher comes back to its own schedule.
+      fetch: who fetches the window in a torch.distributed job: "every_rank"
+        (the default: each rank its own, in the background), "rank0" (global
+        rank 0 fetches each window and broadcasts it to all ranks, one
+        broadcast_object_list per window, at the same step on every rank),
+        or "node" (local rank 0 of each node, for its node's ranks; needs
+        torchrun's LOCAL_WORLD_SIZE and ranks numbered node by node). With
+        "rank0" and "node" a schedule change reaches the job at the next
+        window, not through a watch.
       report_from: which ranks of a torch.distributed job send report():
         "rank0" (the default: the global rank 0 only, so that a step is
         reported once), "all" (every rank; a later report of the same step
@@ -234,10 +311,14 @@ class AnnealLR(_Base):
                  last_epoch: int = -1,
                  create_if_missing: Optional[SpecLike] = None,
                  report_from: str = "rank0",
-                 offline_spec: Optional[SpecLike] = None) -> None:
+                 offline_spec: Optional[SpecLike] = None,
+                 fetch: str = "every_rank") -> None:
         if report_from not in ("rank0", "all", "per_rank"):
             raise ValueError("report_from: must be 'rank0', 'all' or "
                              "'per_rank', got %r" % (report_from,))
+        if fetch not in ("every_rank", "rank0", "node"):
+            raise ValueError("fetch: must be 'every_rank', 'rank0' or 'node', "
+                             "got %r" % (fetch,))
         self.report_from = report_from
         self._own_client = client is None
         self.client = client if client is not None else Client(target)
@@ -323,6 +404,14 @@ class AnnealLR(_Base):
         self.reporter = MetricReporter(self.client, self.schedule,
                                        rpc_timeout=rpc_timeout,
                                        backoff=backoff)
+        # fetch="rank0"/"node": windows come from one rank, in lockstep.
+        self._shared: Optional[_SharedWindow] = None
+        if fetch != "every_rank" and _world_size() > 1:
+            self._shared = _SharedWindow(
+                fetch, _weak(ref, "_fetch_range"), window,
+                _weak(ref, "_local_range") if fallback else None,
+                backoff, block_timeout)
+            watch = False
         self._watch: Optional[ChangeWatch] = None
         if watch and prefetch:
             self._watch = ChangeWatch(self.client, self.schedule,
@@ -550,7 +639,19 @@ class AnnealLR(_Base):
                           self._pairs[0][1]), stacklevel=4)
 
     def _sync(self, t: int, force: bool = False) -> None:
+        if self._shared is not None:
+            # Every rank is here at the same step: the ranges are the same
+            # on all of them, and so are the points where they run out.
+            r = self._shared.range_at(t)
+            self._install(r, t)
+            self._refresh_at = r.end_step
+            return
         r = self._prefetcher.ensure(t, None if force else self._range)
+        self._install(r, t)
+        self._refresh_at = (t + 1 if self._prefetcher.awaiting_refresh else
+                            self._prefetcher.refresh_point(r))
+
+    def _install(self, r: StepRange, t: int) -> None:
         if r is not self._range:
             self._range = r
             self._lo = r.start_step
@@ -563,8 +664,6 @@ class AnnealLR(_Base):
                     log.info("%s: revision %d -> %d (fetched at step %d)",
                              self.schedule, self.revision, r.revision, t)
                 self.revision = r.revision
-        self._refresh_at = (t + 1 if self._prefetcher.awaiting_refresh else
-                            self._prefetcher.refresh_point(r))
 
     def _on_change(self, revision: int) -> None:
         """The watch's thread: the schedule is at `revision`."""

@@ -13,6 +13,7 @@ with anneal.torch.advance on every rank and prints the positions.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -32,8 +33,10 @@ def main() -> int:
         return advance(target, schedule, int(steps), rank)
     param = torch.nn.Parameter(torch.zeros(3))
     opt = torch.optim.SGD([param], lr=0.1)
+    fetch = os.environ.get("ANNEAL_TEST_FETCH", "every_rank")
     sched = AnnealLR(opt, schedule, target=target, create_if_missing=SPEC,
-                     report_from=report_from, watch=False)
+                     report_from=report_from, watch=False, fetch=fetch,
+                     window=int(os.environ.get("ANNEAL_TEST_WINDOW", "256")))
     lrs = []
     for step in range(int(steps)):
         opt.step()
@@ -42,7 +45,9 @@ def main() -> int:
         lrs.append(opt.param_groups[0]["lr"])
     dist.barrier()
     sched.close()
-    print(json.dumps({"rank": rank, "lrs": lrs,
+    fetched = (sched._shared.fetches if sched._shared is not None
+               else sched.prefetcher.fetches)
+    print(json.dumps({"rank": rank, "lrs": lrs, "fetches": fetched,
                       "refresh_after": sched.prefetcher.refresh_after,
                       "sent": sched.reporter.sent,
                       "skipped": sched.reporter.skipped_other_rank}))

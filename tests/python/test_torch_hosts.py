@@ -113,9 +113,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _run_ranks(server, schedule, world, report_from, steps=30):
+def _run_ranks(server, schedule, world, report_from, steps=30, **extra_env):
     port = _free_port()
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    env = dict(os.environ, **extra_env)
+    env = dict(env, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                WORLD_SIZE=str(world), GLOO_SOCKET_IFNAME="lo",
                PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "..",
                                                         "python"), HERE]))
@@ -178,3 +179,26 @@ def test_advance_moves_the_counter_once_per_step_on_every_rank(server, client):
         assert "3 torch.distributed ranks" in r["refused"]
         assert r["missing"] == "NOT_FOUND"
     assert client.get("advanced").position == 10
+
+
+@pytest.mark.parametrize("fetch,world,local,fetchers", [
+    ("rank0", 3, None, [0]),
+    ("node", 4, "2", [0, 2]),
+])
+def test_one_rank_fetches_and_broadcasts(server, client, fetch, world, local,
+                                         fetchers):
+    """fetch="rank0": global rank 0 fetches every window and broadcasts it;
+    "node": each node's local rank 0. Every rank applies the server's LR at
+    every step; only the fetching ranks call the server."""
+    name = "shared-" + fetch
+    env = {"ANNEAL_TEST_FETCH": fetch, "ANNEAL_TEST_WINDOW": "16"}
+    if local:
+        env["LOCAL_WORLD_SIZE"] = local
+    ranks = _run_ranks(server, name, world, "rank0", steps=100, **env)
+    want = client.evaluate_range(name, 1, 100, inspect_only=True)
+    for r in ranks:
+        assert r["lrs"] == list(want.lr), r["rank"]
+        if r["rank"] in fetchers:
+            assert r["fetches"] == 7, r  # windows of 16 for steps 0..100
+        else:
+            assert r["fetches"] == 0, r
