@@ -37,8 +37,18 @@ def main() -> int:
     sched = AnnealLR(opt, schedule, target=target, create_if_missing=SPEC,
                      report_from=report_from, watch=False, fetch=fetch,
                      window=int(os.environ.get("ANNEAL_TEST_WINDOW", "256")))
+    changes = os.environ.get("ANNEAL_TEST_CHANGES") == "1"
     lrs = []
     for step in range(int(steps)):
+        if changes and rank == 0 and step == 40:
+            # An operator's update mid-run (from the first unserved step).
+            sched.client.update(schedule, spec={"max_lr": 0.05, "min_lr": 1e-3,
+                                                "cosine": {"period": 100}},
+                                reason="mid-run")
+        if changes and rank == 0 and step == 70:
+            sched.client.restart(schedule, reason="mid-run")
+        if changes:
+            dist.barrier()  # ranks in lockstep, as DDP's all-reduce keeps them
         opt.step()
         sched.report(loss=rank + step / 1000)
         sched.step()

@@ -202,3 +202,29 @@ def test_one_rank_fetches_and_broadcasts(server, client, fetch, world, local,
             assert r["fetches"] == 7, r  # windows of 16 for steps 0..100
         else:
             assert r["fetches"] == 0, r
+
+
+@pytest.mark.parametrize("fetch", ["every_rank", "rank0"])
+def test_ranks_agree_through_an_update_a_restart_and_a_job_restart(
+        server, client, fetch):
+    """Rank 0 updates the schedule at step 40 and restarts it at step 70
+    while three ranks train; every rank applies the server's LR at every
+    step. Then the job is started again (an elastic restart): it comes back
+    to the same schedule (create_if_missing) and still agrees."""
+    name = "changes-" + fetch.replace("_", "-")
+    env = {"ANNEAL_TEST_FETCH": fetch, "ANNEAL_TEST_WINDOW": "16",
+           "ANNEAL_TEST_CHANGES": "1"}
+    first = _run_ranks(server, name, 3, "rank0", steps=120, **env)
+    s = client.get(name)
+    assert [g.kind for g in s.timeline] == ["CREATE", "UPDATE", "RESTART"], [
+        (g.kind, g.from_step, g.revision) for g in s.timeline]
+    want = client.evaluate_range(name, 1, 120, inspect_only=True)
+    for r in first:
+        assert r["lrs"] == list(want.lr), r["rank"]
+    assert 0.05 in want.lr  # the update took effect within the run
+    env["ANNEAL_TEST_CHANGES"] = "0"
+    again = _run_ranks(server, name, 3, "rank0", steps=30, **env)
+    assert [g.kind for g in client.get(name).timeline] == [
+        "CREATE", "UPDATE", "RESTART"]  # no second CREATE
+    for r in again:
+        assert r["lrs"] == list(want.lr[:30]), r["rank"]
