@@ -184,3 +184,21 @@ def client(server: ServerProcess):
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    openssl = debian_program("openssl", "openssl")
+    root = tmp_path_factory.mktemp("pki")
+    from pki import Pki
+    good = Pki(openssl, root / "good", "good")
+    other = Pki(openssl, root / "other", "other")
+    return {
+        "ca": good.ca,
+        "server": good.issue("server", True),
+        "client": good.issue("trainer-7", False),
+        "other_ca": other.ca,
+        "other_server": other.issue("other-server", True),
+        "stranger": other.issue("stranger", False),
+        "good": good,
+    }

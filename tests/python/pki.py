@@ -1,15 +1,11 @@
-"""A throwaway certificate authority made by openssl at test time, and the
-`pki` fixture (two CAs and their certificates) the TLS tests of the gRPC
-port and of the telemetry port share: `from pki import pki`."""
+"""A throwaway certificate authority made by openssl at test time (the
+`pki` fixture in conftest.py makes two, for the TLS tests of the gRPC port
+and of the telemetry port)."""
 
 from __future__ import annotations
 
 import pathlib
 import subprocess
-
-import pytest
-
-from conftest import debian_program
 
 
 class Pki:
@@ -44,20 +40,3 @@ class Pki:
                  self.ca_key, "-CAcreateserial", "-days", "2", "-out", cert,
                  "-extfile", ext)
         return cert, key
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    openssl = debian_program("openssl", "openssl")
-    root = tmp_path_factory.mktemp("pki")
-    good = Pki(openssl, root / "good", "good")
-    other = Pki(openssl, root / "other", "other")
-    return {
-        "ca": good.ca,
-        "server": good.issue("server", True),
-        "client": good.issue("trainer-7", False),
-        "other_ca": other.ca,
-        "other_server": other.issue("other-server", True),
-        "stranger": other.issue("stranger", False),
-        "good": good,
-    }

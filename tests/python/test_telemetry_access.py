@@ -17,7 +17,6 @@ import urllib.request
 import pytest
 
 from conftest import BUILD_DIR, ServerProcess
-from pki import pki  # noqa: F401  (the fixture)
 
 TOKENS = {"reader": "tok-telemetry-r", "operator": "tok-telemetry-o",
           "vision": "tok-telemetry-v", "gone": "tok-telemetry-gone"}

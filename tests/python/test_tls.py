@@ -8,10 +8,8 @@ import subprocess
 import time
 
 import grpc
-import pytest
 
 from conftest import BUILD_DIR, ServerProcess
-from pki import pki  # noqa: F401  (the fixture)
 
 from anneal.v1 import resources_pb2, schedule_pb2, service_pb2, service_pb2_grpc
 
