@@ -125,6 +125,11 @@ TlsFront::~TlsFront() {
   std::list<Connection> connections;
   {
     absl::MutexLock lock(&mu_);
+    // Wakes a thread blocked in a handshake or a read at once, instead of
+    // after the idle timeout (a silent client must not delay shutdown).
+    for (Connection& c : connections_) {
+      if (c.fd >= 0) shutdown(c.fd, SHUT_RDWR);
+    }
     connections.swap(connections_);
   }
   for (Connection& c : connections) c.thread.join();
@@ -158,6 +163,7 @@ void TlsFront::AcceptLoop() {
       continue;
     }
     Connection& c = connections_.emplace_back();
+    c.fd = fd;
     c.thread = std::thread([this, fd, &c] { Relay(fd, &c); });
   }
 }
@@ -214,6 +220,10 @@ void TlsFront::Relay(int client_fd, Connection* self) {
   }
   ERR_clear_error();
   if (backend_fd >= 0) close(backend_fd);
+  {
+    absl::MutexLock lock(&mu_);
+    self->fd = -1;  // before close: the number may be reused at once
+  }
   close(client_fd);
   self->done.store(true);
 }

@@ -35,7 +35,8 @@ class TlsFront {
   static absl::StatusOr<std::unique_ptr<TlsFront>> Start(
       const std::string& listen, int backend_port,
       std::unique_ptr<HttpTlsContext> tls, Options options);
-  // Stops accepting and closes every connection, waiting for their threads.
+  // Stops accepting and closes every connection (a handshake in progress
+  // too), waiting for their threads.
   ~TlsFront();
 
   int port() const { return port_; }
@@ -44,6 +45,7 @@ class TlsFront {
   struct Connection {
     std::thread thread;
     std::atomic<bool> done{false};
+    int fd = -1;  // the client's socket while open (guarded by mu_)
   };
   TlsFront() = default;
   void AcceptLoop();
