@@ -120,6 +120,17 @@ void PrintSchedule(const v1::Schedule& s, std::ostream& out) {
          OrDash(seg.actor()), seg.reason()});
   }
   timeline.Print(out, "  ");
+  if (s.superseded_size() == 0) return;
+  out << "replaced before they were served:\n";
+  TextTable replaced(
+      {"FROM_STEP", "KIND", "REVISION", "REPLACED_BY", "ACTOR", "REASON"});
+  for (const v1::Segment& seg : s.superseded()) {
+    replaced.AddRow(
+        {absl::StrCat(seg.from_step()), v1::Segment::Kind_Name(seg.kind()),
+         absl::StrCat(seg.revision()), absl::StrCat(seg.replaced_by_revision()),
+         OrDash(seg.actor()), seg.reason()});
+  }
+  replaced.Print(out, "  ");
 }
 
 void PrintWriteSummary(const std::string& verb, const v1::Schedule& s,

@@ -78,11 +78,23 @@ v1::Segment ScaledSegment(const v1::Schedule& head, const Timeline& current,
 
 void ApplySegment(v1::Segment segment, v1::Schedule* head) {
   auto* timeline = head->mutable_timeline();
-  while (!timeline->empty() &&
-         timeline->Get(timeline->size() - 1).from_step() >=
-             segment.from_step()) {
-    timeline->RemoveLast();
+  int first_replaced = timeline->size();
+  while (first_replaced > 0 &&
+         timeline->Get(first_replaced - 1).from_step() >= segment.from_step()) {
+    --first_replaced;
   }
+  // The history keeps who made the replaced changes, in order.
+  for (int i = first_replaced; i < timeline->size(); ++i) {
+    v1::Segment* kept = head->add_superseded();
+    *kept = timeline->Get(i);
+    kept->clear_spec();
+    kept->set_replaced_by_revision(segment.revision());
+  }
+  auto* superseded = head->mutable_superseded();
+  if (superseded->size() > kMaxSupersededSegments) {
+    superseded->DeleteSubrange(0, superseded->size() - kMaxSupersededSegments);
+  }
+  while (timeline->size() > first_replaced) timeline->RemoveLast();
   *head->mutable_spec() = segment.spec();
   *timeline->Add() = std::move(segment);
 }

@@ -50,8 +50,13 @@ v1::Segment RestartSegment(const v1::Schedule& head, const Timeline& current,
 v1::Segment ScaledSegment(const v1::Schedule& head, const Timeline& current,
                           int64_t at, double level, const ChangeStamp& stamp);
 
+// The most replaced segments a schedule keeps in Schedule.superseded.
+inline constexpr int kMaxSupersededSegments = 32;
+
 // Replaces head's segments from segment.from_step() on with `segment`, and
-// head's spec with its spec.
+// head's spec with its spec. The replaced segments' stamps go to
+// head->superseded (without their specs; the oldest beyond
+// kMaxSupersededSegments dropped).
 void ApplySegment(v1::Segment segment, v1::Schedule* head);
 
 }  // namespace anneal

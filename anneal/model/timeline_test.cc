@@ -98,6 +98,46 @@ TEST(TimelineTest, AnEditReplacesTheSegmentsFromItsStepOn) {
   ExpectSameLrs(*appended, *CompiledTimeline(s), 500);
 }
 
+TEST(TimelineTest, ReplacedSegmentsStayInTheHistoryWithoutTheirSpecs) {
+  v1::Schedule s = CreatedSchedule("{max_lr: 0.1, cosine: {period: 100}}");
+  auto timeline = CompiledTimeline(s);
+  ChangeStamp update{2, "alice", "smaller", {}};
+  auto compiled =
+      Schedule::Compile(SpecFromText("{max_lr: 0.05, constant: {}}"));
+  ASSERT_TRUE(compiled.ok());
+  ApplySegment(UpdateSegment(s, *timeline, 40,
+                             SpecFromText("{max_lr: 0.05, constant: {}}"),
+                             **compiled, update),
+               &s);
+  timeline = CompiledTimeline(s);
+  // A restart at the same step (nothing served in between) replaces the
+  // UPDATE's segment, and takes its spec; the history keeps who changed it.
+  ChangeStamp restart{3, "bob", "plateau", {}};
+  ApplySegment(RestartSegment(s, *timeline, 40, restart), &s);
+  ASSERT_EQ(s.timeline_size(), 2);
+  EXPECT_EQ(s.timeline(1).kind(), v1::Segment::RESTART);
+  EXPECT_EQ(s.timeline(1).spec().max_lr(), 0.05);
+  ASSERT_EQ(s.superseded_size(), 1);
+  const v1::Segment& gone = s.superseded(0);
+  EXPECT_EQ(gone.kind(), v1::Segment::UPDATE);
+  EXPECT_EQ(gone.from_step(), 40);
+  EXPECT_EQ(gone.revision(), 2);
+  EXPECT_EQ(gone.actor(), "alice");
+  EXPECT_EQ(gone.reason(), "smaller");
+  EXPECT_EQ(gone.replaced_by_revision(), 3);
+  EXPECT_FALSE(gone.has_spec());
+  // Only the latest kMaxSupersededSegments are kept, oldest dropped first.
+  for (int i = 0; i < kMaxSupersededSegments + 5; ++i) {
+    timeline = CompiledTimeline(s);
+    ChangeStamp again{4 + i, "carol", std::to_string(i), {}};
+    ApplySegment(RestartSegment(s, *timeline, 40, again), &s);
+  }
+  ASSERT_EQ(s.superseded_size(), kMaxSupersededSegments);
+  EXPECT_EQ(s.superseded(kMaxSupersededSegments - 1).reason(),
+            std::to_string(kMaxSupersededSegments + 3));
+  EXPECT_EQ(s.timeline_size(), 2);
+}
+
 TEST(TimelineTest, UpdatesContinueTheCycleInProgress) {
   v1::Schedule s =
       CreatedSchedule("{max_lr: 0.1, warm_restarts: {period: 10}}");

@@ -480,6 +480,8 @@ class Segment:
     # it (None for changes people made).
     lr_level: float = 0.0
     plateau: Optional[resources_pb2.PlateauDecision] = None
+    # In Schedule.superseded: the revision whose change replaced it.
+    replaced_by_revision: int = 0
 
     @classmethod
     def from_proto(cls, s: resources_pb2.Segment) -> "Segment":
@@ -488,7 +490,8 @@ class Segment:
                    kind=resources_pb2.Segment.Kind.Name(s.kind),
                    revision=s.revision, actor=s.actor, reason=s.reason,
                    lr_level=s.lr_level,
-                   plateau=s.plateau if s.HasField("plateau") else None)
+                   plateau=s.plateau if s.HasField("plateau") else None,
+                   replaced_by_revision=s.replaced_by_revision)
 
 
 @dataclass(frozen=True)
@@ -508,6 +511,9 @@ class Schedule:
     # The plateau policy's counters (best, bad_reports, cooldown_left, ...);
     # None when the spec has no policy or nothing was counted yet.
     plateau_state: Optional[resources_pb2.PlateauState] = None
+    # Segments a later change replaced before they were served (stamps
+    # only, no spec; replaced_by_revision says which change), oldest first.
+    superseded: List[Segment] = field(default_factory=list)
     proto: Optional[resources_pb2.Schedule] = field(default=None, repr=False,
                                                   compare=False)
 
@@ -523,6 +529,7 @@ class Schedule:
                    timeline=[Segment.from_proto(x) for x in s.timeline],
                    plateau_state=(s.plateau_state
                                   if s.HasField("plateau_state") else None),
+                   superseded=[Segment.from_proto(x) for x in s.superseded],
                    proto=s)
 
 

@@ -280,3 +280,23 @@ def test_long_ranges_come_in_pieces_of_one_revision(client, monkeypatch):
     assert list(got) == list(client.evaluate_range("pieces", 5, 4500,
                                                    inspect_only=True))
     assert got.result(3004).lr == 0.05 and got.result(2000).lr != 0.05
+
+
+def test_an_update_replaced_by_a_restart_stays_in_the_history(client):
+    """The README's tour: an update, then a restart, both from the next
+    unserved step. The restart replaces the update's segment (and runs its
+    spec); Schedule.superseded keeps who made the update."""
+    client.create("tour", SGDR)
+    client.evaluate_range("tour", 0, 2)  # serves 0 and 1
+    client.update("tour", spec={"max_lr": 0.05, "constant": {}},
+                  reason="switch", actor="alice")
+    s = client.restart("tour", reason="plateau", actor="bob")
+    assert [(g.kind, g.from_step) for g in s.timeline] == [
+        ("CREATE", 0), ("RESTART", 2)]
+    assert s.timeline[1].spec.max_lr == 0.05  # the update's spec
+    assert [(g.kind, g.from_step, g.revision, g.replaced_by_revision,
+             g.reason) for g in s.superseded] == [
+        ("UPDATE", 2, 2, 3, "switch")]
+    assert "alice" in s.superseded[0].actor
+    assert not s.superseded[0].spec.HasField("constant")  # stamps only
+    assert client.get("tour").superseded == s.superseded  # durable
