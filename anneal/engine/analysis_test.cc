@@ -357,7 +357,10 @@ TEST(AnalysisTest, GrowthIsJudgedPerCycle) {
       "{max_lr: 0.1, sequence: {phases: [{steps: 2000, spec: {max_lr: 0.01, "
       "constant: {}}}, {spec: {warm_restarts: {period: 5, max_cycles: 20}}}]}}";
   const Profile p = ProfileOf(spec, 2101);
-  ASSERT_EQ(p.cycle_starts.size(), 20u);
+  // The constant phase is a cycle of its own: the jump to the peak at step
+  // 2000 is a warm restart, then 19 more restarts.
+  ASSERT_EQ(p.cycle_starts.size(), 21u);
+  EXPECT_EQ(p.cycle_starts[1], 2000u);
   const double brute = BruteForceCritical(p, 1.0, false, 1e-4) * 0.1;
   EXPECT_NEAR(brute, 3.5095, 1e-4);
   const Bounds b = AnalyzedBounds(spec, 1.0);
@@ -365,6 +368,21 @@ TEST(AnalysisTest, GrowthIsJudgedPerCycle) {
   EXPECT_NEAR(b.transient, BruteForceCritical(p, 1.0, true, 1e-4) * 0.1, 1e-7);
   // At the old answer, 19/L, every restart cycle grows |x|.
   EXPECT_TRUE(DescentGrows(p, 1.0, 190.0, false));
+}
+
+// A flat low phase before one cosine cycle: judged with the cosine, the
+// flat phase's contraction hid the cosine's growth (the analysis said stable
+// at 19.8/L). The cosine's bound must be what it is on its own.
+TEST(AnalysisTest, AFlatPhaseDoesNotHideTheNextPeak) {
+  const std::string alone = "{max_lr: 0.1, cosine: {period: 20}}";
+  const double truth =
+      BruteForceCritical(ProfileOf(alone, 40), 1.0, false) * 0.1;
+  EXPECT_NEAR(truth, 3.8623, 1e-4);
+  const std::string spec =
+      "{max_lr: 0.1, sequence: {phases: [{steps: 2000, spec: {max_lr: 0.01, "
+      "constant: {}}}, {spec: {cosine: {period: 20}}}]}}";
+  EXPECT_NEAR(AnalyzedBounds(spec, 1.0).net, truth, 1e-4);
+  EXPECT_NEAR(AnalyzedBounds(alone, 1.0).net, truth, 1e-4);
 }
 
 // S3: a horizon cutting a cycle in its growth phase moved the answer (the

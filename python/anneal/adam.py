@@ -10,7 +10,9 @@ beta1 (`momentum {base, max}`), the right divisor is
 
 which anneal serves with every step as `beta1_bias_correction` (the second
 form with `momentum {restart_bias_correction: true}`; docs/conventions.md).
-ExactAdam is Adam with that divisor:
+ExactAdam is Adam with that divisor. ExactBiasCorrection gives a stock
+torch.optim.Adam (or AdamW) the same divisor by scaling each group's lr for
+the length of one step() (below). ExactAdam:
 
     optimizer = ExactAdam(model.parameters(), lr=1e-3)
     scheduler = AnnealLR(optimizer, "llm-1", client=client,
@@ -24,6 +26,19 @@ values it has seen itself, which for a constant beta1 is stock Adam's
 weight_decay) is torch.optim.Adam's, operation for operation, so with a
 constant beta1 ExactAdam and Adam differ only by the rounding of
 1 - prod(beta1) against 1 - beta1**k.
+
+With a stock optimizer, wrap it and call the wrapper's step():
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = AnnealLR(optimizer, "llm-1", client=client,
+                         reset_exp_avg=True)
+    exact = ExactBiasCorrection(optimizer)
+    ...
+    loss.backward(); exact.step(); scheduler.step()
+
+Stock Adam's k-th update is lr * m / (1 - beta1**k) / denom with beta1 the
+group's current betas[0]; run with lr * (1 - beta1**k) / c, where c is the
+exact correction, it is lr * m / c / denom, the exact update (to rounding).
 """
 
 from __future__ import annotations
@@ -33,6 +48,11 @@ from typing import Any, Callable, Iterable, Optional, Tuple
 
 import torch
 from torch.optim import Optimizer
+
+# The key both optimizers keep the running beta1 product under (per
+# parameter, in optimizer.state). AnnealLR resets it to 1.0 where it zeroes
+# exp_avg, so the product restarts with the moment it divides.
+BETA1_PRODUCT = "beta1_product"
 
 
 class ExactAdam(Optimizer):
@@ -78,14 +98,14 @@ class ExactAdam(Optimizer):
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
-                    state["beta1_product"] = 1.0
+                    state[BETA1_PRODUCT] = 1.0
                     state["exp_avg"] = torch.zeros_like(
                         p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(
                         p, memory_format=torch.preserve_format)
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                 state["step"] += 1
-                state["beta1_product"] *= beta1
+                state[BETA1_PRODUCT] *= beta1
                 if group["weight_decay"] != 0:
                     grad = grad.add(p, alpha=group["weight_decay"])
                 exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
@@ -99,3 +119,79 @@ class ExactAdam(Optimizer):
                          math.sqrt(bias_correction2)).add_(group["eps"])
                 p.addcdiv_(exp_avg, denom, value=-step_size)
         return loss
+
+
+
+class ExactBiasCorrection:
+    """Wraps a stock torch.optim.Adam or AdamW so that its first-moment bias
+    correction is the exact one: the group's `beta1_bias_correction` when
+    set (AnnealLR sets it from the served schedule), else the product of the
+    beta1 values used since exp_avg was last zeroed.
+
+    Call step() on the wrapper instead of the optimizer; everything else
+    (zero_grad, state_dict, param_groups) is the optimizer's own. Each
+    group's lr is scaled for the length of one step and put back after it,
+    so a scheduler reading or writing lr sees its own values.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        for i, group in enumerate(optimizer.param_groups):
+            if "betas" not in group:
+                raise ValueError(
+                    "param_groups[%d]: ExactBiasCorrection needs an "
+                    "optimizer with betas (Adam, AdamW), got %s" %
+                    (i, type(optimizer).__name__))
+            for option in ("capturable", "fused"):
+                if group.get(option):
+                    raise ValueError(
+                        "param_groups[%d].%s: must be false for "
+                        "ExactBiasCorrection (the step count lives on the "
+                        "device), got True" % (i, option))
+        self.optimizer = optimizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.optimizer, name)
+
+    def step(self, closure: Optional[Callable[[], float]] = None
+             ) -> Optional[float]:
+        loss = None
+        if closure is not None:  # the gradients first: they pick the params
+            with torch.enable_grad():
+                loss = closure()
+        saved = []
+        # Written after the step: stock Adam sets up a parameter's state
+        # only while it is empty.
+        products = []
+        for i, group in enumerate(self.optimizer.param_groups):
+            saved.append(group["lr"])
+            beta1 = group["betas"][0]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            k = {self._next_step(p) for p in params}
+            if len(k) != 1:
+                raise RuntimeError(
+                    "param_groups[%d]: its parameters have taken different "
+                    "numbers of steps (%s), so one lr cannot correct them "
+                    "all; use anneal.adam.ExactAdam" % (i, sorted(k)[:4]))
+            served = group.get("beta1_bias_correction")
+            product = 1.0
+            for p in params:
+                product = self.optimizer.state[p].get(BETA1_PRODUCT, 1.0) * beta1
+                products.append((p, product))
+            exact = served if served is not None else 1 - product
+            stock = 1 - beta1 ** k.pop()
+            group["lr"] = group["lr"] * stock / exact
+        try:
+            self.optimizer.step()
+            for p, product in products:
+                self.optimizer.state[p][BETA1_PRODUCT] = product
+        finally:
+            for group, lr in zip(self.optimizer.param_groups, saved):
+                group["lr"] = lr
+        return loss
+
+    def _next_step(self, p: torch.Tensor) -> int:
+        """The step count stock Adam uses for p's coming update."""
+        step = self.optimizer.state[p].get("step", 0)
+        return int(step.item() if isinstance(step, torch.Tensor) else step) + 1

@@ -56,6 +56,7 @@ try:  # torch >= 2.0 exports the base class under its public name
 except ImportError:  # torch 1.13 (Debian 12)
     from torch.optim.lr_scheduler import _LRScheduler as _Base
 
+from anneal.adam import BETA1_PRODUCT
 from anneal.change_watch import ChangeWatch
 from anneal.client import Client, SpecLike, schedule_name, to_spec
 from anneal.errors import (AlreadyExistsError, AnnealError, NotFoundError,
@@ -334,6 +335,7 @@ class AnnealLR(_Base):
                               "momentum" if "momentum" in optimizer.defaults
                               else None)
         self._warned_momentum = False
+        self._warned_stock_reset = False
 
         self._create_spec = create_if_missing
         # Set while the schedule's existence is not known (an offline
@@ -740,6 +742,19 @@ class AnnealLR(_Base):
                 avg = state.get("exp_avg")
                 if isinstance(avg, torch.Tensor):
                     avg.zero_()
+                    if BETA1_PRODUCT in state:  # ExactAdam, ExactBiasCorrection
+                        state[BETA1_PRODUCT] = 1.0
+                    elif not self._warned_stock_reset:
+                        self._warned_stock_reset = True
+                        warnings.warn(
+                            "anneal: %s zeroed exp_avg at a restart, but %s "
+                            "keeps dividing it by 1 - beta1**k over every step "
+                            "since the start, so the next updates are up to "
+                            "1/(1 - beta1) too small; use anneal.adam.ExactAdam "
+                            "or wrap the optimizer in "
+                            "anneal.adam.ExactBiasCorrection" %
+                            (self.schedule, type(self.optimizer).__name__),
+                            stacklevel=4)
 
     # Called by the prefetcher (the background thread, or the caller's in
     # the synchronous mode).

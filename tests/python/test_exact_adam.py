@@ -17,7 +17,7 @@ import torch
 
 from conftest import BUILD_DIR
 
-from anneal.adam import ExactAdam
+from anneal.adam import BETA1_PRODUCT, ExactAdam, ExactBiasCorrection
 
 SGDR = {"max_lr": 1e-2, "min_lr": 1e-4,
         "warm_restarts": {"period": 10, "period_mult": 2}}
@@ -85,6 +85,79 @@ def exact_adam(rows, reset_at_restart: bool, dtype=torch.float64):
         p.grad = grad_of(p.detach(), k)
         opt.step()
     return p.detach()
+
+
+def stock_adam_wrapped(rows, reset_at_restart: bool, served: bool = True,
+                       dtype=torch.float64):
+    """torch.optim.Adam inside ExactBiasCorrection, driven as AnnealLR
+    drives it (exp_avg zeroed and the product reset on restart steps when
+    asked); without `served`, no beta1_bias_correction is set."""
+    p = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=dtype))
+    stock = torch.optim.Adam([p], lr=float(rows[0]["lr"]), betas=(0.9, 0.999))
+    opt = ExactBiasCorrection(stock)
+    for k, row in enumerate(rows, start=1):
+        group = opt.param_groups[0]
+        group["lr"] = float(row["lr"])
+        group["betas"] = (float(row["momentum"]), 0.999)
+        if served:
+            group["beta1_bias_correction"] = float(
+                row["beta1_bias_correction"])
+        if reset_at_restart and row["restart"] == "1" and opt.state[p]:
+            opt.state[p]["exp_avg"].zero_()
+            opt.state[p][BETA1_PRODUCT] = 1.0
+        p.grad = grad_of(p.detach(), k)
+        opt.step()
+        assert group["lr"] == float(row["lr"])  # put back after the step
+    return p.detach()
+
+
+@pytest.mark.parametrize("restarts", [False, True])
+def test_stock_adam_with_the_wrapper_equals_hand_written_adam(tmp_path,
+                                                              restarts):
+    rows = preview(spec_with(restarts), 400, tmp_path)
+    want = hand_written(rows, reset_at_restart=restarts)
+    got = stock_adam_wrapped(rows, reset_at_restart=restarts)
+    assert torch.allclose(got, want, rtol=1e-13, atol=1e-15), (got, want)
+    # Unwrapped, stock Adam is measurably off.
+    assert not torch.allclose(
+        plain_stock_adam(rows, reset_at_restart=restarts), want, rtol=1e-6)
+
+
+def plain_stock_adam(rows, reset_at_restart: bool, dtype=torch.float64):
+    p = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=dtype))
+    opt = torch.optim.Adam([p], lr=float(rows[0]["lr"]), betas=(0.9, 0.999))
+    for k, row in enumerate(rows, start=1):
+        opt.param_groups[0]["lr"] = float(row["lr"])
+        opt.param_groups[0]["betas"] = (float(row["momentum"]), 0.999)
+        if reset_at_restart and row["restart"] == "1" and opt.state[p]:
+            opt.state[p]["exp_avg"].zero_()
+        p.grad = grad_of(p.detach(), k)
+        opt.step()
+    return p.detach()
+
+
+def test_a_constant_beta1_product_restarts_with_exp_avg(tmp_path):
+    """No momentum block: nothing is served, the wrapper's own product
+    restarts where exp_avg is zeroed (as AnnealLR resets it)."""
+    rows = preview(SGDR, 300, tmp_path)
+    for row in rows:
+        row["momentum"] = "0.9"
+    want = hand_written(rows, reset_at_restart=True)
+    got = stock_adam_wrapped(rows, reset_at_restart=True, served=False)
+    assert torch.allclose(got, want, rtol=1e-13, atol=1e-15), (got, want)
+
+
+def test_the_wrapper_refuses_what_it_cannot_correct():
+    a = torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match=r"param_groups\[0\]: .*betas"):
+        ExactBiasCorrection(torch.optim.SGD([a], lr=0.1))
+    b = torch.nn.Parameter(torch.ones(2))
+    opt = ExactBiasCorrection(torch.optim.Adam([a, b], lr=0.1))
+    a.grad = torch.ones(2)
+    opt.step()
+    a.grad, b.grad = torch.ones(2), torch.ones(2)
+    with pytest.raises(RuntimeError, match="different numbers of steps"):
+        opt.step()
 
 
 @pytest.mark.parametrize("restarts", [False, True])
@@ -156,3 +229,31 @@ def test_anneal_lr_warns_when_the_reset_and_the_correction_disagree(client):
     with pytest.warns(UserWarning, match="restart_bias_correction=false"):
         s = AnnealLR(opt, "kept", client=client, reset_exp_avg=True)
     s.close()
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_anneal_lr_warns_when_stock_adam_cannot_restart_its_correction(
+        client, wrapped):
+    """Constant beta1, exp_avg zeroed at restarts: stock Adam alone keeps
+    dividing by 1 - beta1**k (warned at the first restart); wrapped, its
+    product restarts and nothing is warned."""
+    from anneal.torch import AnnealLR
+    client.create("stock-reset-%d" % wrapped, dict(
+        SGDR, warm_restarts={"period": 5}))
+    p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = torch.optim.Adam([p], lr=1e-2)
+    step = ExactBiasCorrection(opt).step if wrapped else opt.step
+    s = AnnealLR(opt, "stock-reset-%d" % wrapped, client=client,
+                 reset_exp_avg=True)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(12):
+            (p * p).sum().backward()
+            step()
+            opt.zero_grad()
+            s.step()
+    s.close()
+    stock = [w for w in seen if "ExactBiasCorrection" in str(w.message)]
+    assert len(stock) == (0 if wrapped else 1), [str(w.message) for w in seen]
+    if wrapped:
+        assert opt.state[p][BETA1_PRODUCT] == pytest.approx(0.9 ** 2)

@@ -2,7 +2,7 @@
 //
 // Phase k runs its own schedule on local time t - boundary_k. A phase marked
 // `restart` begins a new cycle (restart flag, momentum reset), and so does a
-// phase that starts at its peak right after an annealing (or holding) LR
+// phase that starts at its peak right after an annealing, holding or flat LR
 // when the LR jumps up there: that is a warm restart whatever the spec says,
 // and momentum carried into it meets the largest LR (the seed's "toxic
 // momentum"). Otherwise its first cycle continues the cycle in progress, so
@@ -75,12 +75,15 @@ class SequenceCurve final : public Curve {
 };
 
 // A boundary the spec does not mark as a restart that is one all the same:
-// the previous phase ends annealing or holding, the next starts at its peak
-// (not warming up or rising to it), and the LR goes up. A warmup phase
+// the previous phase ends annealing, holding or flat, the next starts at its
+// peak (not warming up or rising to it), and the LR goes up. A warmup phase
 // followed by its decay, or a flat phase followed by a decay from the same
-// LR (SequentialLR's usual uses), stay one cycle.
+// LR (SequentialLR's usual uses), stay one cycle. A flat low phase followed
+// by a jump to a higher peak is a restart: counted as one cycle, its long
+// contraction at the low LR would hide an unstable peak from the analysis.
 bool JumpsToPeak(const CurvePoint& end, const CurvePoint& start) {
-  return (end.phase == v1::ANNEAL || end.phase == v1::HOLD) &&
+  return (end.phase == v1::ANNEAL || end.phase == v1::HOLD ||
+          end.phase == v1::STABLE) &&
          start.phase != v1::WARMUP && start.phase != v1::RISE &&
          start.h >= 1.0 && start.lr > end.lr;
 }
