@@ -121,6 +121,28 @@ TEST(AnnealctlTest, UsageErrors) {
   EXPECT_EQ(r.out, "annealctl preview: /nonexistent.yaml: cannot open\n");
 }
 
+// Inputs the spec would ignore are refused, not silently dropped.
+TEST(AnnealctlTest, InputsTheSpecIgnoresAreRefused) {
+  std::string spec = WriteSpec("plain.yaml", "max_lr: 0.1\ncosine: {period: 50}\n");
+  CliRun r = Annealctl("preview -f " + spec +
+                       " --steps 5 --grad-norm-sq 1 --num-params 10");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "annealctl preview: --grad-norm-sq: " + spec +
+                       " has no thermostat, so no noise_std is served; add "
+                       "thermostat {target_update_norm_sq: K} or leave out "
+                       "--grad-norm-sq and --num-params\n");
+  r = Annealctl("preview -f " + spec + " --steps 5 --batch-size 1024");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--batch-size: " + spec + " has no batch_scaling"),
+            std::string::npos)
+      << r.out;
+  r = Annealctl("analyze -f " + spec + " --batch-size 1024");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--batch-size: " + spec + " has no batch_scaling"),
+            std::string::npos)
+      << r.out;
+}
+
 TEST(AnnealctlTest, AnalyzeJsonHasTheDocumentedKeys) {
   std::string spec =
       WriteSpec("cos.yaml", "max_lr: 1.0\ncosine: {period: 100000}\n");

@@ -77,6 +77,20 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
       return absl::InvalidArgumentError(
           absl::StrCat(source, ": ", schedule.status().message()));
     }
+    if (options.grad_norm_sq.has_value() && !spec->has_thermostat()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--grad-norm-sq: ", source,
+          " has no thermostat, so no noise_std is served; add thermostat "
+          "{target_update_norm_sq: K} or leave out --grad-norm-sq and "
+          "--num-params"));
+    }
+    if (options.batch_size.has_value() && !spec->has_batch_scaling()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--batch-size: ", source,
+          " has no batch_scaling, so its LRs do not depend on the batch "
+          "size; add batch_scaling {reference_batch_size: B} or leave out "
+          "--batch-size"));
+    }
     status = (*schedule)->EvaluateRange(*start, *steps, options, keep);
   } else {
     v1::Schedule schedule;

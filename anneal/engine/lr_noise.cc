@@ -74,22 +74,33 @@ absl::StatusOr<LrNoise> LrNoise::Build(const v1::LrNoise& spec) {
                             "), got ", spec.end_step()));
   }
   const double pct = spec.has_pct() ? spec.pct() : 0.67;
-  // Below 0.01 a normal draw lands in the band once in 125 tries or fewer:
-  // the bounded resampling below could then run out.
-  if (auto s = RequireAtLeast(path.Child("pct"), pct, 0.01); !s.ok()) return s;
-  if (!(pct < 1)) {
-    return path.Child("pct").Error(absl::StrCat(
-        "must be < 1 (the LR stays positive), got ", FormatNumber(pct)));
-  }
   if (!v1::LrNoise::Type_IsValid(spec.type())) {
     return path.Child("type").Error(
         absl::StrCat("must be NORMAL or UNIFORM, got ", spec.type()));
+  }
+  const bool uniform = spec.type() == v1::LrNoise::UNIFORM;
+  if (uniform) {
+    if (!(pct > 0)) {
+      return path.Child("pct").Error(
+          absl::StrCat("must be > 0, got ", FormatNumber(pct)));
+    }
+  } else if (!(pct >= 0.01)) {
+    // Below 0.01 a normal draw lands in the band once in 125 tries or
+    // fewer: the bounded resampling below could then run out.
+    return path.Child("pct").Error(absl::StrCat(
+        "must be >= 0.01 with NORMAL (each step resamples until inside the "
+        "band), got ", FormatNumber(pct)));
+  }
+  // NORMAL draws |eps| < pct, UNIFORM eps in [-pct, pct): lr (1 + eps) >= 0.
+  if (!(pct <= 1)) {
+    return path.Child("pct").Error(absl::StrCat(
+        "must be <= 1 (the LR stays non-negative), got ", FormatNumber(pct)));
   }
   LrNoise noise;
   noise.start_ = spec.start_step();
   noise.end_ = spec.has_end_step() ? spec.end_step() : 0;
   noise.pct_ = pct;
-  noise.uniform_ = spec.type() == v1::LrNoise::UNIFORM;
+  noise.uniform_ = uniform;
   noise.seed_ = spec.has_seed() ? spec.seed() : 42;
   return noise;
 }

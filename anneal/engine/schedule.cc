@@ -57,13 +57,11 @@ absl::Status ValidateModifiers(const v1::ScheduleSpec& spec) {
     FieldPath path("thermostat");
     const v1::Thermostat& th = spec.thermostat();
     FieldPath k = path.Child("target_update_norm_sq");
-    if (auto s = RequireAbove(k, th.target_update_norm_sq(), 0); !s.ok()) {
-      return s;
-    }
-    if (auto s = RequireInRange(k, th.target_update_norm_sq(), 0,
-                                kMaxThermostatTarget);
-        !s.ok()) {
-      return s;
+    const double target = th.target_update_norm_sq();
+    if (!(target > 0 && target <= kMaxThermostatTarget)) {
+      return k.Error(absl::StrCat("must be in (0, ",
+                                  FormatNumber(kMaxThermostatTarget),
+                                  "], got ", FormatNumber(target)));
     }
     if (auto s = RequireInRange(path.Child("momentum"), th.momentum(), 0,
                                 kMaxMomentum);

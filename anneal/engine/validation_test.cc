@@ -85,10 +85,13 @@ const std::vector<BadSpec>& Cases() {
        "plateau: {metric: l}}}, {spec: {constant: {}}}]}}",
        "sequence.phases[0].spec.plateau: is only allowed at the top level of "
        "a spec"},
-      {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 1}}",
-       "lr_noise.pct: must be < 1 (the LR stays positive), got 1"},
+      {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 1.5}}",
+       "lr_noise.pct: must be <= 1 (the LR stays non-negative), got 1.5"},
       {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 0.001}}",
-       "lr_noise.pct: must be >= 0.01, got 0.001"},
+       "lr_noise.pct: must be >= 0.01 with NORMAL (each step resamples until "
+       "inside the band), got 0.001"},
+      {"{max_lr: 0.1, constant: {}, lr_noise: {pct: 0, type: UNIFORM}}",
+       "lr_noise.pct: must be > 0, got 0"},
       {"{max_lr: 0.1, constant: {}, lr_noise: {start_step: 5, end_step: 5}}",
        "lr_noise.end_step: must be > start_step (5), got 5"},
       {"{max_lr: 0.1, sequence: {phases: [{spec: {constant: {}, lr_noise: "
@@ -246,10 +249,10 @@ const std::vector<BadSpec>& Cases() {
        "batch_scaling.reference_batch_size: must be >= 1, got 0"},
       {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
        "{target_update_norm_sq: -1}}",
-       "thermostat.target_update_norm_sq: must be > 0, got -1"},
+       "thermostat.target_update_norm_sq: must be in (0, 1e+300], got -1"},
       {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
        "{target_update_norm_sq: 1e301}}",
-       "thermostat.target_update_norm_sq: must be in [0, 1e+300], got 1e+301"},
+       "thermostat.target_update_norm_sq: must be in (0, 1e+300], got 1e+301"},
       {"{max_lr: 0.1, cosine: {period: 10}, thermostat: "
        "{target_update_norm_sq: 1, momentum: 1}}",
        "thermostat.momentum: must be in [0, 0.9999], got 1"},
