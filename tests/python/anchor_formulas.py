@@ -10,7 +10,10 @@ the exact cycle (docs/conventions.md). Everything else, including where the
 libraries disagree with each other, is theirs.
 
 Sources:
-  timm   huggingface/pytorch-image-models @ aa4b5850, timm/scheduler/cosine_lr.py
+  timm   huggingface/pytorch-image-models @ aa4b5850, timm/scheduler/cosine_lr.py;
+         @ 23f09af0, timm/scheduler/poly_lr.py; @ 0d4c04f3,
+         timm/scheduler/tanh_lr.py; @ 12d9a6d4, timm/scheduler/scheduler.py
+         (Scheduler._add_noise)
   keras  keras-team/keras @ 3422977a,
          keras/src/optimizers/schedules/learning_rate_schedule.py
   optax  google-deepmind/optax @ 2edbcbe2, optax/schedules/_schedule.py
