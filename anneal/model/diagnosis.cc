@@ -409,40 +409,21 @@ constexpr char kStabilityStatistic[] =
     "bounded_max_lr the first at which |x| exceeds its cycle-start value "
     "inside a cycle. ratio = max_lr / critical_max_lr.";
 
-void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
-                       const DiagnosisReports& reports,
-                       const DiagnosisOptions& options,
-                       std::vector<v1::Finding>* stability,
-                       std::vector<v1::Finding>* robbins_monro,
-                       double* critical_lr) {
-  const auto curvature = LatestPositive(reports.Find(kMaxCurvatureMetric));
-  int64_t step = reports.last_step();
-  if (curvature) step = curvature->first;
-  if (step < 0) step = std::max<int64_t>(0, schedule.max_step_served());
-  step = std::min(step, kMaxStep);
-  const std::shared_ptr<const Schedule>& compiled =
-      timeline.compiled(timeline.SegmentAt(step));
+// The Robbins-Monro verdict for `compiled`, the spec in force at `step`.
+void RobbinsMonroFinding(const Schedule& compiled, int64_t step,
+                         const DiagnosisOptions& options,
+                         std::vector<v1::Finding>* robbins_monro) {
   AnalysisOptions ao;
-  ao.horizon =
-      std::min(DefaultHorizon(*compiled), options.max_analysis_horizon);
-  if (curvature) ao.max_curvature = curvature->second;
-  absl::StatusOr<v1::Analysis> analysis = Analyze(*compiled, ao);
+  ao.horizon = std::min(DefaultHorizon(compiled), options.max_analysis_horizon);
+  absl::StatusOr<v1::Analysis> analysis = Analyze(compiled, ao);
   if (!analysis.ok()) {
-    const std::string why = std::string(analysis.status().message());
-    stability->push_back(
-        FindingBuilder(
-            "STABILITY_INCONCLUSIVE", v1::Finding::INFO,
-            absl::StrCat("The schedule could not be analysed: ", why))
-            .Build());
     robbins_monro->push_back(
-        FindingBuilder(
-            "ROBBINS_MONRO", v1::Finding::INFO,
-            absl::StrCat("The schedule could not be analysed: ", why))
+        FindingBuilder("ROBBINS_MONRO", v1::Finding::INFO,
+                       absl::StrCat("The schedule could not be analysed: ",
+                                    analysis.status().message()))
             .Build());
     return;
   }
-
-  // 4. Robbins-Monro.
   const v1::RobbinsMonro& rm = analysis->robbins_monro();
   {
     std::string verdict;
@@ -487,8 +468,29 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
     }
     robbins_monro->push_back(std::move(b).Build());
   }
+}
 
-  // 2. Stability.
+void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
+                       const DiagnosisReports& reports,
+                       const DiagnosisOptions& options,
+                       std::vector<v1::Finding>* stability,
+                       std::vector<v1::Finding>* robbins_monro,
+                       double* critical_lr) {
+  // 4. Robbins-Monro: the spec in force at the last report (or the highest
+  // step served), whatever the curvature; the verdict needs no curvature,
+  // and an analysis with one can fail where the verdict would not.
+  int64_t rm_step = reports.last_step();
+  if (rm_step < 0) rm_step = std::max<int64_t>(0, schedule.max_step_served());
+  rm_step = std::min(rm_step, kMaxStep);
+  RobbinsMonroFinding(*timeline.compiled(timeline.SegmentAt(rm_step)), rm_step,
+                      options, robbins_monro);
+
+  // 2. Stability, under the spec in force at the curvature report.
+  const auto curvature = LatestPositive(reports.Find(kMaxCurvatureMetric));
+  int64_t step = reports.last_step();
+  if (curvature) step = curvature->first;
+  if (step < 0) step = std::max<int64_t>(0, schedule.max_step_served());
+  step = std::min(step, kMaxStep);
   if (!curvature) {
     stability->push_back(
         FindingBuilder("STABILITY_INCONCLUSIVE", v1::Finding::INFO,
@@ -500,6 +502,22 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
                 "Report max_curvature, the largest Hessian eigenvalue L "
                 "(e.g. by power iteration on Hessian-vector products), now "
                 "and then.")
+            .Build());
+    return;
+  }
+  const std::shared_ptr<const Schedule>& compiled =
+      timeline.compiled(timeline.SegmentAt(step));
+  AnalysisOptions ao;
+  ao.horizon =
+      std::min(DefaultHorizon(*compiled), options.max_analysis_horizon);
+  ao.max_curvature = curvature->second;
+  absl::StatusOr<v1::Analysis> analysis = Analyze(*compiled, ao);
+  if (!analysis.ok()) {
+    stability->push_back(
+        FindingBuilder(
+            "STABILITY_INCONCLUSIVE", v1::Finding::INFO,
+            absl::StrCat("The schedule could not be analysed: ",
+                         analysis.status().message()))
             .Build());
     return;
   }
@@ -567,8 +585,9 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
                            "growth tips it over."
                          : "."));
   evidence(b);
-  b.Suggest(st.critical_max_lr());
   if (close) {
+    // The LR the recommendation names; an OK finding recommends none.
+    b.Suggest(kStabilityMargin * st.critical_max_lr());
     b.Recommend(
         absl::StrCat("Keep max_lr below ",
                      EvidenceText(kStabilityMargin * st.critical_max_lr()),

@@ -274,6 +274,7 @@ TEST(DiagnoseStabilityTest, PeakWellBelowTheBoundIsFine) {
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->code(), "STABILITY_OK");
   EXPECT_NEAR(Evidence(*f, "ratio"), 0.025, 0.001);
+  EXPECT_FALSE(f->has_suggested_max_lr()) << "nothing to recommend";
 }
 
 TEST(DiagnoseStabilityTest, PeakJustBelowTheBoundWarns) {
@@ -282,6 +283,13 @@ TEST(DiagnoseStabilityTest, PeakJustBelowTheBoundWarns) {
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->code(), "STABILITY_MARGIN");
   EXPECT_EQ(f->severity(), v1::Finding::WARNING);
+  // The suggestion is the LR the recommendation names, below max_lr.
+  ASSERT_TRUE(f->has_suggested_max_lr());
+  EXPECT_DOUBLE_EQ(f->suggested_max_lr(),
+                   0.9 * Evidence(*f, "critical_max_lr"));
+  EXPECT_LT(f->suggested_max_lr(), 0.38);
+  EXPECT_THAT(f->recommendation(),
+              HasSubstr(absl::StrCat(f->suggested_max_lr()).substr(0, 5)));
 }
 
 TEST(DiagnoseStabilityTest, NonFiniteCurvatureIsInconclusive) {
@@ -324,6 +332,39 @@ TEST(DiagnoseRobbinsMonroTest, VerdictInWords) {
   Job decay(CreatedSchedule("{max_lr: 0.1, exponential_decay: {gamma: 0.9}}"));
   EXPECT_THAT(FindCode(decay.Diagnose(), "ROBBINS_MONRO")->summary(),
               HasSubstr("violates condition 1"));
+}
+
+// The verdict is for the spec in force at the last report, not at the
+// curvature report, and a curvature does not stop it.
+TEST(DiagnoseRobbinsMonroTest, TheLastReportsSpecWhateverTheCurvature) {
+  v1::Schedule s = CreatedSchedule("{max_lr: 0.1, constant: {}}");
+  v1::Segment update = CreatedSchedule(
+                           "{max_lr: 0.1, inverse_time_decay: {t0: 10, "
+                           "power: 0.75}}")
+                           .timeline(0);
+  update.set_kind(v1::Segment::UPDATE);
+  update.set_from_step(50);
+  *s.add_timeline() = update;
+  Job run(s);
+  v1::MetricReport early;
+  early.set_step(5);
+  (*early.mutable_metrics())["max_curvature"] = 1;
+  (*early.mutable_metrics())["loss"] = 1;
+  run.reports.Add(early);
+  v1::MetricReport late;
+  late.set_step(100);
+  (*late.mutable_metrics())["loss"] = 1;
+  run.reports.Add(late);
+  const v1::Finding* f = FindCode(run.Diagnose(), "ROBBINS_MONRO");
+  ASSERT_NE(f, nullptr);
+  EXPECT_THAT(f->summary(), HasSubstr("at step 100 satisfies both"));
+
+  Job long_cycle = WithCurvature(
+      "{max_lr: 0.4, min_lr: 0.01, warm_restarts: {period: 10000000}}", 1);
+  Diagnosis d = long_cycle.Diagnose();
+  EXPECT_EQ(FindCode(d, "STABILITY_")->code(), "STABILITY_INCONCLUSIVE");
+  EXPECT_THAT(FindCode(d, "ROBBINS_MONRO")->summary(),
+              HasSubstr("violates condition 2"));
 }
 
 // ---- Batch size ----
