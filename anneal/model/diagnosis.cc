@@ -615,6 +615,10 @@ bool Near(double a, double b) {
   return std::fabs(a - b) <= 1e-6 * std::max(std::fabs(a), std::fabs(b));
 }
 
+// The largest batch size Diagnose reasons about (batch_scaling's own
+// reference_batch_size is an int64; 2^53 keeps every whole number exact).
+constexpr double kMaxReportedBatchSize = 9007199254740992.0;
+
 void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
                    const DiagnosisReports& reports, Profile& profile,
                    std::vector<v1::Finding>* out) {
@@ -633,6 +637,23 @@ void BatchFindings(const v1::Schedule& schedule, const Timeline& timeline,
   }
   const int64_t step = latest->first;
   const double b = latest->second;
+  // A batch size is a whole number; advice built on 0.5 or 1e300 would name
+  // a reference_batch_size the spec cannot take.
+  if (b != std::floor(b) || b > kMaxReportedBatchSize) {
+    out->push_back(
+        FindingBuilder(
+            "BATCH_SIZE_INCONCLUSIVE", v1::Finding::INFO,
+            absl::StrCat("The batch_size reported at step ", step, " (",
+                         EvidenceText(b), ") is not a whole number in [1, ",
+                         FormatNumber(kMaxReportedBatchSize),
+                         "], so the LR cannot be checked against it."))
+            .Num("batch_size_step", static_cast<double>(step))
+            .Statistic(kBatchStatistic)
+            .Recommend("Report the number of examples per optimizer step "
+                       "(summed over ranks) as batch_size.")
+            .Build());
+    return;
+  }
   double first_b = b;
   for (size_t i = 0; i < series->size(); ++i) {
     const double v = series->values[i];
@@ -827,11 +848,28 @@ void DivergenceFindings(const DiagnosisReports& reports, const std::string& val,
     if (bad == 0) continue;
     flagged = true;
     const int64_t at = s->steps[first_bad];
+    // Right after a restart (in the first half of the cycle it starts, as
+    // for the rises below): the jump to the peak is the likely cause.
+    const int64_t cycle_start = profile.CycleStart(at);
+    const int64_t cycle_length = profile.At(at).cycle_length;
+    const bool after_restart =
+        cycle_start > 0 &&
+        (cycle_length == 0 ||
+         at - cycle_start < std::max<int64_t>(1, cycle_length / 2));
     FindingBuilder b(
         "DIVERGENCE_NONFINITE", v1::Finding::ERROR,
-        absl::StrCat(metric, " is ", EvidenceText(s->values[first_bad]),
-                     " from step ", at, " (", bad, " of ", s->size(),
-                     " reports are not finite): training diverged."));
+        absl::StrCat(
+            metric, " is ", EvidenceText(s->values[first_bad]), " from step ",
+            at,
+            after_restart
+                ? absl::StrCat(", ", at - cycle_start,
+                               " steps after the restart at step ",
+                               cycle_start)
+                : "",
+            " (", bad, " of ", s->size(),
+            " reports are not finite): training diverged",
+            after_restart ? " at the restart's peak LR." : "."));
+    if (after_restart) b.Num("restart_step", static_cast<double>(cycle_start));
     b.Num("first_nonfinite_step", static_cast<double>(at))
         .Num("first_nonfinite_value", s->values[first_bad])
         .Num("nonfinite_reports", static_cast<double>(bad))

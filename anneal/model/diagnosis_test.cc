@@ -417,6 +417,28 @@ TEST(DiagnoseBatchTest, ReportedScaledLrMeansScalingIsInForce) {
             "BATCH_SCALING_APPLIED");
 }
 
+TEST(DiagnoseBatchTest, AReportedLrOfNeitherKindIsInconclusive) {
+  Job run = WithBatch(kScaled, 512, 512, 0.15);
+  const v1::Finding* f = FindCode(run.Diagnose(), "BATCH_");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->code(), "BATCH_SCALING_INCONCLUSIVE");
+  EXPECT_EQ(Evidence(*f, "reported_lr"), 0.15);
+  EXPECT_FALSE(f->has_suggested_max_lr());
+}
+
+// Advice built on a batch size of 0.5 would name a reference_batch_size the
+// spec cannot take.
+TEST(DiagnoseBatchTest, ABatchSizeThatIsNoWholeNumberIsInconclusive) {
+  for (double b : {0.5, 1e300}) {
+    Job run = WithBatch("{max_lr: 0.1, constant: {}}", b, b);
+    const v1::Finding* f = FindCode(run.Diagnose(), "BATCH_");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->code(), "BATCH_SIZE_INCONCLUSIVE") << b;
+    EXPECT_THAT(f->summary(), HasSubstr("is not a whole number")) << b;
+    EXPECT_FALSE(f->has_suggested_max_lr());
+  }
+}
+
 TEST(DiagnoseBatchTest, WithoutLrItIsUnverifiedAndAtTheReferenceFine) {
   Job run = WithBatch(kScaled, 512, 512);
   const v1::Finding* f = FindCode(run.Diagnose(), "BATCH_");
@@ -452,6 +474,20 @@ TEST(DiagnoseDivergenceTest, NonFiniteLossIsAnErrorShownAsText) {
   EXPECT_EQ(f->spans(0).start_step(), 60);
   EXPECT_EQ(f->spans(0).end_step(), 100);
   EXPECT_THAT(f->recommendation(), HasSubstr("every_cycle"));
+  EXPECT_THAT(f->summary(), Not(HasSubstr("restart")));
+}
+
+// A NaN in the first half of a new cycle is tied to its restart.
+TEST(DiagnoseDivergenceTest, NonFiniteLossAtARestartNamesIt) {
+  Job run(CreatedSchedule(kSgdr));
+  run.Report(130, 1, [](int64_t step, const StepResult&, v1::MetricReport* m) {
+    (*m->mutable_metrics())["loss"] = step < 103 ? 1.0 : NAN;
+  });
+  const v1::Finding* f = FindCode(run.Diagnose(), "DIVERGENCE_NONFINITE");
+  ASSERT_NE(f, nullptr);
+  EXPECT_THAT(f->summary(),
+              HasSubstr("from step 103, 3 steps after the restart at step 100"));
+  EXPECT_EQ(Evidence(*f, "restart_step"), 100);
 }
 
 TEST(DiagnoseDivergenceTest, LossJumpingAfterARestartWarns) {

@@ -1,9 +1,11 @@
 // A plateau policy's reports and decisions (see plateau_change.h).
 #include "anneal/model/plateau_change.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "anneal/engine/field_error.h"
 
 namespace anneal {
@@ -35,17 +37,29 @@ void StoreCounters(const PlateauCounters& c, v1::PlateauState* state) {
   state->set_first_bad_step(c.first_bad_step);
 }
 
-// The reason text of a decision, for people (the numbers are in `plateau`).
+// A number in a reason: six significant digits, for people (the exact
+// values are in `plateau`).
+std::string Short(double v) { return absl::StrFormat("%.6g", v); }
+
+// The reason text of a decision, with the evidence: the best value, the bad
+// reports' steps and their newest values (at most 8).
 std::string ReasonOf(const v1::Plateau& policy, const v1::PlateauDecision& d,
                      bool restart) {
+  constexpr int kShownValues = 8;
+  const int n = d.bad_values_size();
+  std::string values = n > kShownValues ? "..., " : "";
+  for (int i = std::max(0, n - kShownValues); i < n; ++i) {
+    absl::StrAppend(&values, i > std::max(0, n - kShownValues) ? ", " : "",
+                    Short(d.bad_values(i)));
+  }
   return absl::StrCat(
-      "plateau: ", policy.metric(), " did not improve on ",
-      FormatNumber(d.best()), " for ", d.bad_reports(), " reports (steps ",
-      d.first_bad_step(), " to ", d.report_step(), ") > patience ",
-      policy.has_patience() ? policy.patience() : 10,
+      "plateau: ", policy.metric(), " did not improve on ", Short(d.best()),
+      " for ", d.bad_reports(), " reports (steps ", d.first_bad_step(), " to ",
+      d.report_step(), n > 0 ? absl::StrCat(": ", values) : "",
+      ") > patience ", policy.has_patience() ? policy.patience() : 10,
       restart ? "; warm restart"
-              : absl::StrCat("; peak LR ", FormatNumber(d.old_level()), " -> ",
-                             FormatNumber(d.new_level())));
+              : absl::StrCat("; peak LR ", Short(d.old_level()), " -> ",
+                             Short(d.new_level())));
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ TEST(PlateauChangeTest, ConstantServesTheLevelExactly) {
   EXPECT_EQ(why.new_level(), 0.1 * 0.1);
   EXPECT_EQ(s.timeline(1).reason(),
             "plateau: val_loss did not improve on 1 for 1 reports (steps 1 to "
-            "1) > patience 0; peak LR 0.1 -> 0.010000000000000002");
+            "1: 1) > patience 0; peak LR 0.1 -> 0.01");
   EXPECT_EQ(s.plateau_state().decisions(), 3);
   EXPECT_EQ(s.plateau_state().last_step(), 3);
 }
