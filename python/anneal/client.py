@@ -447,7 +447,7 @@ class Client:
                  ) -> service_pb2.DiagnoseResponse:
         """Diagnose's findings about the schedule and its job's reports
         (docs/adaptive.md), most severe first: each has `code`, `severity`,
-        `summary`, `evidence`, `steps`, `statistic` and `recommendation`.
+        `summary`, `evidence`, `spans`, `statistic` and `recommendation`.
         Empty metric names: the defaults (val_loss, ...; loss, ...)."""
         request = service_pb2.DiagnoseRequest(
             name=schedule_name(schedule), validation_metric=validation_metric,
