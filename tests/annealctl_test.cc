@@ -123,7 +123,8 @@ TEST(AnnealctlTest, UsageErrors) {
 
 // Inputs the spec would ignore are refused, not silently dropped.
 TEST(AnnealctlTest, InputsTheSpecIgnoresAreRefused) {
-  std::string spec = WriteSpec("plain.yaml", "max_lr: 0.1\ncosine: {period: 50}\n");
+  std::string spec =
+      WriteSpec("plain.yaml", "max_lr: 0.1\ncosine: {period: 50}\n");
   CliRun r = Annealctl("preview -f " + spec +
                        " --steps 5 --grad-norm-sq 1 --num-params 10");
   EXPECT_EQ(r.exit_code, 2);

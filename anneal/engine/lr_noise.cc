@@ -89,7 +89,8 @@ absl::StatusOr<LrNoise> LrNoise::Build(const v1::LrNoise& spec) {
     // fewer: the bounded resampling below could then run out.
     return path.Child("pct").Error(absl::StrCat(
         "must be >= 0.01 with NORMAL (each step resamples until inside the "
-        "band), got ", FormatNumber(pct)));
+        "band), got ",
+        FormatNumber(pct)));
   }
   // NORMAL draws |eps| < pct, UNIFORM eps in [-pct, pct): lr (1 + eps) >= 0.
   if (!(pct <= 1)) {

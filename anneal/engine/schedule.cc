@@ -60,8 +60,8 @@ absl::Status ValidateModifiers(const v1::ScheduleSpec& spec) {
     const double target = th.target_update_norm_sq();
     if (!(target > 0 && target <= kMaxThermostatTarget)) {
       return k.Error(absl::StrCat("must be in (0, ",
-                                  FormatNumber(kMaxThermostatTarget),
-                                  "], got ", FormatNumber(target)));
+                                  FormatNumber(kMaxThermostatTarget), "], got ",
+                                  FormatNumber(target)));
     }
     if (auto s = RequireInRange(path.Child("momentum"), th.momentum(), 0,
                                 kMaxMomentum);

@@ -514,10 +514,9 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
   absl::StatusOr<v1::Analysis> analysis = Analyze(*compiled, ao);
   if (!analysis.ok()) {
     stability->push_back(
-        FindingBuilder(
-            "STABILITY_INCONCLUSIVE", v1::Finding::INFO,
-            absl::StrCat("The schedule could not be analysed: ",
-                         analysis.status().message()))
+        FindingBuilder("STABILITY_INCONCLUSIVE", v1::Finding::INFO,
+                       absl::StrCat("The schedule could not be analysed: ",
+                                    analysis.status().message()))
             .Build());
     return;
   }
@@ -863,8 +862,7 @@ void DivergenceFindings(const DiagnosisReports& reports, const std::string& val,
             at,
             after_restart
                 ? absl::StrCat(", ", at - cycle_start,
-                               " steps after the restart at step ",
-                               cycle_start)
+                               " steps after the restart at step ", cycle_start)
                 : "",
             " (", bad, " of ", s->size(),
             " reports are not finite): training diverged",

@@ -485,8 +485,9 @@ TEST(DiagnoseDivergenceTest, NonFiniteLossAtARestartNamesIt) {
   });
   const v1::Finding* f = FindCode(run.Diagnose(), "DIVERGENCE_NONFINITE");
   ASSERT_NE(f, nullptr);
-  EXPECT_THAT(f->summary(),
-              HasSubstr("from step 103, 3 steps after the restart at step 100"));
+  EXPECT_THAT(
+      f->summary(),
+      HasSubstr("from step 103, 3 steps after the restart at step 100"));
   EXPECT_EQ(Evidence(*f, "restart_step"), 100);
 }
 

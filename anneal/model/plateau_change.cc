@@ -55,8 +55,8 @@ std::string ReasonOf(const v1::Plateau& policy, const v1::PlateauDecision& d,
   return absl::StrCat(
       "plateau: ", policy.metric(), " did not improve on ", Short(d.best()),
       " for ", d.bad_reports(), " reports (steps ", d.first_bad_step(), " to ",
-      d.report_step(), n > 0 ? absl::StrCat(": ", values) : "",
-      ") > patience ", policy.has_patience() ? policy.patience() : 10,
+      d.report_step(), n > 0 ? absl::StrCat(": ", values) : "", ") > patience ",
+      policy.has_patience() ? policy.patience() : 10,
       restart ? "; warm restart"
               : absl::StrCat("; peak LR ", Short(d.old_level()), " -> ",
                              Short(d.new_level())));
