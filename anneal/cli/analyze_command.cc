@@ -106,13 +106,7 @@ absl::Status AnalyzeCommand(const std::vector<std::string>& args,
     return absl::InvalidArgumentError(
         absl::StrCat(*file, ": ", schedule.status().message()));
   }
-  if (options.batch_size.has_value() && !spec->has_batch_scaling()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--batch-size: ", *file,
-        " has no batch_scaling, so its LRs do not depend on the batch size; "
-        "add batch_scaling {reference_batch_size: B} or leave out "
-        "--batch-size"));
-  }
+  if (auto s = BatchSizeApplies(a, *spec, *file); !s.ok()) return s;
   auto analysis = Analyze(**schedule, options);
   if (!analysis.ok()) return analysis.status();
   if (output == "json") {

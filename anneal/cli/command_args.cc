@@ -86,6 +86,18 @@ absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args) {
   return spec;
 }
 
+absl::Status BatchSizeApplies(const CliArgs& args, const v1::ScheduleSpec& spec,
+                              const std::string& source) {
+  if (!args.Has("batch_size") || spec.has_batch_scaling()) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--batch-size: ", source,
+      " has no batch_scaling, so its LRs do not depend on the batch size; "
+      "add batch_scaling {reference_batch_size: B} or leave out "
+      "--batch-size"));
+}
+
 absl::Status NoPositionalArgs(const CliArgs& args) {
   if (args.positional().empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(

@@ -38,6 +38,11 @@ absl::Status LoadMessageFile(const std::string& path,
 // -f SPEC, loaded.
 absl::StatusOr<v1::ScheduleSpec> LoadSpecArg(const CliArgs& args);
 
+// OK unless --batch-size was given for `spec` (read from `source`), whose
+// LRs it would not change: a spec without batch_scaling.
+absl::Status BatchSizeApplies(const CliArgs& args, const v1::ScheduleSpec& spec,
+                              const std::string& source);
+
 // No positional arguments (list).
 absl::Status NoPositionalArgs(const CliArgs& args);
 

@@ -84,13 +84,7 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
           "{target_update_norm_sq: K} or leave out --grad-norm-sq and "
           "--num-params"));
     }
-    if (options.batch_size.has_value() && !spec->has_batch_scaling()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--batch-size: ", source,
-          " has no batch_scaling, so its LRs do not depend on the batch "
-          "size; add batch_scaling {reference_batch_size: B} or leave out "
-          "--batch-size"));
-    }
+    if (auto s = BatchSizeApplies(a, *spec, source); !s.ok()) return s;
     status = (*schedule)->EvaluateRange(*start, *steps, options, keep);
   } else {
     v1::Schedule schedule;
