@@ -121,7 +121,6 @@ class ExactAdam(Optimizer):
         return loss
 
 
-
 class ExactBiasCorrection:
     """Wraps a stock torch.optim.Adam or AdamW so that its first-moment bias
     correction is the exact one: the group's `beta1_bias_correction` when
@@ -158,12 +157,24 @@ class ExactBiasCorrection:
         if closure is not None:  # the gradients first: they pick the params
             with torch.enable_grad():
                 loss = closure()
-        saved = []
-        # Written after the step: stock Adam sets up a parameter's state
-        # only while it is empty.
+        saved = [group["lr"] for group in self.optimizer.param_groups]
+        try:
+            products = self._scale_lrs()
+            self.optimizer.step()
+            # Written after the step: stock Adam sets up a parameter's state
+            # only while it is empty.
+            for p, product in products:
+                self.optimizer.state[p][BETA1_PRODUCT] = product
+        finally:
+            for group, lr in zip(self.optimizer.param_groups, saved):
+                group["lr"] = lr
+        return loss
+
+    def _scale_lrs(self) -> list:
+        """Scales each group's lr for the coming step; returns each
+        parameter's beta1 product after it."""
         products = []
         for i, group in enumerate(self.optimizer.param_groups):
-            saved.append(group["lr"])
             beta1 = group["betas"][0]
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -174,22 +185,15 @@ class ExactBiasCorrection:
                     "param_groups[%d]: its parameters have taken different "
                     "numbers of steps (%s), so one lr cannot correct them "
                     "all; use anneal.adam.ExactAdam" % (i, sorted(k)[:4]))
-            served = group.get("beta1_bias_correction")
+            state = self.optimizer.state
             product = 1.0
             for p in params:
-                product = self.optimizer.state[p].get(BETA1_PRODUCT, 1.0) * beta1
+                product = state[p].get(BETA1_PRODUCT, 1.0) * beta1
                 products.append((p, product))
+            served = group.get("beta1_bias_correction")
             exact = served if served is not None else 1 - product
-            stock = 1 - beta1 ** k.pop()
-            group["lr"] = group["lr"] * stock / exact
-        try:
-            self.optimizer.step()
-            for p, product in products:
-                self.optimizer.state[p][BETA1_PRODUCT] = product
-        finally:
-            for group, lr in zip(self.optimizer.param_groups, saved):
-                group["lr"] = lr
-        return loss
+            group["lr"] = group["lr"] * (1 - beta1 ** k.pop()) / exact
+        return products
 
     def _next_step(self, p: torch.Tensor) -> int:
         """The step count stock Adam uses for p's coming update."""

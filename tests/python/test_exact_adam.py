@@ -158,6 +158,7 @@ def test_the_wrapper_refuses_what_it_cannot_correct():
     a.grad, b.grad = torch.ones(2), torch.ones(2)
     with pytest.raises(RuntimeError, match="different numbers of steps"):
         opt.step()
+    assert opt.param_groups[0]["lr"] == 0.1  # put back after the refusal
 
 
 @pytest.mark.parametrize("restarts", [False, True])
