@@ -487,10 +487,6 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
 
   // 2. Stability, under the spec in force at the curvature report.
   const auto curvature = LatestPositive(reports.Find(kMaxCurvatureMetric));
-  int64_t step = reports.last_step();
-  if (curvature) step = curvature->first;
-  if (step < 0) step = std::max<int64_t>(0, schedule.max_step_served());
-  step = std::min(step, kMaxStep);
   if (!curvature) {
     stability->push_back(
         FindingBuilder("STABILITY_INCONCLUSIVE", v1::Finding::INFO,
@@ -505,6 +501,7 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
             .Build());
     return;
   }
+  const int64_t step = std::min(curvature->first, kMaxStep);
   const std::shared_ptr<const Schedule>& compiled =
       timeline.compiled(timeline.SegmentAt(step));
   AnalysisOptions ao;
