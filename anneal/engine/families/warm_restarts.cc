@@ -153,8 +153,14 @@ class WarmRestartsCurve final : public Curve {
         // timm: 0.5 * (1 - tanh(lb * (1 - tr) + ub * tr))
         f = 0.5 * (1 - std::tanh(tanh_lower_ * (1. - u) + tanh_upper_ * u));
         break;
-      default:
-        f = (1 + std::cos(finite ? kPi * num / den : kPi * u)) / 2;
+      default: {
+        // pi * num can overflow where num does not (num near 1e308 with a
+        // large k_decay; found by fuzz/spec_proto_fuzzer): then pi * u.
+        const double pi_num = kPi * num;
+        f = (1 + std::cos(finite && std::isfinite(pi_num) ? pi_num / den
+                                                          : kPi * u)) /
+            2;
+      }
     }
     out->lr = levels_.min_lr + amplitude * f;
     out->h = f;
