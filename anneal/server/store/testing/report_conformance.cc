@@ -120,6 +120,12 @@ TEST_P(StoreReportsTest, AStepHoldsAtMost64Metrics) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].metrics_size(), 40);
   EXPECT_EQ(all[0].metrics().at("m35"), 35);
+  // Too many for a step not reported before: no empty step is left behind.
+  std::vector<std::pair<std::string, double>> too_many;
+  for (int i = 0; i < 65; ++i) too_many.emplace_back(absl::StrCat("m", i), i);
+  s = Write(*store_, ReportBatch("a", MakeReport(5, too_many)));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(Steps(Read("a")), ElementsAre(3));
   ASSERT_TRUE(Write(*store_, ReportBatch("a", MakeReport(4, second))).ok());
 }
 
