@@ -188,13 +188,12 @@ class MemoryData final : public CommitQueue::Backend {
           return absl::NotFoundError(absl::StrCat(
               op.name, ": Report for a schedule that is not stored"));
         }
-        auto at = e->reports.find(op.report.step());
-        v1::MetricReport merged =
-            at == e->reports.end() ? v1::MetricReport() : at->second;
-        if (absl::Status s = MergeReport(op.report, &merged); !s.ok()) {
+        // MergeReport checks before it merges; only a step it added is undone.
+        auto [at, added] = e->reports.try_emplace(op.report.step());
+        if (absl::Status s = MergeReport(op.report, &at->second); !s.ok()) {
+          if (added) e->reports.erase(at);
           return s;
         }
-        e->reports[op.report.step()] = std::move(merged);
         while (static_cast<int64_t>(e->reports.size()) > op.value) {
           e->reports.erase(e->reports.begin());
         }
