@@ -182,5 +182,41 @@ TEST(PersistenceTest, AServedStepIsDurableWhenAnswered) {
   ASSERT_EQ(server.Stop(), 0);
 }
 
+TEST(PersistenceTest, ANeverServedScheduleStaysUnservedAcrossRestarts) {
+  ServerProcess server(TempDb("db"));
+  server.Start();
+  v1::CreateScheduleRequest create;
+  create.set_schedule_id("idle");
+  *create.mutable_schedule()->mutable_spec() = SpecFromText(kSpec);
+  v1::Schedule out;
+  ASSERT_TRUE(server.stub()->CreateSchedule(Ctx().get(), create, &out).ok());
+  ASSERT_EQ(out.max_step_served(), -1);
+  ASSERT_EQ(server.Stop(), 0);
+  server.Start();
+  EXPECT_EQ(Get(server, "schedules/idle").max_step_served(), -1);
+  server.Kill();
+  server.Start();
+  EXPECT_EQ(Get(server, "schedules/idle").max_step_served(), -1);
+  // So an update with no effective step still takes effect from step 0.
+  v1::UpdateScheduleRequest update;
+  update.mutable_schedule()->set_name("schedules/idle");
+  *update.mutable_schedule()->mutable_spec() =
+      SpecFromText("{max_lr: 0.5, constant: {}}");
+  update.mutable_update_mask()->add_paths("spec");
+  grpc::Status updated =
+      server.stub()->UpdateSchedule(Ctx().get(), update, &out);
+  ASSERT_TRUE(updated.ok()) << updated.error_message();
+  EXPECT_EQ(Range(server, "schedules/idle", 1).lr(0), 0.5);
+  // One Advance serves step 1, and that is what a restart keeps.
+  v1::AdvanceRequest advance;
+  advance.set_name("schedules/idle");
+  v1::AdvanceResponse advanced;
+  ASSERT_TRUE(server.stub()->Advance(Ctx().get(), advance, &advanced).ok());
+  ASSERT_EQ(server.Stop(), 0);
+  server.Start();
+  EXPECT_GE(Get(server, "schedules/idle").max_step_served(), 1);
+  ASSERT_EQ(server.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace anneal

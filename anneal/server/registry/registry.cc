@@ -67,8 +67,7 @@ absl::Status Registry::Load() {
           ": stored timeline does not compile: ", timeline.status().message()));
     }
     // An Advance serves its position, which is durable when answered.
-    const int64_t mark =
-        std::max(s.schedule.max_step_served(), s.schedule.position());
+    const int64_t mark = LoadedServedMark(s.schedule);
     s.schedule.set_max_step_served(mark);
     auto entry = std::make_shared<Entry>(s.schedule.name(), mark);
     Insert(entry, s.schedule.labels());

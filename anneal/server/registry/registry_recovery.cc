@@ -115,8 +115,7 @@ std::shared_ptr<const Registry::Snapshot> Registry::Reset(
     Entry& entry, StoredSchedule stored,
     std::shared_ptr<const Timeline> timeline) {
   absl::MutexLock lock(&entry.mu);
-  const int64_t mark =
-      std::max(stored.schedule.max_step_served(), stored.schedule.position());
+  const int64_t mark = LoadedServedMark(stored.schedule);
   RaiseServed(entry, mark);
   entry.head = NewSnapshot(std::move(stored.schedule), std::move(timeline));
   entry.deleted = false;

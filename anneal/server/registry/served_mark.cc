@@ -5,6 +5,12 @@
 
 namespace anneal {
 
+int64_t LoadedServedMark(const v1::Schedule& stored) {
+  return stored.position() > 0
+             ? std::max(stored.max_step_served(), stored.position())
+             : stored.max_step_served();
+}
+
 void ServedMark::Require(int64_t last, int64_t target, Store* store,
                          std::shared_ptr<const void> owner,
                          Once<absl::Status> then) {

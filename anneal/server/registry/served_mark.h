@@ -25,6 +25,12 @@
 
 namespace anneal {
 
+// The served mark a stored schedule loads with: its durable mark, raised to
+// its position if an Advance served that. An Advance serves its new
+// position, from 1, so position 0 says nothing: a schedule nobody read keeps
+// the mark -1 across restarts (else an update would land from step 1).
+int64_t LoadedServedMark(const v1::Schedule& stored);
+
 class ServedMark {
  public:
   // `name` is the schedule's, and outlives the mark (the registry's entry
