@@ -291,13 +291,13 @@ PrometheusTelemetryOptions TelemetryOptionsFromFlags(
   o.version = ANNEAL_VERSION;
   o.store_kind = store_url.substr(0, store_url.find(':'));
   o.max_schedules = absl::GetFlag(FLAGS_metrics_max_schedules);
-  o.max_reported_names = absl::GetFlag(FLAGS_metrics_max_reported_names);
   return o;
 }
 
 RegistryOptions RegistryOptionsFromFlags() {
   RegistryOptions o;
   o.max_schedules = absl::GetFlag(FLAGS_max_schedules);
+  o.max_reported_names = absl::GetFlag(FLAGS_metrics_max_reported_names);
   o.max_range_count = absl::GetFlag(FLAGS_max_range_count);
   o.metrics_history = absl::GetFlag(FLAGS_metrics_history);
   o.served_headroom = absl::GetFlag(FLAGS_served_headroom);

@@ -131,6 +131,7 @@ int64_t Registry::Observe(
         entry->progressed_nanos.load(std::memory_order_relaxed);
     o.progressed =
         nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
+    o.reported = entry->reported.Get();
     visit(o);
   }
   return total;

@@ -58,6 +58,7 @@
 #include "anneal/server/common/work_pool.h"
 #include "anneal/server/registry/fence.h"
 #include "anneal/server/registry/label_index.h"
+#include "anneal/server/registry/last_reported.h"
 #include "anneal/server/registry/watch_hub.h"
 #include "anneal/server/store/store.h"
 #include "anneal/server/telemetry/telemetry.h"
@@ -71,6 +72,9 @@ struct RegistryOptions {
   int64_t max_range_count = 1'000'000;
   // How many reported steps each schedule keeps (the newest).
   int64_t metrics_history = 10'000;
+  // How many reported metric names per schedule the exporter is shown (the
+  // first to be reported).
+  int64_t max_reported_names = 32;
   // A read past the durable served mark raises it to last + max(count,
   // served_headroom): one durable write every served_headroom steps of a
   // job. After a crash the mark (and so the default step of a change) can
@@ -113,6 +117,10 @@ struct ScheduleObservation {
   // When max_step_served last rose while this server ran; absl::InfinitePast()
   // if it has not.
   absl::Time progressed = absl::InfinitePast();
+  // The last value of each reported training metric (last_reported.h);
+  // after a restart, those of the highest step stored until the job
+  // reports again.
+  ReportedValues reported;
 };
 
 class Registry {

@@ -9,6 +9,7 @@
 
 #include "absl/time/clock.h"
 #include "anneal/server/registry/fence.h"
+#include "anneal/server/registry/last_reported.h"
 #include "anneal/server/registry/recent_advances.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/served_mark.h"
@@ -54,6 +55,8 @@ struct Registry::Entry {
   ServedMark mark;
   // Pending timeline changes (fence.h).
   Fence fence;
+  // The last reported values, for the exporter (last_reported.h).
+  LastReported reported;
 };
 
 }  // namespace anneal

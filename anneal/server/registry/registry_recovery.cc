@@ -117,6 +117,9 @@ std::shared_ptr<const Registry::Snapshot> Registry::Reset(
   absl::MutexLock lock(&entry.mu);
   const int64_t mark = LoadedServedMark(stored.schedule);
   RaiseServed(entry, mark);
+  if (stored.last_report) {
+    entry.reported.Merge(*stored.last_report, options_.max_reported_names);
+  }
   entry.head = NewSnapshot(std::move(stored.schedule), std::move(timeline));
   entry.deleted = false;
   entry.advances.Clear();

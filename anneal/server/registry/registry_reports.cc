@@ -61,7 +61,6 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   done = [this, name = request.name(),
           done = std::move(done)](absl::StatusOr<v1::MetricReport> r) mutable {
     if (r.ok()) {
-      options_.telemetry->Reported(name, *r);
       if (watch_hub_.watched()) {
         if (auto found = Published(name); found.ok()) {
           v1::WatchEvent event;
@@ -123,6 +122,9 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
           s = StoreFailure(s);
         }
         if (!s.ok()) return std::move(done)(s);
+        options_.telemetry->Reported(
+            target->name,
+            target->reported.Merge(report, options_.max_reported_names));
         if (!for_policy) return std::move(done)(std::move(report));
         // Not on the store's thread: the policy takes the schedule's lock.
         options_.executor->Run([this, target = std::move(target),

@@ -37,6 +37,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ struct StoredSchedule {
   // above every step a reader was answered with.
   v1::Schedule schedule;
   std::vector<AdvanceRecord> recent_advances;  // oldest first
+  // The report of the highest reported step, if any (what the exporter
+  // shows until the job reports again after a restart).
+  std::optional<v1::MetricReport> last_report;
 };
 
 // An ordered list of mutations applied atomically.

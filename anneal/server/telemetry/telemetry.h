@@ -62,10 +62,10 @@ class Telemetry {
   virtual void ReadWaited(ReadWait why) {}
   // A durable change of `schedule` (full name).
   virtual void Changed(absl::string_view schedule, ScheduleChange kind) {}
-  // A training report accepted for `schedule` (durable), or rejected with
-  // `code` (an absl::StatusCode value).
-  virtual void Reported(absl::string_view schedule,
-                        const v1::MetricReport& report) {}
+  // A training report made durable for `schedule` (full name), of which
+  // `names_not_kept` metric names are past the schedule's cap of last
+  // values; or one rejected with `code` (an absl::StatusCode value).
+  virtual void Reported(absl::string_view schedule, int names_not_kept) {}
   virtual void ReportRejected(int code) {}
 
   // The store (TelemetryStore). A batch of `ops` ops was made durable, or

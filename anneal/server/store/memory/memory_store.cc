@@ -57,6 +57,8 @@ class MemoryData final : public CommitQueue::Backend {
       s.schedule.set_position(entry.position);
       s.schedule.set_max_step_served(entry.max_step_served);
       s.recent_advances.assign(entry.advances.begin(), entry.advances.end());
+      if (!entry.reports.empty())
+        s.last_report = entry.reports.rbegin()->second;
     }
     return out;
   }

@@ -585,7 +585,10 @@ class Reader {
              std::pair{&r->schedules_,
                        "SELECT s.name, s.record, "
                        "CASE WHEN c.advances > s.advance_seq THEN c.position "
-                       "ELSE s.position END, s.max_step_served "
+                       "ELSE s.position END, s.max_step_served, "
+                       // One index seek per schedule for its newest report.
+                       "(SELECT record FROM reports r WHERE r.name = s.name "
+                       "ORDER BY r.step DESC LIMIT 1) "
                        "FROM schedules s LEFT JOIN counters c USING(name) "
                        "ORDER BY s.name"},
              std::pair{&r->advances_,
@@ -658,6 +661,11 @@ class Reader {
         }
         s.schedule.set_position(sqlite3_column_int64(stmt, 2));
         s.schedule.set_max_step_served(sqlite3_column_int64(stmt, 3));
+        if (sqlite3_column_type(stmt, 4) != SQLITE_NULL &&
+            !s.last_report.emplace().ParseFromString(ColumnString(stmt, 4))) {
+          return absl::DataLossError(
+              absl::StrCat(name, ": a stored report is corrupt"));
+        }
       }
       if (rc != SQLITE_DONE) return SqliteError(db, rc, "LoadAll schedules");
     }

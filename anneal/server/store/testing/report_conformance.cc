@@ -39,6 +39,24 @@ TEST_P(StoreReportsTest, ReportsAreReadInStepOrderWithinBounds) {
   EXPECT_THAT(all[2].metrics(), UnorderedElementsAre(Pair("loss", 30.0)));
 }
 
+TEST_P(StoreReportsTest, LoadAllCarriesTheHighestReportedStep) {
+  ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a"))).ok());
+  ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("quiet"))).ok());
+  for (int64_t step : {30, 10, 40, 20}) {
+    ASSERT_TRUE(
+        Write(*store_, ReportBatch("a", MakeReport(step, {{"loss", step}})))
+            .ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  const std::vector<StoredSchedule> all = Load();
+  ASSERT_EQ(all.size(), 2u);
+  ASSERT_TRUE(all[0].last_report.has_value());
+  EXPECT_EQ(all[0].last_report->step(), 40);
+  EXPECT_THAT(all[0].last_report->metrics(),
+              UnorderedElementsAre(Pair("loss", 40.0)));
+  EXPECT_FALSE(all[1].last_report.has_value());
+}
+
 TEST_P(StoreReportsTest, ReportsAtOneStepMergeAndTheLaterValueWins) {
   ASSERT_TRUE(Write(*store_, PutBatch(MakeSchedule("a"))).ok());
   ASSERT_TRUE(Write(*store_, ReportBatch("a", MakeReport(7, {{"loss", 2.5},

@@ -167,53 +167,21 @@ void PrometheusTelemetry::ReadWaited(ReadWait why) {
   read_waits_[static_cast<int>(why)].fetch_add(1, std::memory_order_relaxed);
 }
 
-void PrometheusTelemetry::Changed(absl::string_view schedule,
+void PrometheusTelemetry::Changed(absl::string_view /*schedule*/,
                                   ScheduleChange kind) {
   changes_[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
-  if (kind == ScheduleChange::kDelete) {
-    absl::MutexLock lock(&reports_mu_);
-    last_reports_.erase(schedule);  // its series disappear
-  }
 }
 
 void PrometheusTelemetry::Reported(absl::string_view schedule,
-                                   const v1::MetricReport& report) {
+                                   int names_not_kept) {
   reports_.fetch_add(1, std::memory_order_relaxed);
-  absl::MutexLock lock(&reports_mu_);
-  auto it = last_reports_.find(schedule);
-  if (it == last_reports_.end()) {
-    if (static_cast<int64_t>(last_reports_.size()) >= options_.max_schedules) {
-      ++reported_schedules_dropped_;
-      if (!warned_reports_) {
-        warned_reports_ = true;
-        Log("telemetry: more than ", options_.max_schedules,
-            " schedules report training metrics (--metrics_max_schedules); "
-            "the rest have no per-schedule series");
-      }
-      return;
-    }
-    it = last_reports_.emplace(schedule, LastReport()).first;
-  }
-  LastReport& last = it->second;
-  if (report.step() < last.step) return;  // an older step, late
-  last.step = report.step();
-  for (const auto& [name, value] : report.metrics()) {
-    auto v = last.values.find(name);
-    if (v != last.values.end()) {
-      v->second = value;
-    } else if (static_cast<int64_t>(last.values.size()) <
-               options_.max_reported_names) {
-      last.values.emplace(name, value);
-    } else {
-      ++reported_names_dropped_;
-      if (!warned_reports_) {
-        warned_reports_ = true;
-        Log("telemetry: ", schedule, " reports more than ",
-            options_.max_reported_names,
-            " metric names (--metrics_max_reported_names); the rest have "
-            "no series");
-      }
-    }
+  if (names_not_kept == 0) return;
+  reported_names_dropped_.fetch_add(static_cast<uint64_t>(names_not_kept),
+                                    std::memory_order_relaxed);
+  if (!warned_reports_.exchange(true)) {
+    Log("telemetry: ", schedule,
+        " reports more metric names than --metrics_max_reported_names; the "
+        "rest have no series");
   }
 }
 
@@ -377,6 +345,13 @@ void PrometheusTelemetry::CollectSchedules(
       "When the highest step served last rose (unix time); absent until it "
       "does after a server start.",
       MetricType::Gauge);
+  MetricFamily reported =
+      Family("anneal_schedule_reported",
+             "The last reported value of each training metric (ReportMetrics).",
+             MetricType::Gauge);
+  MetricFamily reported_step =
+      Family("anneal_schedule_reported_step",
+             "The highest step of a training report.", MetricType::Gauge);
   int64_t total = 0;
   int64_t shown = 0;
   {
@@ -401,6 +376,13 @@ void PrometheusTelemetry::CollectSchedules(
               AddValue(&progressed, l,
                        absl::ToDoubleSeconds(o.progressed - absl::UnixEpoch()));
             }
+            if (o.reported.step >= 0) {
+              AddValue(&reported_step, l, static_cast<double>(o.reported.step));
+            }
+            for (const auto& [metric, v] : o.reported.values) {
+              AddValue(&reported,
+                       {{"metric", metric}, {"schedule", l[0].value}}, v);
+            }
           });
     }
   }
@@ -414,38 +396,18 @@ void PrometheusTelemetry::CollectSchedules(
                         "Schedules without per-schedule series at this "
                         "scrape (--metrics_max_schedules).",
                         MetricType::Gauge, static_cast<double>(total - shown)));
-  for (MetricFamily* f : {&lr, &momentum, &served, &cycle, &cycle_start,
-                          &position, &revision, &progressed}) {
+  for (MetricFamily* f :
+       {&lr, &momentum, &served, &cycle, &cycle_start, &position, &revision,
+        &progressed, &reported, &reported_step}) {
     out->push_back(std::move(*f));
   }
-
-  MetricFamily value =
-      Family("anneal_schedule_reported",
-             "The last reported value of each training metric (ReportMetrics).",
-             MetricType::Gauge);
-  MetricFamily step =
-      Family("anneal_schedule_reported_step",
-             "The step of the last training report.", MetricType::Gauge);
-  absl::MutexLock lock(&reports_mu_);
-  for (const auto& [name, last] : last_reports_) {
-    const std::string id = IdOfName(name);
-    AddValue(&step, {{"schedule", id}}, static_cast<double>(last.step));
-    for (const auto& [metric, v] : last.values) {
-      AddValue(&value, {{"metric", metric}, {"schedule", id}}, v);
-    }
-  }
-  out->push_back(std::move(value));
-  out->push_back(std::move(step));
-  out->push_back(Single(
-      "anneal_telemetry_reported_schedules_dropped_total",
-      "Training reports of schedules past --metrics_max_schedules, not kept "
-      "as series.",
-      MetricType::Counter, static_cast<double>(reported_schedules_dropped_)));
-  out->push_back(Single(
-      "anneal_telemetry_reported_names_dropped_total",
-      "Reported metric values past --metrics_max_reported_names per "
-      "schedule, not kept as series.",
-      MetricType::Counter, static_cast<double>(reported_names_dropped_)));
+  out->push_back(
+      Single("anneal_telemetry_reported_names_dropped_total",
+             "Reported metric names past --metrics_max_reported_names of their "
+             "schedule, not kept as series (counted per report).",
+             MetricType::Counter,
+             static_cast<double>(
+                 reported_names_dropped_.load(std::memory_order_relaxed))));
 }
 
 }  // namespace anneal

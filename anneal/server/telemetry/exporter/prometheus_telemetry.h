@@ -6,9 +6,9 @@
 // Per-schedule series carry a `schedule` label (the id, without
 // "schedules/"). Names are chosen by users, so at most
 // `max_schedules` schedules get them (the first in name order at each
-// scrape), and a schedule keeps the last values of at most
-// `max_reported_names` training-report metrics; what is left out is
-// counted (anneal_telemetry_*) and logged once.
+// scrape), and the registry keeps the last values of at most
+// --metrics_max_reported_names training-report metrics per schedule; what
+// is left out is counted (anneal_telemetry_*) and logged once.
 #ifndef ANNEAL_SERVER_TELEMETRY_EXPORTER_PROMETHEUS_TELEMETRY_H_
 #define ANNEAL_SERVER_TELEMETRY_EXPORTER_PROMETHEUS_TELEMETRY_H_
 
@@ -16,13 +16,11 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/store/store.h"
@@ -36,7 +34,6 @@ struct PrometheusTelemetryOptions {
   std::string version;     // anneal_build_info{version}
   std::string store_kind;  // anneal_build_info{store}: "sqlite", "memory"
   int64_t max_schedules = 1000;
-  int64_t max_reported_names = 32;
 };
 
 class PrometheusTelemetry final : public Telemetry {
@@ -55,8 +52,7 @@ class PrometheusTelemetry final : public Telemetry {
   void Advanced(bool deduplicated) override;
   void ReadWaited(ReadWait why) override;
   void Changed(absl::string_view schedule, ScheduleChange kind) override;
-  void Reported(absl::string_view schedule,
-                const v1::MetricReport& report) override;
+  void Reported(absl::string_view schedule, int names_not_kept) override;
   void ReportRejected(int code) override;
   void StoreWritten(int64_t ops, absl::Duration waited, bool ok) override;
 
@@ -67,11 +63,6 @@ class PrometheusTelemetry final : public Telemetry {
 
  private:
   class Method;
-  // The last reported values of one schedule's training metrics.
-  struct LastReport {
-    int64_t step = -1;
-    std::map<std::string, double> values;
-  };
   static constexpr int kCodes = 17;  // grpc::StatusCode and absl::StatusCode
 
   void CollectSchedules(std::vector<prometheus::MetricFamily>* out) const;
@@ -95,13 +86,9 @@ class PrometheusTelemetry final : public Telemetry {
   const Registry* registry_ ABSL_GUARDED_BY(sources_mu_) = nullptr;
   const Store* store_ ABSL_GUARDED_BY(sources_mu_) = nullptr;
 
-  mutable absl::Mutex reports_mu_;
-  absl::flat_hash_map<std::string, LastReport> last_reports_
-      ABSL_GUARDED_BY(reports_mu_);
-  uint64_t reported_schedules_dropped_ ABSL_GUARDED_BY(reports_mu_) = 0;
-  uint64_t reported_names_dropped_ ABSL_GUARDED_BY(reports_mu_) = 0;
+  std::atomic<uint64_t> reported_names_dropped_{0};
   mutable std::atomic<bool> warned_schedules_{false};
-  bool warned_reports_ ABSL_GUARDED_BY(reports_mu_) = false;
+  std::atomic<bool> warned_reports_{false};
 };
 
 }  // namespace anneal

@@ -5,6 +5,7 @@
 #include "anneal/server/telemetry/exporter/prometheus_telemetry.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -27,10 +28,12 @@ class PrometheusTelemetryTest : public testing::Test {
  protected:
   explicit PrometheusTelemetryTest(int64_t max_schedules = 1000,
                                    int64_t max_names = 32)
-      : telemetry_({"0.1.0", "memory", max_schedules, max_names}),
+      : telemetry_({"0.1.0", "memory", max_schedules}),
+        max_names_(max_names),
         memory_(NewMemoryStore()),
         timed_(memory_.get(), &telemetry_),
-        registry_(&timed_, Options()) {
+        holder_(std::in_place, &timed_, Options()),
+        registry_(&**holder_) {
     EXPECT_TRUE(registry_->Load().ok());
     telemetry_.Observe(&*registry_, &timed_);
   }
@@ -39,7 +42,17 @@ class PrometheusTelemetryTest : public testing::Test {
   RegistryOptions Options() {
     RegistryOptions o;
     o.telemetry = &telemetry_;
+    o.max_reported_names = max_names_;
     return o;
+  }
+
+  // A new registry over the same store, as after a server restart.
+  void Restart() {
+    telemetry_.Observe(nullptr, nullptr);
+    holder_.emplace(&timed_, Options());
+    registry_ = &**holder_;
+    ASSERT_TRUE(registry_->Load().ok());
+    telemetry_.Observe(&*registry_, &timed_);
   }
 
   void Create(const std::string& id, const std::string& spec) {
@@ -65,9 +78,11 @@ class PrometheusTelemetryTest : public testing::Test {
   }
 
   PrometheusTelemetry telemetry_;
+  int64_t max_names_;
   std::unique_ptr<Store> memory_;
   TelemetryStore timed_;
-  TestRegistry registry_;
+  std::optional<TestRegistry> holder_;
+  Registry* registry_;
 };
 
 TEST_F(PrometheusTelemetryTest, RpcCountersUseTheGrpcDashboardNames) {
@@ -129,13 +144,16 @@ TEST_F(PrometheusTelemetryTest, LastReportedValuesAndDeletedSchedulesGo) {
   Create("run", "{max_lr: 0.1, constant: {}}");
   ASSERT_TRUE(Report("run", 10, {{"loss", 2.5}, {"val_loss", 3}}).ok());
   ASSERT_TRUE(Report("run", 20, {{"loss", 1.25}}).ok());
-  ASSERT_TRUE(Report("run", 15, {{"loss", 9}}).ok());  // late: not the last
+  // Late: not the last loss, but the first acc.
+  ASSERT_TRUE(Report("run", 15, {{"loss", 9}, {"acc", 0.75}}).ok());
   EXPECT_FALSE(Report("missing", 1, {{"loss", 1}}).ok());
   std::string text = telemetry_.Text();
   EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"loss\","
                               "schedule=\"run\"} 1.25"));
   EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"val_loss\","
                               "schedule=\"run\"} 3"));
+  EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"acc\","
+                              "schedule=\"run\"} 0.75"));
   EXPECT_THAT(text,
               HasSubstr("anneal_schedule_reported_step{schedule=\"run\"} 20"));
   EXPECT_THAT(text, HasSubstr("anneal_training_reports_total 3"));
@@ -157,7 +175,9 @@ class CappedTelemetryTest : public PrometheusTelemetryTest {
 };
 
 TEST_F(CappedTelemetryTest, SeriesStopAtTheCapsAndTheRestIsCounted) {
-  for (const char* id : {"a", "b", "c"}) {
+  // The last to report come first by name: the cap is by name, for the
+  // reported series as for the others.
+  for (const char* id : {"c", "b", "a"}) {
     Create(id, "{max_lr: 0.1, constant: {}}");
     ASSERT_TRUE(Report(id, 1, {{"loss", 1}, {"acc", 0.5}}).ok());
   }
@@ -165,13 +185,36 @@ TEST_F(CappedTelemetryTest, SeriesStopAtTheCapsAndTheRestIsCounted) {
   EXPECT_THAT(text, HasSubstr("anneal_schedules 3"));
   EXPECT_THAT(text, HasSubstr("anneal_telemetry_schedules_over_cap 1"));
   EXPECT_THAT(text, HasSubstr("anneal_schedule_position{schedule=\"b\"}"));
-  EXPECT_THAT(text, Not(HasSubstr("anneal_schedule_position{schedule=\"c\"}")));
-  // One name per schedule: "acc" (names arrive in map order) is kept, "loss"
-  // counted; the third schedule's report is counted.
+  EXPECT_THAT(text, Not(HasSubstr("schedule=\"c\"")));
   EXPECT_THAT(text,
-              HasSubstr("anneal_telemetry_reported_names_dropped_total 2"));
+              HasSubstr("anneal_schedule_reported_step{schedule=\"a\"} 1"));
+  EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"acc\","
+                              "schedule=\"b\"} 0.5"));
+  // One name per schedule: "acc" (names arrive in map order) is kept,
+  // "loss" counted, for each of the three.
   EXPECT_THAT(text,
-              HasSubstr("anneal_telemetry_reported_schedules_dropped_total 1"));
+              HasSubstr("anneal_telemetry_reported_names_dropped_total 3"));
+  EXPECT_THAT(text, Not(HasSubstr("metric=\"loss\"")));
+}
+
+TEST_F(PrometheusTelemetryTest, ReportedSeriesComeBackAfterARestart) {
+  Create("run", "{max_lr: 0.1, constant: {}}");
+  ASSERT_TRUE(Report("run", 10, {{"loss", 2.5}, {"val_loss", 3}}).ok());
+  ASSERT_TRUE(Report("run", 20, {{"loss", 1.25}}).ok());
+  Restart();
+  // The highest stored step's values; val_loss returns with its next report.
+  std::string text = telemetry_.Text();
+  EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"loss\","
+                              "schedule=\"run\"} 1.25"));
+  EXPECT_THAT(text,
+              HasSubstr("anneal_schedule_reported_step{schedule=\"run\"} 20"));
+  EXPECT_THAT(text, Not(HasSubstr("metric=\"val_loss\"")));
+  ASSERT_TRUE(Report("run", 30, {{"val_loss", 2}}).ok());
+  text = telemetry_.Text();
+  EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"val_loss\","
+                              "schedule=\"run\"} 2"));
+  EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"loss\","
+                              "schedule=\"run\"} 1.25"));
 }
 
 }  // namespace
