@@ -26,13 +26,14 @@ PANELS = [
      [(f'sum by (grpc_method, grpc_code) (rate(grpc_server_handled_total'
        f'{{{I}, grpc_code!="OK"}}[{R}]))', "{{grpc_method}} {{grpc_code}}")],
      12),
-    ("Fleet", "Latency p50 and p99 by method", "timeseries", "s",
+    # Unary only: a WatchSchedules stream lasts as long as its client.
+    ("Fleet", "Latency p50 and p99 by method (unary calls)", "timeseries", "s",
      [(f'histogram_quantile(0.5, sum by (grpc_method, le) (rate('
-       f'grpc_server_handling_seconds_bucket{{{I}}}[{R}])))',
-       "p50 {{grpc_method}}"),
+       f'grpc_server_handling_seconds_bucket{{{I}, grpc_type="unary"}}'
+       f'[{R}])))', "p50 {{grpc_method}}"),
       (f'histogram_quantile(0.99, sum by (grpc_method, le) (rate('
-       f'grpc_server_handling_seconds_bucket{{{I}}}[{R}])))',
-       "p99 {{grpc_method}}")], 12),
+       f'grpc_server_handling_seconds_bucket{{{I}, grpc_type="unary"}}'
+       f'[{R}])))', "p99 {{grpc_method}}")], 12),
     ("Fleet", "Durable write latency (submission to fsync)", "timeseries", "s",
      [(f'histogram_quantile(0.5, sum by (le) (rate('
        f'anneal_store_write_seconds_bucket{{{I}}}[{R}])))', "p50"),
@@ -78,8 +79,10 @@ ANNOTATIONS = [
 
 VARIABLES = [
     ("instance", "label_values(anneal_build_info, instance)"),
-    ("schedule", 'label_values(anneal_schedule_lr{instance=~"$instance"}, '
-                 "schedule)"),
+    # max_step_served exists for every schedule under the cap, served or
+    # not (anneal_schedule_lr only once a step is served).
+    ("schedule", 'label_values(anneal_schedule_max_step_served{'
+                 'instance=~"$instance"}, schedule)'),
     ("metric", 'label_values(anneal_schedule_reported{instance=~"$instance"},'
                " metric)"),
 ]
