@@ -119,6 +119,22 @@ TEST_F(TelemetryServerTest, MetricsFollowRealTraffic) {
   EXPECT_THAT(Metrics(), Not(HasSubstr("schedule=\"job\"")));
 }
 
+TEST_F(TelemetryServerTest, TheStatusPageKeepsTheListLimits) {
+  // --max_filter_bytes (4096), as ListSchedules does.
+  HttpReply r =
+      HttpGet(server_->metrics_port(), "/?filter=" + std::string(5000, 'a'));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body,
+              HasSubstr("filter: must be at most 4096 bytes, got 5000"));
+  EXPECT_EQ(
+      HttpGet(server_->metrics_port(), "/?filter=" + std::string(4096, 'a'))
+          .status,
+      400);  // within the limit: refused as a filter, not for its size
+  r = HttpGet(server_->metrics_port(), "/?page=" + std::string(2000, 'x'));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("page_token: must be at most 1024 bytes"));
+}
+
 TEST_F(TelemetryServerTest, OtherPathsAndMethodsAreRefused) {
   EXPECT_EQ(HttpGet(server_->metrics_port(), "/nothing").status, 404);
   EXPECT_EQ(HttpGet(server_->metrics_port(), "/metrics", "POST").status, 405);

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -27,6 +28,7 @@
 #include "anneal/server/flags.h"
 #include "anneal/server/health_service.h"
 #include "anneal/server/registry/registry.h"
+#include "anneal/server/request_limits.h"
 #include "anneal/server/schedule_service.h"
 #include "anneal/server/store_url.h"
 #include "anneal/server/telemetry/exporter/http_server.h"
@@ -233,9 +235,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<anneal::HttpServer> telemetry_port;
   if (const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
       !metrics_listen.empty()) {
+    anneal::StatusPageOptions page_options{ANNEAL_VERSION, db};
+    page_options.check_list = [limits =
+                                   anneal::ServiceOptionsFromFlags().limits](
+                                  const anneal::v1::ListSchedulesRequest& r) {
+      return anneal::CheckLimits(r, limits);
+    };
     status_page = std::make_unique<anneal::StatusPage>(
-        registry.get(), &timed_store,
-        anneal::StatusPageOptions{ANNEAL_VERSION, db});
+        registry.get(), &timed_store, std::move(page_options));
     anneal::StatusPage* page = status_page.get();
     anneal::HttpServer::Options http;
     if (absl::GetFlag(FLAGS_metrics_tls)) {

@@ -263,12 +263,12 @@ HttpResponse StatusPage::Index(const HttpRequest& request) const {
   };
   list.set_filter(param("filter"));
   list.set_page_token(param("page"));
-  int32_t page_size = options_.page_size;
-  if (!param("page_size").empty() &&
-      !absl::SimpleAtoi(param("page_size"), &page_size)) {
+  // Anything but a positive number is the default, as page_size 0 is.
+  int32_t page_size = 0;
+  if (!absl::SimpleAtoi(param("page_size"), &page_size) || page_size <= 0) {
     page_size = options_.page_size;
   }
-  list.set_page_size(std::clamp(page_size, 1, 100));
+  list.set_page_size(std::min(page_size, 100));
   std::string body = absl::StrCat("<h1>anneal</h1>\n", Health());
   absl::StrAppend(
       &body,
@@ -276,7 +276,11 @@ HttpResponse StatusPage::Index(const HttpRequest& request) const {
       "size=\"50\" placeholder='labels.team = \"vision\"' value=\"",
       MarkupEscape(list.filter()),
       "\"></label> <button>List</button></form>\n");
-  auto page = registry_->List(list, options_.max_page_bytes);
+  const absl::Status checked =
+      options_.check_list ? options_.check_list(list) : absl::OkStatus();
+  absl::StatusOr<v1::ListSchedulesResponse> page =
+      checked.ok() ? registry_->List(list, options_.max_page_bytes)
+                   : absl::StatusOr<v1::ListSchedulesResponse>(checked);
   if (!page.ok()) {
     absl::StrAppend(&body, "<p class=\"bad\">",
                     MarkupEscape(page.status().ToString()), "</p>\n");

@@ -14,8 +14,10 @@
 #define ANNEAL_SERVER_TELEMETRY_EXPORTER_STATUS_PAGE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/store/store.h"
@@ -32,6 +34,10 @@ struct StatusPageOptions {
   int64_t max_plot_steps = 20'000;
   int max_report_points = 5'000;
   int64_t max_page_bytes = 4 << 20;  // of schedules listed
+  // The request limits a ListSchedules call must keep (the gRPC edge's
+  // CheckLimits), applied to the page's filter and page token; none if
+  // unset.
+  std::function<absl::Status(const v1::ListSchedulesRequest&)> check_list;
 };
 
 class StatusPage {

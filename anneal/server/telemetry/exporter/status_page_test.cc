@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "anneal/engine/testing/spec_from_text.h"
 #include "anneal/server/registry/registry_test_util.h"
 #include "anneal/server/store/memory/memory_store.h"
@@ -58,6 +59,40 @@ TEST_F(StatusPageTest, ListsSchedulesWithLinksAndPages) {
   ASSERT_EQ(r.headers.size(), 1u);
   EXPECT_EQ(r.headers[0].first, "Content-Security-Policy");
   EXPECT_THAT(r.headers[0].second, HasSubstr("default-src 'none'"));
+}
+
+int Rows(const HttpResponse& r) {
+  int n = 0;
+  for (size_t at = 0;
+       (at = r.body.find("<tr><td><a href=", at)) != std::string::npos; ++at) {
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(StatusPageTest, PageSizeIsTheDefaultUnlessPositiveAndAtMost100) {
+  for (int i = 0; i < 105; ++i) Create(absl::StrCat("s", 1000 + i));
+  for (const char* size : {"0", "-3", "", "abc", "99999999999"}) {
+    EXPECT_EQ(Rows(page_.Index({"/", {{"page_size", size}}})), 20) << size;
+  }
+  EXPECT_EQ(Rows(page_.Index({"/", {}})), 20);
+  EXPECT_EQ(Rows(page_.Index({"/", {{"page_size", "7"}}})), 7);
+  EXPECT_EQ(Rows(page_.Index({"/", {{"page_size", "500"}}})), 100);
+}
+
+TEST_F(StatusPageTest, TheListCheckRunsBeforeTheRegistry) {
+  StatusPageOptions options{"0.1.0", "memory:"};
+  options.check_list = [](const v1::ListSchedulesRequest& r) {
+    return r.filter().size() > 8
+               ? absl::InvalidArgumentError("filter: must be at most 8 bytes")
+               : absl::OkStatus();
+  };
+  StatusPage page(&*registry_, store_.get(), options);
+  Create("a");
+  HttpResponse r = page.Index({"/", {{"filter", "labels.team = \"x\""}}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("filter: must be at most 8 bytes"));
+  EXPECT_EQ(page.Index({"/", {}}).status, 200);
 }
 
 TEST_F(StatusPageTest, ABadFilterIsA400ThatSaysWhy) {
