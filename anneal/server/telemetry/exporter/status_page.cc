@@ -368,7 +368,25 @@ HttpResponse StatusPage::Schedule(const HttpRequest& request) const {
                     MarkupEscape(s.reason()), "</td><td>",
                     MarkupEscape(Time(s.create_time())), "</td></tr>\n");
   }
-  absl::StrAppend(&body, "</table>\n", Findings(*registry_, schedule.name()));
+  absl::StrAppend(&body, "</table>\n");
+  if (schedule.superseded_size() > 0) {
+    // The rest of the history: who changed what, even if no step of it ran.
+    absl::StrAppend(
+        &body,
+        "<h3>Replaced before they were served</h3>\n<table><tr><th>from "
+        "step</th><th>kind</th><th>revision</th><th>replaced by "
+        "revision</th><th>by</th><th>reason</th><th>when</th></tr>\n");
+    for (const v1::Segment& s : schedule.superseded()) {
+      absl::StrAppend(&body, "<tr><td>", s.from_step(), "</td><td>",
+                      KindName(s.kind()), "</td><td>", s.revision(),
+                      "</td><td>", s.replaced_by_revision(), "</td><td>",
+                      MarkupEscape(s.actor()), "</td><td>",
+                      MarkupEscape(s.reason()), "</td><td>",
+                      MarkupEscape(Time(s.create_time())), "</td></tr>\n");
+    }
+    absl::StrAppend(&body, "</table>\n");
+  }
+  absl::StrAppend(&body, Findings(*registry_, schedule.name()));
   return Html(200, Page(absl::StrCat("anneal: ", name), body));
 }
 

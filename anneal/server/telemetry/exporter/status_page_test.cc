@@ -121,6 +121,28 @@ TEST_F(StatusPageTest, APlotFarOutIsSampledNotEvaluatedStepByStep) {
   EXPECT_THAT(r.body, HasSubstr("<h2>Timeline</h2>"));
 }
 
+TEST_F(StatusPageTest, ASchedulePageShowsSegmentsReplacedBeforeServed) {
+  Create("run");
+  for (const char* who : {"<alice>", "bob"}) {
+    v1::UpdateScheduleRequest u;
+    u.mutable_schedule()->set_name("schedules/run");
+    *u.mutable_schedule()->mutable_spec() =
+        SpecFromText("{max_lr: 0.2, constant: {}}");
+    u.mutable_update_mask()->add_paths("spec");
+    u.set_effective_step(500);
+    u.set_actor(who);
+    u.set_reason(absl::StrCat("try ", who));
+    ASSERT_TRUE((Wait<v1::Schedule>(*registry_, &Registry::Update, u)).ok());
+  }
+  HttpResponse r = page_.Schedule({"/schedules/run", {}});
+  EXPECT_EQ(r.status, 200);
+  // bob's change at 500 replaced alice's, which no step ran.
+  EXPECT_THAT(r.body, HasSubstr("Replaced before they were served"));
+  EXPECT_THAT(r.body, HasSubstr("<td>500</td><td>update</td><td>2</td><td>3"
+                                "</td><td>&lt;alice&gt;</td>"));
+  EXPECT_THAT(r.body, Not(HasSubstr("<alice>")));
+}
+
 TEST_F(StatusPageTest, ASchedulePageShowsItsDiagnosis) {
   Create("run");
   HttpResponse quiet = page_.Schedule({"/schedules/run", {}});
