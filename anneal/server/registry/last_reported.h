@@ -4,8 +4,9 @@
 // Per name, the value of the highest step that reported it: a late report
 // of an older step does not replace a newer value, and a metric reported
 // every epoch keeps its value between epochs. At most `max_names` names are
-// kept per schedule (first come); the rest are counted, not kept, so a job
-// inventing a name per step cannot grow the server.
+// kept per schedule (first come, and within one report by name); the rest
+// are counted, not kept, so a job inventing a name per step cannot grow the
+// server.
 #ifndef ANNEAL_SERVER_REGISTRY_LAST_REPORTED_H_
 #define ANNEAL_SERVER_REGISTRY_LAST_REPORTED_H_
 

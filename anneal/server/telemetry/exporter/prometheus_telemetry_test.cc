@@ -190,8 +190,8 @@ TEST_F(CappedTelemetryTest, SeriesStopAtTheCapsAndTheRestIsCounted) {
               HasSubstr("anneal_schedule_reported_step{schedule=\"a\"} 1"));
   EXPECT_THAT(text, HasSubstr("anneal_schedule_reported{metric=\"acc\","
                               "schedule=\"b\"} 0.5"));
-  // One name per schedule: "acc" (names arrive in map order) is kept,
-  // "loss" counted, for each of the three.
+  // One name per schedule: "acc" (a report's names pass the cap in name
+  // order, whatever the map's order) is kept, "loss" counted, for each.
   EXPECT_THAT(text,
               HasSubstr("anneal_telemetry_reported_names_dropped_total 3"));
   EXPECT_THAT(text, Not(HasSubstr("metric=\"loss\"")));
