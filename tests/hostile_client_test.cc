@@ -156,6 +156,18 @@ TEST_F(HostileClientTest, EveryFieldHasALimitAndTheErrorNamesIt) {
                   "\"Bad_Id\"");
   }
   {
+    v1::DeleteScheduleRequest req;
+    req.set_name("schedules/a");
+    req.set_reason(std::string(15 << 20, 'r'));
+    google::protobuf::Empty out;
+    ExpectInvalid(server_->stub()->DeleteSchedule(Ctx().get(), req, &out),
+                  "reason: must be at most 4096 bytes, got 15728640");
+    req.clear_reason();
+    req.set_actor(mib);
+    ExpectInvalid(server_->stub()->DeleteSchedule(Ctx().get(), req, &out),
+                  "actor: must be at most 256 bytes, got 1048576");
+  }
+  {
     v1::AdvanceRequest req;
     req.set_name("schedules/a");
     req.set_request_id(mib);
@@ -301,7 +313,15 @@ TEST_F(HostileClientTest, ControlCharactersCannotForgeLogLines) {
   EXPECT_EQ(
       server_->stub()->Advance(Ctx().get(), advance, &advanced).error_code(),
       grpc::StatusCode::FAILED_PRECONDITION);
+  v1::DeleteScheduleRequest del;
+  del.set_name("schedules/evil");
+  del.set_actor("mallory\nforged");
+  del.set_reason("cleanup\r\n");
+  google::protobuf::Empty deleted;
+  ASSERT_TRUE(server_->stub()->DeleteSchedule(Ctx().get(), del, &deleted).ok());
   const std::string log = Log();
+  EXPECT_THAT(log, HasSubstr("delete schedules/evil by \"mallory\\x0aforged\" "
+                             "reason \"cleanup\\x0d\\x0a\""));
   EXPECT_THAT(log, testing::Not(HasSubstr("quiet-1")));
   EXPECT_THAT(log, HasSubstr("create schedules/evil by \"mallory\\x0a2026"));
   EXPECT_THAT(log, HasSubstr("reason \"why\\x0d\\x0anot\""));

@@ -72,7 +72,8 @@ constexpr Command kCommands[] = {
      "NAME --count N [--start S] [-o csv|json|ascii|svg]\n[--batch-size B]",
      "the LRs the schedule serves, in preview's formats; looking does\n"
      "not count as serving (max_step_served is unchanged)"},
-    {"delete", anneal::DeleteCommand, false, "NAME [--etag E] [-o text|json]",
+    {"delete", anneal::DeleteCommand, false,
+     "NAME [--etag E] [--reason R] [--actor A] [-o text|json]",
      "delete a schedule"},
     {"report", anneal::ReportCommand, false,
      "NAME --step S METRIC=VALUE... [-o text|json]",

@@ -175,7 +175,7 @@ absl::Status ListCommand(const std::vector<std::string>& args,
 
 absl::Status DeleteCommand(const std::vector<std::string>& args,
                            std::ostream& out) {
-  auto cmd = ParseOnSchedule(args, {"etag"});
+  auto cmd = ParseOnSchedule(args, {"etag", "reason", "actor"});
   if (!cmd.ok()) return cmd.status();
   const CliArgs& a = cmd->args;
 
@@ -183,6 +183,8 @@ absl::Status DeleteCommand(const std::vector<std::string>& args,
   v1::DeleteScheduleRequest request;
   request.set_name(cmd->name);
   request.set_etag(a.Get("etag", ""));
+  request.set_actor(ActorArg(a));
+  request.set_reason(a.Get("reason", ""));
   google::protobuf::Empty empty;
   grpc::Status status = server.stub()->DeleteSchedule(
       server.Context(kCallTimeout).get(), request, &empty);

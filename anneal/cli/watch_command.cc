@@ -57,6 +57,12 @@ std::string Line(const v1::WatchEvent& e) {
       }
       break;
     }
+    case v1::WatchEvent::DELETED:
+      if (!e.actor().empty()) absl::StrAppend(&out, ": by ", e.actor());
+      if (!e.reason().empty()) {
+        absl::StrAppend(&out, "; reason \"", e.reason(), "\"");
+      }
+      break;
     default:
       break;
   }

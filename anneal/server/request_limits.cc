@@ -133,7 +133,8 @@ absl::Status CheckLimits(const v1::UpdateScheduleRequest& r,
 absl::Status CheckLimits(const v1::DeleteScheduleRequest& r,
                          const RequestLimits& limits) {
   return First(CheckName("name", r.name()),
-               AtMost("etag", r.etag().size(), limits.max_etag_bytes));
+               AtMost("etag", r.etag().size(), limits.max_etag_bytes),
+               CheckChange(r.actor(), r.reason(), limits));
 }
 
 absl::Status CheckLimits(const v1::EvaluateRequest& r,

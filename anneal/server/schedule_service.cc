@@ -81,7 +81,8 @@ void Identify(const Principal& principal, UnaryCall* call, Request& request) {
   call->set_identity(principal.name);
   if constexpr (std::is_same_v<Request, v1::CreateScheduleRequest> ||
                 std::is_same_v<Request, v1::UpdateScheduleRequest> ||
-                std::is_same_v<Request, v1::RestartScheduleRequest>) {
+                std::is_same_v<Request, v1::RestartScheduleRequest> ||
+                std::is_same_v<Request, v1::DeleteScheduleRequest>) {
     const std::string said = request.actor();
     request.set_actor(principal.name);
     if (!said.empty() && said != principal.name) {
@@ -371,11 +372,9 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::DeleteSchedule(
       Method::kDeleteSchedule, context, request, response,
       Fixed<Lane::kInline>(),
       [this](CallRef call, v1::DeleteScheduleRequest r) {
+        DefaultActor(*call, r);
         std::string what =
-            absl::StrCat("delete ", r.name(),
-                         By(call->identity().empty() ? call->context()->peer()
-                                                     : call->identity(),
-                            ""));
+            absl::StrCat("delete ", r.name(), By(r.actor(), r.reason()));
         registry_->Delete(r, ReplyAndLog<google::protobuf::Empty>(
                                  std::move(call), std::move(what)));
       });

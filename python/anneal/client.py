@@ -275,11 +275,16 @@ class Client:
         return Schedule.from_proto(self._call("UpdateSchedule", request,
                                               timeout))
 
-    def delete(self, schedule: str, *, etag: str = "",
+    def delete(self, schedule: str, *, etag: str = "", reason: str = "",
+               actor: Optional[str] = None,
                timeout: Optional[float] = None) -> None:
+        """Deletes the schedule; the actor and reason go to the server's log
+        and to watchers' DELETED event."""
         self._call("DeleteSchedule",
                    service_pb2.DeleteScheduleRequest(
-                       name=schedule_name(schedule), etag=etag), timeout)
+                       name=schedule_name(schedule), etag=etag,
+                       actor=self.actor if actor is None else actor,
+                       reason=reason), timeout)
 
     def restart(self, schedule: str, *, at_step: Optional[int] = None,
                 etag: str = "", reason: str = "", actor: Optional[str] = None,

@@ -43,7 +43,7 @@ def test_watch_prints_every_event(server, client):
         client.evaluate("job", 3)
         client.evaluate("job", 15)
         client.report("job", 15, {"loss": 0.5})
-        client.delete("job")
+        client.delete("job", actor="ops", reason="done")
         lines = _lines(text, 5)
     finally:
         text.terminate()
@@ -52,7 +52,7 @@ def test_watch_prints_every_event(server, client):
     assert lines[1].startswith("UPDATED schedules/job revision 2: ")
     assert lines[2] == "CYCLE schedules/job revision 2: cycle 1 from step 10"
     assert lines[3] == "REPORTED schedules/job revision 2: step 15 loss=0.5"
-    assert lines[4] == "DELETED schedules/job revision 2"
+    assert lines[4] == 'DELETED schedules/job revision 2: by ops; reason "done"'
 
 
 def test_watch_json_is_one_object_per_line(server, client):

@@ -178,7 +178,12 @@ def test_actor_is_the_token_name_and_the_callers_text_a_note(secured):
         metadata=md(TOKENS["operator"]), timeout=10)
     assert s.timeline[0].actor == "operator"
     assert s.timeline[0].reason == "warmup [caller's actor: mallory]"
+    stub.DeleteSchedule(service_pb2.DeleteScheduleRequest(
+        name="schedules/actor-test", actor="mallory", reason="done"),
+        metadata=md(TOKENS["operator"]), timeout=10)
     log = server.log_path.read_text()
+    assert ('delete schedules/actor-test by "operator" '
+            'reason "done [caller\'s actor: mallory]"') in log, log
     for secret in TOKENS.values():
         assert secret not in log
         assert hashlib.sha256(secret.encode()).hexdigest() not in log

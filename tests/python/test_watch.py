@@ -68,7 +68,7 @@ def test_catch_up_then_every_live_event(client):
     client.evaluate("new", 12)   # cycle 1 begins at 10
     client.restart("new")
     client.report("new", 12, {"loss": 0.5})
-    client.delete("new")
+    client.delete("new", reason="finished")
     got = r.take(6)
     assert kinds(got) == [("CREATED", "new"), ("UPDATED", "new"),
                           ("CYCLE", "new"), ("RESTARTED", "new"),
@@ -78,6 +78,10 @@ def test_catch_up_then_every_live_event(client):
     assert got[2].cycle == 1 and got[2].cycle_start_step == 10
     assert got[3].schedule.revision == 3
     assert got[4].report.metrics["loss"] == 0.5
+    # Who deleted it and why: the peer address, as for any change without
+    # an actor.
+    assert got[5].actor.startswith(("ipv4:", "ipv6:")), got[5].actor
+    assert got[5].reason == "finished"
     r.watch.cancel()
 
 

@@ -512,9 +512,9 @@ void Registry::EndWatches(const absl::Status& status) {
 }
 
 void Registry::PublishChange(const std::string& name, ScheduleChange kind,
-                             const v1::Schedule* schedule) {
+                             const v1::Schedule* schedule,
+                             v1::WatchEvent event) {
   if (!watch_hub_.watched()) return;
-  v1::WatchEvent event;
   switch (kind) {
     case ScheduleChange::kCreate:
       event.set_kind(v1::WatchEvent::CREATED);

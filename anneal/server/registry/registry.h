@@ -258,25 +258,28 @@ class Registry {
 
   // `done`, and once it succeeds the telemetry and the watchers are told
   // of the change.
+  // `event` holds what the change's own result does not say (a delete's
+  // actor and reason).
   template <typename T>
-  Done<T> Observed(std::string name, ScheduleChange kind, Done<T> done) {
-    return [this, name = std::move(name), kind,
+  Done<T> Observed(std::string name, ScheduleChange kind, Done<T> done,
+                   v1::WatchEvent event = {}) {
+    return [this, name = std::move(name), kind, event = std::move(event),
             done = std::move(done)](absl::StatusOr<T> r) mutable {
       if (r.ok()) {
         options_.telemetry->Changed(name, kind);
         if constexpr (std::is_same_v<T, v1::Schedule>) {
-          PublishChange(name, kind, &*r);
+          PublishChange(name, kind, &*r, std::move(event));
         } else {
-          PublishChange(name, kind, nullptr);
+          PublishChange(name, kind, nullptr, std::move(event));
         }
       }
       std::move(done)(std::move(r));
     };
   }
-  // A change event for the watchers; `schedule` is the new state (null for
-  // a delete).
+  // A change event for the watchers, from `event`; `schedule` is the new
+  // state (null for a delete).
   void PublishChange(const std::string& name, ScheduleChange kind,
-                     const v1::Schedule* schedule);
+                     const v1::Schedule* schedule, v1::WatchEvent event);
   // A CYCLE event if a read raising the highest served step from `before`
   // to `last` crossed into a new cycle.
   void PublishCycle(const Entry& entry, const Snapshot& snapshot,

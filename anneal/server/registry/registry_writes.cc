@@ -378,7 +378,11 @@ void Registry::Restart(const v1::RestartScheduleRequest& request,
 
 void Registry::Delete(const v1::DeleteScheduleRequest& request,
                       Done<google::protobuf::Empty> done) {
-  done = Observed(request.name(), ScheduleChange::kDelete, std::move(done));
+  v1::WatchEvent deleted;
+  deleted.set_actor(request.actor());
+  deleted.set_reason(request.reason());
+  done = Observed(request.name(), ScheduleChange::kDelete, std::move(done),
+                  std::move(deleted));
   absl::ReaderMutexLock writes(&writes_mu_);
   auto found = FindForWrite("name", request.name());
   if (!found.ok()) return std::move(done)(found.status());
