@@ -161,9 +161,12 @@ TEST_F(AnnealctlServerTest, CreateGetListDelete) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err,
               StartsWith("annealctl delete: etag: W/\"stale\" does not match"));
-  r = Cli("delete schedules/run-1");
+  r = Cli("delete schedules/run-1 --actor ops --reason 'run finished'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "deleted schedules/run-1\n");
+  EXPECT_THAT(ReadFile(server_->log_path()),
+              HasSubstr("delete schedules/run-1 by \"ops\" reason \"run "
+                        "finished\""));
   r = Cli("get run-1");
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_EQ(r.err, "annealctl get: schedules/run-1: not found\n");
