@@ -202,6 +202,13 @@ TEST_F(DiagnoseServerTest, LrRangeTestFromCreateToANewSchedule) {
   CliRun r = Cli("lr-range-test create sweep --min-lr 0 --max-lr 1 --steps 50");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--min-lr: must be > 0"));
+  // Errors name the flag as it was typed.
+  r = Cli("lr-range-test create sweep --min-lr nan --max-lr 1 --steps 50");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--min-lr: must be a finite number, got nan"));
+  r = Cli("lr-range-test create sweep --min_lr 1 --max_lr 1 --steps 50");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--max_lr: "));
   r = Cli("lr-range-test create sweep --min-lr 1e-4 --max-lr 10 --steps 50");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Not yet reported: no suggestion (exit 1, a failed precondition).

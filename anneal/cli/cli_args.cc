@@ -19,7 +19,7 @@ absl::StatusOr<CliArgs> CliArgs::Parse(
       out.positional_.push_back(arg);
       continue;
     }
-    std::string name, value;
+    std::string name, value, spelled;
     bool has_value = false;
     if (absl::StartsWith(arg, "--")) {
       name = arg.substr(2);
@@ -29,6 +29,7 @@ absl::StatusOr<CliArgs> CliArgs::Parse(
         name = name.substr(0, eq);
         has_value = true;
       }
+      spelled = absl::StrCat("--", name);
     } else {
       auto alias = aliases.find(arg.substr(1));
       if (alias == aliases.end()) {
@@ -49,8 +50,14 @@ absl::StatusOr<CliArgs> CliArgs::Parse(
       value = args[++i];
     }
     out.values_[name].push_back(value);
+    if (!spelled.empty()) out.spelling_[name] = spelled;
   }
   return out;
+}
+
+std::string CliArgs::Spelling(const std::string& name) const {
+  auto it = spelling_.find(name);
+  return it == spelling_.end() ? absl::StrCat("--", name) : it->second;
 }
 
 std::string CliArgs::Get(const std::string& name,
@@ -79,7 +86,7 @@ absl::StatusOr<int64_t> CliArgs::GetInt(const std::string& name,
   int64_t v;
   if (!absl::SimpleAtoi(it->second.back(), &v)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--", name, ": must be an integer, got ", it->second.back()));
+        Spelling(name), ": must be an integer, got ", it->second.back()));
   }
   return v;
 }
@@ -91,7 +98,7 @@ absl::StatusOr<std::optional<double>> CliArgs::GetDouble(
   double v;
   if (!absl::SimpleAtod(it->second.back(), &v) || !std::isfinite(v)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--", name, ": must be a finite number, got ", it->second.back()));
+        Spelling(name), ": must be a finite number, got ", it->second.back()));
   }
   return std::optional<double>(v);
 }

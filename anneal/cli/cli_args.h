@@ -37,9 +37,13 @@ class CliArgs {
   absl::StatusOr<std::optional<double>> GetDouble(
       const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // The flag as the user spelled it ("--min-lr" or "--min_lr"), for errors;
+  // "--" + name when it was not given.
+  std::string Spelling(const std::string& name) const;
 
  private:
   std::map<std::string, std::vector<std::string>> values_;
+  std::map<std::string, std::string> spelling_;
   std::vector<std::string> positional_;
 };
 

@@ -95,14 +95,13 @@ absl::StatusOr<v1::DiagnoseResponse> CallDiagnose(const CliArgs& a,
   return response;
 }
 
-// The LrRangeTestSpec error with its field named as the flag.
-absl::Status AsFlags(const absl::Status& s) {
+// The LrRangeTestSpec error with its field named as the flag was spelled.
+absl::Status AsFlags(const absl::Status& s, const CliArgs& args) {
   std::string m(s.message());
-  for (auto [field, flag] :
-       {std::pair{"min_lr:", "--min-lr:"}, std::pair{"max_lr:", "--max-lr:"},
-        std::pair{"steps:", "--steps:"}}) {
-    if (absl::StartsWith(m, field)) {
-      m = absl::StrCat(flag, m.substr(std::string(field).size()));
+  for (const char* field : {"min_lr", "max_lr", "steps"}) {
+    const std::string prefix = absl::StrCat(field, ":");
+    if (absl::StartsWith(m, prefix)) {
+      m = absl::StrCat(args.Spelling(field), m.substr(prefix.size() - 1));
       break;
     }
   }
@@ -131,7 +130,7 @@ absl::Status RangeTestCreate(const std::vector<std::string>& args,
   auto steps = a.GetInt("steps", 0);
   if (!steps.ok()) return steps.status();
   auto spec = LrRangeTestSpec(**min_lr, **max_lr, *steps);
-  if (!spec.ok()) return AsFlags(spec.status());
+  if (!spec.ok()) return AsFlags(spec.status(), a);
   auto labels = ParseLabels(a.GetAll("label"));
   if (!labels.ok()) return labels.status();
 

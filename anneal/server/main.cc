@@ -235,7 +235,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<anneal::HttpServer> telemetry_port;
   if (const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
       !metrics_listen.empty()) {
-    anneal::StatusPageOptions page_options{ANNEAL_VERSION, db};
+    anneal::StatusPageOptions page_options;
+    page_options.version = ANNEAL_VERSION;
+    page_options.store = db;
     page_options.check_list = [limits =
                                    anneal::ServiceOptionsFromFlags().limits](
                                   const anneal::v1::ListSchedulesRequest& r) {

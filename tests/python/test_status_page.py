@@ -12,8 +12,6 @@ import html.parser
 import subprocess
 import urllib.parse
 
-import pytest
-
 from conftest import BUILD_DIR, debian_program
 
 ARTIFACTS = BUILD_DIR / "test-artifacts" / "status-page"

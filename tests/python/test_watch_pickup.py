@@ -9,7 +9,6 @@ import time
 
 import torch
 
-import anneal
 from anneal.torch import AnnealLR
 
 SPEC = {"max_lr": 0.1, "min_lr": 0.001, "cosine": {"period": 5000}}
