@@ -16,6 +16,7 @@
 #include "anneal/cli/commands.h"
 #include "anneal/cli/schedule_view.h"
 #include "anneal/cli/server_connection.h"
+#include "anneal/engine/field_error.h"
 #include "anneal/model/spec_summary.h"
 
 namespace anneal {
@@ -51,6 +52,11 @@ std::string Line(const v1::WatchEvent& e) {
                       s.max_step_served());
       if (s.timeline_size() > 0) {
         const v1::Segment& last = s.timeline(s.timeline_size() - 1);
+        // A plateau cut scales the spec: its peak is the level, not max_lr.
+        if (last.lr_level() > 0) {
+          absl::StrAppend(&out, "; peak now ", FormatNumber(last.lr_level()),
+                          " from step ", last.from_step());
+        }
         if (!last.reason().empty()) {
           absl::StrAppend(&out, "; reason \"", last.reason(), "\"");
         }

@@ -75,3 +75,21 @@ def test_watch_refuses_a_bad_flag(server):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
     assert done.returncode == 2
     assert "--reports: must be on or off" in done.stderr
+
+
+def test_a_plateau_cut_shows_the_new_peak(server, client):
+    client.create("cut", {"max_lr": 0.1, "constant": {},
+                          "plateau": {"metric": "loss", "patience": 0,
+                                      "factor": 0.5}})
+    text = _watch(server, "cut")
+    try:
+        assert _lines(text, 2)[1] == "SYNCED (live from here)"
+        client.evaluate("cut", 1)
+        client.report("cut", 1, {"loss": 1.0})
+        client.report("cut", 2, {"loss": 2.0})   # not better: cut at once
+        line = _lines(text, 1)[0]
+    finally:
+        text.terminate()
+        text.wait(10)
+    assert line.startswith("UPDATED schedules/cut revision 2: "), line
+    assert "; peak now 0.05 from step 2; reason \"plateau: loss" in line, line
