@@ -111,6 +111,9 @@ ABSL_FLAG(int64_t, watch_queue_events, 1024,
 ABSL_FLAG(int64_t, max_schedules, 10000, "most schedules the server holds");
 ABSL_FLAG(int64_t, max_range_count, 1000000,
           "most steps one EvaluateRange/Simulate may ask for");
+ABSL_FLAG(int64_t, plateau_max_report_lead, 100000,
+          "a plateau policy counts a report only up to this many steps past "
+          "the schedule's highest served step (the report is stored anyway)");
 ABSL_FLAG(int64_t, metrics_history, 10000,
           "how many reported steps (ReportMetrics) each schedule keeps; the "
           "lowest steps beyond it are dropped");
@@ -200,6 +203,8 @@ std::vector<std::string> CheckFlags() {
   at_least("max_schedules", absl::GetFlag(FLAGS_max_schedules), 1);
   at_least("sqlite_cache_mib", absl::GetFlag(FLAGS_sqlite_cache_mib), 1);
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);
+  at_least("plateau_max_report_lead",
+           absl::GetFlag(FLAGS_plateau_max_report_lead), 0);
   at_least("max_watchers", absl::GetFlag(FLAGS_max_watchers), 0);
   at_least("watch_queue_events", absl::GetFlag(FLAGS_watch_queue_events), 16);
   if (!(absl::GetFlag(FLAGS_mutation_rate) >= 0)) {
@@ -300,6 +305,7 @@ RegistryOptions RegistryOptionsFromFlags() {
   o.max_reported_names = absl::GetFlag(FLAGS_metrics_max_reported_names);
   o.max_range_count = absl::GetFlag(FLAGS_max_range_count);
   o.metrics_history = absl::GetFlag(FLAGS_metrics_history);
+  o.plateau_max_report_lead = absl::GetFlag(FLAGS_plateau_max_report_lead);
   o.served_headroom = absl::GetFlag(FLAGS_served_headroom);
   o.max_timeline_segments = absl::GetFlag(FLAGS_max_timeline_segments);
   o.max_schedule_bytes = absl::GetFlag(FLAGS_max_schedule_bytes);

@@ -167,6 +167,23 @@ def test_a_step_reported_by_every_rank_counts_once(server, client):
     assert 'anneal_schedule_changes_total{kind="plateau"} 1' in metrics
 
 
+def test_a_report_far_past_the_served_steps_is_not_counted(client):
+    client.create("far", {"max_lr": 0.1, "constant": {},
+                          "plateau": {"metric": "val_loss", "patience": 0}})
+    client.evaluate("far", 10)
+    # One stray report at 2^62 would end the policy: nothing below it
+    # counts. Past --plateau_max_report_lead (100000) it is stored, not
+    # counted.
+    client.report("far", 2 ** 62, {"val_loss": 1.0})
+    client.report("far", 100_010 + 1, {"val_loss": 1.0})
+    state = client.get("far").plateau_state
+    assert state is None or state.reports == 0
+    assert [r.step for r in client.list_reports("far")] == [100_011, 2 ** 62]
+    client.report("far", 100_010, {"val_loss": 1.0})  # at the lead: counted
+    state = client.get("far").plateau_state
+    assert state.reports == 1 and state.last_step == 100_010
+
+
 def test_cut_never_lands_on_a_served_step(client):
     client.create("w", {"max_lr": 1, "cosine": {"period": 1000},
                         "plateau": {"metric": "val_loss", "patience": 0,

@@ -75,6 +75,10 @@ struct RegistryOptions {
   // How many reported metric names per schedule the exporter is shown (the
   // first to be reported).
   int64_t max_reported_names = 32;
+  // A plateau policy counts a report only up to this many steps past the
+  // highest step served, so one report at a far step cannot end the policy
+  // (it counts no step below the last it counted).
+  int64_t plateau_max_report_lead = 100'000;
   // A read past the durable served mark raises it to last + max(count,
   // served_headroom): one durable write every served_headroom steps of a
   // job. After a crash the mark (and so the default step of a change) can

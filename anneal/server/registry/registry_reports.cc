@@ -108,8 +108,11 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   // then).
   const v1::ScheduleSpec& spec =
       entry->head->schedule->timeline().rbegin()->spec();
-  const bool for_policy =
-      spec.has_plateau() && report.metrics().contains(spec.plateau().metric());
+  const int64_t served = entry->max_served.load();
+  const bool for_policy = spec.has_plateau() &&
+                          report.metrics().contains(spec.plateau().metric()) &&
+                          report.step() - std::max<int64_t>(served, 0) <=
+                              options_.plateau_max_report_lead;
   store_->Submit(
       std::move(batch),
       [this, target = entry, for_policy, report = std::move(report),

@@ -21,12 +21,19 @@ namespace {
 using testing::HasSubstr;
 using testing::Not;
 
+StatusPageOptions Options() {
+  StatusPageOptions options;
+  options.version = "0.1.0";
+  options.store = "memory:";
+  return options;
+}
+
 class StatusPageTest : public testing::Test {
  protected:
   StatusPageTest()
       : store_(NewMemoryStore()),
         registry_(store_.get()),
-        page_(&*registry_, store_.get(), {"0.1.0", "memory:"}) {
+        page_(&*registry_, store_.get(), Options()) {
     EXPECT_TRUE(registry_->Load().ok());
   }
 
@@ -81,7 +88,7 @@ TEST_F(StatusPageTest, PageSizeIsTheDefaultUnlessPositiveAndAtMost100) {
 }
 
 TEST_F(StatusPageTest, TheListCheckRunsBeforeTheRegistry) {
-  StatusPageOptions options{"0.1.0", "memory:"};
+  StatusPageOptions options = Options();
   options.check_list = [](const v1::ListSchedulesRequest& r) {
     return r.filter().size() > 8
                ? absl::InvalidArgumentError("filter: must be at most 8 bytes")
