@@ -521,6 +521,20 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
   // The peak as served from `step` on: a plateau policy's cuts lower it.
   const double max_lr = LevelAt(schedule, timeline, step);
   const double ratio = Ratio(max_lr, st.critical_max_lr());
+  // The bounds are the curve's shape, so they hold as computed; the growth
+  // inside a cycle is of the curve as served: lr(t)·s at L is lr(t) at L·s.
+  double max_log_growth = st.max_log_growth();
+  const double spec_max_lr =
+      schedule.timeline(static_cast<int>(timeline.SegmentAt(step)))
+          .spec()
+          .max_lr();
+  if (max_lr != spec_max_lr && spec_max_lr > 0) {
+    AnalysisOptions served = ao;
+    served.max_curvature = curvature->second * (max_lr / spec_max_lr);
+    if (absl::StatusOr<v1::Analysis> a = Analyze(*compiled, served); a.ok()) {
+      max_log_growth = a->stability().max_log_growth();
+    }
+  }
   auto evidence = [&](FindingBuilder& b) {
     b.Num("max_curvature", curvature->second)
         .Num("curvature_step", static_cast<double>(curvature->first))
@@ -531,7 +545,7 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
              st.critical_max_lr_times_curvature())
         .Num("bounded_max_lr", st.bounded_max_lr())
         .Num("ratio", ratio)
-        .Num("max_log_growth", st.max_log_growth())
+        .Num("max_log_growth", max_log_growth)
         .Statistic(kStabilityStatistic);
   };
   if (st.cycles_checked() == 0 && !st.tail_checked()) {
@@ -592,7 +606,7 @@ void StabilityFindings(const v1::Schedule& schedule, const Timeline& timeline,
     b.Recommend(absl::StrCat(
         "Stable over each cycle, with a transient growth of |x| inside it "
         "(e^",
-        absl::StrFormat("%.3g", st.max_log_growth()), " at most); below ",
+        absl::StrFormat("%.3g", max_log_growth), " at most); below ",
         EvidenceText(st.bounded_max_lr()), " there is none."));
   }
   stability->push_back(std::move(b).Build());

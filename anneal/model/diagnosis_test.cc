@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "anneal/model/testing/created_schedule.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -266,6 +267,33 @@ TEST(DiagnoseStabilityTest, JudgesThePeakAfterAPlateauCut) {
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->code(), "STABILITY_OK");
   EXPECT_EQ(Evidence(*f, "max_lr"), 0.01);
+}
+
+// Between the bounds (3/L), the growth inside a cycle is the served curve's,
+// the spec scaled to the level, not the uncut spec's.
+TEST(DiagnoseStabilityTest, GrowthAfterAPlateauCutIsTheServedCurves) {
+  v1::Schedule s = CreatedSchedule("{max_lr: 1.0, cosine: {period: 1000}}");
+  v1::Segment* cut = s.add_timeline();
+  *cut = s.timeline(0);
+  cut->set_kind(v1::Segment::PLATEAU);
+  cut->set_from_step(5);
+  cut->set_lr_level(0.3);
+  Job run(s);
+  run.Report(20, 1, [&](int64_t, const StepResult&, v1::MetricReport* m) {
+    (*m->mutable_metrics())["max_curvature"] = 10;
+  });
+  const v1::Finding* f = FindCode(run.Diagnose(), "STABILITY_");
+  ASSERT_NE(f, nullptr);
+  Job served = WithCurvature("{max_lr: 0.3, cosine: {period: 1000}}", 10);
+  const v1::Finding* g = FindCode(served.Diagnose(), "STABILITY_");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(f->code(), g->code());
+  EXPECT_GT(Evidence(*g, "max_log_growth"), 0);
+  EXPECT_NEAR(Evidence(*f, "max_log_growth"), Evidence(*g, "max_log_growth"),
+              1e-9 * Evidence(*g, "max_log_growth"));
+  EXPECT_THAT(f->recommendation(),
+              testing::HasSubstr(absl::StrFormat(
+                  "(e^%.3g at most)", Evidence(*g, "max_log_growth"))));
 }
 
 TEST(DiagnoseStabilityTest, PeakWellBelowTheBoundIsFine) {
