@@ -116,6 +116,32 @@ def test_resume_misses_nothing_and_repeats_nothing(client):
     r2.watch.cancel()
 
 
+def test_leaving_the_filter_is_a_delete_live_and_on_resume(client):
+    client.create("v1", SGDR, labels={"team": "vision"})
+    client.create("v2", SGDR, labels={"team": "vision"})
+    w = client.watch(filter='labels.team = "vision"')
+    r = Reader(w)
+    assert kinds(r.take(3)) == [("CURRENT", "v1"), ("CURRENT", "v2"),
+                                ("SYNCED", "")]
+    client.update("v1", labels={"team": "nlp"})      # leaves
+    client.update("v1", display_name="elsewhere")   # no longer watched
+    client.create("v3", SGDR, labels={"team": "nlp"})
+    client.update("v3", labels={"team": "vision"})  # enters
+    got = r.take(2)
+    assert kinds(got) == [("DELETED", "v1"), ("UPDATED", "v3")]
+    assert got[0].revision == 1 and got[0].actor == ""
+    w.cancel()
+    r.thread.join(5)
+    since = dict(w.revisions)
+    assert "schedules/v1" not in since and "schedules/v3" in since
+    # While disconnected v2 leaves: the resume says it went.
+    client.update("v2", labels={"team": "nlp"})
+    r2 = Reader(client.watch(filter='labels.team = "vision"',
+                             since_revisions=since))
+    assert kinds(r2.take(2)) == [("DELETED", "v2"), ("SYNCED", "")]
+    r2.watch.cancel()
+
+
 @pytest.fixture
 def small_queue_server(tmp_path):
     s = ServerProcess(tmp_path, extra=["--watch_queue_events=16",

@@ -8,6 +8,17 @@
 
 namespace anneal {
 
+namespace {
+
+// A change that gives a schedule a new state (and so a new membership).
+bool Revises(const v1::WatchEvent& event) {
+  return event.kind() == v1::WatchEvent::CREATED ||
+         event.kind() == v1::WatchEvent::UPDATED ||
+         event.kind() == v1::WatchEvent::RESTARTED;
+}
+
+}  // namespace
+
 void WatchHub::Watcher::Start(std::vector<std::string> existing) {
   {
     absl::MutexLock lock(&mu_);
@@ -38,6 +49,11 @@ std::optional<v1::WatchEvent> WatchHub::Watcher::Pop() {
     std::optional<v1::WatchEvent> event = current_(name);
     mu_.Lock();
     const auto since = since_.find(name);
+    // One that no longer matches the filter is gone, to this watcher.
+    if (event && names_.empty() &&
+        !filter_.Matches(event->schedule().labels())) {
+      event.reset();
+    }
     if (!event) {
       if (since == since_.end()) continue;  // gone, and never known
       v1::WatchEvent deleted;
@@ -48,6 +64,7 @@ std::optional<v1::WatchEvent> WatchHub::Watcher::Pop() {
     }
     int64_t& sent = sent_[name];
     sent = std::max(sent, event->revision());
+    if (names_.empty()) members_.insert(name);
     if (since != since_.end() && since->second >= event->revision()) continue;
     return event;
   }
@@ -95,9 +112,22 @@ bool WatchHub::Watcher::Wants(const std::string& name,
                               const Labels* labels) const {
   if (!names_.empty()) return names_.contains(name);
   if (labels == nullptr) {
-    return sent_.contains(name) || catching_up_.contains(name);
+    return members_.contains(name) || catching_up_.contains(name);
   }
   return filter_.Matches(*labels);
+}
+
+std::optional<v1::WatchEvent> WatchHub::Watcher::Left(
+    const v1::WatchEvent& event, const Labels* labels) {
+  if (!names_.empty() || labels == nullptr || !Revises(event)) {
+    return std::nullopt;
+  }
+  // The catch-up checks the filter itself when it gets to a name.
+  if (members_.erase(event.name()) == 0) return std::nullopt;
+  v1::WatchEvent deleted;  // Pop sets the revision it last showed
+  deleted.set_kind(v1::WatchEvent::DELETED);
+  deleted.set_name(event.name());
+  return deleted;
 }
 
 absl::StatusOr<std::shared_ptr<WatchHub::Watcher>> WatchHub::Add(
@@ -158,7 +188,13 @@ void WatchHub::Publish(const v1::WatchEvent& event, const Labels* labels) {
     absl::MutexLock lock(&mu_);
     for (const auto& w : watchers_) {
       absl::MutexLock watcher_lock(&w->mu_);
-      if (w->ended_ || !w->Wants(event.name(), labels)) continue;
+      if (w->ended_) continue;
+      std::optional<v1::WatchEvent> left;
+      if (!w->Wants(event.name(), labels)) {
+        left = w->Left(event, labels);
+        if (!left) continue;
+      }
+      const v1::WatchEvent& sent = left ? *left : event;
       if (event.kind() == v1::WatchEvent::REPORTED && !w->include_reports_) {
         continue;
       }
@@ -172,7 +208,12 @@ void WatchHub::Publish(const v1::WatchEvent& event, const Labels* labels) {
                          " events behind (watch_queue_events); reconnect with "
                          "since_revisions to resume"));
       } else {
-        w->live_.push_back(event);
+        w->live_.push_back(sent);
+        if (w->names_.empty() && Revises(sent)) {
+          w->members_.insert(sent.name());
+        } else if (sent.kind() == v1::WatchEvent::DELETED) {
+          w->members_.erase(sent.name());
+        }
       }
       woken.push_back(w);
     }

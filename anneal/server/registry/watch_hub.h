@@ -55,6 +55,11 @@ class WatchHub {
     // Whether a live event of `name` with `labels` is this watcher's.
     bool Wants(const std::string& name, const Labels* labels) const
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+    // For a change to a schedule this filter watcher knows that no longer
+    // matches it: the DELETED to send instead.
+    std::optional<v1::WatchEvent> Left(const v1::WatchEvent& event,
+                                       const Labels* labels)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
     mutable absl::Mutex mu_;
     absl::flat_hash_set<std::string> names_;  // empty: by filter
@@ -71,6 +76,9 @@ class WatchHub {
     std::deque<v1::WatchEvent> live_ ABSL_GUARDED_BY(mu_);
     // The revision last sent per schedule (what it knows).
     absl::flat_hash_map<std::string, int64_t> sent_ ABSL_GUARDED_BY(mu_);
+    // A filter watcher's schedules as of its queue's end: shown or queued,
+    // and not deleted or left since.
+    absl::flat_hash_set<std::string> members_ ABSL_GUARDED_BY(mu_);
     std::optional<absl::Status> ended_ ABSL_GUARDED_BY(mu_);
     size_t max_queue_ = 0;
     std::function<void()> wake_;

@@ -75,6 +75,41 @@ TEST(WatchHubTest, CatchUpSyncedThenLiveWithoutRepeats) {
   EXPECT_FALSE(hub.watched());
 }
 
+// A schedule that leaves a filter is DELETED to its watchers, live and at
+// a resume's catch-up; one that enters it is UPDATED.
+TEST(WatchHubTest, LeavingTheFilterIsADelete) {
+  WatchHub hub({4, 16});
+  google::protobuf::Map<std::string, std::string> vision, nlp;
+  vision["team"] = "vision";
+  nlp["team"] = "nlp";
+  std::map<std::string, const google::protobuf::Map<std::string, std::string>*>
+      labels = {{"schedules/a", &vision}, {"schedules/b", &nlp}};
+  auto current = [&](const std::string& name) -> std::optional<v1::WatchEvent> {
+    auto it = labels.find(name);
+    if (it == labels.end()) return std::nullopt;
+    v1::WatchEvent e = Event(Kind::CURRENT, name, 2);
+    *e.mutable_schedule()->mutable_labels() = *it->second;
+    return e;
+  };
+  v1::WatchSchedulesRequest request;
+  request.set_filter("labels.team = \"vision\"");
+  (*request.mutable_since_revisions())["schedules/b"] = 1;  // left meanwhile
+  auto w = hub.Add(request, current, [] {});
+  ASSERT_TRUE(w.ok());
+  (*w)->Start({"schedules/a"});
+  EXPECT_THAT(Drain(**w), ElementsAre("CURRENT schedules/a 2",
+                                      "DELETED schedules/b 1", "SYNCED  0"));
+  hub.Publish(Event(Kind::UPDATED, "schedules/a", 3), &nlp);
+  hub.Publish(Event(Kind::UPDATED, "schedules/a", 4), &nlp);  // still out
+  hub.Publish(Event(Kind::CYCLE, "schedules/a", 4), &nlp);
+  hub.Publish(Event(Kind::DELETED, "schedules/a", 0), nullptr);
+  EXPECT_THAT(Drain(**w), ElementsAre("DELETED schedules/a 2"));
+  hub.Publish(Event(Kind::UPDATED, "schedules/b", 5), &vision);  // enters
+  hub.Publish(Event(Kind::UPDATED, "schedules/b", 6), &nlp);     // leaves
+  EXPECT_THAT(Drain(**w),
+              ElementsAre("UPDATED schedules/b 5", "DELETED schedules/b 5"));
+}
+
 TEST(WatchHubTest, AWatcherTooFarBehindIsEnded) {
   WatchHub hub({4, 16});
   Schedules s;
