@@ -332,6 +332,7 @@ ServiceOptions ServiceOptionsFromFlags() {
   l.max_etag_bytes = absl::GetFlag(FLAGS_max_etag_bytes);
   l.max_spec_bytes = absl::GetFlag(FLAGS_max_spec_bytes);
   l.max_metric_names = absl::GetFlag(FLAGS_max_metric_names);
+  l.max_watch_names = absl::GetFlag(FLAGS_max_schedules);
   o.max_inflight_range_steps = absl::GetFlag(FLAGS_max_inflight_range_steps);
   o.max_list_page_bytes = absl::GetFlag(FLAGS_max_message_bytes) / 2;
   o.log_advances = absl::GetFlag(FLAGS_log_advances);

@@ -31,6 +31,9 @@ struct RequestLimits {
   int64_t max_spec_bytes = 64 << 10;
   // ListMetricReports' metric_names.
   int64_t max_metric_names = 64;
+  // WatchSchedules' names and since_revisions, each: --max_schedules (a
+  // watch of every schedule resumes with each of them).
+  int64_t max_watch_names = 10'000;
 };
 
 // OK if the request keeps every limit; else INVALID_ARGUMENT naming the

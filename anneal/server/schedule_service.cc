@@ -278,6 +278,16 @@ absl::Status ScheduleServiceImpl::CheckWatch(
         "filter: must be at most ", limits.max_filter_bytes,
         " bytes (max_filter_bytes), got ", request.filter().size()));
   }
+  for (auto [field, count] :
+       {std::pair{"names", static_cast<int64_t>(request.names_size())},
+        std::pair{"since_revisions",
+                  static_cast<int64_t>(request.since_revisions_size())}}) {
+    if (count > limits.max_watch_names) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": must be at most ", limits.max_watch_names,
+                       " names (max_schedules), got ", count));
+    }
+  }
   if (request.names_size() > 0 && !request.filter().empty()) {
     return absl::InvalidArgumentError(
         "filter: must be empty when names are given (watch names or a "

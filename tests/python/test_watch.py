@@ -184,6 +184,15 @@ def test_bad_requests_name_the_field(client):
         next(iter(client.watch(filter="labels.")))
     with pytest.raises(anneal.AnnealError, match="not both"):
         next(iter(client.watch(["a"], filter="labels.x:*")))
+    many = ["n%d" % i for i in range(10001)]
+    with pytest.raises(anneal.InvalidArgumentError,
+                       match=r"INVALID_ARGUMENT: names: must be at most 10000 names "
+                             r"\(max_schedules\), got 10001"):
+        next(iter(client.watch(many)))
+    with pytest.raises(anneal.InvalidArgumentError,
+                       match=r"INVALID_ARGUMENT: since_revisions: must be at most 10000"):
+        next(iter(client.watch(
+            since_revisions={"schedules/" + n: 1 for n in many})))
 
 
 def test_shutdown_ends_every_watch(server, client):
