@@ -80,7 +80,7 @@ absl::Status Registry::Load() {
 
 int64_t Registry::size() const {
   absl::ReaderMutexLock lock(&map_mu_);
-  return static_cast<int64_t>(entries_.size());
+  return static_cast<int64_t>(entries_.size()) - pending_creates_;
 }
 
 void Registry::Insert(const EntryPtr& entry, const LabelIndex::Labels& labels) {
@@ -109,7 +109,7 @@ int64_t Registry::Observe(
     // Up to the limit only: a scrape holds writers of new schedules back
     // for its picks, not for a walk over every schedule.
     absl::ReaderMutexLock lock(&map_mu_);
-    total = static_cast<int64_t>(entries_.size());
+    total = static_cast<int64_t>(entries_.size()) - pending_creates_;
     for (auto it = entries_.begin();
          it != entries_.end() && static_cast<int64_t>(picked.size()) < limit;
          ++it) {

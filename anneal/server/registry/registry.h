@@ -197,6 +197,7 @@ class Registry {
   // waits until every write accepted so far is durable.
   absl::Status Close();
 
+  // The schedules a Get finds: creates not yet durable are not counted.
   int64_t size() const;
   // WatchSchedules (watch_hub.h): a watcher of the schedules `request`
   // names or filters, whose `wake` runs whenever it has events.
@@ -369,6 +370,9 @@ class Registry {
   // The compiled tables of every head, together (max_table_bytes). A form
   // shared by several schedules is counted once for each.
   std::atomic<int64_t> table_bytes_{0};
+  // Creates listed (so a racing create of the name is refused) but not yet
+  // durable: in entries_, not in size() or Observe's total.
+  int64_t pending_creates_ ABSL_GUARDED_BY(map_mu_) = 0;
   // Schedules of equal specs share one compiled form.
   SpecCache spec_cache_;
   WatchHub watch_hub_;

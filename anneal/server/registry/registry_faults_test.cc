@@ -129,6 +129,46 @@ TEST(RegistryFaultsTest, AFailedCreateIsNotLeftListed) {
           .ok());
 }
 
+// Holds every Submit until released, as a store behind a lock would.
+class HoldingStore : public StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+  void Submit(WriteBatch batch, Done done) override {
+    held_.emplace_back(std::move(batch), std::move(done));
+  }
+  void Release() {
+    for (auto& [batch, done] : held_) {
+      StoreWrapper::Submit(std::move(batch), std::move(done));
+    }
+    held_.clear();
+  }
+
+ private:
+  std::vector<std::pair<WriteBatch, Done>> held_;
+};
+
+// A create waiting for the store is no schedule yet: not in size() or
+// the total the exporter reports, and not over any cap.
+TEST(RegistryFaultsTest, ACreateNotYetDurableIsNotCounted) {
+  std::unique_ptr<Store> memory = NewMemoryStore();
+  HoldingStore store(memory.get());
+  TestRegistry registry(&store);
+  ASSERT_TRUE(registry->Load().ok());
+  std::promise<absl::StatusOr<v1::Schedule>> created;
+  registry->Create(CreateRequest("c"), [&](absl::StatusOr<v1::Schedule> r) {
+    created.set_value(std::move(r));
+  });
+  EXPECT_EQ(registry->size(), 0);
+  int visited = 0;
+  EXPECT_EQ(
+      registry->Observe(10, [&](const ScheduleObservation&) { ++visited; }), 0);
+  EXPECT_EQ(visited, 0);
+  store.Release();
+  ASSERT_TRUE(created.get_future().get().ok());
+  EXPECT_EQ(registry->size(), 1);
+  EXPECT_EQ(registry->Observe(10, [](const ScheduleObservation&) {}), 1);
+}
+
 TEST(RegistryFaultsTest, AFailingStoreStopsWritesAndTheyResumeOnItsRecovery) {
   std::atomic<bool> broken{false};
   MemoryStoreOptions options;

@@ -232,11 +232,20 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
           " (max_schedules); delete some first")));
     }
     Insert(entry, head.labels());
+    ++pending_creates_;
   }
+  // Ends the create's pending count once, whichever of the answer and the
+  // cleanup below comes first (a throw can run both). Under map_mu_.
+  auto pending = std::make_shared<bool>(true);
+  auto end_pending = [this, pending] {
+    map_mu_.AssertHeld();
+    if (std::exchange(*pending, false)) --pending_creates_;
+  };
   // If anything below throws, the entry must not stay visible.
-  absl::Cleanup unlist = [this, &entry] {
+  absl::Cleanup unlist = [this, &entry, &end_pending] {
     absl::MutexLock map_lock(&map_mu_);
     Erase(entry->name);
+    end_pending();
   };
   WriteBatch batch;
   batch.Put(head);
@@ -244,13 +253,14 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   std::shared_ptr<const Snapshot> next =
       NewSnapshot(std::move(head), *std::move(timeline));
   Commit(entry, std::move(batch), next,
-         [this, reply = next, entry, bytes,
+         [this, reply = next, entry, bytes, end_pending,
           done = std::move(done)](absl::Status s) mutable {
+           {
+             absl::MutexLock map_lock(&map_mu_);
+             end_pending();
+             if (!s.ok()) Erase(entry->name);
+           }
            if (!s.ok()) {
-             {
-               absl::MutexLock map_lock(&map_mu_);
-               Erase(entry->name);
-             }
              table_bytes_ -= bytes;
              return std::move(done)(s);
            }
