@@ -55,6 +55,13 @@ ABSL_FLAG(bool, metrics_require_token, false,
 ABSL_FLAG(bool, metrics_tls, false,
           "serve the telemetry port over HTTPS with --tls_cert/--tls_key "
           "(read again every --tls_reload_interval)");
+ABSL_FLAG(int32_t, metrics_threads, 8,
+          "connections the telemetry port serves at once (one thread each); "
+          "more wait for one to end");
+ABSL_FLAG(absl::Duration, metrics_request_timeout, absl::Seconds(3),
+          "how long the telemetry port waits for a connection's request (or "
+          "its next one) before closing it, so idle connections cannot hold "
+          "every --metrics_threads");
 ABSL_FLAG(bool, log_advances, false,
           "log every accepted Advance (rejected ones are always logged)");
 ABSL_FLAG(std::string, port_file, "",
@@ -227,6 +234,12 @@ std::vector<std::string> CheckFlags() {
   if (absl::GetFlag(FLAGS_metrics_tls) &&
       absl::GetFlag(FLAGS_tls_cert).empty()) {
     bad.push_back("--metrics_tls: needs --tls_cert and --tls_key");
+  }
+  at_least("metrics_threads", absl::GetFlag(FLAGS_metrics_threads), 1);
+  if (absl::GetFlag(FLAGS_metrics_request_timeout) < absl::Milliseconds(100)) {
+    bad.push_back(absl::StrCat(
+        "--metrics_request_timeout: must be >= 100ms, got ",
+        absl::FormatDuration(absl::GetFlag(FLAGS_metrics_request_timeout))));
   }
   if (absl::GetFlag(FLAGS_tls_reload_interval) < absl::Seconds(1)) {
     bad.push_back(absl::StrCat(

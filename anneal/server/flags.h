@@ -27,6 +27,8 @@ ABSL_DECLARE_FLAG(absl::Duration, tls_reload_interval);
 ABSL_DECLARE_FLAG(bool, metrics_public);
 ABSL_DECLARE_FLAG(bool, metrics_require_token);
 ABSL_DECLARE_FLAG(bool, metrics_tls);
+ABSL_DECLARE_FLAG(int32_t, metrics_threads);
+ABSL_DECLARE_FLAG(absl::Duration, metrics_request_timeout);
 ABSL_DECLARE_FLAG(double, mutation_rate);
 ABSL_DECLARE_FLAG(int32_t, mutation_burst);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);

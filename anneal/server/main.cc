@@ -247,6 +247,8 @@ int main(int argc, char** argv) {
         registry.get(), &timed_store, std::move(page_options));
     anneal::StatusPage* page = status_page.get();
     anneal::HttpServer::Options http;
+    http.threads = absl::GetFlag(FLAGS_metrics_threads);
+    http.request_timeout = absl::GetFlag(FLAGS_metrics_request_timeout);
     if (absl::GetFlag(FLAGS_metrics_tls)) {
       http.tls = anneal::HttpTlsFiles{tls_cert, tls_key,
                                       absl::GetFlag(FLAGS_tls_reload_interval)};

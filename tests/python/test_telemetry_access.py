@@ -174,3 +174,40 @@ def test_flags_that_need_another(tmp_path):
     done = run_server(["--metrics_listen=0.0.0.0:0"], tmp_path)
     assert done.returncode == 1
     assert "--metrics_require_token" in done.stdout
+
+
+def test_idle_connections_do_not_hold_the_port(tmp_path):
+    """Connections that send nothing hold a thread each only until
+    --metrics_request_timeout: with every thread held, a scrape is answered
+    once they are closed, well within Prometheus's 10 s scrape timeout."""
+    server = ServerProcess(tmp_path, extra=["--metrics_threads=2",
+                                            "--metrics_request_timeout=1s"])
+    server.start()
+    idle = []
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.metrics_port))
+                for _ in range(2)]
+        time.sleep(0.2)  # both accepted, both threads waiting on them
+        url = "http://127.0.0.1:%d/metrics" % server.metrics_port
+        # 10 s was civetweb's own timeout: a 5 s client would get nothing.
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.status == 200
+            assert "anneal_build_info" in r.read().decode()
+        for s in idle:  # the server closed them
+            s.settimeout(5)
+            assert s.recv(1) == b""
+    finally:
+        for s in idle:
+            s.close()
+        assert server.stop() == 0
+
+
+def test_telemetry_port_flags_have_floors(tmp_path):
+    for flag, want in (("--metrics_threads=0", "--metrics_threads: must be >= 1"),
+                       ("--metrics_request_timeout=10ms",
+                        "--metrics_request_timeout: must be >= 100ms")):
+        run = subprocess.run(
+            [str(BUILD_DIR / "bin" / "anneal-server"), "--store=memory:",
+             "--listen=127.0.0.1:0", flag], capture_output=True, text=True,
+            timeout=30)
+        assert run.returncode == 1 and want in run.stderr, run.stderr

@@ -66,6 +66,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     tls = *std::move(loaded);
   }
   const std::string thread_count = std::to_string(options.threads);
+  const std::string timeout_ms =
+      std::to_string(absl::ToInt64Milliseconds(options.request_timeout));
   // Behind TLS, civetweb serves loopback only and the front the address.
   const std::string listening = tls ? "127.0.0.1:0" : listen;
   const char* config[] = {"listening_ports",
@@ -75,7 +77,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
                           "enable_keep_alive",
                           "yes",
                           "request_timeout_ms",
-                          "10000",
+                          timeout_ms.c_str(),
+                          "keep_alive_timeout_ms",
+                          timeout_ms.c_str(),
                           nullptr};
   mg_callbacks callbacks{};
   // Without this civetweb prints its errors to stderr unprefixed; kept,

@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "anneal/server/telemetry/exporter/http_tls.h"
 #include "anneal/server/telemetry/exporter/tls_front.h"
 
@@ -48,7 +49,11 @@ class HttpServer {
   using Guard = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
   struct Options {
-    int threads = 2;
+    // Connections served at once, a thread each.
+    int threads = 8;
+    // An idle connection (no request yet, or none since the last answer)
+    // is closed after this, so idle clients cannot hold every thread.
+    absl::Duration request_timeout = absl::Seconds(3);
     std::optional<HttpTlsFiles> tls;  // set: HTTPS only
     Guard guard;                      // empty: every request goes through
   };
