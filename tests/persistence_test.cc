@@ -218,5 +218,63 @@ TEST(PersistenceTest, ANeverServedScheduleStaysUnservedAcrossRestarts) {
   ASSERT_EQ(server.Stop(), 0);
 }
 
+// A schedule created again under a deleted one's name continues its
+// revisions, across kill -9 too, so a watcher resuming with the old
+// revision is sent the new schedule.
+TEST(PersistenceTest, ARecreatedNameContinuesItsRevisions) {
+  ServerProcess server(TempDb("db"), {"--max_tombstones=1"});
+  server.Start();
+  auto create = [&](const std::string& id) {
+    v1::CreateScheduleRequest req;
+    req.set_schedule_id(id);
+    *req.mutable_schedule()->mutable_spec() = SpecFromText(kSpec);
+    v1::Schedule out;
+    grpc::Status s = server.stub()->CreateSchedule(Ctx().get(), req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  };
+  auto remove = [&](const std::string& id) {
+    v1::DeleteScheduleRequest req;
+    req.set_name("schedules/" + id);
+    google::protobuf::Empty out;
+    EXPECT_TRUE(server.stub()->DeleteSchedule(Ctx().get(), req, &out).ok());
+  };
+  create("job");
+  v1::RestartScheduleRequest restart;
+  restart.set_name("schedules/job");
+  v1::Schedule restarted;
+  ASSERT_TRUE(
+      server.stub()->RestartSchedule(Ctx().get(), restart, &restarted).ok());
+  ASSERT_EQ(restarted.revision(), 2);
+  remove("job");
+  server.Kill();
+  server.Start();
+  const v1::Schedule again = create("job");
+  EXPECT_EQ(again.revision(), 3);
+  EXPECT_EQ(again.timeline(0).revision(), 3);
+  EXPECT_EQ(again.timeline_size(), 1);
+  // The watcher that knew revision 2 gets the new schedule.
+  v1::WatchSchedulesRequest watch;
+  watch.add_names("schedules/job");
+  (*watch.mutable_since_revisions())["schedules/job"] = 2;
+  auto ctx = Ctx();
+  auto reader = server.stub()->WatchSchedules(ctx.get(), watch);
+  v1::WatchEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.kind(), v1::WatchEvent::CURRENT);
+  EXPECT_EQ(event.revision(), 3);
+  ctx->TryCancel();
+  reader->Finish();
+  // With --max_tombstones=1, the oldest deleted name is forgotten.
+  remove("job");
+  create("other");
+  remove("other");
+  server.Kill();
+  server.Start();
+  EXPECT_EQ(create("job").revision(), 1);
+  EXPECT_EQ(create("other").revision(), 2);
+  ASSERT_EQ(server.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace anneal

@@ -68,7 +68,8 @@ absl::StatusOr<UpdatedFields> FieldsToUpdate(
 
 v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
                          const std::string& actor, const std::string& reason,
-                         const google::protobuf::Timestamp& now) {
+                         const google::protobuf::Timestamp& now,
+                         int64_t after_revision) {
   v1::Schedule s;
   s.set_name(ScheduleName(id));
   *s.mutable_spec() = input.spec();
@@ -77,6 +78,7 @@ v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
   s.set_state(v1::Schedule::ACTIVE);
   *s.mutable_create_time() = now;
   s.set_max_step_served(-1);
+  s.set_revision(after_revision);
   NextRevision(now, &s);
   v1::Segment* first = s.add_timeline();
   first->set_from_step(0);

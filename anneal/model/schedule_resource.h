@@ -40,11 +40,13 @@ struct UpdatedFields {
 absl::StatusOr<UpdatedFields> FieldsToUpdate(
     const google::protobuf::FieldMask& mask, const v1::Schedule& input);
 
-// A new schedule `id` from `input` (spec, display name, labels): revision 1,
+// A new schedule `id` from `input` (spec, display name, labels): revision
+// `after_revision` + 1 (a deleted schedule's name continues its revisions),
 // one CREATE segment from step 0 by `actor` for `reason`, nothing served.
 v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
                          const std::string& actor, const std::string& reason,
-                         const google::protobuf::Timestamp& now);
+                         const google::protobuf::Timestamp& now,
+                         int64_t after_revision = 0);
 
 }  // namespace anneal
 

@@ -118,6 +118,10 @@ ABSL_FLAG(int64_t, watch_queue_events, 1024,
 ABSL_FLAG(int64_t, max_schedules, 10000, "most schedules the server holds");
 ABSL_FLAG(int64_t, max_range_count, 1000000,
           "most steps one EvaluateRange/Simulate may ask for");
+ABSL_FLAG(int64_t, max_tombstones, 10000,
+          "deleted schedule names whose last revision is remembered, so that "
+          "a schedule created again under one continues its revisions and "
+          "watchers resuming see it (the oldest forgotten first)");
 ABSL_FLAG(int64_t, plateau_max_report_lead, 100000,
           "a plateau policy counts a report only up to this many steps past "
           "the schedule's highest served step (the report is stored anyway)");
@@ -210,6 +214,7 @@ std::vector<std::string> CheckFlags() {
   at_least("max_schedules", absl::GetFlag(FLAGS_max_schedules), 1);
   at_least("sqlite_cache_mib", absl::GetFlag(FLAGS_sqlite_cache_mib), 1);
   at_least("metrics_history", absl::GetFlag(FLAGS_metrics_history), 1);
+  at_least("max_tombstones", absl::GetFlag(FLAGS_max_tombstones), 0);
   at_least("plateau_max_report_lead",
            absl::GetFlag(FLAGS_plateau_max_report_lead), 0);
   at_least("max_watchers", absl::GetFlag(FLAGS_max_watchers), 0);
@@ -319,6 +324,7 @@ RegistryOptions RegistryOptionsFromFlags() {
   o.max_range_count = absl::GetFlag(FLAGS_max_range_count);
   o.metrics_history = absl::GetFlag(FLAGS_metrics_history);
   o.plateau_max_report_lead = absl::GetFlag(FLAGS_plateau_max_report_lead);
+  o.max_tombstones = absl::GetFlag(FLAGS_max_tombstones);
   o.served_headroom = absl::GetFlag(FLAGS_served_headroom);
   o.max_timeline_segments = absl::GetFlag(FLAGS_max_timeline_segments);
   o.max_schedule_bytes = absl::GetFlag(FLAGS_max_schedule_bytes);

@@ -36,6 +36,7 @@ StepQuery QueryOf(const v1::EvaluateRequest& r) {
 Registry::Registry(Store* store, RegistryOptions options)
     : store_(store),
       options_(std::move(options)),
+      tombstones_(options_.max_tombstones),
       watch_hub_({options_.max_watchers, options_.watch_queue_events}) {
   recovery_ = std::thread([this] { RecoveryLoop(); });
 }
@@ -58,7 +59,12 @@ absl::Status Registry::Load() {
   CompileLimits unlimited;
   unlimited.max_table_bytes = std::numeric_limits<int64_t>::max();
   absl::MutexLock map_lock(&map_mu_);
+  std::vector<const v1::Schedule*> tombstones;
   for (StoredSchedule& s : *stored) {
+    if (Tombstones::ScheduleOf(s.schedule.name())) {
+      tombstones.push_back(&s.schedule);
+      continue;
+    }
     auto timeline =
         Timeline::Build(s.schedule.timeline(), unlimited, &spec_cache_);
     if (!timeline.ok()) {
@@ -75,6 +81,26 @@ absl::Status Registry::Load() {
                       Reset(*entry, std::move(s), *timeline));
     table_bytes_ += (*timeline)->table_bytes();
   }
+  // Oldest first, so that the cap forgets what it would have.
+  std::sort(tombstones.begin(), tombstones.end(),
+            [](const v1::Schedule* a, const v1::Schedule* b) {
+              return std::make_pair(a->update_time().seconds(),
+                                    a->update_time().nanos()) <
+                     std::make_pair(b->update_time().seconds(),
+                                    b->update_time().nanos());
+            });
+  WriteBatch forget;
+  for (const v1::Schedule* t : tombstones) {
+    const std::string name = *Tombstones::ScheduleOf(t->name());
+    if (by_name_.contains(name)) {  // re-created: the record is stale
+      forget.Delete(t->name());
+      continue;
+    }
+    for (const std::string& gone : tombstones_.Add(name, t->revision())) {
+      forget.Delete(Tombstones::StoredName(gone));
+    }
+  }
+  if (!forget.empty()) store_->Submit(std::move(forget), [](absl::Status) {});
   return absl::OkStatus();
 }
 

@@ -59,6 +59,7 @@
 #include "anneal/server/registry/fence.h"
 #include "anneal/server/registry/label_index.h"
 #include "anneal/server/registry/last_reported.h"
+#include "anneal/server/registry/tombstones.h"
 #include "anneal/server/registry/watch_hub.h"
 #include "anneal/server/store/store.h"
 #include "anneal/server/telemetry/telemetry.h"
@@ -79,6 +80,8 @@ struct RegistryOptions {
   // highest step served, so one report at a far step cannot end the policy
   // (it counts no step below the last it counted).
   int64_t plateau_max_report_lead = 100'000;
+  // Deleted names whose last revision is remembered (tombstones.h).
+  int64_t max_tombstones = 10'000;
   // A read past the durable served mark raises it to last + max(count,
   // served_headroom): one durable write every served_headroom steps of a
   // job. After a crash the mark (and so the default step of a change) can
@@ -373,6 +376,7 @@ class Registry {
   // Creates listed (so a racing create of the name is refused) but not yet
   // durable: in entries_, not in size() or Observe's total.
   int64_t pending_creates_ ABSL_GUARDED_BY(map_mu_) = 0;
+  Tombstones tombstones_ ABSL_GUARDED_BY(map_mu_);
   // Schedules of equal specs share one compiled form.
   SpecCache spec_cache_;
   WatchHub watch_hub_;

@@ -16,6 +16,7 @@
 #include "anneal/model/timeline_edit.h"
 #include "anneal/server/registry/registry.h"
 #include "anneal/server/registry/registry_entry.h"
+#include "anneal/server/registry/tombstones.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -200,9 +201,15 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     return std::move(done)(
         absl::InvalidArgumentError("schedule.spec: is required"));
   }
+  // A name deleted before continues its revisions (tombstones.h).
+  std::optional<int64_t> deleted_at;
+  {
+    absl::ReaderMutexLock map_lock(&map_mu_);
+    deleted_at = tombstones_.Revision(ScheduleName(request.schedule_id()));
+  }
   v1::Schedule head =
       NewSchedule(request.schedule_id(), request.schedule(), request.actor(),
-                  request.reason(), NowTimestamp());
+                  request.reason(), NowTimestamp(), deleted_at.value_or(0));
   // Compiled once, outside every lock.
   auto timeline =
       Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
@@ -226,6 +233,12 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
       return std::move(done)(absl::AlreadyExistsError(
           absl::StrCat(head.name(), ": already exists")));
     }
+    if (tombstones_.Revision(head.name()) != deleted_at) {
+      // Deleted (again) since the revision was read: rare, and the caller's
+      // create raced a delete of the same name anyway.
+      return std::move(done)(absl::AbortedError(absl::StrCat(
+          head.name(), ": was deleted while being created; retry")));
+    }
     if (static_cast<int64_t>(entries_.size()) >= options_.max_schedules) {
       return std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
           "schedules: the server holds its limit of ", options_.max_schedules,
@@ -248,6 +261,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     end_pending();
   };
   WriteBatch batch;
+  if (deleted_at) batch.Delete(Tombstones::StoredName(head.name()));
   batch.Put(head);
   const int64_t bytes = (*timeline)->table_bytes();
   std::shared_ptr<const Snapshot> next =
@@ -258,7 +272,11 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
            {
              absl::MutexLock map_lock(&map_mu_);
              end_pending();
-             if (!s.ok()) Erase(entry->name);
+             if (!s.ok()) {
+               Erase(entry->name);
+             } else {
+               tombstones_.Remove(entry->name);
+             }
            }
            if (!s.ok()) {
              table_bytes_ -= bytes;
@@ -403,6 +421,18 @@ void Registry::Delete(const v1::DeleteScheduleRequest& request,
   }
   WriteBatch batch;
   batch.Delete(entry->name);
+  const int64_t revision = entry->head->schedule->revision();
+  batch.Put(Tombstones::Record(entry->name, revision, NowTimestamp()));
+  {
+    // Remembered now, in the batch with the records it pushes past
+    // --max_tombstones. Should the delete fail, a tombstone of a schedule
+    // that exists is harmless: creates see the schedule first, and its next
+    // delete replaces it.
+    absl::MutexLock map_lock(&map_mu_);
+    for (const std::string& gone : tombstones_.Add(entry->name, revision)) {
+      batch.Delete(Tombstones::StoredName(gone));
+    }
+  }
   const int64_t bytes = entry->head->timeline->table_bytes();
   Commit(entry, std::move(batch), nullptr,
          [this, entry, bytes, done = std::move(done)](absl::Status s) mutable {
