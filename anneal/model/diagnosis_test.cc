@@ -250,18 +250,25 @@ TEST(DiagnoseStabilityTest, PeakBeyondTheBoundIsAnError) {
   EXPECT_EQ(Evidence(*f, "max_curvature"), 10);
 }
 
-// A plateau policy's cut lowers the peak as served: judged at its level.
-TEST(DiagnoseStabilityTest, JudgesThePeakAfterAPlateauCut) {
+// A cosine of peak 1 cut by a plateau policy to `level` from step 5, with
+// `curvature` reported at step 20.
+Job CutWithCurvature(double level, double curvature) {
   v1::Schedule s = CreatedSchedule("{max_lr: 1.0, cosine: {period: 1000}}");
   v1::Segment* cut = s.add_timeline();
   *cut = s.timeline(0);
   cut->set_kind(v1::Segment::PLATEAU);
   cut->set_from_step(5);
-  cut->set_lr_level(0.01);
+  cut->set_lr_level(level);
   Job run(s);
   run.Report(20, 1, [&](int64_t, const StepResult&, v1::MetricReport* m) {
-    (*m->mutable_metrics())["max_curvature"] = 10;
+    (*m->mutable_metrics())["max_curvature"] = curvature;
   });
+  return run;
+}
+
+// A plateau policy's cut lowers the peak as served: judged at its level.
+TEST(DiagnoseStabilityTest, JudgesThePeakAfterAPlateauCut) {
+  Job run = CutWithCurvature(0.01, 10);
   Diagnosis d = run.Diagnose();
   const v1::Finding* f = FindCode(d, "STABILITY_");
   ASSERT_NE(f, nullptr);
@@ -272,16 +279,7 @@ TEST(DiagnoseStabilityTest, JudgesThePeakAfterAPlateauCut) {
 // Between the bounds (3/L), the growth inside a cycle is the served curve's,
 // the spec scaled to the level, not the uncut spec's.
 TEST(DiagnoseStabilityTest, GrowthAfterAPlateauCutIsTheServedCurves) {
-  v1::Schedule s = CreatedSchedule("{max_lr: 1.0, cosine: {period: 1000}}");
-  v1::Segment* cut = s.add_timeline();
-  *cut = s.timeline(0);
-  cut->set_kind(v1::Segment::PLATEAU);
-  cut->set_from_step(5);
-  cut->set_lr_level(0.3);
-  Job run(s);
-  run.Report(20, 1, [&](int64_t, const StepResult&, v1::MetricReport* m) {
-    (*m->mutable_metrics())["max_curvature"] = 10;
-  });
+  Job run = CutWithCurvature(0.3, 10);
   const v1::Finding* f = FindCode(run.Diagnose(), "STABILITY_");
   ASSERT_NE(f, nullptr);
   Job served = WithCurvature("{max_lr: 0.3, cosine: {period: 1000}}", 10);
