@@ -133,11 +133,21 @@ TEST_F(TelemetryServerTest, TheStatusPageKeepsTheListLimits) {
   r = HttpGet(server_->metrics_port(), "/?page=" + std::string(2000, 'x'));
   EXPECT_EQ(r.status, 400);
   EXPECT_THAT(r.body, HasSubstr("page_token: must be at most 1024 bytes"));
+  r = HttpGet(server_->metrics_port(), "/?page=forged");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("not a token this server issued"));
 }
 
 TEST_F(TelemetryServerTest, OtherPathsAndMethodsAreRefused) {
   EXPECT_EQ(HttpGet(server_->metrics_port(), "/nothing").status, 404);
   EXPECT_EQ(HttpGet(server_->metrics_port(), "/metrics", "POST").status, 405);
+  // The path is decoded whole: a %00 does not end it early.
+  HttpReply r = HttpGet(server_->metrics_port(), "/schedules/m1%00evil");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("path: must not contain %00"));
+  r = HttpGet(server_->metrics_port(), "/schedules/%6Eope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("schedules/nope"));
 }
 
 // Runs anneal-server with `flags` until it exits or 3 s pass (then stops

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "anneal/engine/field_error.h"
@@ -300,10 +301,22 @@ absl::Status ScheduleServiceImpl::CheckWatch(
       return s;
     }
   }
+  const absl::flat_hash_set<absl::string_view> names(request.names().begin(),
+                                                     request.names().end());
   for (const auto& [name, revision] : request.since_revisions()) {
     if (absl::Status s = ValidateScheduleName("since_revisions", name);
         !s.ok()) {
       return s;
+    }
+    const std::string field =
+        absl::StrCat("since_revisions[", QuoteValue(name), "]");
+    if (revision < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": must be >= 0, got ", revision));
+    }
+    if (!names.empty() && !names.contains(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": must be one of names when names are given"));
     }
   }
   return absl::OkStatus();

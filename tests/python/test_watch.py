@@ -184,6 +184,14 @@ def test_bad_requests_name_the_field(client):
         next(iter(client.watch(filter="labels.")))
     with pytest.raises(anneal.AnnealError, match="not both"):
         next(iter(client.watch(["a"], filter="labels.x:*")))
+    with pytest.raises(anneal.InvalidArgumentError,
+                       match=r'since_revisions\["schedules/a"\]: must be >= 0, '
+                             r"got -5"):
+        next(iter(client.watch(["a"], since_revisions={"schedules/a": -5})))
+    with pytest.raises(anneal.InvalidArgumentError,
+                       match=r'since_revisions\["schedules/d"\]: must be one '
+                             r"of names when names are given"):
+        next(iter(client.watch(["a"], since_revisions={"schedules/d": 1})))
     many = ["n%d" % i for i in range(10001)]
     with pytest.raises(anneal.InvalidArgumentError,
                        match=r"INVALID_ARGUMENT: names: must be at most 10000 names "

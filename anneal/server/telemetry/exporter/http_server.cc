@@ -20,11 +20,11 @@
 namespace anneal {
 namespace {
 
-std::string Decode(absl::string_view text) {
+std::string Decode(absl::string_view text, bool form = true) {
   std::string out(text.size() + 1, '\0');
-  const int n = mg_url_decode(text.data(), static_cast<int>(text.size()),
-                              out.data(), static_cast<int>(out.size()),
-                              /*is_form_url_encoded=*/1);
+  const int n =
+      mg_url_decode(text.data(), static_cast<int>(text.size()), out.data(),
+                    static_cast<int>(out.size()), form ? 1 : 0);
   out.resize(n < 0 ? 0 : static_cast<size_t>(n));
   return out;
 }
@@ -70,17 +70,13 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       std::to_string(absl::ToInt64Milliseconds(options.request_timeout));
   // Behind TLS, civetweb serves loopback only and the front the address.
   const std::string listening = tls ? "127.0.0.1:0" : listen;
-  const char* config[] = {"listening_ports",
-                          listening.c_str(),
-                          "num_threads",
-                          thread_count.c_str(),
-                          "enable_keep_alive",
-                          "yes",
-                          "request_timeout_ms",
-                          timeout_ms.c_str(),
-                          "keep_alive_timeout_ms",
-                          timeout_ms.c_str(),
-                          nullptr};
+  const char* config[] = {"listening_ports", listening.c_str(), "num_threads",
+                          thread_count.c_str(), "enable_keep_alive", "yes",
+                          "request_timeout_ms", timeout_ms.c_str(),
+                          "keep_alive_timeout_ms", timeout_ms.c_str(),
+                          // Decoded here, whole: civetweb's own decoding
+                          // ends the path at a %00.
+                          "decode_url", "no", nullptr};
   mg_callbacks callbacks{};
   // Without this civetweb prints its errors to stderr unprefixed; kept,
   // they explain a failed start.
@@ -160,7 +156,8 @@ int HttpServer::Dispatch(::mg_connection* conn, void* self) {
   const mg_request_info* info = mg_get_request_info(conn);
   HttpResponse response;
   HttpRequest request;
-  request.path = info->local_uri != nullptr ? info->local_uri : "/";
+  request.path =
+      Decode(info->local_uri != nullptr ? info->local_uri : "/", false);
   if (info->query_string != nullptr) {
     for (absl::string_view pair :
          absl::StrSplit(info->query_string, '&', absl::SkipEmpty())) {
@@ -191,6 +188,9 @@ int HttpServer::Dispatch(::mg_connection* conn, void* self) {
   } else if (std::string(info->request_method) != "GET" &&
              std::string(info->request_method) != "HEAD") {
     response = {405, "text/plain; charset=utf-8", "only GET\n"};
+  } else if (request.path.find('\0') != std::string::npos) {
+    response = {400, "text/plain; charset=utf-8",
+                "path: must not contain %00\n"};
   } else if (handler == nullptr) {
     response = {404, "text/plain; charset=utf-8",
                 absl::StrCat("no page at ", request.path, "\n")};
