@@ -308,15 +308,15 @@ absl::Status ScheduleServiceImpl::CheckWatch(
         !s.ok()) {
       return s;
     }
-    const std::string field =
-        absl::StrCat("since_revisions[", QuoteValue(name), "]");
     if (revision < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ": must be >= 0, got ", revision));
+          absl::StrCat("since_revisions[", QuoteValue(name),
+                       "]: must be >= 0, got ", revision));
     }
     if (!names.empty() && !names.contains(name)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ": must be one of names when names are given"));
+          absl::StrCat("since_revisions[", QuoteValue(name),
+                       "]: must be one of names when names are given"));
     }
   }
   return absl::OkStatus();

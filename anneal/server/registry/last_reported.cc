@@ -2,23 +2,15 @@
 #include "anneal/server/registry/last_reported.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace anneal {
 
 int LastReported::Merge(const v1::MetricReport& report, int64_t max_names) {
   absl::MutexLock lock(&mu_);
   step_ = std::max(step_, report.step());
-  // A report's names in name order: protobuf map order differs from run to
-  // run, and which names pass the cap must not.
-  std::vector<const google::protobuf::MapPair<std::string, double>*> names;
-  names.reserve(report.metrics().size());
-  for (const auto& entry : report.metrics()) names.push_back(&entry);
-  std::sort(names.begin(), names.end(),
-            [](const auto* a, const auto* b) { return a->first < b->first; });
   int not_kept = 0;
-  for (const auto* entry : names) {
-    const std::string& name = entry->first;
-    const double value = entry->second;
+  auto fold = [&](const std::string& name, double value) {
     auto it = values_.find(name);
     if (it != values_.end()) {
       if (report.step() >= it->second.step) it->second = {value, report.step()};
@@ -27,7 +19,21 @@ int LastReported::Merge(const v1::MetricReport& report, int64_t max_names) {
     } else {
       ++not_kept;
     }
+  };
+  if (static_cast<int64_t>(values_.size() + report.metrics().size()) <=
+      max_names) {
+    // Every name fits: the order cannot matter.
+    for (const auto& [name, value] : report.metrics()) fold(name, value);
+    return not_kept;
   }
+  // Else in name order: protobuf map order differs from run to run, and
+  // which names pass the cap must not.
+  std::vector<const google::protobuf::MapPair<std::string, double>*> names;
+  names.reserve(report.metrics().size());
+  for (const auto& entry : report.metrics()) names.push_back(&entry);
+  std::sort(names.begin(), names.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* entry : names) fold(entry->first, entry->second);
   return not_kept;
 }
 

@@ -1,9 +1,9 @@
 // Tombstones: see tombstones.h.
 #include "anneal/server/registry/tombstones.h"
 
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace anneal {
 namespace {

@@ -80,9 +80,7 @@ std::optional<v1::WatchEvent> WatchHub::Watcher::Pop() {
     live_.pop_front();
     auto sent = sent_.find(event.name());
     // CYCLE and REPORTED keep the revision; DELETED ends it.
-    const bool revises = event.kind() != v1::WatchEvent::CYCLE &&
-                         event.kind() != v1::WatchEvent::REPORTED &&
-                         event.kind() != v1::WatchEvent::DELETED;
+    const bool revises = Revises(event);
     if (revises && sent != sent_.end() && sent->second >= event.revision()) {
       continue;  // the catch-up already showed this revision
     }
