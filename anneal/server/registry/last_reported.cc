@@ -11,6 +11,7 @@ int LastReported::Merge(const v1::MetricReport& report, int64_t max_names) {
   step_ = std::max(step_, report.step());
   int not_kept = 0;
   auto fold = [&](const std::string& name, double value) {
+    mu_.AssertHeld();  // for the analysis: a lambda is checked on its own
     auto it = values_.find(name);
     if (it != values_.end()) {
       if (report.step() >= it->second.step) it->second = {value, report.step()};
