@@ -18,6 +18,7 @@ BELOW = {
     "anneal/engine": {"proto"},
     "anneal/model": {"anneal/engine", "proto"},
     "anneal/render": {"anneal/engine", "proto"},
+    "anneal/importers": {"anneal/engine", "proto"},
     "anneal/server/common": {"anneal/engine", "proto"},
     "anneal/server/store": {"proto"},
     "anneal/server/store/memory": {"anneal/server/store", "proto"},
@@ -38,7 +39,7 @@ BELOW = {
                       "anneal/server/store/sqlite", "anneal/server/common",
                       "anneal/model", "anneal/engine", "proto", "service"},
     "anneal/client": {"anneal/model", "anneal/engine", "proto", "service"},
-    "anneal/cli": {"anneal/render", "anneal/model", "anneal/engine", "proto",
+    "anneal/cli": {"anneal/importers", "anneal/render", "anneal/model", "anneal/engine", "proto",
                    "service"},
 }
 # Test-only helpers any test above them may use.

@@ -47,6 +47,11 @@ constexpr Command kCommands[] = {
      "-f SPEC [--horizon N] [--max-curvature L] [--batch-size B]\n"
      "[-o text|json]",
      "Robbins-Monro conditions and the stability bounds for curvature L"},
+    {"import", anneal::ImportCommand, true,
+     "--from torch|timm|optax|hf|keras|deepspeed -f CONFIG",
+     "translate a library's scheduler config (JSON/YAML) into the anneal\n"
+     "spec that serves the same LRs, printed as JSON; refuses, naming the\n"
+     "option, what anneal cannot reproduce (docs/integrations.md)"},
     {"create", anneal::CreateCommand, false,
      "NAME -f SPEC [--display-name X] [--label k=v[,k=v]]...\n[--reason TEXT] "
      "[-o text|json]",

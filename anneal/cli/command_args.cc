@@ -35,8 +35,7 @@ absl::StatusOr<std::string> IdFrom(absl::string_view arg) {
 
 }  // namespace
 
-absl::Status LoadMessageFile(const std::string& path,
-                             google::protobuf::Message* message) {
+absl::StatusOr<std::string> ReadFileArg(const std::string& path) {
   std::stringstream buffer;
   if (path == "-") {
     buffer << std::cin.rdbuf();
@@ -47,7 +46,14 @@ absl::Status LoadMessageFile(const std::string& path,
     }
     buffer << in.rdbuf();
   }
-  if (auto s = ParseMessageText(buffer.str(), message); !s.ok()) {
+  return buffer.str();
+}
+
+absl::Status LoadMessageFile(const std::string& path,
+                             google::protobuf::Message* message) {
+  absl::StatusOr<std::string> text = ReadFileArg(path);
+  if (!text.ok()) return text.status();
+  if (auto s = ParseMessageText(*text, message); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
   }
   return absl::OkStatus();

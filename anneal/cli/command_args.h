@@ -28,6 +28,10 @@ absl::StatusOr<std::string> ScheduleNameFrom(absl::string_view arg);
 // NAME as the id alone ("run-1"), for CreateSchedule.
 absl::StatusOr<std::string> ScheduleIdArg(const CliArgs& args);
 
+// The whole text of a file ("-": standard input). A file that cannot be
+// opened is FAILED_PRECONDITION.
+absl::StatusOr<std::string> ReadFileArg(const std::string& path);
+
 // Reads a JSON or YAML file ("-": standard input) into `message`. A file
 // that cannot be opened is FAILED_PRECONDITION (exit 1; NOT_FOUND, exit 3,
 // is kept for schedules the server does not have); text that does not parse

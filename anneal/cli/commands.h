@@ -31,6 +31,10 @@ absl::Status PreviewCommand(const std::vector<std::string>& args,
 absl::Status AnalyzeCommand(const std::vector<std::string>& args,
                             std::ostream& out);
 
+// annealctl import
+absl::Status ImportCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
+
 // annealctl create
 absl::Status CreateCommand(const std::vector<std::string>& args,
                            std::ostream& out);

@@ -61,6 +61,9 @@ const std::vector<BadSpec>& Cases() {
        "10}}",
        "warmup.to_curve: requires overlap (a prefix warmup always ends at "
        "max_lr, where the curve starts)"},
+      {"{max_lr: 0.1, warmup: {steps: 1, shape: LOG}, constant: {}}",
+       "warmup.steps: must be >= 2 with shape LOG (ln(steps) divides), got "
+       "1"},
       {"{max_lr: 0.1, constant: {}, plateau: {}}",
        "plateau.metric: is required (the reported metric to watch, e.g. "
        "\"val_loss\")"},

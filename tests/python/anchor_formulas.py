@@ -321,3 +321,82 @@ def hf_wsd(t, w, stable, decay, warmup_type="linear", decay_type="cosine",
         factor = factor * (1.0 - min_lr_ratio) + min_lr_ratio
         return max(0.0, factor)
     return min_lr_ratio
+
+
+# --- for tests/python/test_importers.py ------------------------------------
+# timm @ 16664ea3, timm/scheduler/step_lr.py; @ 0514e98d, multistep_lr.py.
+# Both default to warmup_prefix=True.
+
+def timm_step(t, base, decay_t, decay_rate=1.0, warmup_t=0,
+              warmup_lr_init=0.0, warmup_prefix=True):
+    if t < warmup_t:
+        return warmup_lr_init + t * ((base - warmup_lr_init) / warmup_t)
+    if warmup_prefix:
+        t = t - warmup_t
+    return base * (decay_rate ** (t // decay_t))
+
+
+def timm_multistep(t, base, decay_t, decay_rate=1.0, warmup_t=0,
+                   warmup_lr_init=0.0, warmup_prefix=True):
+    import bisect
+    if t < warmup_t:
+        return warmup_lr_init + t * ((base - warmup_lr_init) / warmup_t)
+    if warmup_prefix:
+        t = t - warmup_t
+    return base * (decay_rate ** bisect.bisect_right(decay_t, t))
+
+
+# optax @ 2edbcbe2, optax/schedules/_schedule.py piecewise_constant_schedule
+# and _join.py join_schedules (under sgdr_schedule).
+
+def optax_piecewise_constant(t, init_value, boundaries_and_scales):
+    v = init_value
+    for threshold, scale in sorted(boundaries_and_scales.items()):
+        indicator = max(0.0, math.copysign(1.0, threshold - t)
+                        if threshold != t else 0.0)
+        v = v * indicator + (1 - indicator) * scale * v
+    return v
+
+
+def optax_sgdr(t, cosine_kwargs):
+    boundary = 0
+    for i, kw in enumerate(cosine_kwargs):
+        last = i == len(cosine_kwargs) - 1
+        if last or t < boundary + kw["decay_steps"]:
+            return optax_warmup_cosine_decay(t - boundary, **kw)
+        boundary += kw["decay_steps"]
+
+
+# keras @ 3422977a, learning_rate_schedule.py PiecewiseConstantDecay.
+
+def keras_piecewise_constant(t, boundaries, values):
+    for b, v in zip(boundaries, values):
+        if t <= b:
+            return v
+    return values[-1]
+
+
+# DeepSpeed @ 22779f2c, deepspeed/runtime/lr_schedules.py WarmupLR and
+# WarmupDecayLR, driven as its engine drives them: built with
+# last_batch_iteration=-1 (which applies get_lr() at -1), then step() after
+# every update, so update u runs at f(u - 1).
+
+def deepspeed_warmup(u, warmup_min_lr=0.0, warmup_max_lr=0.001,
+                     warmup_num_steps=1000, warmup_type="log",
+                     total_num_steps=None):
+    t = u - 1
+    if t < 0:
+        return warmup_min_lr
+    w = max(2, warmup_num_steps)
+    inverse_log_warm_up = 1.0 / math.log(w)
+    if t < w:
+        if warmup_type == "log":
+            gamma = inverse_log_warm_up * math.log(t + 1)
+        else:
+            gamma = t / w
+    elif total_num_steps is None:
+        gamma = 1.0
+    else:
+        gamma = max(0.0, float(total_num_steps - t) /
+                    float(max(1.0, total_num_steps - w)))
+    return warmup_min_lr + ((warmup_max_lr - warmup_min_lr) * gamma)

@@ -139,9 +139,13 @@ absl::Status ValidateWarmup(const v1::Warmup& spec, const FieldPath& path) {
   }
   if (spec.shape() != v1::Warmup::SHAPE_UNSPECIFIED &&
       spec.shape() != v1::Warmup::LINEAR &&
-      spec.shape() != v1::Warmup::COSINE) {
+      spec.shape() != v1::Warmup::COSINE && spec.shape() != v1::Warmup::LOG) {
     return path.Child("shape").Error(
-        absl::StrCat("must be LINEAR or COSINE, got ", spec.shape()));
+        absl::StrCat("must be LINEAR, COSINE or LOG, got ", spec.shape()));
+  }
+  if (spec.shape() == v1::Warmup::LOG && spec.steps() < 2) {
+    return steps.Error(absl::StrCat(
+        "must be >= 2 with shape LOG (ln(steps) divides), got ", spec.steps()));
   }
   return absl::OkStatus();
 }
@@ -150,8 +154,15 @@ double WarmupLr(const v1::Warmup& spec, int64_t steps_done, double peak,
                 double* h) {
   const double x =
       static_cast<double>(steps_done) / static_cast<double>(spec.steps());
-  const double f =
-      spec.shape() == v1::Warmup::COSINE ? (1 - std::cos(kPi * x)) / 2 : x;
+  double f = x;
+  if (spec.shape() == v1::Warmup::COSINE) {
+    f = (1 - std::cos(kPi * x)) / 2;
+  } else if (spec.shape() == v1::Warmup::LOG) {
+    // DeepSpeed's arithmetic, operation for operation (lr_schedules.py:
+    // inverse_log_warm_up * math.log(t + 1)), so its LRs come out equal.
+    f = (1.0 / std::log(static_cast<double>(spec.steps()))) *
+        std::log(static_cast<double>(steps_done) + 1);
+  }
   *h = f;
   return spec.start_lr() + (peak - spec.start_lr()) * f;
 }
