@@ -21,6 +21,17 @@ use inject_hyperparams as above.
 Inside the compiled step the LR is whatever dtype the optimizer state
 holds (float32 by default in JAX): the served float64 LR is rounded to
 float32 there (relative error up to 2^-24, about 6e-8).
+
+For offline use (a run that will not talk to the server, or an optax
+schedule called under jit), `compiled_schedule` turns a spec, or the
+first steps of a stored schedule, into a pure function of the step:
+
+    lr = anneal.optax.compiled_schedule(10_000, spec=spec)
+    tx = optax.sgd(learning_rate=lr)       # called under jit: a gather
+
+It is a table of the engine's own LRs, not a second implementation of the
+families, so every family (noise, plateau cuts already in a timeline, ...)
+comes out as the server would serve it.
 """
 
 from __future__ import annotations
@@ -28,8 +39,9 @@ from __future__ import annotations
 import weakref
 from typing import Any, Optional
 
-from anneal.client import Client, schedule_name
-from anneal.results import StepRange
+from anneal.client import Client, SpecLike, schedule_name, to_spec
+from anneal.fallback import LocalTimeline, find_annealctl
+from anneal.results import Segment, StepRange
 from anneal.window import Backoff, Prefetcher
 
 
@@ -96,3 +108,68 @@ class HostSchedule:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def compiled_schedule(num_steps: int, *, spec: Optional[SpecLike] = None,
+                      schedule: Optional[str] = None,
+                      client: Optional[Client] = None,
+                      annealctl: Optional[str] = None,
+                      batch_size: Optional[int] = None,
+                      xp: Any = None) -> Any:
+    """A pure, jit-safe optax schedule `lr(count)` for steps [0, num_steps).
+
+    Exactly one of `spec` (evaluated offline by annealctl, with the server's
+    engine) and `schedule` (steps [0, num_steps) of a stored schedule, which
+    the server then counts as served: they can no longer change). The LRs
+    are computed once, in float64, and kept as a float32 table: under jit
+    `lr(count)` is one gather, and no constant is baked into the program.
+
+    float32 limits: each LR is the float64 value rounded to float32
+    (relative error at most 2^-24, about 6e-8; LRs below 1.2e-38 lose
+    precision and below 1.4e-45 become 0). `count` is clipped to
+    [0, num_steps - 1]: past the table the LR holds its last value, so pass
+    the run's length. optax's count is an int32, so num_steps <= 2^31 - 1;
+    the table takes 4 bytes a step (1M steps: 4 MB of device memory).
+    A change made on the server after this call is not seen (use
+    HostSchedule for that). `xp`: the array module (default jax.numpy,
+    else numpy).
+    """
+    import numpy as np
+    if (spec is None) == (schedule is None):
+        raise ValueError("give exactly one of spec= and schedule=")
+    if not 1 <= int(num_steps) <= 2**31 - 1:
+        raise ValueError("num_steps must be in [1, 2^31 - 1] (optax counts "
+                         "in int32), got %r" % (num_steps,))
+    num_steps = int(num_steps)
+    if schedule is not None:
+        own = client is None
+        c = client if client is not None else Client()
+        try:
+            r = c.evaluate_range(schedule, 0, num_steps,
+                                 batch_size=batch_size, inspect_only=False)
+        finally:
+            if own:
+                c.close()
+    else:
+        path = find_annealctl(annealctl)
+        if path is None:
+            raise RuntimeError("compiled_schedule(spec=...) needs annealctl: "
+                               "pass annealctl= or put it on PATH")
+        segment = Segment(from_step=0, spec=to_spec(spec), time_origin=0,
+                          cycle_offset=0, kind="CREATE", revision=1,
+                          actor="", reason="")
+        r = LocalTimeline([segment], path,
+                          batch_size=batch_size).evaluate_range(0, num_steps)
+    table64 = np.asarray(r.lr, dtype=np.float64)
+    if xp is None:
+        try:
+            import jax.numpy as xp  # type: ignore[no-redef]
+        except ImportError:  # JAX is not packaged in Debian 12
+            xp = np
+    table = xp.asarray(table64.astype(np.float32))
+    last = num_steps - 1
+
+    def lr(count: Any) -> Any:
+        return table[xp.clip(count, 0, last)]
+    lr.table = table  # type: ignore[attr-defined]
+    return lr

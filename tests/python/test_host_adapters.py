@@ -304,3 +304,32 @@ def test_optax_host_schedule_serves_the_window_on_the_host(client):
             lr(DynamicJaxprTracer())
     # Prefetching is serving: later changes start after the window.
     assert client.get("jax-run").max_step_served >= 699
+
+
+def test_optax_compiled_schedule_is_the_engine_table_in_float32(client):
+    """compiled_schedule: a pure lr(count) over a float32 table of the
+    engine's LRs, from a spec offline or from a stored schedule (whose steps
+    then count as served). numpy stands in for jax.numpy (not in Debian)."""
+    import numpy as np
+    import anneal.optax
+    spec = {"max_lr": 0.1, "min_lr": 1e-4, "warmup": {"steps": 10},
+            "warm_restarts": {"period": 50, "period_mult": 2}}
+    lr = anneal.optax.compiled_schedule(400, spec=spec, xp=np)
+    want = client.simulate(spec, 0, 400)
+    assert lr.table.dtype == np.float32
+    for t in (0, 5, 10, 59, 60, 160, 399):
+        assert lr(t) == np.float32(want.lr[t])
+        assert abs(float(lr(t)) - want.lr[t]) <= 2**-24 * want.lr[t]
+    # Vectorized counts (what vmap sees), and past the end: the last value.
+    counts = np.array([0, 10, 399, 400, 10**6, -3])
+    assert list(lr(counts)) == [np.float32(want.lr[i])
+                                for i in (0, 10, 399, 399, 399, 0)]
+    client.create("jax-offline", spec)
+    stored = anneal.optax.compiled_schedule(300, schedule="jax-offline",
+                                            client=client, xp=np)
+    assert list(stored.table) == list(lr.table[:300])
+    assert client.get("jax-offline").max_step_served >= 299
+    with pytest.raises(ValueError, match="exactly one of spec= and schedule="):
+        anneal.optax.compiled_schedule(10, xp=np)
+    with pytest.raises(ValueError, match="int32"):
+        anneal.optax.compiled_schedule(2**31, spec=spec, xp=np)
