@@ -1,6 +1,7 @@
 // The rules of a Schedule resource (see schedule_resource.h).
 #include "anneal/model/schedule_resource.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,37 @@ v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
   first->set_reason(reason);
   *first->mutable_create_time() = now;
   first->set_revision(s.revision());
+  return s;
+}
+
+v1::Schedule ForkedSchedule(const std::string& id, const v1::Schedule& source,
+                            int64_t at_step, const v1::Schedule& input,
+                            const google::protobuf::Timestamp& now,
+                            int64_t after_revision) {
+  v1::Schedule s;
+  s.set_name(ScheduleName(id));
+  s.set_display_name(input.display_name());
+  *s.mutable_labels() =
+      input.labels().empty() ? source.labels() : input.labels();
+  s.set_state(v1::Schedule::ACTIVE);
+  *s.mutable_create_time() = now;
+  // The steps below at_step are the donor's history, served there: the
+  // fence keeps them, and Advance goes on from at_step.
+  s.set_max_step_served(at_step - 1);
+  s.set_position(std::max<int64_t>(at_step - 1, 0));
+  s.set_revision(after_revision);
+  NextRevision(now, &s);
+  for (const v1::Segment& segment : source.timeline()) {
+    if (s.timeline_size() > 0 && segment.from_step() >= at_step) break;
+    v1::Segment* copy = s.add_timeline();
+    *copy = segment;
+    copy->set_revision(s.revision());
+  }
+  *s.mutable_spec() = s.timeline(s.timeline_size() - 1).spec();
+  v1::ForkOrigin& origin = *s.mutable_forked_from();
+  origin.set_source(source.name());
+  origin.set_at_step(at_step);
+  origin.set_source_revision(source.revision());
   return s;
 }
 

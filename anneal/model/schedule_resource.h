@@ -48,6 +48,19 @@ v1::Schedule NewSchedule(const std::string& id, const v1::Schedule& input,
                          const google::protobuf::Timestamp& now,
                          int64_t after_revision = 0);
 
+// The schedule ForkSchedule makes from `source` (as Get presents it): the
+// source's segments that start below `at_step` (the first always), each
+// keeping its clock, level, actor, reason and time but stamped with the new
+// schedule's first revision (`after_revision` + 1); `input`'s display name
+// and labels (empty labels: the source's); the steps below `at_step` held
+// as served (max_step_served `at_step` - 1, the position there, so the
+// next Advance serves `at_step`); fresh plateau counters; forked_from
+// naming the source.
+v1::Schedule ForkedSchedule(const std::string& id, const v1::Schedule& source,
+                            int64_t at_step, const v1::Schedule& input,
+                            const google::protobuf::Timestamp& now,
+                            int64_t after_revision);
+
 }  // namespace anneal
 
 #endif  // ANNEAL_MODEL_SCHEDULE_RESOURCE_H_

@@ -61,7 +61,7 @@ Role RequiredRole(absl::string_view method) {
   for (absl::string_view m : kTrain) {
     if (m == method) return Role::kTrainer;
   }
-  return Role::kOperator;  // Create, Update, Restart, Delete, and the unknown
+  return Role::kOperator;  // Create, Update, Restart, Delete, Fork, unknown
 }
 
 Sha256 HashToken(absl::string_view token) {

@@ -104,6 +104,18 @@ absl::Status CheckLimits(const v1::CreateScheduleRequest& r,
       CheckChange(r.actor(), r.reason(), limits));
 }
 
+absl::Status CheckLimits(const v1::ForkScheduleRequest& r,
+                         const RequestLimits& limits) {
+  return First(
+      CheckName("source", r.source()),
+      AtMost("schedule_id", r.schedule_id().size(), 1024),
+      AtMost("schedule.display_name", r.schedule().display_name().size(),
+             limits.max_display_name_bytes),
+      CheckLabels("schedule.labels", r.schedule().labels(), limits),
+      CheckSpec("schedule.spec", r.schedule().spec(), limits),
+      CheckChange(r.actor(), r.reason(), limits));
+}
+
 absl::Status CheckLimits(const v1::GetScheduleRequest& r,
                          const RequestLimits& limits) {
   return CheckName("name", r.name());

@@ -40,6 +40,8 @@ struct RequestLimits {
 // first field that does not.
 absl::Status CheckLimits(const v1::CreateScheduleRequest& r,
                          const RequestLimits& limits);
+absl::Status CheckLimits(const v1::ForkScheduleRequest& r,
+                         const RequestLimits& limits);
 absl::Status CheckLimits(const v1::GetScheduleRequest& r,
                          const RequestLimits& limits);
 absl::Status CheckLimits(const v1::ListSchedulesRequest& r,

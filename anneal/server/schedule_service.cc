@@ -27,7 +27,7 @@ constexpr const char* kMethodNames[] = {
     "CreateSchedule", "GetSchedule",     "ListSchedules", "UpdateSchedule",
     "DeleteSchedule", "Evaluate",        "EvaluateRange", "Simulate",
     "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
-    "WatchSchedules", "Diagnose"};
+    "WatchSchedules", "Diagnose",        "ForkSchedule"};
 
 // A range longer than this is computed on the pool.
 constexpr int64_t kInlineRangeSteps = 65536;
@@ -81,6 +81,7 @@ void Identify(const Principal& principal, UnaryCall* call, Request& request) {
   if (!principal.authenticated()) return;
   call->set_identity(principal.name);
   if constexpr (std::is_same_v<Request, v1::CreateScheduleRequest> ||
+                std::is_same_v<Request, v1::ForkScheduleRequest> ||
                 std::is_same_v<Request, v1::UpdateScheduleRequest> ||
                 std::is_same_v<Request, v1::RestartScheduleRequest> ||
                 std::is_same_v<Request, v1::DeleteScheduleRequest>) {
@@ -144,6 +145,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
     }
     if (options_.mutation_limiter != nullptr &&
         (method == Method::kCreateSchedule ||
+         method == Method::kForkSchedule ||
          method == Method::kUpdateSchedule ||
          method == Method::kRestartSchedule ||
          method == Method::kDeleteSchedule)) {
@@ -253,6 +255,14 @@ absl::Status ScheduleServiceImpl::Scope(const Principal& principal,
   if constexpr (std::is_same_v<Request, v1::CreateScheduleRequest>) {
     return CheckLabelsInScope(principal, "schedule.labels",
                               request.schedule().labels());
+  } else if constexpr (std::is_same_v<Request, v1::ForkScheduleRequest>) {
+    if (absl::Status s = NamedInScope(principal, request.source()); !s.ok()) {
+      return s;
+    }
+    // Empty labels are the source's, in scope already.
+    if (request.schedule().labels().empty()) return absl::OkStatus();
+    return CheckLabelsInScope(principal, "schedule.labels",
+                              request.schedule().labels());
   } else if constexpr (std::is_same_v<Request, v1::ListSchedulesRequest>) {
     request.set_filter(ScopedFilter(principal, request.filter()));
     return absl::OkStatus();
@@ -352,6 +362,21 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::CreateSchedule(
         std::string what = absl::StrCat("create schedules/", r.schedule_id(),
                                         By(r.actor(), r.reason()));
         registry_->Create(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::ForkSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::ForkScheduleRequest>(
+      Method::kForkSchedule, context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::ForkScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what = absl::StrCat(
+            "fork schedules/", r.schedule_id(), " from ",
+            QuoteValue(r.source(), 128), " at step ", r.at_step(),
+            By(r.actor(), r.reason()));
+        registry_->Fork(
             r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
       });
 }

@@ -59,7 +59,8 @@ struct ServiceOptions {
 };
 
 // Every method of the service, each taking and returning bytes.
-using RawScheduleService = v1::ScheduleService::WithCallbackMethod_WatchSchedules<
+using RawScheduleService = v1::ScheduleService::WithRawCallbackMethod_ForkSchedule<
+    v1::ScheduleService::WithCallbackMethod_WatchSchedules<
     v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
         v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
             v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
@@ -75,7 +76,7 @@ using RawScheduleService = v1::ScheduleService::WithCallbackMethod_WatchSchedule
                                                     v1::ScheduleService::
                                                         WithRawCallbackMethod_Diagnose<
                                                             v1::ScheduleService::
-                                                                Service>>>>>>>>>>>>>>;
+                                                                Service>>>>>>>>>>>>>>>;
 
 class ScheduleServiceImpl final : public RawScheduleService {
  public:
@@ -124,6 +125,9 @@ class ScheduleServiceImpl final : public RawScheduleService {
                                               Bytes* response) override;
   grpc::ServerUnaryReactor* Diagnose(Context* context, const Bytes* request,
                                      Bytes* response) override;
+  grpc::ServerUnaryReactor* ForkSchedule(Context* context,
+                                         const Bytes* request,
+                                         Bytes* response) override;
   // A server stream (watch_call.h), so not through Handle.
   grpc::ServerWriteReactor<v1::WatchEvent>* WatchSchedules(
       Context* context, const v1::WatchSchedulesRequest* request) override;
@@ -145,9 +149,10 @@ class ScheduleServiceImpl final : public RawScheduleService {
     kReportMetrics,
     kListMetricReports,
     kWatchSchedules,
-    kDiagnose
+    kDiagnose,
+    kForkSchedule
   };
-  static constexpr int kMethods = 14;
+  static constexpr int kMethods = 15;
   template <Lane lane>
   struct Fixed {
     template <typename Request>

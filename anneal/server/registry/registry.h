@@ -174,6 +174,10 @@ class Registry {
   // or at once with the error that rejected it.
   void Create(const v1::CreateScheduleRequest& request,
               Done<v1::Schedule> done);
+  // ForkSchedule: a new schedule from the source's timeline below at_step
+  // (ForkedSchedule in schedule_resource.h), with the request's spec from
+  // at_step as an UPDATE when it has one. The source is only read.
+  void Fork(const v1::ForkScheduleRequest& request, Done<v1::Schedule> done);
   void Update(const v1::UpdateScheduleRequest& request,
               Done<v1::Schedule> done);
   void Delete(const v1::DeleteScheduleRequest& request,
@@ -309,6 +313,11 @@ class Registry {
   absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
                                             const std::string& etag);
   // Checks the limits a new head must keep (segments, record size, tables).
+  // Create's and Fork's end: lists `head` (compiled as `timeline`) under
+  // its name, unless taken or over max_schedules, and commits it (removing
+  // the name's tombstone, read as `deleted_at`, in the same batch).
+  void InsertNew(v1::Schedule head, std::shared_ptr<const Timeline> timeline,
+                 std::optional<int64_t> deleted_at, Done<v1::Schedule> done);
   absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
                          int64_t old_table_bytes) const;
   // The first step of a timeline change, with its fence raised in `lease`:

@@ -220,10 +220,68 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   if (auto s = CheckHead(head, **timeline, 0); !s.ok()) {
     return std::move(done)(s);
   }
+  InsertNew(std::move(head), *std::move(timeline), deleted_at,
+            std::move(done));
+}
 
+void Registry::Fork(const v1::ForkScheduleRequest& request,
+                    Done<v1::Schedule> done) {
+  done = Observed(ScheduleName(request.schedule_id()), ScheduleChange::kCreate,
+                  std::move(done));
+  if (auto s = ValidateScheduleId("schedule_id", request.schedule_id());
+      !s.ok()) {
+    return std::move(done)(s);
+  }
+  if (request.at_step() < 0 || request.at_step() > kMaxStep) {
+    return std::move(done)(absl::InvalidArgumentError(
+        absl::StrCat("at_step: must be in [0, 2^62], got ", request.at_step())));
+  }
+  auto source = Inspect(request.source());
+  if (!source.ok()) {
+    return std::move(done)(
+        absl::Status(source.status().code(),
+                     absl::StrCat("source: ", source.status().message())));
+  }
+  std::optional<int64_t> deleted_at;
+  {
+    absl::ReaderMutexLock map_lock(&map_mu_);
+    deleted_at = tombstones_.Revision(ScheduleName(request.schedule_id()));
+  }
+  v1::Schedule head =
+      ForkedSchedule(request.schedule_id(), source->first, request.at_step(),
+                     request.schedule(), NowTimestamp(), deleted_at.value_or(0));
+  auto timeline =
+      Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
+  if (!timeline.ok()) return std::move(done)(timeline.status());
+  if (request.schedule().has_spec()) {
+    // PBT's explore: the new spec from at_step, on the copied clock.
+    auto compiled =
+        spec_cache_.Compile(request.schedule().spec(), options_.compile);
+    if (!compiled.ok()) {
+      return std::move(done)(absl::InvalidArgumentError(
+          absl::StrCat("schedule.spec.", compiled.status().message())));
+    }
+    ApplySegment(UpdateSegment(head, **timeline, request.at_step(),
+                               request.schedule().spec(), **compiled,
+                               StampOf(head, request.actor(), request.reason())),
+                 &head);
+    timeline = Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
+    if (!timeline.ok()) return std::move(done)(timeline.status());
+  }
+  if (auto s = CheckHead(head, **timeline, 0); !s.ok()) {
+    return std::move(done)(s);
+  }
+  InsertNew(std::move(head), *std::move(timeline), deleted_at,
+            std::move(done));
+}
+
+void Registry::InsertNew(v1::Schedule head,
+                         std::shared_ptr<const Timeline> timeline,
+                         std::optional<int64_t> deleted_at,
+                         Done<v1::Schedule> done) {
   absl::ReaderMutexLock writes(&writes_mu_);
   if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
-  auto entry = std::make_shared<Entry>(head.name(), -1);
+  auto entry = std::make_shared<Entry>(head.name(), head.max_step_served());
   // Hold the entry before it becomes visible, so a write racing with the
   // create queues behind it instead of seeing an empty head.
   absl::MutexLock lock(&entry->mu);
@@ -263,9 +321,9 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   WriteBatch batch;
   if (deleted_at) batch.Delete(Tombstones::StoredName(head.name()));
   batch.Put(head);
-  const int64_t bytes = (*timeline)->table_bytes();
+  const int64_t bytes = timeline->table_bytes();
   std::shared_ptr<const Snapshot> next =
-      NewSnapshot(std::move(head), *std::move(timeline));
+      NewSnapshot(std::move(head), std::move(timeline));
   Commit(entry, std::move(batch), next,
          [this, reply = next, entry, bytes, end_pending,
           done = std::move(done)](absl::Status s) mutable {
