@@ -56,6 +56,13 @@ constexpr Command kCommands[] = {
      "NAME -f SPEC [--display-name X] [--label k=v[,k=v]]...\n[--reason TEXT] "
      "[-o text|json]",
      "store a new schedule"},
+    {"fork", anneal::ForkCommand, false,
+     "SOURCE NEW_ID --at-step S [-f SPEC] [--display-name X]\n"
+     "[--label k=v]... [--reason TEXT] [-o text|json]",
+     "a new schedule serving SOURCE's LRs below S (held as served) and\n"
+     "then SOURCE's timeline as of S, or SPEC from S on the copied clock:\n"
+     "population-based training's exploit step; labels default to\n"
+     "SOURCE's"},
     {"get", anneal::GetCommand, false, "NAME [-o text|json]",
      "a schedule: state, counters, timeline and the spec in force"},
     {"list", anneal::ListCommand, false,

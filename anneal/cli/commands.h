@@ -39,6 +39,10 @@ absl::Status ImportCommand(const std::vector<std::string>& args,
 absl::Status CreateCommand(const std::vector<std::string>& args,
                            std::ostream& out);
 
+// annealctl fork
+absl::Status ForkCommand(const std::vector<std::string>& args,
+                         std::ostream& out);
+
 // annealctl get
 absl::Status GetCommand(const std::vector<std::string>& args,
                         std::ostream& out);

@@ -1,5 +1,5 @@
-// annealctl's schedule commands against a server: create, get, list, delete,
-// update, restart and advance. Each parses its flags, makes one call (list:
+// annealctl's schedule commands against a server: create, fork, get, list,
+// delete, update, restart and advance. Each parses its flags, makes one call (list:
 // one per page) with a deadline, and prints the result for people or, with
 // -o json, the response message as JSON.
 #include <chrono>
@@ -15,6 +15,7 @@
 #include "anneal/cli/commands.h"
 #include "anneal/cli/schedule_view.h"
 #include "anneal/cli/server_connection.h"
+#include "anneal/model/resource_name.h"
 #include "anneal/model/spec_text.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -112,6 +113,53 @@ absl::Status CreateCommand(const std::vector<std::string>& args,
 
   return SendWrite(a, *json, "created",
                    &v1::ScheduleService::Stub::CreateSchedule, request, out);
+}
+
+absl::Status ForkCommand(const std::vector<std::string>& args,
+                         std::ostream& out) {
+  auto parsed = ParseArgs(args,
+                          {"at_step", "file", "display_name", "label",
+                           "reason", "actor", "output"},
+                          {{"f", "file"}, {"o", "output"}});
+  if (!parsed.ok()) return parsed.status();
+  const CliArgs& a = *parsed;
+  const std::vector<std::string>& positional = a.positional();
+  if (positional.size() != 2) {
+    return absl::InvalidArgumentError(
+        "give SOURCE and NEW_ID (ids or schedules/ID)");
+  }
+  auto source = ScheduleNameFrom(positional[0]);
+  if (!source.ok()) return source.status();
+  auto id = ScheduleNameFrom(positional[1]);
+  if (!id.ok()) return id.status();
+  if (!a.Has("at_step")) {
+    return absl::InvalidArgumentError(
+        "--at-step is required (the first step that is the fork's own)");
+  }
+  auto at_step = a.GetInt("at_step", 0);
+  if (!at_step.ok()) return at_step.status();
+  auto json = JsonOutputArg(a, "output");
+  if (!json.ok()) return json.status();
+  auto labels = ParseLabels(a.GetAll("label"));
+  if (!labels.ok()) return labels.status();
+
+  v1::ForkScheduleRequest request;
+  request.set_source(*source);
+  request.set_schedule_id(std::string(ScheduleIdOf(*id)));
+  request.set_at_step(*at_step);
+  if (a.Has("file")) {
+    auto spec = LoadSpecArg(a);
+    if (!spec.ok()) return spec.status();
+    *request.mutable_schedule()->mutable_spec() = *std::move(spec);
+  }
+  request.mutable_schedule()->set_display_name(a.Get("display_name", ""));
+  request.mutable_schedule()->mutable_labels()->insert(labels->begin(),
+                                                       labels->end());
+  request.set_actor(ActorArg(a));
+  request.set_reason(a.Get("reason", ""));
+
+  return SendWrite(a, *json, "forked",
+                   &v1::ScheduleService::Stub::ForkSchedule, request, out);
 }
 
 absl::Status GetCommand(const std::vector<std::string>& args,

@@ -105,6 +105,12 @@ void PrintSchedule(const v1::Schedule& s, std::ostream& out) {
   field("max step served", FormatServed(s.max_step_served()));
   field("created", FormatTime(s.create_time()));
   field("updated", FormatTime(s.update_time()));
+  if (s.has_forked_from()) {
+    field("forked from",
+          absl::StrCat(s.forked_from().source(), " at step ",
+                       s.forked_from().at_step(), " (its revision ",
+                       s.forked_from().source_revision(), ")"));
+  }
   field("family", SpecFamily(s.spec()));
   field("spec", CompactJson(s.spec()));
   if (s.spec().has_plateau()) field("plateau", FormatPlateau(s));

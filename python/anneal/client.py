@@ -228,6 +228,27 @@ class Client:
         return Schedule.from_proto(self._call("CreateSchedule", request,
                                               timeout))
 
+    def fork(self, source: str, schedule_id: str, at_step: int, *,
+             spec: Optional[SpecLike] = None, display_name: str = "",
+             labels: Optional[Mapping[str, str]] = None, reason: str = "",
+             actor: Optional[str] = None,
+             timeout: Optional[float] = None) -> Schedule:
+        """A new schedule `schedule_id` serving exactly `source`'s LRs below
+        `at_step` (held as served there) and then the source's timeline as
+        of that step, or `spec` from `at_step` on the copied clock:
+        population-based training's exploit (and explore) step. Labels
+        default to the source's. The source is only read."""
+        resource = resources_pb2.Schedule(display_name=display_name,
+                                          labels=dict(labels or {}))
+        if spec is not None:
+            resource.spec.CopyFrom(to_spec(spec))
+        request = service_pb2.ForkScheduleRequest(
+            source=schedule_name(source), schedule_id=schedule_id,
+            at_step=at_step, schedule=resource,
+            actor=self.actor if actor is None else actor, reason=reason)
+        return Schedule.from_proto(self._call("ForkSchedule", request,
+                                              timeout))
+
     def get(self, schedule: str, *, timeout: Optional[float] = None) -> Schedule:
         request = service_pb2.GetScheduleRequest(name=schedule_name(schedule))
         return Schedule.from_proto(self._call("GetSchedule", request, timeout))

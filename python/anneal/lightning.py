@@ -114,6 +114,10 @@ class AnnealCallback(_CallbackBase):
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         saved = state_dict.get("schedule")
         if saved not in (None, self.scheduler.schedule):
-            raise ValueError(
-                "this checkpoint was trained on %s, not %s: resume with the "
-                "same schedule (or fork it)" % (saved, self.scheduler.schedule))
+            try:
+                self.scheduler.check_forked_from(saved)
+            except ValueError:
+                raise ValueError(
+                    "this checkpoint was trained on %s, not %s: resume with "
+                    "the same schedule (or fork it: Client.fork)" %
+                    (saved, self.scheduler.schedule)) from None

@@ -514,6 +514,9 @@ class Schedule:
     # Segments a later change replaced before they were served (stamps
     # only, no spec; replaced_by_revision says which change), oldest first.
     superseded: List[Segment] = field(default_factory=list)
+    # Where ForkSchedule copied this schedule from (source, at_step,
+    # source_revision); None for a schedule that was created.
+    forked_from: Optional[resources_pb2.ForkOrigin] = None
     proto: Optional[resources_pb2.Schedule] = field(default=None, repr=False,
                                                   compare=False)
 
@@ -530,6 +533,8 @@ class Schedule:
                    plateau_state=(s.plateau_state
                                   if s.HasField("plateau_state") else None),
                    superseded=[Segment.from_proto(x) for x in s.superseded],
+                   forked_from=(s.forked_from
+                                if s.HasField("forked_from") else None),
                    proto=s)
 
 

@@ -536,10 +536,15 @@ class AnnealLR(_Base):
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         """Resumes at the saved step: fetches the window there and applies
         that step's LR (and momentum) to the groups, without repeating its
-        restart reset or callbacks (they ran before the checkpoint)."""
-        if state_dict.get("schedule") not in (None, self.schedule):
-            raise ValueError("this state is for %s, not %s" %
-                             (state_dict["schedule"], self.schedule))
+        restart reset or callbacks (they ran before the checkpoint).
+
+        A state saved under another schedule loads only if this schedule
+        was forked from it (Client.fork) at a step after the saved one:
+        population-based training's exploit, where the trial resumes from
+        the donor's checkpoint on a fork that served the donor's LRs."""
+        saved = state_dict.get("schedule")
+        if saved not in (None, self.schedule):
+            self.check_forked_from(saved, int(state_dict["last_epoch"]))
         self.last_epoch = int(state_dict["last_epoch"])
         self.base_lrs = list(state_dict["base_lrs"])
         self._reference_lr = state_dict["reference_lr"]
@@ -555,6 +560,23 @@ class AnnealLR(_Base):
             self._set_momentum(
                 self._momentum[i],
                 self._bias[i] if self._bias is not None else None)
+
+    def check_forked_from(self, saved: str,
+                          last_epoch: Optional[int] = None) -> None:
+        """Raises ValueError unless this schedule was forked from `saved`
+        (below `last_epoch` + 1, when given): a checkpoint of `saved` can
+        then resume here."""
+        origin = self.client.get(self.schedule).forked_from
+        if origin is None or origin.source != saved:
+            raise ValueError("this state is for %s, not %s (which was not "
+                             "forked from it)" % (saved, self.schedule))
+        if last_epoch is not None and last_epoch >= origin.at_step:
+            raise ValueError(
+                "this state of %s is at step %d, but %s was forked from it "
+                "at step %d: only steps below that have the donor's LRs "
+                "(fork at step %d to resume from this checkpoint)" %
+                (saved, last_epoch, self.schedule, origin.at_step,
+                 last_epoch + 1))
 
     # -- what anneal adds ---------------------------------------------------
 

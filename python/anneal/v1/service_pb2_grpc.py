@@ -41,6 +41,11 @@ class ScheduleServiceStub(object):
                 request_serializer=anneal_dot_v1_dot_service__pb2.DeleteScheduleRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 )
+        self.ForkSchedule = channel.unary_unary(
+                '/anneal.v1.ScheduleService/ForkSchedule',
+                request_serializer=anneal_dot_v1_dot_service__pb2.ForkScheduleRequest.SerializeToString,
+                response_deserializer=anneal_dot_v1_dot_resources__pb2.Schedule.FromString,
+                )
         self.Evaluate = channel.unary_unary(
                 '/anneal.v1.ScheduleService/Evaluate',
                 request_serializer=anneal_dot_v1_dot_service__pb2.EvaluateRequest.SerializeToString,
@@ -119,6 +124,15 @@ class ScheduleServiceServicer(object):
 
     def DeleteSchedule(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForkSchedule(self, request, context):
+        """A new schedule whose LRs below at_step are the source's, segment for
+        segment, optionally with a new spec from at_step: population-based
+        training's exploit (and explore) step. The source is unchanged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -223,6 +237,11 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=anneal_dot_v1_dot_service__pb2.DeleteScheduleRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ForkSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForkSchedule,
+                    request_deserializer=anneal_dot_v1_dot_service__pb2.ForkScheduleRequest.FromString,
+                    response_serializer=anneal_dot_v1_dot_resources__pb2.Schedule.SerializeToString,
             ),
             'Evaluate': grpc.unary_unary_rpc_method_handler(
                     servicer.Evaluate,
@@ -361,6 +380,23 @@ class ScheduleService(object):
         return grpc.experimental.unary_unary(request, target, '/anneal.v1.ScheduleService/DeleteSchedule',
             anneal_dot_v1_dot_service__pb2.DeleteScheduleRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ForkSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/anneal.v1.ScheduleService/ForkSchedule',
+            anneal_dot_v1_dot_service__pb2.ForkScheduleRequest.SerializeToString,
+            anneal_dot_v1_dot_resources__pb2.Schedule.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
