@@ -1,7 +1,7 @@
 // annealctl's schedule commands against a server: create, fork, get, list,
-// delete, update, restart and advance. Each parses its flags, makes one call (list:
-// one per page) with a deadline, and prints the result for people or, with
-// -o json, the response message as JSON.
+// delete, update, restart and advance. Each parses its flags, makes one call
+// (list: one per page) with a deadline, and prints the result for people or,
+// with -o json, the response message as JSON.
 #include <chrono>
 #include <map>
 #include <set>
@@ -117,10 +117,10 @@ absl::Status CreateCommand(const std::vector<std::string>& args,
 
 absl::Status ForkCommand(const std::vector<std::string>& args,
                          std::ostream& out) {
-  auto parsed = ParseArgs(args,
-                          {"at_step", "file", "display_name", "label",
-                           "reason", "actor", "output"},
-                          {{"f", "file"}, {"o", "output"}});
+  auto parsed = ParseArgs(
+      args,
+      {"at_step", "file", "display_name", "label", "reason", "actor", "output"},
+      {{"f", "file"}, {"o", "output"}});
   if (!parsed.ok()) return parsed.status();
   const CliArgs& a = *parsed;
   const std::vector<std::string>& positional = a.positional();
@@ -158,8 +158,8 @@ absl::Status ForkCommand(const std::vector<std::string>& args,
   request.set_actor(ActorArg(a));
   request.set_reason(a.Get("reason", ""));
 
-  return SendWrite(a, *json, "forked",
-                   &v1::ScheduleService::Stub::ForkSchedule, request, out);
+  return SendWrite(a, *json, "forked", &v1::ScheduleService::Stub::ForkSchedule,
+                   request, out);
 }
 
 absl::Status GetCommand(const std::vector<std::string>& args,

@@ -144,8 +144,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
       return call;
     }
     if (options_.mutation_limiter != nullptr &&
-        (method == Method::kCreateSchedule ||
-         method == Method::kForkSchedule ||
+        (method == Method::kCreateSchedule || method == Method::kForkSchedule ||
          method == Method::kUpdateSchedule ||
          method == Method::kRestartSchedule ||
          method == Method::kDeleteSchedule)) {
@@ -372,10 +371,10 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ForkSchedule(
       Method::kForkSchedule, context, request, response, Fixed<Lane::kPool>(),
       [this](CallRef call, v1::ForkScheduleRequest r) {
         DefaultActor(*call, r);
-        std::string what = absl::StrCat(
-            "fork schedules/", r.schedule_id(), " from ",
-            QuoteValue(r.source(), 128), " at step ", r.at_step(),
-            By(r.actor(), r.reason()));
+        std::string what =
+            absl::StrCat("fork schedules/", r.schedule_id(), " from ",
+                         QuoteValue(r.source(), 128), " at step ", r.at_step(),
+                         By(r.actor(), r.reason()));
         registry_->Fork(
             r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
       });

@@ -60,19 +60,18 @@ struct ServiceOptions {
 
 // Every method of the service, each taking and returning bytes.
 using RawScheduleService = v1::ScheduleService::WithRawCallbackMethod_ForkSchedule<
-    v1::ScheduleService::WithCallbackMethod_WatchSchedules<
-    v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
-        v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
-            v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
-                v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
-                    v1::ScheduleService::WithRawCallbackMethod_Evaluate<
-                        v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
-                            v1::ScheduleService::WithRawCallbackMethod_Simulate<
-                                v1::ScheduleService::WithRawCallbackMethod_Advance<
-                                    v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
-                                        v1::ScheduleService::WithRawCallbackMethod_ReportMetrics<
-                                            v1::ScheduleService::
-                                                WithRawCallbackMethod_ListMetricReports<
+    v1::ScheduleService::WithCallbackMethod_WatchSchedules<v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
+        v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
+            v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
+                v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
+                    v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
+                        v1::ScheduleService::WithRawCallbackMethod_Evaluate<
+                            v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
+                                v1::ScheduleService::WithRawCallbackMethod_Simulate<
+                                    v1::ScheduleService::WithRawCallbackMethod_Advance<
+                                        v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
+                                            v1::ScheduleService::WithRawCallbackMethod_ReportMetrics<
+                                                v1::ScheduleService::WithRawCallbackMethod_ListMetricReports<
                                                     v1::ScheduleService::
                                                         WithRawCallbackMethod_Diagnose<
                                                             v1::ScheduleService::
@@ -125,8 +124,7 @@ class ScheduleServiceImpl final : public RawScheduleService {
                                               Bytes* response) override;
   grpc::ServerUnaryReactor* Diagnose(Context* context, const Bytes* request,
                                      Bytes* response) override;
-  grpc::ServerUnaryReactor* ForkSchedule(Context* context,
-                                         const Bytes* request,
+  grpc::ServerUnaryReactor* ForkSchedule(Context* context, const Bytes* request,
                                          Bytes* response) override;
   // A server stream (watch_call.h), so not through Handle.
   grpc::ServerWriteReactor<v1::WatchEvent>* WatchSchedules(

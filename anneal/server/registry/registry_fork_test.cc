@@ -80,13 +80,15 @@ class RegistryForkTest : public testing::Test {
   // a later update at 100 that a fork at 70 must not copy.
   void MakeSource(const std::string& id) {
     ASSERT_TRUE(Create(id, kSource).ok());
-    ASSERT_TRUE(Update("schedules/" + id, "{max_lr: 0.07, warm_restarts: "
-                                          "{period: 30}}", 45)
+    ASSERT_TRUE(Update("schedules/" + id,
+                       "{max_lr: 0.07, warm_restarts: "
+                       "{period: 30}}",
+                       45)
                     .ok());
     for (int64_t t = 0; t < 100; ++t) At("schedules/" + id, t);
-    ASSERT_TRUE(Update("schedules/" + id, "{max_lr: 0.01, constant: {}}",
-                       std::nullopt)
-                    .ok());
+    ASSERT_TRUE(
+        Update("schedules/" + id, "{max_lr: 0.01, constant: {}}", std::nullopt)
+            .ok());
   }
 
   std::unique_ptr<Store> store_ = NewMemoryStore();
@@ -118,8 +120,10 @@ TEST_F(RegistryForkTest, TheSpecTakesOverAtTheStepAsAnUpdateWould) {
   MakeSource("donor");
   // The oracle: a twin of the donor's history to 69, updated at 70.
   ASSERT_TRUE(Create("twin", kSource).ok());
-  ASSERT_TRUE(Update("schedules/twin", "{max_lr: 0.07, warm_restarts: "
-                                       "{period: 30}}", 45)
+  ASSERT_TRUE(Update("schedules/twin",
+                     "{max_lr: 0.07, warm_restarts: "
+                     "{period: 30}}",
+                     45)
                   .ok());
   ASSERT_TRUE(Update("schedules/twin", kExplore, 70).ok());
   auto fork = Fork("schedules/donor", "trial", 70, kExplore);
@@ -129,8 +133,7 @@ TEST_F(RegistryForkTest, TheSpecTakesOverAtTheStepAsAnUpdateWould) {
   EXPECT_EQ(fork->timeline(2).actor(), "pbt");
   EXPECT_EQ(fork->timeline(2).reason(), "exploit");
   for (int64_t t = 0; t < 200; ++t) {
-    EXPECT_EQ(At("schedules/trial", t).lr(), At("schedules/twin", t).lr())
-        << t;
+    EXPECT_EQ(At("schedules/trial", t).lr(), At("schedules/twin", t).lr()) << t;
   }
   EXPECT_NE(At("schedules/trial", 75).lr(), At("schedules/donor", 75).lr());
 }
@@ -161,8 +164,8 @@ TEST_F(RegistryForkTest, TheCopiedStepsAreFencedAndAdvanceGoesOnFromTheStep) {
 
   v1::AdvanceRequest advance;
   advance.set_name("schedules/trial");
-  auto next = Wait<v1::AdvanceResponse>(**registry_, &Registry::Advance,
-                                        advance);
+  auto next =
+      Wait<v1::AdvanceResponse>(**registry_, &Registry::Advance, advance);
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(next->position(), 70);
 }

@@ -220,8 +220,7 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
   if (auto s = CheckHead(head, **timeline, 0); !s.ok()) {
     return std::move(done)(s);
   }
-  InsertNew(std::move(head), *std::move(timeline), deleted_at,
-            std::move(done));
+  InsertNew(std::move(head), *std::move(timeline), deleted_at, std::move(done));
 }
 
 void Registry::Fork(const v1::ForkScheduleRequest& request,
@@ -233,8 +232,8 @@ void Registry::Fork(const v1::ForkScheduleRequest& request,
     return std::move(done)(s);
   }
   if (request.at_step() < 0 || request.at_step() > kMaxStep) {
-    return std::move(done)(absl::InvalidArgumentError(
-        absl::StrCat("at_step: must be in [0, 2^62], got ", request.at_step())));
+    return std::move(done)(absl::InvalidArgumentError(absl::StrCat(
+        "at_step: must be in [0, 2^62], got ", request.at_step())));
   }
   auto source = Inspect(request.source());
   if (!source.ok()) {
@@ -247,9 +246,9 @@ void Registry::Fork(const v1::ForkScheduleRequest& request,
     absl::ReaderMutexLock map_lock(&map_mu_);
     deleted_at = tombstones_.Revision(ScheduleName(request.schedule_id()));
   }
-  v1::Schedule head =
-      ForkedSchedule(request.schedule_id(), source->first, request.at_step(),
-                     request.schedule(), NowTimestamp(), deleted_at.value_or(0));
+  v1::Schedule head = ForkedSchedule(request.schedule_id(), source->first,
+                                     request.at_step(), request.schedule(),
+                                     NowTimestamp(), deleted_at.value_or(0));
   auto timeline =
       Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
   if (!timeline.ok()) return std::move(done)(timeline.status());
@@ -261,18 +260,18 @@ void Registry::Fork(const v1::ForkScheduleRequest& request,
       return std::move(done)(absl::InvalidArgumentError(
           absl::StrCat("schedule.spec.", compiled.status().message())));
     }
-    ApplySegment(UpdateSegment(head, **timeline, request.at_step(),
-                               request.schedule().spec(), **compiled,
-                               StampOf(head, request.actor(), request.reason())),
-                 &head);
+    ApplySegment(
+        UpdateSegment(head, **timeline, request.at_step(),
+                      request.schedule().spec(), **compiled,
+                      StampOf(head, request.actor(), request.reason())),
+        &head);
     timeline = Timeline::Build(head.timeline(), options_.compile, &spec_cache_);
     if (!timeline.ok()) return std::move(done)(timeline.status());
   }
   if (auto s = CheckHead(head, **timeline, 0); !s.ok()) {
     return std::move(done)(s);
   }
-  InsertNew(std::move(head), *std::move(timeline), deleted_at,
-            std::move(done));
+  InsertNew(std::move(head), *std::move(timeline), deleted_at, std::move(done));
 }
 
 void Registry::InsertNew(v1::Schedule head,
