@@ -77,6 +77,10 @@ constexpr Command kCommands[] = {
      "NAME [--at S] [--reason TEXT] [--etag E] [-o text|json]",
      "a warm restart: a new cycle begins at S (default the next unserved\n"
      "step, at least 1)"},
+    {"rewind", anneal::RewindCommand, false,
+     "NAME --to-step S [-f SPEC] [--reason TEXT] [--etag E] [-o text|json]",
+     "a new lineage from S, a served step (a rollback): LRs below S stay,\n"
+     "SPEC runs from S if given, jobs on the old lineage are refused"},
     {"advance", anneal::AdvanceCommand, false,
      "NAME [--expected-position P] [--request-id ID] [-o text|json]",
      "move the server's step counter by one and print the step there"},

@@ -43,6 +43,10 @@ absl::Status CreateCommand(const std::vector<std::string>& args,
 absl::Status ForkCommand(const std::vector<std::string>& args,
                          std::ostream& out);
 
+// annealctl rewind
+absl::Status RewindCommand(const std::vector<std::string>& args,
+                           std::ostream& out);
+
 // annealctl get
 absl::Status GetCommand(const std::vector<std::string>& args,
                         std::ostream& out);

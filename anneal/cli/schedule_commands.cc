@@ -162,6 +162,36 @@ absl::Status ForkCommand(const std::vector<std::string>& args,
                    request, out);
 }
 
+absl::Status RewindCommand(const std::vector<std::string>& args,
+                           std::ostream& out) {
+  auto cmd = ParseOnSchedule(
+      args, {"to_step", "file", "reason", "etag", "actor"}, {{"f", "file"}});
+  if (!cmd.ok()) return cmd.status();
+  const CliArgs& a = cmd->args;
+  if (!a.Has("to_step")) {
+    return absl::InvalidArgumentError(
+        "--to-step is required (the first step the new lineage serves, "
+        "one past the checkpoint the job resumes from)");
+  }
+  auto to_step = a.GetInt("to_step", 0);
+  if (!to_step.ok()) return to_step.status();
+
+  v1::RewindScheduleRequest request;
+  request.set_name(cmd->name);
+  request.set_to_step(*to_step);
+  if (a.Has("file")) {
+    auto spec = LoadSpecArg(a);
+    if (!spec.ok()) return spec.status();
+    *request.mutable_spec() = *std::move(spec);
+  }
+  request.set_etag(a.Get("etag", ""));
+  request.set_actor(ActorArg(a));
+  request.set_reason(a.Get("reason", ""));
+
+  return SendWrite(a, cmd->json, "rewound",
+                   &v1::ScheduleService::Stub::RewindSchedule, request, out);
+}
+
 absl::Status GetCommand(const std::vector<std::string>& args,
                         std::ostream& out) {
   auto cmd = ParseOnSchedule(args, {});

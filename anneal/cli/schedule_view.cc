@@ -111,6 +111,7 @@ void PrintSchedule(const v1::Schedule& s, std::ostream& out) {
                        s.forked_from().at_step(), " (its revision ",
                        s.forked_from().source_revision(), ")"));
   }
+  if (s.lineage() > 0) field("lineage", absl::StrCat(s.lineage()));
   field("family", SpecFamily(s.spec()));
   field("spec", CompactJson(s.spec()));
   if (s.spec().has_plateau()) field("plateau", FormatPlateau(s));
@@ -126,6 +127,20 @@ void PrintSchedule(const v1::Schedule& s, std::ostream& out) {
          OrDash(seg.actor()), seg.reason()});
   }
   timeline.Print(out, "  ");
+  if (s.rewinds_size() > 0) {
+    out << "rewinds (each began a lineage; the old one's steps from TO_STEP "
+           "to SERVED_TO were served by its ABANDONED segments):\n";
+    TextTable rewinds({"LINEAGE", "TO_STEP", "SERVED_TO", "REVISION",
+                       "ABANDONED", "ACTOR", "REASON"});
+    for (const v1::Rewind& r : s.rewinds()) {
+      rewinds.AddRow({absl::StrCat(r.lineage()), absl::StrCat(r.to_step()),
+                      FormatServed(r.abandoned_max_step_served()),
+                      absl::StrCat(r.revision()),
+                      absl::StrCat(r.abandoned_size()), OrDash(r.actor()),
+                      r.reason()});
+    }
+    rewinds.Print(out, "  ");
+  }
   if (s.superseded_size() == 0) return;
   out << "replaced before they were served:\n";
   TextTable replaced(
@@ -143,6 +158,10 @@ void PrintWriteSummary(const std::string& verb, const v1::Schedule& s,
                        std::ostream& out) {
   out << verb << " " << s.name() << " (revision " << s.revision() << ", etag "
       << s.etag() << ", family " << SpecFamily(s.spec());
+  if (s.lineage() > 0) {
+    out << ", lineage " << s.lineage() << " from step "
+        << s.rewinds().rbegin()->to_step();
+  }
   if (!s.timeline().empty()) {
     const v1::Segment& last = *s.timeline().rbegin();
     out << ", latest segment " << v1::Segment::Kind_Name(last.kind())

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "anneal/engine/field_error.h"
@@ -121,6 +122,97 @@ v1::Schedule ForkedSchedule(const std::string& id, const v1::Schedule& source,
   origin.set_at_step(at_step);
   origin.set_source_revision(source.revision());
   return s;
+}
+
+absl::Status CheckRewindStep(int64_t to_step, int64_t max_step_served) {
+  const int64_t last = std::max<int64_t>(max_step_served, -1) + 1;
+  if (to_step >= 0 && to_step <= last) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("to_step: must be in [0, max_step_served + 1 = ", last,
+                   "], got ", to_step,
+                   to_step > last ? "; a change past the served steps is an "
+                                    "UpdateSchedule or RestartSchedule"
+                                  : ""));
+}
+
+v1::Schedule RewoundSchedule(const v1::Schedule& current, int64_t to_step,
+                             const std::string& actor,
+                             const std::string& reason,
+                             const google::protobuf::Timestamp& now) {
+  v1::Schedule s = current;
+  NextRevision(now, &s);
+  s.set_lineage(current.lineage() + 1);
+  v1::Rewind& rewind = *s.add_rewinds();
+  rewind.set_lineage(s.lineage());
+  rewind.set_to_step(to_step);
+  rewind.set_revision(s.revision());
+  rewind.set_abandoned_max_step_served(current.max_step_served());
+  rewind.set_actor(actor);
+  rewind.set_reason(reason);
+  *rewind.mutable_create_time() = now;
+  // The segment in force at to_step (the last starting at or before it)
+  // and every later one: what the old lineage served from to_step on.
+  int first = 0;
+  for (int i = 0; i < current.timeline_size(); ++i) {
+    if (current.timeline(i).from_step() <= to_step) first = i;
+  }
+  for (int i = first; i < current.timeline_size(); ++i) {
+    *rewind.add_abandoned() = current.timeline(i);
+  }
+  // The job resumed from its checkpoint is served to_step next.
+  s.set_max_step_served(to_step - 1);
+  s.set_position(
+      std::min(current.position(), std::max<int64_t>(to_step - 1, 0)));
+  // The policy's counters summed reports of the old lineage's steps.
+  s.clear_plateau_state();
+  return s;
+}
+
+void TruncateTimeline(int64_t step, v1::Schedule* head) {
+  auto* timeline = head->mutable_timeline();
+  while (!timeline->empty() && timeline->rbegin()->from_step() >= step) {
+    timeline->RemoveLast();
+  }
+}
+
+absl::Status CheckLineage(std::optional<int64_t> lineage,
+                          const v1::Schedule& schedule) {
+  if (!lineage.has_value() || *lineage == schedule.lineage()) {
+    return absl::OkStatus();
+  }
+  if (*lineage < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lineage: must be >= 0, got ", *lineage));
+  }
+  if (*lineage > schedule.lineage()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lineage: ", *lineage, " is not a lineage of ", schedule.name(),
+        ", which is on lineage ", schedule.lineage(),
+        " (was it deleted and created again?)"));
+  }
+  // The rewind that ended the job's lineage, and the lowest step a later
+  // one went back to: a checkpoint below it is on the current lineage.
+  const v1::Rewind* ended = nullptr;
+  int64_t below = std::numeric_limits<int64_t>::max();
+  for (const v1::Rewind& r : schedule.rewinds()) {
+    if (r.lineage() <= *lineage) continue;
+    if (ended == nullptr) ended = &r;
+    below = std::min(below, r.to_step());
+  }
+  if (ended == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lineage: this job runs lineage ", *lineage, " of ", schedule.name(),
+        ", which is on lineage ", schedule.lineage(), " now"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "lineage: this job runs lineage ", *lineage, " of ", schedule.name(),
+      ", which was rewound to step ", ended->to_step(), " at revision ",
+      ended->revision(), " by ", QuoteValue(ended->actor(), 64),
+      ended->reason().empty()
+          ? ""
+          : absl::StrCat(" (", QuoteValue(ended->reason(), 128), ")"),
+      "; it is on lineage ", schedule.lineage(),
+      " now: resume from a checkpoint below step ", below));
 }
 
 }  // namespace anneal

@@ -5,6 +5,8 @@
 #ifndef ANNEAL_MODEL_SCHEDULE_RESOURCE_H_
 #define ANNEAL_MODEL_SCHEDULE_RESOURCE_H_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -60,6 +62,33 @@ v1::Schedule ForkedSchedule(const std::string& id, const v1::Schedule& source,
                             int64_t at_step, const v1::Schedule& input,
                             const google::protobuf::Timestamp& now,
                             int64_t after_revision);
+
+// OK if a rewind may start at `to_step`: in [0, max_step_served + 1] (a
+// later step serves nothing of the old lineage: that is an update).
+// INVALID_ARGUMENT naming to_step otherwise.
+absl::Status CheckRewindStep(int64_t to_step, int64_t max_step_served);
+
+// The schedule RewindSchedule makes of `current` (as Get presents it, with
+// its exact max_step_served) from `to_step`: the next lineage and its
+// Rewind record (the old lineage's segments in force from to_step on, with
+// their specs), the next revision stamped `now`, max_step_served
+// `to_step` - 1, the position at most that, fresh plateau counters. The
+// timeline is kept; a new spec is the caller's UPDATE at to_step, made
+// after TruncateTimeline.
+v1::Schedule RewoundSchedule(const v1::Schedule& current, int64_t to_step,
+                             const std::string& actor,
+                             const std::string& reason,
+                             const google::protobuf::Timestamp& now);
+
+// Removes the head's segments that start at or after `step`, without a
+// trace in `superseded` (a rewind keeps them in its record instead).
+void TruncateTimeline(int64_t step, v1::Schedule* head);
+
+// OK if a job presenting `lineage` (nullopt: none) may be served by
+// `schedule`; FAILED_PRECONDITION naming the lineage and the rewind that
+// ended it otherwise (or INVALID_ARGUMENT for a negative one).
+absl::Status CheckLineage(std::optional<int64_t> lineage,
+                          const v1::Schedule& schedule);
 
 }  // namespace anneal
 

@@ -26,6 +26,12 @@ struct ChangeStamp {
   google::protobuf::Timestamp time;
 };
 
+// The stamp of a change that made `head`'s current revision.
+inline ChangeStamp StampOf(const v1::Schedule& head, const std::string& actor,
+                           const std::string& reason) {
+  return ChangeStamp{head.revision(), actor, reason, head.update_time()};
+}
+
 // OK if `step` may start a change: past every served step and at most
 // 2^62. FAILED_PRECONDITION naming `field` if it was served, else
 // INVALID_ARGUMENT.

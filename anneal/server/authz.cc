@@ -61,7 +61,8 @@ Role RequiredRole(absl::string_view method) {
   for (absl::string_view m : kTrain) {
     if (m == method) return Role::kTrainer;
   }
-  return Role::kOperator;  // Create, Update, Restart, Delete, Fork, unknown
+  return Role::kOperator;  // Create, Update, Restart, Delete, Fork, Rewind,
+                           // unknown
 }
 
 Sha256 HashToken(absl::string_view token) {

@@ -91,10 +91,10 @@ absl::Status First(Checks... checks) {
   return s;
 }
 
-}  // namespace
-
-absl::Status CheckLimits(const v1::CreateScheduleRequest& r,
-                         const RequestLimits& limits) {
+// Create's and Fork's common fields: the new id, the schedule, the change.
+template <typename NewScheduleRequest>
+absl::Status CheckNewSchedule(const NewScheduleRequest& r,
+                              const RequestLimits& limits) {
   return First(
       AtMost("schedule_id", r.schedule_id().size(), 1024),
       AtMost("schedule.display_name", r.schedule().display_name().size(),
@@ -104,16 +104,16 @@ absl::Status CheckLimits(const v1::CreateScheduleRequest& r,
       CheckChange(r.actor(), r.reason(), limits));
 }
 
+}  // namespace
+
+absl::Status CheckLimits(const v1::CreateScheduleRequest& r,
+                         const RequestLimits& limits) {
+  return CheckNewSchedule(r, limits);
+}
+
 absl::Status CheckLimits(const v1::ForkScheduleRequest& r,
                          const RequestLimits& limits) {
-  return First(
-      CheckName("source", r.source()),
-      AtMost("schedule_id", r.schedule_id().size(), 1024),
-      AtMost("schedule.display_name", r.schedule().display_name().size(),
-             limits.max_display_name_bytes),
-      CheckLabels("schedule.labels", r.schedule().labels(), limits),
-      CheckSpec("schedule.spec", r.schedule().spec(), limits),
-      CheckChange(r.actor(), r.reason(), limits));
+  return First(CheckName("source", r.source()), CheckNewSchedule(r, limits));
 }
 
 absl::Status CheckLimits(const v1::GetScheduleRequest& r,
@@ -174,6 +174,13 @@ absl::Status CheckLimits(const v1::AdvanceRequest& r,
 absl::Status CheckLimits(const v1::RestartScheduleRequest& r,
                          const RequestLimits& limits) {
   return First(CheckName("name", r.name()),
+               AtMost("etag", r.etag().size(), limits.max_etag_bytes),
+               CheckChange(r.actor(), r.reason(), limits));
+}
+
+absl::Status CheckLimits(const v1::RewindScheduleRequest& r,
+                         const RequestLimits& limits) {
+  return First(CheckName("name", r.name()), CheckSpec("spec", r.spec(), limits),
                AtMost("etag", r.etag().size(), limits.max_etag_bytes),
                CheckChange(r.actor(), r.reason(), limits));
 }

@@ -60,6 +60,8 @@ absl::Status CheckLimits(const v1::AdvanceRequest& r,
                          const RequestLimits& limits);
 absl::Status CheckLimits(const v1::RestartScheduleRequest& r,
                          const RequestLimits& limits);
+absl::Status CheckLimits(const v1::RewindScheduleRequest& r,
+                         const RequestLimits& limits);
 absl::Status CheckLimits(const v1::ReportMetricsRequest& r,
                          const RequestLimits& limits);
 absl::Status CheckLimits(const v1::ListMetricReportsRequest& r,

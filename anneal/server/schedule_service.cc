@@ -27,7 +27,7 @@ constexpr const char* kMethodNames[] = {
     "CreateSchedule", "GetSchedule",     "ListSchedules", "UpdateSchedule",
     "DeleteSchedule", "Evaluate",        "EvaluateRange", "Simulate",
     "Advance",        "RestartSchedule", "ReportMetrics", "ListMetricReports",
-    "WatchSchedules", "Diagnose",        "ForkSchedule"};
+    "WatchSchedules", "Diagnose",        "ForkSchedule",  "RewindSchedule"};
 
 // A range longer than this is computed on the pool.
 constexpr int64_t kInlineRangeSteps = 65536;
@@ -84,6 +84,7 @@ void Identify(const Principal& principal, UnaryCall* call, Request& request) {
                 std::is_same_v<Request, v1::ForkScheduleRequest> ||
                 std::is_same_v<Request, v1::UpdateScheduleRequest> ||
                 std::is_same_v<Request, v1::RestartScheduleRequest> ||
+                std::is_same_v<Request, v1::RewindScheduleRequest> ||
                 std::is_same_v<Request, v1::DeleteScheduleRequest>) {
     const std::string said = request.actor();
     request.set_actor(principal.name);
@@ -147,6 +148,7 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::Handle(
         (method == Method::kCreateSchedule || method == Method::kForkSchedule ||
          method == Method::kUpdateSchedule ||
          method == Method::kRestartSchedule ||
+         method == Method::kRewindSchedule ||
          method == Method::kDeleteSchedule)) {
       RateLimiter& limiter = *options_.mutation_limiter;
       const std::string client = principal->authenticated()
@@ -507,6 +509,19 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::RestartSchedule(
         std::string what =
             absl::StrCat("restart ", r.name(), By(r.actor(), r.reason()));
         registry_->Restart(
+            r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
+      });
+}
+
+grpc::ServerUnaryReactor* ScheduleServiceImpl::RewindSchedule(
+    Context* context, const Bytes* request, Bytes* response) {
+  return Handle<v1::RewindScheduleRequest>(
+      Method::kRewindSchedule, context, request, response, Fixed<Lane::kPool>(),
+      [this](CallRef call, v1::RewindScheduleRequest r) {
+        DefaultActor(*call, r);
+        std::string what = absl::StrCat("rewind ", r.name(), " to step ",
+                                        r.to_step(), By(r.actor(), r.reason()));
+        registry_->Rewind(
             r, ReplyAndLog<v1::Schedule>(std::move(call), std::move(what)));
       });
 }

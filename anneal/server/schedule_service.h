@@ -53,29 +53,29 @@ struct ServiceOptions {
   // Who may call what (authz.h); null or disabled: every caller may do
   // everything (the open server). Must outlive the service.
   const Authorizer* authorizer = nullptr;
-  // Per-client limits on Create, Update, Restart and Delete
+  // Per-client limits on Create, Fork, Update, Restart, Rewind and Delete
   // (rate_limiter.h); null: none. Must outlive the service.
   RateLimiter* mutation_limiter = nullptr;
 };
 
 // Every method of the service, each taking and returning bytes.
-using RawScheduleService = v1::ScheduleService::WithRawCallbackMethod_ForkSchedule<
-    v1::ScheduleService::WithCallbackMethod_WatchSchedules<v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
-        v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
-            v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
-                v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
-                    v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
-                        v1::ScheduleService::WithRawCallbackMethod_Evaluate<
-                            v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
-                                v1::ScheduleService::WithRawCallbackMethod_Simulate<
-                                    v1::ScheduleService::WithRawCallbackMethod_Advance<
-                                        v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
-                                            v1::ScheduleService::WithRawCallbackMethod_ReportMetrics<
-                                                v1::ScheduleService::WithRawCallbackMethod_ListMetricReports<
-                                                    v1::ScheduleService::
-                                                        WithRawCallbackMethod_Diagnose<
+using RawScheduleService = v1::ScheduleService::WithRawCallbackMethod_RewindSchedule<
+    v1::ScheduleService::WithRawCallbackMethod_ForkSchedule<v1::ScheduleService::WithCallbackMethod_WatchSchedules<
+        v1::ScheduleService::WithRawCallbackMethod_CreateSchedule<
+            v1::ScheduleService::WithRawCallbackMethod_GetSchedule<
+                v1::ScheduleService::WithRawCallbackMethod_ListSchedules<
+                    v1::ScheduleService::WithRawCallbackMethod_UpdateSchedule<
+                        v1::ScheduleService::WithRawCallbackMethod_DeleteSchedule<
+                            v1::ScheduleService::WithRawCallbackMethod_Evaluate<
+                                v1::ScheduleService::WithRawCallbackMethod_EvaluateRange<
+                                    v1::ScheduleService::WithRawCallbackMethod_Simulate<
+                                        v1::ScheduleService::WithRawCallbackMethod_Advance<
+                                            v1::ScheduleService::WithRawCallbackMethod_RestartSchedule<
+                                                v1::ScheduleService::WithRawCallbackMethod_ReportMetrics<
+                                                    v1::ScheduleService::WithRawCallbackMethod_ListMetricReports<
+                                                        v1::ScheduleService::WithRawCallbackMethod_Diagnose<
                                                             v1::ScheduleService::
-                                                                Service>>>>>>>>>>>>>>>;
+                                                                Service>>>>>>>>>>>>>>>>;
 
 class ScheduleServiceImpl final : public RawScheduleService {
  public:
@@ -126,6 +126,9 @@ class ScheduleServiceImpl final : public RawScheduleService {
                                      Bytes* response) override;
   grpc::ServerUnaryReactor* ForkSchedule(Context* context, const Bytes* request,
                                          Bytes* response) override;
+  grpc::ServerUnaryReactor* RewindSchedule(Context* context,
+                                           const Bytes* request,
+                                           Bytes* response) override;
   // A server stream (watch_call.h), so not through Handle.
   grpc::ServerWriteReactor<v1::WatchEvent>* WatchSchedules(
       Context* context, const v1::WatchSchedulesRequest* request) override;
@@ -148,9 +151,10 @@ class ScheduleServiceImpl final : public RawScheduleService {
     kListMetricReports,
     kWatchSchedules,
     kDiagnose,
-    kForkSchedule
+    kForkSchedule,
+    kRewindSchedule
   };
-  static constexpr int kMethods = 15;
+  static constexpr int kMethods = 16;
   template <Lane lane>
   struct Fixed {
     template <typename Request>

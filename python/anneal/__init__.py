@@ -23,11 +23,12 @@ from anneal.client import Client, schedule_name, spec_to_json, to_spec
 from anneal.errors import (AbortedError, AlreadyExistsError, AnnealError,
                            FailedPreconditionError, InvalidArgumentError,
                            NotFoundError, ResourceExhaustedError,
-                           ServerUnreachableError, UnavailableError)
+                           ServerUnreachableError, StaleLineageError,
+                           UnavailableError)
 from anneal.reporter import MetricReporter
 from anneal.results import (FLAG_HAS_MOMENTUM, FLAG_RESTART, FLAG_SNAPSHOT,
-                            Advanced, MetricReport, Phase, Schedule, Segment,
-                            StepRange, StepResult)
+                            Advanced, MetricReport, Phase, Rewind, Schedule,
+                            Segment, StepRange, StepResult)
 from anneal.window import (AnnealMismatchWarning, AnnealOutageWarning,
                            Backoff)
 
@@ -37,7 +38,8 @@ __all__ = [
     "FailedPreconditionError", "FLAG_HAS_MOMENTUM", "FLAG_RESTART",
     "FLAG_SNAPSHOT", "InvalidArgumentError", "MetricReport", "MetricReporter",
     "NotFoundError", "Phase",
-    "ResourceExhaustedError", "Schedule", "Segment", "ServerUnreachableError",
+    "ResourceExhaustedError", "Rewind", "Schedule", "Segment",
+    "ServerUnreachableError", "StaleLineageError",
     "StepRange", "StepResult", "UnavailableError", "schedule_name",
     "spec_to_json", "to_spec",
 ]

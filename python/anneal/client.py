@@ -319,15 +319,39 @@ class Client:
         return Schedule.from_proto(self._call("RestartSchedule", request,
                                               timeout))
 
+    def rewind(self, schedule: str, to_step: int, *,
+               spec: Optional[SpecLike] = None, etag: str = "",
+               reason: str = "", actor: Optional[str] = None,
+               timeout: Optional[float] = None) -> Schedule:
+        """A new lineage of the schedule from `to_step`, which may have been
+        served (at most max_step_served + 1): the rollback after a loss
+        spike. Steps below to_step keep their LRs; `spec`, if given, runs
+        from to_step as an UPDATE on the clock in force there, else the
+        timeline is kept. max_step_served becomes to_step - 1, so the job
+        resumed from its checkpoint before to_step is served to_step next
+        and changes may start there again; jobs still on the old lineage
+        are refused (StaleLineageError). The old lineage's segments stay in
+        Schedule.rewinds."""
+        request = service_pb2.RewindScheduleRequest(
+            name=schedule_name(schedule), to_step=to_step, etag=etag,
+            actor=self.actor if actor is None else actor, reason=reason)
+        if spec is not None:
+            request.spec.CopyFrom(to_spec(spec))
+        return Schedule.from_proto(self._call("RewindSchedule", request,
+                                              timeout))
+
     # -- steps ------------------------------------------------------------
 
     def evaluate(self, schedule: str, step: int, *,
                  batch_size: Optional[int] = None,
                  grad_norm_sq: Optional[float] = None,
                  num_params: Optional[int] = None,
+                 lineage: Optional[int] = None,
                  timeout: Optional[float] = None) -> StepResult:
         """One step. With grad_norm_sq and num_params the result carries the
-        thermostat's noise_std (when the spec has a thermostat)."""
+        thermostat's noise_std (when the spec has a thermostat). With
+        `lineage` (Schedule.lineage) a job on a lineage a rewind ended is
+        refused (StaleLineageError) instead of served."""
         request = service_pb2.EvaluateRequest(name=schedule_name(schedule),
                                               step=step)
         if batch_size is not None:
@@ -336,21 +360,27 @@ class Client:
             request.grad_norm_sq = grad_norm_sq
         if num_params is not None:
             request.num_params = num_params
+        if lineage is not None:
+            request.lineage = lineage
         response = self._call("Evaluate", request, timeout)
         return StepResult.from_proto(response.result, response.revision)
 
     def evaluate_range(self, schedule: str, start_step: int, count: int, *,
                        batch_size: Optional[int] = None,
                        inspect_only: bool = False,
+                       lineage: Optional[int] = None,
                        timeout: Optional[float] = None) -> StepRange:
         """Steps [start_step, start_step + count). Leave inspect_only False
         when the job will use the steps (a prefetch is serving: later updates
-        then default to after the range); set it when only looking."""
+        then default to after the range); set it when only looking.
+        `lineage` as in evaluate()."""
         request = service_pb2.EvaluateRangeRequest(
             name=schedule_name(schedule), start_step=start_step, count=count,
             inspect_only=inspect_only, raw_arrays=True, compact=True)
         if batch_size is not None:
             request.batch_size = batch_size
+        if lineage is not None:
+            request.lineage = lineage
         return self._range("EvaluateRange", request, timeout)[0]
 
     def simulate(self, spec: SpecLike, start_step: int, count: int, *,
@@ -367,6 +397,7 @@ class Client:
 
     def advance(self, schedule: str, *, request_id: str = "",
                 expected_position: Optional[int] = None,
+                lineage: Optional[int] = None,
                 timeout: Optional[float] = None,
                 allow_multi_rank: bool = False) -> Advanced:
         """The server-side counter + 1, and the step result there. Retry a
@@ -389,11 +420,13 @@ class Client:
                                              request_id=request_id)
         if expected_position is not None:
             request.expected_position = expected_position
+        if lineage is not None:
+            request.lineage = lineage
         response = self._call("Advance", request, timeout)
         return Advanced(position=response.position,
                         result=StepResult.from_proto(response.result,
                                                      response.revision),
-                        revision=response.revision)
+                        revision=response.revision, lineage=response.lineage)
 
     # -- metrics ----------------------------------------------------------
 
@@ -415,6 +448,7 @@ class Client:
                                                metadata=self._metadata), since)
 
     def report(self, schedule: str, step: int, metrics: Mapping[str, Any], *,
+               lineage: Optional[int] = None,
                timeout: Optional[float] = None) -> MetricReport:
         """Records `metrics` (name -> number) at `step`; durable once it
         returns. Reports at one step merge (a metric reported again takes
@@ -423,19 +457,22 @@ class Client:
         infinities are kept. The result holds this call's metrics."""
         request = service_pb2.ReportMetricsRequest(
             name=schedule_name(schedule), step=step,
-            metrics={str(k): float(v) for k, v in metrics.items()})
+            metrics={str(k): float(v) for k, v in metrics.items()},
+            lineage=lineage)
         return MetricReport.from_proto(self._call("ReportMetrics", request,
                                                   timeout))
 
     def report_future(self, schedule: str, step: int,
                       metrics: Mapping[str, float], *,
+                      lineage: Optional[int] = None,
                       timeout: Optional[float] = None) -> "ReportFuture":
         """report() without waiting: the call is in flight when this returns;
         ReportFuture.result() waits for it (anneal.reporter keeps several in
         flight so that the server can commit them together)."""
         request = service_pb2.ReportMetricsRequest(
             name=schedule_name(schedule), step=step,
-            metrics={str(k): float(v) for k, v in metrics.items()})
+            metrics={str(k): float(v) for k, v in metrics.items()},
+            lineage=lineage)
         return ReportFuture(self._stub.ReportMetrics.future(
             request, timeout=self.timeout if timeout is None else timeout,
             metadata=self._metadata))

@@ -68,6 +68,12 @@ class FailedPreconditionError(AnnealError):
     """A step already served, or a stale expected_position."""
 
 
+class StaleLineageError(FailedPreconditionError):
+    """The job runs on a lineage of its schedule that a rewind ended
+    (RewindSchedule): it must resume from a checkpoint below the step the
+    message names, or stop."""
+
+
 class AbortedError(AnnealError):
     """An etag mismatch: someone else changed the schedule first."""
 
@@ -164,5 +170,7 @@ def from_rpc_error(e: grpc.RpcError, method: str = "") -> AnnealError:
     code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
     details = (e.details() if hasattr(e, "details") else None) or str(e)
     trailing = e.trailing_metadata() if hasattr(e, "trailing_metadata") else None
-    return _BY_CODE.get(code, AnnealError)(code, details, method,
-                                          retry_delay_of(trailing))
+    kind = _BY_CODE.get(code, AnnealError)
+    if kind is FailedPreconditionError and details.startswith("lineage: "):
+        kind = StaleLineageError
+    return kind(code, details, method, retry_delay_of(trailing))

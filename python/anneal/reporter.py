@@ -98,6 +98,9 @@ class MetricReporter:
         self.max_in_flight = max_in_flight
         self.rpc_timeout = rpc_timeout
         self.backoff = backoff
+        # The lineage the reports are for (AnnealLR sets it): a report of a
+        # lineage a rewind ended is refused, not merged into the new one's.
+        self.lineage: Optional[int] = None
         # Counters (read them any time): calls the server acknowledged,
         # steps dropped (for space, or unsent at close), calls refused, and
         # reports AnnealLR left to global rank 0 (its report_from).
@@ -277,6 +280,7 @@ class MetricReporter:
             step, seq, values = item
             try:
                 future = self.client.report_future(self.schedule, step, values,
+                                                   lineage=self.lineage,
                                                    timeout=self.rpc_timeout)
             except Exception as e:  # pylint: disable=broad-except
                 self._done(step, seq, values, _as_error(e))

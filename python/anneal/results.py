@@ -495,6 +495,28 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Rewind:
+    """A RewindSchedule: lineage `lineage` began at `to_step`; the lineage
+    before it had served steps to_step..abandoned_max_step_served with the
+    `abandoned` segments (specs included)."""
+
+    lineage: int
+    to_step: int
+    revision: int
+    abandoned_max_step_served: int
+    abandoned: List[Segment]
+    actor: str
+    reason: str
+
+    @classmethod
+    def from_proto(cls, r: resources_pb2.Rewind) -> "Rewind":
+        return cls(lineage=r.lineage, to_step=r.to_step, revision=r.revision,
+                   abandoned_max_step_served=r.abandoned_max_step_served,
+                   abandoned=[Segment.from_proto(x) for x in r.abandoned],
+                   actor=r.actor, reason=r.reason)
+
+
+@dataclass(frozen=True)
 class Schedule:
     """The Schedule resource. `proto` keeps the full message (timestamps,
     etc.) for callers that need more than the typed fields."""
@@ -517,6 +539,9 @@ class Schedule:
     # Where ForkSchedule copied this schedule from (source, at_step,
     # source_revision); None for a schedule that was created.
     forked_from: Optional[resources_pb2.ForkOrigin] = None
+    # Which timeline it serves: 0 until the first rewind, +1 at each.
+    lineage: int = 0
+    rewinds: List[Rewind] = field(default_factory=list)
     proto: Optional[resources_pb2.Schedule] = field(default=None, repr=False,
                                                   compare=False)
 
@@ -535,7 +560,17 @@ class Schedule:
                    superseded=[Segment.from_proto(x) for x in s.superseded],
                    forked_from=(s.forked_from
                                 if s.HasField("forked_from") else None),
+                   lineage=s.lineage,
+                   rewinds=[Rewind.from_proto(x) for x in s.rewinds],
                    proto=s)
+
+    def checkpoint_bound(self, lineage: int) -> Optional[int]:
+        """The lowest step a rewind since `lineage` went back to: a
+        checkpoint of that lineage saved below it is on this one too. None
+        when the schedule was not rewound since (or `lineage` is not
+        one of its lineages)."""
+        later = [r.to_step for r in self.rewinds if r.lineage > lineage]
+        return min(later) if later else None
 
 
 @dataclass(frozen=True)
@@ -545,6 +580,7 @@ class Advanced:
     position: int
     result: StepResult
     revision: int
+    lineage: int = 0
 
 
 @dataclass(frozen=True)
@@ -560,9 +596,11 @@ class MetricReport:
     metrics: Dict[str, float]
     revision: int
     report_time: datetime.datetime
+    lineage: int = 0  # the schedule's lineage when it was last reported
 
     @classmethod
     def from_proto(cls, r: resources_pb2.MetricReport) -> "MetricReport":
         return cls(step=r.step, metrics=dict(r.metrics), revision=r.revision,
+                   lineage=r.lineage,
                    report_time=r.report_time.ToDatetime(
                        tzinfo=datetime.timezone.utc))

@@ -331,6 +331,10 @@ class AnnealLR(_Base):
         self.on_restart = on_restart
         self.rpc_timeout = rpc_timeout
         self.revision: Optional[int] = None
+        # The lineage this job runs on (Schedule.lineage), sent with every
+        # fetch and report so that a rewind stops it (StaleLineageError)
+        # instead of serving it another lineage's LRs. None until known.
+        self.lineage: Optional[int] = None
         self._momentum_key = ("betas" if "betas" in optimizer.defaults else
                               "momentum" if "momentum" in optimizer.defaults
                               else None)
@@ -343,6 +347,7 @@ class AnnealLR(_Base):
         self._ensure_pending = False
         try:
             info = self._ensure(create_if_missing, rpc_timeout)
+            self.lineage = info.lineage
         except UnavailableError as e:
             start_spec = (offline_spec if offline_spec is not None
                           else create_if_missing)
@@ -406,6 +411,7 @@ class AnnealLR(_Base):
         self.reporter = MetricReporter(self.client, self.schedule,
                                        rpc_timeout=rpc_timeout,
                                        backoff=backoff)
+        self.reporter.lineage = self.lineage
         # fetch="rank0"/"node": windows come from one rank, in lockstep.
         self._shared: Optional[_SharedWindow] = None
         if fetch != "every_rank" and _world_size() > 1:
@@ -529,6 +535,7 @@ class AnnealLR(_Base):
             "base_lrs": list(self.base_lrs),
             "reference_lr": self._reference_lr,
             "revision": self.revision,
+            "lineage": self.lineage,
             "pending_snapshot": (dataclasses.asdict(self._snap)
                                  if self._snap is not None else None),
         }
@@ -541,10 +548,19 @@ class AnnealLR(_Base):
         A state saved under another schedule loads only if this schedule
         was forked from it (Client.fork) at a step after the saved one:
         population-based training's exploit, where the trial resumes from
-        the donor's checkpoint on a fork that served the donor's LRs."""
+        the donor's checkpoint on a fork that served the donor's LRs.
+
+        A state saved on an earlier lineage (before a RewindSchedule) loads
+        only below the step the schedule was rewound to: the rollback, where
+        the job resumes from the checkpoint before the spike on the new
+        lineage. Above it the checkpoint holds the old lineage's steps, and
+        ValueError says which step to rewind to instead."""
         saved = state_dict.get("schedule")
         if saved not in (None, self.schedule):
             self.check_forked_from(saved, int(state_dict["last_epoch"]))
+        elif state_dict.get("lineage") is not None:
+            self.check_lineage(int(state_dict["lineage"]),
+                               int(state_dict["last_epoch"]))
         self.last_epoch = int(state_dict["last_epoch"])
         self.base_lrs = list(state_dict["base_lrs"])
         self._reference_lr = state_dict["reference_lr"]
@@ -577,6 +593,33 @@ class AnnealLR(_Base):
                 "(fork at step %d to resume from this checkpoint)" %
                 (saved, last_epoch, self.schedule, origin.at_step,
                  last_epoch + 1))
+
+    def check_lineage(self, saved: int, last_epoch: int) -> None:
+        """Raises ValueError unless a checkpoint of lineage `saved` at step
+        `last_epoch` resumes on the schedule's current lineage (it is that
+        lineage, or a rewind since went back past the checkpoint's step);
+        then runs this job on the current lineage."""
+        info = self.client.get(self.schedule, timeout=self.rpc_timeout)
+        if saved != info.lineage:
+            if saved > info.lineage:
+                raise ValueError(
+                    "this state is of lineage %d of %s, which is on lineage "
+                    "%d (was it deleted and created again?)" %
+                    (saved, self.schedule, info.lineage))
+            bound = info.checkpoint_bound(saved)
+            if bound is not None and last_epoch >= bound:
+                raise ValueError(
+                    "this state of %s is at step %d of lineage %d, but the "
+                    "schedule was rewound to step %d since (it is on lineage "
+                    "%d): only a checkpoint below that step resumes on it "
+                    "(rewind to step %d to resume from this one)" %
+                    (self.schedule, last_epoch, saved, bound, info.lineage,
+                     last_epoch + 1))
+        if self.lineage != info.lineage:
+            self.lineage = info.lineage
+            self.reporter.lineage = info.lineage
+            self._prefetcher.discard()  # fetched on the lineage left
+            self._range = None
 
     # -- what anneal adds ---------------------------------------------------
 
@@ -781,31 +824,43 @@ class AnnealLR(_Base):
     # Called by the prefetcher (the background thread, or the caller's in
     # the synchronous mode).
 
+    def _learn_lineage(self) -> None:
+        """A job started offline learns its lineage from the server."""
+        if self.lineage is None and not self._ensure_pending:
+            info = self.client.get(self.schedule, timeout=self.rpc_timeout)
+            self.lineage = self.reporter.lineage = info.lineage
+
     def _fetch_range(self, start: int, count: int) -> StepRange:
         # Lists on the step path: indexing a list is several times cheaper
         # than indexing a numpy array (and converting a window is cheap).
         try:
+            self._learn_lineage()
             r = self.client.evaluate_range(self.schedule, start, count,
                                            batch_size=self.batch_size,
                                            inspect_only=False,
+                                           lineage=self.lineage,
                                            timeout=self.rpc_timeout)
         except NotFoundError:
             if not self._ensure_pending:
                 raise
             # Started offline: the server is back and the schedule is not
             # there yet. Create it (or find another rank's), then fetch.
-            self._ensure(self._create_spec, self.rpc_timeout)
+            info = self._ensure(self._create_spec, self.rpc_timeout)
             self._ensure_pending = False
+            self.lineage = self.reporter.lineage = info.lineage
             r = self.client.evaluate_range(self.schedule, start, count,
                                            batch_size=self.batch_size,
                                            inspect_only=False,
+                                           lineage=self.lineage,
                                            timeout=self.rpc_timeout)
         self._ensure_pending = False
         return r.as_lists()
 
     def _fetch_one(self, start: int, count: int) -> StepRange:
+        self._learn_lineage()
         r = self.client.evaluate(self.schedule, start,
                                  batch_size=self.batch_size,
+                                 lineage=self.lineage,
                                  timeout=self.rpc_timeout)
         return StepRange.from_results([r], revision=r.revision)
 

@@ -35,7 +35,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
-from anneal.errors import AnnealError, ServerUnreachableError
+from anneal.errors import (AnnealError, ServerUnreachableError,
+                           StaleLineageError)
 from anneal.results import StepRange
 
 log = logging.getLogger("anneal")
@@ -145,6 +146,13 @@ class Prefetcher:
                 self._urgent = False
         if self._failing and not self._warned:
             self._warn_outage(t, current)
+        if isinstance(self._fatal, StaleLineageError):
+            # A rewind ended this job's lineage: stop now, not a window
+            # later (the steps left are the old lineage's).
+            with self._cond:
+                error, self._fatal = self._fatal, None
+            if error is not None:
+                raise error
         if current is not None and current.covers(t):
             if ((t >= self.refresh_point(current) or self._refresh_soon) and
                     not self.synchronous):
@@ -165,6 +173,14 @@ class Prefetcher:
         from any thread. The caller must also consult ensure() at its next
         step."""
         self._refresh_soon = True
+
+    def discard(self) -> None:
+        """Drops a fetched range not yet taken (it may be of a lineage the
+        caller left: AnnealLR.load_state_dict)."""
+        with self._cond:
+            self._ready = None
+            if isinstance(self._fatal, StaleLineageError):
+                self._fatal = None
 
     def close(self) -> None:
         with self._cond:

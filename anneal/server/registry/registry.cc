@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "anneal/model/resource_name.h"
+#include "anneal/model/schedule_resource.h"
 #include "anneal/model/step_range.h"
 #include "anneal/server/registry/list_filter.h"
 #include "anneal/server/registry/registry_entry.h"
@@ -375,6 +376,9 @@ void Registry::Evaluate(const v1::EvaluateRequest& request,
   auto found = Published(request.name());
   if (!found.ok()) return std::move(done)(found.status());
   auto [entry, snapshot] = *std::move(found);
+  if (auto s = CheckLineage(LineageOf(request), *snapshot->schedule); !s.ok()) {
+    return std::move(done)(s);
+  }
   absl::StatusOr<StepResult> result =
       snapshot->timeline->Evaluate(QueryOf(request));
   if (!result.ok()) return std::move(done)(result.status());
@@ -387,6 +391,7 @@ void Registry::Evaluate(const v1::EvaluateRequest& request,
   v1::EvaluateResponse response;
   ToProto(*result, response.mutable_result());
   response.set_revision(snapshot->schedule->revision());
+  response.set_lineage(snapshot->schedule->lineage());
   if (request.step() <= entry->mark.durable()) {
     MaybeRaiseAhead(entry, request.step(), 1);
     options_.telemetry->Evaluated();
@@ -411,6 +416,9 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
   auto found = Published(request.name());
   if (!found.ok()) return std::move(done)(found.status());
   auto [entry, snapshot] = *std::move(found);
+  if (auto s = CheckLineage(LineageOf(request), *snapshot->schedule); !s.ok()) {
+    return std::move(done)(s);
+  }
   StepQuery options;
   if (request.has_batch_size()) options.batch_size = request.batch_size();
   response->Clear();
@@ -426,6 +434,7 @@ void Registry::EvaluateRange(const v1::EvaluateRangeRequest& request,
     MoveToRawArrays(response->mutable_range());
   }
   response->set_revision(snapshot->schedule->revision());
+  response->set_lineage(snapshot->schedule->lineage());
   if (request.count() == 0 || request.inspect_only()) {
     return std::move(done)(absl::OkStatus());
   }
@@ -554,6 +563,9 @@ void Registry::PublishChange(const std::string& name, ScheduleChange kind,
       break;
     case ScheduleChange::kDelete:
       event.set_kind(v1::WatchEvent::DELETED);
+      break;
+    case ScheduleChange::kRewind:
+      event.set_kind(v1::WatchEvent::REWOUND);
       break;
   }
   event.set_name(name);

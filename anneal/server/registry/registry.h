@@ -180,6 +180,12 @@ class Registry {
   void Fork(const v1::ForkScheduleRequest& request, Done<v1::Schedule> done);
   void Update(const v1::UpdateScheduleRequest& request,
               Done<v1::Schedule> done);
+  // RewindSchedule (registry_rewind.cc): the schedule's next lineage from
+  // to_step (RewoundSchedule in schedule_resource.h), with the request's
+  // spec from there as an UPDATE when it has one. Writes racing it are
+  // ABORTED; reads of to_step on wait for it.
+  void Rewind(const v1::RewindScheduleRequest& request,
+              Done<v1::Schedule> done);
   void Delete(const v1::DeleteScheduleRequest& request,
               Done<google::protobuf::Empty> done);
   void Restart(const v1::RestartScheduleRequest& request,
@@ -312,12 +318,16 @@ class Registry {
   // definitions assert it.)
   absl::StatusOr<v1::Schedule> WritableHead(Entry& entry,
                                             const std::string& etag);
-  // Checks the limits a new head must keep (segments, record size, tables).
+  // The last revision of `name` when it was deleted before (a new schedule
+  // of that name continues from it, tombstones.h); nullopt if it never was.
+  std::optional<int64_t> DeletedAt(const std::string& name) const
+      ABSL_LOCKS_EXCLUDED(map_mu_);
   // Create's and Fork's end: lists `head` (compiled as `timeline`) under
   // its name, unless taken or over max_schedules, and commits it (removing
   // the name's tombstone, read as `deleted_at`, in the same batch).
   void InsertNew(v1::Schedule head, std::shared_ptr<const Timeline> timeline,
                  std::optional<int64_t> deleted_at, Done<v1::Schedule> done);
+  // Checks the limits a new head must keep (segments, record size, tables).
   absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
                          int64_t old_table_bytes) const;
   // The first step of a timeline change, with its fence raised in `lease`:

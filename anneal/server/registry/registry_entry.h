@@ -5,8 +5,11 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "anneal/server/registry/fence.h"
 #include "anneal/server/registry/last_reported.h"
@@ -39,6 +42,20 @@ struct Registry::Entry {
   // writes that are not durable yet. Never null once the create is queued.
   std::shared_ptr<const Snapshot> head ABSL_GUARDED_BY(mu);
   bool deleted ABSL_GUARDED_BY(mu) = false;
+  // Set while a rewind replaces this entry with its new lineage's, and for
+  // good once it has: writes that reach it are ABORTED (retry).
+  bool rewound ABSL_GUARDED_BY(mu) = false;
+
+  // OK while writes may build on the head: NOT_FOUND once deleted, ABORTED
+  // while a rewind replaces the entry (the retry finds the new lineage's).
+  absl::Status CheckLive() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (deleted) return absl::NotFoundError(absl::StrCat(name, ": not found"));
+    if (rewound) {
+      return absl::AbortedError(absl::StrCat(
+          name, ": was rewound while this change was made; retry"));
+    }
+    return absl::OkStatus();
+  }
   // The serialized AdvanceResponses of the last Advance calls with an id.
   RecentAdvances advances ABSL_GUARDED_BY(mu){kAdvanceDedupWindow};
 
@@ -58,6 +75,14 @@ struct Registry::Entry {
   // The last reported values, for the exporter (last_reported.h).
   LastReported reported;
 };
+
+// The lineage a job's request presents (Evaluate, EvaluateRange, Advance,
+// ReportMetrics), if any.
+template <typename Request>
+std::optional<int64_t> LineageOf(const Request& r) {
+  if (!r.has_lineage()) return std::nullopt;
+  return r.lineage();
+}
 
 }  // namespace anneal
 

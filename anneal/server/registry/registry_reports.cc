@@ -84,11 +84,15 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   absl::ReaderMutexLock writes(&writes_mu_);
   if (auto s = WriteGate(); !s.ok()) return std::move(done)(s);
   auto [entry, snapshot] = *std::move(found);
+  if (auto s = CheckLineage(LineageOf(request), *snapshot->schedule); !s.ok()) {
+    return std::move(done)(s);
+  }
 
   v1::MetricReport report;
   report.set_step(request.step());
   *report.mutable_metrics() = request.metrics();
   report.set_revision(snapshot->schedule->revision());
+  report.set_lineage(snapshot->schedule->lineage());
   *report.mutable_report_time() = NowTimestamp();
   WriteBatch batch;
   batch.Report(entry->name, report, options_.metrics_history);
@@ -97,10 +101,7 @@ void Registry::ReportMetrics(const v1::ReportMetricsRequest& request,
   // Delete: a report accepted before the delete is removed by it, one after
   // it is refused here.
   absl::MutexLock lock(&entry->mu);
-  if (entry->deleted) {
-    return std::move(done)(
-        absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
-  }
+  if (auto s = entry->CheckLive(); !s.ok()) return std::move(done)(s);
   // A report the schedule's plateau policy counts is applied to the policy
   // once it is durable (a second write): the counters never count a report
   // that was not stored, and a crash between the two loses nothing the job

@@ -25,11 +25,6 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-ChangeStamp StampOf(const v1::Schedule& head, const std::string& actor,
-                    const std::string& reason) {
-  return ChangeStamp{head.revision(), actor, reason, head.update_time()};
-}
-
 // A failure of the batch itself (see store.h), not of the store.
 bool IsBatchRejection(const absl::Status& s) {
   return absl::IsNotFound(s) || absl::IsInvalidArgument(s);
@@ -83,9 +78,7 @@ void Registry::Commit(EntryPtr entry, WriteBatch batch,
 absl::StatusOr<v1::Schedule> Registry::WritableHead(Entry& entry,
                                                     const std::string& etag) {
   entry.mu.AssertHeld();
-  if (entry.deleted) {
-    return absl::NotFoundError(absl::StrCat(entry.name, ": not found"));
-  }
+  if (auto s = entry.CheckLive(); !s.ok()) return s;
   if (auto s = CheckEtag(etag, *entry.head->schedule); !s.ok()) return s;
   return Present(entry, *entry.head);
 }
@@ -189,6 +182,11 @@ void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
              std::move(lease));
 }
 
+std::optional<int64_t> Registry::DeletedAt(const std::string& name) const {
+  absl::ReaderMutexLock map_lock(&map_mu_);
+  return tombstones_.Revision(name);
+}
+
 void Registry::Create(const v1::CreateScheduleRequest& request,
                       Done<v1::Schedule> done) {
   done = Observed(ScheduleName(request.schedule_id()), ScheduleChange::kCreate,
@@ -201,12 +199,8 @@ void Registry::Create(const v1::CreateScheduleRequest& request,
     return std::move(done)(
         absl::InvalidArgumentError("schedule.spec: is required"));
   }
-  // A name deleted before continues its revisions (tombstones.h).
-  std::optional<int64_t> deleted_at;
-  {
-    absl::ReaderMutexLock map_lock(&map_mu_);
-    deleted_at = tombstones_.Revision(ScheduleName(request.schedule_id()));
-  }
+  const std::optional<int64_t> deleted_at =
+      DeletedAt(ScheduleName(request.schedule_id()));
   v1::Schedule head =
       NewSchedule(request.schedule_id(), request.schedule(), request.actor(),
                   request.reason(), NowTimestamp(), deleted_at.value_or(0));
@@ -241,11 +235,8 @@ void Registry::Fork(const v1::ForkScheduleRequest& request,
         absl::Status(source.status().code(),
                      absl::StrCat("source: ", source.status().message())));
   }
-  std::optional<int64_t> deleted_at;
-  {
-    absl::ReaderMutexLock map_lock(&map_mu_);
-    deleted_at = tombstones_.Revision(ScheduleName(request.schedule_id()));
-  }
+  const std::optional<int64_t> deleted_at =
+      DeletedAt(ScheduleName(request.schedule_id()));
   v1::Schedule head = ForkedSchedule(request.schedule_id(), source->first,
                                      request.at_step(), request.schedule(),
                                      NowTimestamp(), deleted_at.value_or(0));
@@ -514,9 +505,10 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   if (!found.ok()) return std::move(done)(found.status());
   const EntryPtr& entry = *found;
   absl::MutexLock lock(&entry->mu);
-  if (entry->deleted) {
-    return std::move(done)(
-        absl::NotFoundError(absl::StrCat(entry->name, ": not found")));
+  if (auto s = entry->CheckLive(); !s.ok()) return std::move(done)(s);
+  if (auto s = CheckLineage(LineageOf(request), *entry->head->schedule);
+      !s.ok()) {
+    return std::move(done)(s);
   }
   if (!request.request_id().empty()) {
     if (const std::string* answer =
@@ -550,6 +542,7 @@ void Registry::Advance(const v1::AdvanceRequest& request,
   response.set_position(position);
   ToProto(entry->head->timeline->At(position), response.mutable_result());
   response.set_revision(entry->head->schedule->revision());
+  response.set_lineage(entry->head->schedule->lineage());
   if (std::optional<int64_t> before = RaiseServed(*entry, position);
       before && watch_hub_.watched()) {
     PublishCycle(*entry, *entry->head, *before, position);

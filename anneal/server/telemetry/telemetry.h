@@ -36,7 +36,14 @@ class RpcTelemetry {
 
 // What changed a schedule's timeline or existence.
 // kPlateau: a plateau policy's cut (its RESTART action counts as kRestart).
-enum class ScheduleChange { kCreate, kUpdate, kRestart, kDelete, kPlateau };
+enum class ScheduleChange {
+  kCreate,
+  kUpdate,
+  kRestart,
+  kDelete,
+  kPlateau,
+  kRewind
+};
 
 // Why a read waited before it was answered.
 enum class ReadWait {

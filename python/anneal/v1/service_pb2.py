@@ -18,7 +18,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61nneal/v1/service.proto\x12\tanneal.v1\x1a\x19\x61nneal/v1/diagnosis.proto\x1a\x19\x61nneal/v1/resources.proto\x1a\x18\x61nneal/v1/schedule.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\"\xd5\x01\n\x15WatchSchedulesRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12M\n\x0fsince_revisions\x18\x03 \x03(\x0b\x32\x34.anneal.v1.WatchSchedulesRequest.SinceRevisionsEntry\x12\x17\n\x0finclude_reports\x18\x04 \x01(\x08\x1a\x35\n\x13SinceRevisionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xf5\x02\n\nWatchEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.anneal.v1.WatchEvent.Kind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12%\n\x08schedule\x18\x04 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12\r\n\x05\x63ycle\x18\x05 \x01(\x03\x12\x18\n\x10\x63ycle_start_step\x18\x06 \x01(\x03\x12\'\n\x06report\x18\x07 \x01(\x0b\x32\x17.anneal.v1.MetricReport\x12\r\n\x05\x61\x63tor\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\"\x84\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43URRENT\x10\x01\x12\n\n\x06SYNCED\x10\x02\x12\x0b\n\x07\x43REATED\x10\x03\x12\x0b\n\x07UPDATED\x10\x04\x12\r\n\tRESTARTED\x10\x05\x12\x0b\n\x07\x44\x45LETED\x10\x06\x12\t\n\x05\x43YCLE\x10\x07\x12\x0c\n\x08REPORTED\x10\x08\"r\n\x15\x43reateScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12%\n\x08schedule\x18\x02 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x91\x01\n\x13\x46orkScheduleRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0bschedule_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61t_step\x18\x03 \x01(\x03\x12%\n\x08schedule\x18\x04 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\"\n\x12GetScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x14ListSchedulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"X\n\x15ListSchedulesResponse\x12&\n\tschedules\x18\x01 \x03(\x0b\x32\x13.anneal.v1.Schedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbe\x01\n\x15UpdateScheduleRequest\x12%\n\x08schedule\x18\x01 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x1b\n\x0e\x65\x66\x66\x65\x63tive_step\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x11\n\x0f_effective_step\"R\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xa9\x01\n\x0f\x45valuateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12\x17\n\nbatch_size\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cgrad_norm_sq\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nnum_params\x18\x05 \x01(\x03H\x02\x88\x01\x01\x42\r\n\x0b_batch_sizeB\x0f\n\r_grad_norm_sqB\r\n\x0b_num_params\"K\n\x10\x45valuateResponse\x12%\n\x06result\x18\x01 \x01(\x0b\x32\x15.anneal.v1.StepResult\x12\x10\n\x08revision\x18\x02 \x01(\x03\"\xaa\x01\n\x14\x45valuateRangeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nstart_step\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x17\n\nbatch_size\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x0cinspect_only\x18\x05 \x01(\x08\x12\x12\n\nraw_arrays\x18\x06 \x01(\x08\x12\x0f\n\x07\x63ompact\x18\x07 \x01(\x08\x42\r\n\x0b_batch_size\"N\n\x15\x45valuateRangeResponse\x12#\n\x05range\x18\x01 \x01(\x0b\x32\x14.anneal.v1.StepRange\x12\x10\n\x08revision\x18\x02 \x01(\x03\"\xa8\x01\n\x0fSimulateRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.anneal.v1.ScheduleSpec\x12\x12\n\nstart_step\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x17\n\nbatch_size\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nraw_arrays\x18\x05 \x01(\x08\x12\x0f\n\x07\x63ompact\x18\x06 \x01(\x08\x42\r\n\x0b_batch_size\"h\n\x0e\x41\x64vanceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x11\x65xpected_position\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\x03 \x01(\tB\x14\n\x12_expected_position\"\\\n\x0f\x41\x64vanceResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12%\n\x06result\x18\x02 \x01(\x0b\x32\x15.anneal.v1.StepResult\x12\x10\n\x08revision\x18\x03 \x01(\x03\"u\n\x16RestartScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07\x61t_step\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\tB\n\n\x08_at_step\"\xa1\x01\n\x14ReportMetricsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12=\n\x07metrics\x18\x03 \x03(\x0b\x32,.anneal.v1.ReportMetricsRequest.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb1\x01\n\x18ListMetricReportsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x17\n\nstart_step\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_step\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x14\n\x0cmetric_names\x18\x06 \x03(\tB\r\n\x0b_start_stepB\x0b\n\t_end_step\"^\n\x19ListMetricReportsResponse\x12(\n\x07reports\x18\x01 \x03(\x0b\x32\x17.anneal.v1.MetricReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"S\n\x0f\x44iagnoseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x19\n\x11validation_metric\x18\x02 \x01(\t\x12\x17\n\x0ftraining_metric\x18\x03 \x01(\t\"\xe0\x01\n\x10\x44iagnoseResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x19\n\x11validation_metric\x18\x03 \x01(\t\x12\x17\n\x0ftraining_metric\x18\x04 \x01(\t\x12\x14\n\x0creports_read\x18\x05 \x01(\x03\x12\x12\n\nfirst_step\x18\x06 \x01(\x03\x12\x11\n\tlast_step\x18\x07 \x01(\x03\x12\x15\n\rlr_range_test\x18\x08 \x01(\x08\x12$\n\x08\x66indings\x18\t \x03(\x0b\x32\x12.anneal.v1.Finding2\xf8\x08\n\x0fScheduleService\x12G\n\x0e\x43reateSchedule\x12 .anneal.v1.CreateScheduleRequest\x1a\x13.anneal.v1.Schedule\x12\x41\n\x0bGetSchedule\x12\x1d.anneal.v1.GetScheduleRequest\x1a\x13.anneal.v1.Schedule\x12R\n\rListSchedules\x12\x1f.anneal.v1.ListSchedulesRequest\x1a .anneal.v1.ListSchedulesResponse\x12G\n\x0eUpdateSchedule\x12 .anneal.v1.UpdateScheduleRequest\x1a\x13.anneal.v1.Schedule\x12J\n\x0e\x44\x65leteSchedule\x12 .anneal.v1.DeleteScheduleRequest\x1a\x16.google.protobuf.Empty\x12\x43\n\x0c\x46orkSchedule\x12\x1e.anneal.v1.ForkScheduleRequest\x1a\x13.anneal.v1.Schedule\x12\x43\n\x08\x45valuate\x12\x1a.anneal.v1.EvaluateRequest\x1a\x1b.anneal.v1.EvaluateResponse\x12R\n\rEvaluateRange\x12\x1f.anneal.v1.EvaluateRangeRequest\x1a .anneal.v1.EvaluateRangeResponse\x12H\n\x08Simulate\x12\x1a.anneal.v1.SimulateRequest\x1a .anneal.v1.EvaluateRangeResponse\x12@\n\x07\x41\x64vance\x12\x19.anneal.v1.AdvanceRequest\x1a\x1a.anneal.v1.AdvanceResponse\x12I\n\x0fRestartSchedule\x12!.anneal.v1.RestartScheduleRequest\x1a\x13.anneal.v1.Schedule\x12I\n\rReportMetrics\x12\x1f.anneal.v1.ReportMetricsRequest\x1a\x17.anneal.v1.MetricReport\x12^\n\x11ListMetricReports\x12#.anneal.v1.ListMetricReportsRequest\x1a$.anneal.v1.ListMetricReportsResponse\x12K\n\x0eWatchSchedules\x12 .anneal.v1.WatchSchedulesRequest\x1a\x15.anneal.v1.WatchEvent0\x01\x12\x43\n\x08\x44iagnose\x12\x1a.anneal.v1.DiagnoseRequest\x1a\x1b.anneal.v1.DiagnoseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61nneal/v1/service.proto\x12\tanneal.v1\x1a\x19\x61nneal/v1/diagnosis.proto\x1a\x19\x61nneal/v1/resources.proto\x1a\x18\x61nneal/v1/schedule.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\"\xd5\x01\n\x15WatchSchedulesRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12M\n\x0fsince_revisions\x18\x03 \x03(\x0b\x32\x34.anneal.v1.WatchSchedulesRequest.SinceRevisionsEntry\x12\x17\n\x0finclude_reports\x18\x04 \x01(\x08\x1a\x35\n\x13SinceRevisionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x82\x03\n\nWatchEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.anneal.v1.WatchEvent.Kind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12%\n\x08schedule\x18\x04 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12\r\n\x05\x63ycle\x18\x05 \x01(\x03\x12\x18\n\x10\x63ycle_start_step\x18\x06 \x01(\x03\x12\'\n\x06report\x18\x07 \x01(\x0b\x32\x17.anneal.v1.MetricReport\x12\r\n\x05\x61\x63tor\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\"\x91\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43URRENT\x10\x01\x12\n\n\x06SYNCED\x10\x02\x12\x0b\n\x07\x43REATED\x10\x03\x12\x0b\n\x07UPDATED\x10\x04\x12\r\n\tRESTARTED\x10\x05\x12\x0b\n\x07\x44\x45LETED\x10\x06\x12\t\n\x05\x43YCLE\x10\x07\x12\x0c\n\x08REPORTED\x10\x08\x12\x0b\n\x07REWOUND\x10\t\"r\n\x15\x43reateScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12%\n\x08schedule\x18\x02 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x91\x01\n\x13\x46orkScheduleRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0bschedule_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61t_step\x18\x03 \x01(\x03\x12%\n\x08schedule\x18\x04 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\x8a\x01\n\x15RewindScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07to_step\x18\x02 \x01(\x03\x12%\n\x04spec\x18\x03 \x01(\x0b\x32\x17.anneal.v1.ScheduleSpec\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\"\n\x12GetScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x14ListSchedulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"X\n\x15ListSchedulesResponse\x12&\n\tschedules\x18\x01 \x03(\x0b\x32\x13.anneal.v1.Schedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbe\x01\n\x15UpdateScheduleRequest\x12%\n\x08schedule\x18\x01 \x01(\x0b\x32\x13.anneal.v1.Schedule\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x1b\n\x0e\x65\x66\x66\x65\x63tive_step\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x11\n\x0f_effective_step\"R\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xcb\x01\n\x0f\x45valuateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12\x17\n\nbatch_size\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cgrad_norm_sq\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nnum_params\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x14\n\x07lineage\x18\x06 \x01(\x03H\x03\x88\x01\x01\x42\r\n\x0b_batch_sizeB\x0f\n\r_grad_norm_sqB\r\n\x0b_num_paramsB\n\n\x08_lineage\"\\\n\x10\x45valuateResponse\x12%\n\x06result\x18\x01 \x01(\x0b\x32\x15.anneal.v1.StepResult\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x0f\n\x07lineage\x18\x03 \x01(\x03\"\xcc\x01\n\x14\x45valuateRangeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nstart_step\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x17\n\nbatch_size\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x0cinspect_only\x18\x05 \x01(\x08\x12\x12\n\nraw_arrays\x18\x06 \x01(\x08\x12\x0f\n\x07\x63ompact\x18\x07 \x01(\x08\x12\x14\n\x07lineage\x18\x08 \x01(\x03H\x01\x88\x01\x01\x42\r\n\x0b_batch_sizeB\n\n\x08_lineage\"_\n\x15\x45valuateRangeResponse\x12#\n\x05range\x18\x01 \x01(\x0b\x32\x14.anneal.v1.StepRange\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x0f\n\x07lineage\x18\x03 \x01(\x03\"\xa8\x01\n\x0fSimulateRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.anneal.v1.ScheduleSpec\x12\x12\n\nstart_step\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x17\n\nbatch_size\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nraw_arrays\x18\x05 \x01(\x08\x12\x0f\n\x07\x63ompact\x18\x06 \x01(\x08\x42\r\n\x0b_batch_size\"\x8a\x01\n\x0e\x41\x64vanceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x11\x65xpected_position\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x14\n\x07lineage\x18\x04 \x01(\x03H\x01\x88\x01\x01\x42\x14\n\x12_expected_positionB\n\n\x08_lineage\"m\n\x0f\x41\x64vanceResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12%\n\x06result\x18\x02 \x01(\x0b\x32\x15.anneal.v1.StepResult\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x0f\n\x07lineage\x18\x04 \x01(\x03\"u\n\x16RestartScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07\x61t_step\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\tB\n\n\x08_at_step\"\xc3\x01\n\x14ReportMetricsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12=\n\x07metrics\x18\x03 \x03(\x0b\x32,.anneal.v1.ReportMetricsRequest.MetricsEntry\x12\x14\n\x07lineage\x18\x04 \x01(\x03H\x00\x88\x01\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\n\n\x08_lineage\"\xb1\x01\n\x18ListMetricReportsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x17\n\nstart_step\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_step\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x14\n\x0cmetric_names\x18\x06 \x03(\tB\r\n\x0b_start_stepB\x0b\n\t_end_step\"^\n\x19ListMetricReportsResponse\x12(\n\x07reports\x18\x01 \x03(\x0b\x32\x17.anneal.v1.MetricReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"S\n\x0f\x44iagnoseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x19\n\x11validation_metric\x18\x02 \x01(\t\x12\x17\n\x0ftraining_metric\x18\x03 \x01(\t\"\xe0\x01\n\x10\x44iagnoseResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x03\x12\x19\n\x11validation_metric\x18\x03 \x01(\t\x12\x17\n\x0ftraining_metric\x18\x04 \x01(\t\x12\x14\n\x0creports_read\x18\x05 \x01(\x03\x12\x12\n\nfirst_step\x18\x06 \x01(\x03\x12\x11\n\tlast_step\x18\x07 \x01(\x03\x12\x15\n\rlr_range_test\x18\x08 \x01(\x08\x12$\n\x08\x66indings\x18\t \x03(\x0b\x32\x12.anneal.v1.Finding2\xc1\t\n\x0fScheduleService\x12G\n\x0e\x43reateSchedule\x12 .anneal.v1.CreateScheduleRequest\x1a\x13.anneal.v1.Schedule\x12\x41\n\x0bGetSchedule\x12\x1d.anneal.v1.GetScheduleRequest\x1a\x13.anneal.v1.Schedule\x12R\n\rListSchedules\x12\x1f.anneal.v1.ListSchedulesRequest\x1a .anneal.v1.ListSchedulesResponse\x12G\n\x0eUpdateSchedule\x12 .anneal.v1.UpdateScheduleRequest\x1a\x13.anneal.v1.Schedule\x12J\n\x0e\x44\x65leteSchedule\x12 .anneal.v1.DeleteScheduleRequest\x1a\x16.google.protobuf.Empty\x12\x43\n\x0c\x46orkSchedule\x12\x1e.anneal.v1.ForkScheduleRequest\x1a\x13.anneal.v1.Schedule\x12G\n\x0eRewindSchedule\x12 .anneal.v1.RewindScheduleRequest\x1a\x13.anneal.v1.Schedule\x12\x43\n\x08\x45valuate\x12\x1a.anneal.v1.EvaluateRequest\x1a\x1b.anneal.v1.EvaluateResponse\x12R\n\rEvaluateRange\x12\x1f.anneal.v1.EvaluateRangeRequest\x1a .anneal.v1.EvaluateRangeResponse\x12H\n\x08Simulate\x12\x1a.anneal.v1.SimulateRequest\x1a .anneal.v1.EvaluateRangeResponse\x12@\n\x07\x41\x64vance\x12\x19.anneal.v1.AdvanceRequest\x1a\x1a.anneal.v1.AdvanceResponse\x12I\n\x0fRestartSchedule\x12!.anneal.v1.RestartScheduleRequest\x1a\x13.anneal.v1.Schedule\x12I\n\rReportMetrics\x12\x1f.anneal.v1.ReportMetricsRequest\x1a\x17.anneal.v1.MetricReport\x12^\n\x11ListMetricReports\x12#.anneal.v1.ListMetricReportsRequest\x1a$.anneal.v1.ListMetricReportsResponse\x12K\n\x0eWatchSchedules\x12 .anneal.v1.WatchSchedulesRequest\x1a\x15.anneal.v1.WatchEvent0\x01\x12\x43\n\x08\x44iagnose\x12\x1a.anneal.v1.DiagnoseRequest\x1a\x1b.anneal.v1.DiagnoseResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'anneal.v1.service_pb2', globals())
@@ -34,51 +34,53 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _WATCHSCHEDULESREQUEST_SINCEREVISIONSENTRY._serialized_start=342
   _WATCHSCHEDULESREQUEST_SINCEREVISIONSENTRY._serialized_end=395
   _WATCHEVENT._serialized_start=398
-  _WATCHEVENT._serialized_end=771
+  _WATCHEVENT._serialized_end=784
   _WATCHEVENT_KIND._serialized_start=639
-  _WATCHEVENT_KIND._serialized_end=771
-  _CREATESCHEDULEREQUEST._serialized_start=773
-  _CREATESCHEDULEREQUEST._serialized_end=887
-  _FORKSCHEDULEREQUEST._serialized_start=890
-  _FORKSCHEDULEREQUEST._serialized_end=1035
-  _GETSCHEDULEREQUEST._serialized_start=1037
-  _GETSCHEDULEREQUEST._serialized_end=1071
-  _LISTSCHEDULESREQUEST._serialized_start=1073
-  _LISTSCHEDULESREQUEST._serialized_end=1150
-  _LISTSCHEDULESRESPONSE._serialized_start=1152
-  _LISTSCHEDULESRESPONSE._serialized_end=1240
-  _UPDATESCHEDULEREQUEST._serialized_start=1243
-  _UPDATESCHEDULEREQUEST._serialized_end=1433
-  _DELETESCHEDULEREQUEST._serialized_start=1435
-  _DELETESCHEDULEREQUEST._serialized_end=1517
-  _EVALUATEREQUEST._serialized_start=1520
-  _EVALUATEREQUEST._serialized_end=1689
-  _EVALUATERESPONSE._serialized_start=1691
-  _EVALUATERESPONSE._serialized_end=1766
-  _EVALUATERANGEREQUEST._serialized_start=1769
-  _EVALUATERANGEREQUEST._serialized_end=1939
-  _EVALUATERANGERESPONSE._serialized_start=1941
-  _EVALUATERANGERESPONSE._serialized_end=2019
-  _SIMULATEREQUEST._serialized_start=2022
-  _SIMULATEREQUEST._serialized_end=2190
-  _ADVANCEREQUEST._serialized_start=2192
-  _ADVANCEREQUEST._serialized_end=2296
-  _ADVANCERESPONSE._serialized_start=2298
-  _ADVANCERESPONSE._serialized_end=2390
-  _RESTARTSCHEDULEREQUEST._serialized_start=2392
-  _RESTARTSCHEDULEREQUEST._serialized_end=2509
-  _REPORTMETRICSREQUEST._serialized_start=2512
-  _REPORTMETRICSREQUEST._serialized_end=2673
-  _REPORTMETRICSREQUEST_METRICSENTRY._serialized_start=2627
-  _REPORTMETRICSREQUEST_METRICSENTRY._serialized_end=2673
-  _LISTMETRICREPORTSREQUEST._serialized_start=2676
-  _LISTMETRICREPORTSREQUEST._serialized_end=2853
-  _LISTMETRICREPORTSRESPONSE._serialized_start=2855
-  _LISTMETRICREPORTSRESPONSE._serialized_end=2949
-  _DIAGNOSEREQUEST._serialized_start=2951
-  _DIAGNOSEREQUEST._serialized_end=3034
-  _DIAGNOSERESPONSE._serialized_start=3037
-  _DIAGNOSERESPONSE._serialized_end=3261
-  _SCHEDULESERVICE._serialized_start=3264
-  _SCHEDULESERVICE._serialized_end=4408
+  _WATCHEVENT_KIND._serialized_end=784
+  _CREATESCHEDULEREQUEST._serialized_start=786
+  _CREATESCHEDULEREQUEST._serialized_end=900
+  _FORKSCHEDULEREQUEST._serialized_start=903
+  _FORKSCHEDULEREQUEST._serialized_end=1048
+  _REWINDSCHEDULEREQUEST._serialized_start=1051
+  _REWINDSCHEDULEREQUEST._serialized_end=1189
+  _GETSCHEDULEREQUEST._serialized_start=1191
+  _GETSCHEDULEREQUEST._serialized_end=1225
+  _LISTSCHEDULESREQUEST._serialized_start=1227
+  _LISTSCHEDULESREQUEST._serialized_end=1304
+  _LISTSCHEDULESRESPONSE._serialized_start=1306
+  _LISTSCHEDULESRESPONSE._serialized_end=1394
+  _UPDATESCHEDULEREQUEST._serialized_start=1397
+  _UPDATESCHEDULEREQUEST._serialized_end=1587
+  _DELETESCHEDULEREQUEST._serialized_start=1589
+  _DELETESCHEDULEREQUEST._serialized_end=1671
+  _EVALUATEREQUEST._serialized_start=1674
+  _EVALUATEREQUEST._serialized_end=1877
+  _EVALUATERESPONSE._serialized_start=1879
+  _EVALUATERESPONSE._serialized_end=1971
+  _EVALUATERANGEREQUEST._serialized_start=1974
+  _EVALUATERANGEREQUEST._serialized_end=2178
+  _EVALUATERANGERESPONSE._serialized_start=2180
+  _EVALUATERANGERESPONSE._serialized_end=2275
+  _SIMULATEREQUEST._serialized_start=2278
+  _SIMULATEREQUEST._serialized_end=2446
+  _ADVANCEREQUEST._serialized_start=2449
+  _ADVANCEREQUEST._serialized_end=2587
+  _ADVANCERESPONSE._serialized_start=2589
+  _ADVANCERESPONSE._serialized_end=2698
+  _RESTARTSCHEDULEREQUEST._serialized_start=2700
+  _RESTARTSCHEDULEREQUEST._serialized_end=2817
+  _REPORTMETRICSREQUEST._serialized_start=2820
+  _REPORTMETRICSREQUEST._serialized_end=3015
+  _REPORTMETRICSREQUEST_METRICSENTRY._serialized_start=2957
+  _REPORTMETRICSREQUEST_METRICSENTRY._serialized_end=3003
+  _LISTMETRICREPORTSREQUEST._serialized_start=3018
+  _LISTMETRICREPORTSREQUEST._serialized_end=3195
+  _LISTMETRICREPORTSRESPONSE._serialized_start=3197
+  _LISTMETRICREPORTSRESPONSE._serialized_end=3291
+  _DIAGNOSEREQUEST._serialized_start=3293
+  _DIAGNOSEREQUEST._serialized_end=3376
+  _DIAGNOSERESPONSE._serialized_start=3379
+  _DIAGNOSERESPONSE._serialized_end=3603
+  _SCHEDULESERVICE._serialized_start=3606
+  _SCHEDULESERVICE._serialized_end=4823
 # @@protoc_insertion_point(module_scope)

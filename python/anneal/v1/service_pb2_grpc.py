@@ -46,6 +46,11 @@ class ScheduleServiceStub(object):
                 request_serializer=anneal_dot_v1_dot_service__pb2.ForkScheduleRequest.SerializeToString,
                 response_deserializer=anneal_dot_v1_dot_resources__pb2.Schedule.FromString,
                 )
+        self.RewindSchedule = channel.unary_unary(
+                '/anneal.v1.ScheduleService/RewindSchedule',
+                request_serializer=anneal_dot_v1_dot_service__pb2.RewindScheduleRequest.SerializeToString,
+                response_deserializer=anneal_dot_v1_dot_resources__pb2.Schedule.FromString,
+                )
         self.Evaluate = channel.unary_unary(
                 '/anneal.v1.ScheduleService/Evaluate',
                 request_serializer=anneal_dot_v1_dot_service__pb2.EvaluateRequest.SerializeToString,
@@ -132,6 +137,14 @@ class ScheduleServiceServicer(object):
         """A new schedule whose LRs below at_step are the source's, segment for
         segment, optionally with a new spec from at_step: population-based
         training's exploit (and explore) step. The source is unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RewindSchedule(self, request, context):
+        """A new lineage of the schedule from to_step, which may be a served step:
+        the rollback after a loss spike. The old lineage's history is kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,6 +254,11 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
             'ForkSchedule': grpc.unary_unary_rpc_method_handler(
                     servicer.ForkSchedule,
                     request_deserializer=anneal_dot_v1_dot_service__pb2.ForkScheduleRequest.FromString,
+                    response_serializer=anneal_dot_v1_dot_resources__pb2.Schedule.SerializeToString,
+            ),
+            'RewindSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewindSchedule,
+                    request_deserializer=anneal_dot_v1_dot_service__pb2.RewindScheduleRequest.FromString,
                     response_serializer=anneal_dot_v1_dot_resources__pb2.Schedule.SerializeToString,
             ),
             'Evaluate': grpc.unary_unary_rpc_method_handler(
@@ -396,6 +414,23 @@ class ScheduleService(object):
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/anneal.v1.ScheduleService/ForkSchedule',
             anneal_dot_v1_dot_service__pb2.ForkScheduleRequest.SerializeToString,
+            anneal_dot_v1_dot_resources__pb2.Schedule.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RewindSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/anneal.v1.ScheduleService/RewindSchedule',
+            anneal_dot_v1_dot_service__pb2.RewindScheduleRequest.SerializeToString,
             anneal_dot_v1_dot_resources__pb2.Schedule.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -246,8 +246,11 @@ std::vector<MetricFamily> PrometheusTelemetry::Collect() const {
   MetricFamily changes =
       Family("anneal_schedule_changes_total",
              "Durable schedule changes, by kind.", MetricType::Counter);
-  const char* kinds[] = {"create", "update", "restart", "delete", "plateau"};
-  for (int k = 0; k < 5; ++k) {
+  const char* kinds[] = {"create", "update",  "restart",
+                         "delete", "plateau", "rewind"};
+  static_assert(sizeof(kinds) / sizeof(kinds[0]) ==
+                static_cast<int>(ScheduleChange::kRewind) + 1);
+  for (int k = 0; k < 6; ++k) {
     AddValue(&changes, {{"kind", kinds[k]}}, Load(changes_[k]));
   }
   out.push_back(std::move(changes));

@@ -76,7 +76,7 @@ class PrometheusTelemetry final : public Telemetry {
   AtomicHistogram range_sizes_{StepCountBounds()};
   std::atomic<uint64_t> advances_{0}, advance_retries_{0};
   std::array<std::atomic<uint64_t>, 2> read_waits_{};
-  std::array<std::atomic<uint64_t>, 5> changes_{};
+  std::array<std::atomic<uint64_t>, 6> changes_{};  // by ScheduleChange
   std::atomic<uint64_t> reports_{0};
   std::array<std::atomic<uint64_t>, kCodes> report_rejections_{};
   AtomicHistogram store_write_seconds_{LatencyBounds()};
