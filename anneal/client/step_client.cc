@@ -58,6 +58,9 @@ absl::Status CheckOptions(const StepClient::Options& o) {
   if (o.batch_size.has_value() && *o.batch_size < 1) {
     return bad("batch_size", absl::StrCat("must be >= 1, got ", *o.batch_size));
   }
+  if (o.lineage.has_value() && *o.lineage < 0) {
+    return bad("lineage", absl::StrCat("must be >= 0, got ", *o.lineage));
+  }
   for (auto [field, d] : {std::pair{"rpc_timeout", o.rpc_timeout},
                           std::pair{"connect_timeout", o.connect_timeout},
                           std::pair{"initial_backoff", o.initial_backoff},
@@ -118,6 +121,8 @@ class StepClient::Impl {
         timeline_(std::move(user_timeline)) {
     name_ = ScheduleNameOf(options_.schedule);
     if (!options_.log) options_.log = LogToStderr;
+    absl::MutexLock lock(&mu_);
+    lineage_ = options_.lineage.value_or(-1);
   }
 
   ~Impl() {
@@ -218,6 +223,10 @@ class StepClient::Impl {
   int64_t revision() const {
     absl::MutexLock lock(&mu_);
     return revision_;
+  }
+  int64_t lineage() const {
+    absl::MutexLock lock(&mu_);
+    return lineage_;
   }
   bool offline() const {
     absl::MutexLock lock(&mu_);
@@ -358,6 +367,7 @@ class StepClient::Impl {
       absl::MutexLock lock(&mu_);
       ++stats_.range_calls;
       call = CallFor(deadline);
+      if (lineage_ >= 0) request.set_lineage(lineage_);
     }
     absl::StatusOr<v1::EvaluateRangeResponse> response =
         transport_->EvaluateRange(request, call);
@@ -380,6 +390,7 @@ class StepClient::Impl {
         RecordFailure("EvaluateRange", steps.status());
         return steps.status();
       }
+      if (lineage_ < 0) lineage_ = response->lineage();
       InstallWindow(start, *std::move(steps), response->revision());
       want_timeline =
           options_.offline_fallback && timeline_revision_ != revision_;
@@ -644,6 +655,9 @@ class StepClient::Impl {
   std::vector<StepResult> window_ ABSL_GUARDED_BY(mu_);
   int64_t window_start_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = -1;  // -1: nothing fetched yet
+  // Presented with every fetch once known (Options::lineage, or the first
+  // window's); -1 before.
+  int64_t lineage_ ABSL_GUARDED_BY(mu_) = -1;
   // Demand.
   int64_t last_step_ ABSL_GUARDED_BY(mu_) = -1;  // the step last asked
   bool refresh_wanted_ ABSL_GUARDED_BY(mu_) = false;
@@ -701,6 +715,7 @@ absl::StatusOr<StepResult> StepClient::Step(int64_t step) {
   return impl_->Step(step);
 }
 int64_t StepClient::revision() const { return impl_->revision(); }
+int64_t StepClient::lineage() const { return impl_->lineage(); }
 bool StepClient::offline() const { return impl_->offline(); }
 StepClient::Stats StepClient::stats() const { return impl_->stats(); }
 

@@ -80,6 +80,14 @@ class StepClient {
     int64_t refresh_when_left = 0;
     // Sent with every range, for batch_scaling schedules.
     std::optional<int64_t> batch_size;
+    // The lineage the job runs on (Schedule.lineage). Unset: the lineage of
+    // the first window. Every fetch presents it, so once a RewindSchedule
+    // ends it the job is not served the new lineage's LRs: Step fails with
+    // FAILED_PRECONDITION naming the rewind when it needs a step the window
+    // does not hold. Save lineage() with a checkpoint; a job resuming from
+    // one below the rewind's step (Schedule.rewinds) runs on the current
+    // lineage, so leave it unset then.
+    std::optional<int64_t> lineage;
     // Watch the schedule (WatchSchedules) and refetch as soon as it changes.
     // Off, or on a server without the method, a change is picked up at the
     // next refresh. The LRs served are the same either way.
@@ -158,6 +166,9 @@ class StepClient {
 
   // The schedule revision of the latest window fetched.
   int64_t revision() const;
+  // The lineage the job runs on: Options::lineage, else that of the first
+  // window; -1 before it.
+  int64_t lineage() const;
   // Whether the last Step was evaluated locally (offline mode).
   bool offline() const;
   Stats stats() const;

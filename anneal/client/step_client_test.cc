@@ -282,6 +282,42 @@ TEST_F(StepClientTest, ServerErrorsAreNotRetriedAndSurfaceWhenNeeded) {
   EXPECT_EQ(server_->range_calls(), calls) << "no retry loop on NOT_FOUND";
 }
 
+TEST_F(StepClientTest, ARewindStopsAJobOnTheOldLineage) {
+  auto client = Make(BaseOptions(10));
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->lineage(), 0);
+  for (int64_t t = 0; t < 5; ++t) ASSERT_TRUE(client->Step(t).ok());
+  server_->Rewind(3);
+  // The window is the old lineage's, as served; no step past it is.
+  for (int64_t t = 5; t < 10; ++t) ASSERT_TRUE(client->Step(t).ok());
+  auto r = client->Step(10);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("this job runs lineage 0 of schedules/job, which was "
+                        "rewound to step 3"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("resume from a checkpoint below step 3"));
+
+  // A job resumed from its checkpoint below step 3 runs on lineage 1.
+  StepClient::Options resumed = BaseOptions(10);
+  resumed.start_step = 2;
+  auto again = Make(resumed);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->lineage(), 1);
+  EXPECT_TRUE(again->Step(12).ok());
+  StepClient::Options pinned = BaseOptions(10);
+  pinned.lineage = 0;
+  auto stale =
+      StepClient::Create(pinned, std::make_unique<FakeTransport>(server_));
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition);
+  pinned.lineage = -1;
+  EXPECT_EQ(StepClient::Create(pinned, std::make_unique<FakeTransport>(server_))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(StepClientTest, ConnectErrors) {
   StepClient::Options o = BaseOptions(10);
   o.schedule = "other";

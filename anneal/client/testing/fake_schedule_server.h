@@ -28,6 +28,7 @@
 #include "anneal/client/schedule_transport.h"
 #include "anneal/client/step_client.h"
 #include "anneal/engine/schedule.h"
+#include "anneal/model/schedule_resource.h"
 #include "anneal/model/step_range.h"
 #include "anneal/model/timeline.h"
 #include "anneal/model/timeline_edit.h"
@@ -114,6 +115,15 @@ class FakeScheduleServer {
     Rebuild();
     Publish(v1::WatchEvent::UPDATED);
     return from;
+  }
+
+  // As RewindSchedule without a spec: the next lineage from `to_step`
+  // (the registry's own record), the timeline kept. Requests presenting an
+  // older lineage are refused from then on, as the server refuses them.
+  void Rewind(int64_t to_step) {
+    absl::MutexLock lock(&mu_);
+    schedule_ = RewoundSchedule(schedule_, to_step, "test", "rewind",
+                                google::protobuf::Timestamp());
   }
 
   // Watch streams. A stream sends CURRENT (unless the caller has the
@@ -278,6 +288,13 @@ class FakeScheduleServer {
     mu_.Await(absl::Condition(
         +[](bool* held) { return !*held; }, &held_));
     if (absl::Status s = Failure(); !s.ok()) return s;
+    if (absl::Status s = CheckLineage(
+            request.has_lineage() ? std::optional<int64_t>(request.lineage())
+                                  : std::nullopt,
+            schedule_);
+        !s.ok()) {
+      return s;
+    }
     v1::EvaluateRangeResponse response;
     StepQuery options;
     if (request.has_batch_size()) options.batch_size = request.batch_size();
@@ -293,6 +310,7 @@ class FakeScheduleServer {
                    request.start_step() + request.count() - 1));
     }
     response.set_revision(schedule_.revision());
+    response.set_lineage(schedule_.lineage());
     return response;
   }
 
