@@ -5,7 +5,6 @@ fork's output and exit codes, and a fork surviving kill -9."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -14,16 +13,13 @@ anneal = pytest.importorskip("anneal")
 torch = pytest.importorskip("torch")
 
 from anneal.torch import AnnealLR  # noqa: E402
-from conftest import BUILD_DIR  # noqa: E402
+from lineage_helpers import annealctl, lrs, tiny_model, train  # noqa: E402
 
 DONOR = {"max_lr": 0.1, "min_lr": 1e-4,
          "warm_restarts": {"period": 10, "period_mult": 2}}
 EXPLORE = {"max_lr": 0.08, "min_lr": 1e-4,
            "warm_restarts": {"period": 10, "period_mult": 2}}
 
-
-def _lrs(client, name, count):
-    return list(client.evaluate_range(name, 0, count).lr)
 
 
 def _twin(client, name, fork_step, spec):
@@ -36,7 +32,7 @@ def _twin(client, name, fork_step, spec):
 
 def test_fork_serves_the_donors_past_then_its_own_spec(client):
     client.create("donor", DONOR, labels={"team": "vision"})
-    donor_lrs = _lrs(client, "donor", 60)
+    donor_lrs = lrs(client, "donor", 60)
     fork = client.fork("donor", "trial", 25, spec=EXPLORE, actor="pbt",
                        reason="exploit of donor")
     assert fork.name == "schedules/trial"
@@ -49,9 +45,9 @@ def test_fork_serves_the_donors_past_then_its_own_spec(client):
     assert fork.timeline[1].actor == "pbt"
 
     _twin(client, "twin", 25, EXPLORE)
-    trial = _lrs(client, "trial", 200)
+    trial = lrs(client, "trial", 200)
     assert trial[:25] == donor_lrs[:25]  # bit for bit
-    assert trial == _lrs(client, "twin", 200)
+    assert trial == lrs(client, "twin", 200)
     assert trial[30] != donor_lrs[30]
     # The donor is only read.
     assert client.get("donor").revision == 1
@@ -66,29 +62,15 @@ def test_fork_serves_the_donors_past_then_its_own_spec(client):
         client.update("trial", spec=DONOR, effective_step=10)
 
 
-def _model():
-    torch.manual_seed(0)
-    return torch.nn.Linear(4, 1)
-
-
-def _train(model, opt, sched, steps, lrs):
-    data = torch.linspace(-1, 1, 32).reshape(8, 4)
-    for _ in range(steps):
-        loss = (model(data) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        lrs.append(opt.param_groups[0]["lr"])
 
 
 def test_pbt_exploit_resumes_the_donors_checkpoint_on_the_fork(client):
     client.create("donor", DONOR)
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = AnnealLR(opt, "donor", client=client, window=16)
     seen = []
-    _train(model, opt, sched, 24, seen)
+    train(model, opt, sched, 24, seen)
     checkpoint = {"model": model.state_dict(), "opt": opt.state_dict(),
                   "sched": sched.state_dict()}
     sched.close()
@@ -97,31 +79,31 @@ def test_pbt_exploit_resumes_the_donors_checkpoint_on_the_fork(client):
     # Exploit: the trial copies the donor at the checkpoint; explore: a
     # new spec from the next step, recorded as the "pbt" actor's update.
     client.fork("donor", "trial", 25, spec=EXPLORE, actor="pbt")
-    model2 = _model()
+    model2 = tiny_model()
     opt2 = torch.optim.SGD(model2.parameters(), lr=0.1, momentum=0.9)
     trial = AnnealLR(opt2, "trial", client=client, window=16)
     model2.load_state_dict(checkpoint["model"])
     opt2.load_state_dict(checkpoint["opt"])
     trial.load_state_dict(checkpoint["sched"])
     resumed = [opt2.param_groups[0]["lr"]]
-    _train(model2, opt2, trial, 30, resumed)
+    train(model2, opt2, trial, 30, resumed)
     trial.close()
 
     _twin(client, "twin", 25, EXPLORE)
-    want = _lrs(client, "twin", 55)
+    want = lrs(client, "twin", 55)
     assert resumed == want[24:55]
     assert seen == want[1:25]
 
     # A checkpoint at or past the fork step, or of a schedule this one was
     # not forked from, is refused with what to do.
     client.fork("donor", "early", 20)
-    early = AnnealLR(torch.optim.SGD(_model().parameters(), lr=0.1), "early",
+    early = AnnealLR(torch.optim.SGD(tiny_model().parameters(), lr=0.1), "early",
                      client=client)
     with pytest.raises(ValueError, match="fork at step 25"):
         early.load_state_dict(checkpoint["sched"])
     early.close()
     with pytest.raises(ValueError, match="not forked from it"):
-        other = AnnealLR(torch.optim.SGD(_model().parameters(), lr=0.1),
+        other = AnnealLR(torch.optim.SGD(tiny_model().parameters(), lr=0.1),
                          "twin", client=client)
         try:
             other.load_state_dict(checkpoint["sched"])
@@ -129,18 +111,13 @@ def test_pbt_exploit_resumes_the_donors_checkpoint_on_the_fork(client):
             other.close()
 
 
-def _annealctl(server, *args):
-    return subprocess.run(
-        [str(BUILD_DIR / "bin" / "annealctl"), "--server", server.address,
-         *args], capture_output=True, text=True)
-
 
 def test_annealctl_fork(server, client, tmp_path):
     client.create("donor", DONOR)
     spec = tmp_path / "explore.yaml"
     spec.write_text("max_lr: 0.08\nmin_lr: 0.0001\n"
                     "warm_restarts: {period: 10, period_mult: 2}\n")
-    done = _annealctl(server, "fork", "donor", "trial", "--at-step", "25",
+    done = annealctl(server, "fork", "donor", "trial", "--at-step", "25",
                       "-f", str(spec), "--label", "trial=7",
                       "--reason", "exploit")
     assert done.returncode == 0, done.stderr
@@ -149,15 +126,15 @@ def test_annealctl_fork(server, client, tmp_path):
     assert fork.labels == {"trial": "7"}
     assert fork.timeline[-1].reason == "exploit"
     _twin(client, "twin", 25, EXPLORE)
-    assert _lrs(client, "trial", 100) == _lrs(client, "twin", 100)
+    assert lrs(client, "trial", 100) == lrs(client, "twin", 100)
 
-    shown = _annealctl(server, "get", "trial")
+    shown = annealctl(server, "get", "trial")
     assert ("forked from      schedules/donor at step 25 (its revision 1)"
             in shown.stdout)
-    missing_step = _annealctl(server, "fork", "donor", "t2")
+    missing_step = annealctl(server, "fork", "donor", "t2")
     assert missing_step.returncode == 2
     assert "--at-step" in missing_step.stderr
-    no_source = _annealctl(server, "fork", "nobody", "t2", "--at-step", "3")
+    no_source = annealctl(server, "fork", "nobody", "t2", "--at-step", "3")
     assert no_source.returncode == 3, no_source.stderr
     assert "source" in no_source.stderr
 

@@ -19,15 +19,12 @@ torch = pytest.importorskip("torch")
 import anneal  # noqa: E402
 import anneal.ray  # noqa: E402
 from anneal.torch import AnnealLR  # noqa: E402
+from lineage_helpers import lrs, tiny_model, train  # noqa: E402
 
 SPEC = {"max_lr": 0.1, "min_lr": 1e-4,
         "warm_restarts": {"period": 10, "period_mult": 2}}
 INTERVAL = 15  # PBT's perturbation_interval, in optimizer steps
 
-
-def _model():
-    torch.manual_seed(0)
-    return torch.nn.Linear(4, 1)
 
 
 def train_fn(client, trial_id, config, checkpoint, steps, seen):
@@ -38,7 +35,7 @@ def train_fn(client, trial_id, config, checkpoint, steps, seen):
         client, trial_id, SPEC, overrides={"max_lr": config["lr"]},
         checkpoint_state=checkpoint and checkpoint["sched"],
         experiment="cifar-pbt")
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=trial.base_lr, momentum=0.9)
     sched = AnnealLR(opt, trial.name, client=client, window=8)
     if checkpoint:
@@ -46,14 +43,7 @@ def train_fn(client, trial_id, config, checkpoint, steps, seen):
         opt.load_state_dict(checkpoint["opt"])  # carries the donor's lr...
         sched.load_state_dict(checkpoint["sched"])  # ...which this replaces
         seen.append(opt.param_groups[0]["lr"])
-    data = torch.linspace(-1, 1, 32).reshape(8, 4)
-    for _ in range(steps):
-        loss = (model(data) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        seen.append(opt.param_groups[0]["lr"])
+    train(model, opt, sched, steps, seen)
     state = {"model": model.state_dict(), "opt": opt.state_dict(),
              "sched": sched.state_dict()}
     sched.close()
@@ -64,9 +54,6 @@ def _explore(config):
     """pbt.py _explore for a continuous key: x0.8 (or x1.2)."""
     return dict(config, lr=config["lr"] * 0.8)
 
-
-def _lrs(client, name, count):
-    return list(client.evaluate_range(name, 0, count, inspect_only=True).lr)
 
 
 def test_pbt_exploit_forks_the_donor_and_records_the_mutation(client):
@@ -104,10 +91,10 @@ def test_pbt_exploit_forks_the_donor_and_records_the_mutation(client):
     client.create("twin", SPEC)
     client.update("twin", spec=dict(SPEC, max_lr=new_config["lr"]),
                   effective_step=INTERVAL + 1)
-    want = _lrs(client, "twin", 3 * INTERVAL)
-    got = _lrs(client, b1.name, 3 * INTERVAL)
+    want = lrs(client, "twin", 3 * INTERVAL)
+    got = lrs(client, b1.name, 3 * INTERVAL)
     assert got == want
-    assert got[:INTERVAL + 1] == _lrs(client, a.name, INTERVAL + 1)
+    assert got[:INTERVAL + 1] == lrs(client, a.name, INTERVAL + 1)
     # The resumed optimizer applied exactly those, not the checkpoint's lr.
     assert seen == want[INTERVAL:2 * INTERVAL + 1]
 
@@ -195,5 +182,5 @@ def test_real_tune_pbt_run(server, client, tmp_path):  # pragma: no cover
     for s in forks:
         mutated = s.timeline[-1].from_step == s.forked_from.at_step
         assert not mutated or s.timeline[-1].actor == "pbt"
-        donor = _lrs(client, s.forked_from.source, s.forked_from.at_step)
-        assert _lrs(client, s.name, s.forked_from.at_step) == donor
+        donor = lrs(client, s.forked_from.source, s.forked_from.at_step)
+        assert lrs(client, s.name, s.forked_from.at_step) == donor

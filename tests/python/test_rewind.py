@@ -8,7 +8,6 @@ rewind to; annealctl rewind; and a rewind surviving kill -9."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -17,7 +16,7 @@ anneal = pytest.importorskip("anneal")
 torch = pytest.importorskip("torch")
 
 from anneal.torch import AnnealLR  # noqa: E402
-from conftest import BUILD_DIR  # noqa: E402
+from lineage_helpers import annealctl, lrs, tiny_model, train  # noqa: E402
 
 SPEC = {"max_lr": 0.1, "min_lr": 1e-4,
         "warm_restarts": {"period": 10, "period_mult": 2}}
@@ -25,24 +24,7 @@ LOWER = {"max_lr": 0.03, "min_lr": 1e-4,
          "warm_restarts": {"period": 10, "period_mult": 2}}
 
 
-def _lrs(client, name, count):
-    return list(client.evaluate_range(name, 0, count, inspect_only=True).lr)
 
-
-def _model():
-    torch.manual_seed(0)
-    return torch.nn.Linear(4, 1)
-
-
-def _train(model, opt, sched, steps, lrs):
-    data = torch.linspace(-1, 1, 32).reshape(8, 4)
-    for _ in range(steps):
-        loss = (model(data) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        lrs.append(opt.param_groups[0]["lr"])
 
 
 def test_rewind_serves_the_past_then_the_new_spec(client):
@@ -61,9 +43,9 @@ def test_rewind_serves_the_past_then_the_new_spec(client):
 
     client.create("twin", SPEC)
     client.update("twin", spec=LOWER, effective_step=40)
-    new = _lrs(client, "job", 200)
+    new = lrs(client, "job", 200)
     assert new[:40] == old[:40]  # bit for bit
-    assert new == _lrs(client, "twin", 200)
+    assert new == lrs(client, "twin", 200)
     assert new[45] != old[45]
 
     with pytest.raises(anneal.StaleLineageError,
@@ -85,19 +67,19 @@ def test_rewind_serves_the_past_then_the_new_spec(client):
 
 def test_rollback_after_a_loss_spike_with_a_real_optimizer(client):
     client.create("job", SPEC)
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = AnnealLR(opt, "job", client=client, window=16)
     assert sched.lineage == 0
     seen = []
-    _train(model, opt, sched, 30, seen)
+    train(model, opt, sched, 30, seen)
     checkpoint = {"model": model.state_dict(), "opt": opt.state_dict(),
                   "sched": sched.state_dict()}
     assert checkpoint["sched"]["lineage"] == 0
     c = checkpoint["sched"]["last_epoch"]
     assert c == 30
     spike = []
-    _train(model, opt, sched, 40, spike)  # on into the spike, to step 70
+    train(model, opt, sched, 40, spike)  # on into the spike, to step 70
 
     # The operator rolls back: a new lineage from the step after the
     # checkpoint, at a lower LR. The job still running is stopped at its
@@ -105,10 +87,10 @@ def test_rollback_after_a_loss_spike_with_a_real_optimizer(client):
     client.rewind("job", c + 1, spec=LOWER, actor="oncall",
                   reason="loss spike at 70")
     with pytest.raises(anneal.StaleLineageError, match="below step 31"):
-        _train(model, opt, sched, 40, [])
+        train(model, opt, sched, 40, [])
     sched.close()
 
-    model2 = _model()
+    model2 = tiny_model()
     opt2 = torch.optim.SGD(model2.parameters(), lr=0.1, momentum=0.9)
     resumed_sched = AnnealLR(opt2, "job", client=client, window=16)
     assert resumed_sched.lineage == 1
@@ -116,30 +98,25 @@ def test_rollback_after_a_loss_spike_with_a_real_optimizer(client):
     opt2.load_state_dict(checkpoint["opt"])
     resumed_sched.load_state_dict(checkpoint["sched"])
     resumed = [opt2.param_groups[0]["lr"]]
-    _train(model2, opt2, resumed_sched, 60, resumed)
+    train(model2, opt2, resumed_sched, 60, resumed)
     assert resumed_sched.state_dict()["lineage"] == 1
     resumed_sched.close()
 
     client.create("twin", SPEC)
     client.update("twin", spec=LOWER, effective_step=c + 1)
-    want = _lrs(client, "twin", 100)
+    want = lrs(client, "twin", 100)
     assert seen == want[1:31]
     assert resumed == want[30:91]
     assert spike[:10] != resumed[1:11]  # the old lineage's steps differ
 
     # The spike's checkpoint (step 70, lineage 0) is past the rewind step.
     late = {**checkpoint["sched"], "last_epoch": 70}
-    again = AnnealLR(torch.optim.SGD(_model().parameters(), lr=0.1), "job",
+    again = AnnealLR(torch.optim.SGD(tiny_model().parameters(), lr=0.1), "job",
                      client=client)
     with pytest.raises(ValueError, match="rewind to step 71"):
         again.load_state_dict(late)
     again.close()
 
-
-def _annealctl(server, *args):
-    return subprocess.run(
-        [str(BUILD_DIR / "bin" / "annealctl"), "--server", server.address,
-         *args], capture_output=True, text=True)
 
 
 def test_annealctl_rewind(server, client, tmp_path):
@@ -148,21 +125,21 @@ def test_annealctl_rewind(server, client, tmp_path):
     spec = tmp_path / "lower.yaml"
     spec.write_text("max_lr: 0.03\nmin_lr: 0.0001\n"
                     "warm_restarts: {period: 10, period_mult: 2}\n")
-    done = _annealctl(server, "rewind", "job", "--to-step", "25", "-f",
+    done = annealctl(server, "rewind", "job", "--to-step", "25", "-f",
                       str(spec), "--reason", "spike")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("rewound schedules/job (revision 2")
     assert "lineage 1 from step 25" in done.stdout
-    shown = _annealctl(server, "get", "job")
+    shown = annealctl(server, "get", "job")
     assert "lineage          1" in shown.stdout
     assert "rewinds" in shown.stdout
     row = [line.split() for line in shown.stdout.splitlines()
            if line.strip().startswith("1 ")][-1]
     assert row[:5] == ["1", "25", "59", "2", "1"]
-    missing = _annealctl(server, "rewind", "job")
+    missing = annealctl(server, "rewind", "job")
     assert missing.returncode == 2
     assert "--to-step" in missing.stderr
-    past = _annealctl(server, "rewind", "job", "--to-step", "1000")
+    past = annealctl(server, "rewind", "job", "--to-step", "1000")
     assert past.returncode != 0
     assert "to_step" in past.stderr
 
