@@ -327,6 +327,10 @@ class Registry {
   // the name's tombstone, read as `deleted_at`, in the same batch).
   void InsertNew(v1::Schedule head, std::shared_ptr<const Timeline> timeline,
                  std::optional<int64_t> deleted_at, Done<v1::Schedule> done);
+  // `spec` compiled (shared through the spec cache), or INVALID_ARGUMENT
+  // naming `field` (the spec's path in the request) and the rule.
+  absl::StatusOr<std::shared_ptr<const Schedule>> CompileSpec(
+      absl::string_view field, const v1::ScheduleSpec& spec);
   // Checks the limits a new head must keep (segments, record size, tables).
   absl::Status CheckHead(const v1::Schedule& head, const Timeline& timeline,
                          int64_t old_table_bytes) const;

@@ -23,11 +23,8 @@ void Registry::Rewind(const v1::RewindScheduleRequest& request,
   // Compiled once, outside every lock.
   std::shared_ptr<const Schedule> compiled;
   if (request.has_spec()) {
-    auto built = spec_cache_.Compile(request.spec(), options_.compile);
-    if (!built.ok()) {
-      return std::move(done)(absl::InvalidArgumentError(
-          absl::StrCat("spec.", built.status().message())));
-    }
+    auto built = CompileSpec("spec", request.spec());
+    if (!built.ok()) return std::move(done)(built.status());
     compiled = *std::move(built);
   }
   if (request.to_step() < 0 || request.to_step() > kMaxStep) {

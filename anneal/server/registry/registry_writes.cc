@@ -182,6 +182,16 @@ void Registry::AcceptEdit(const EntryPtr& entry, v1::Schedule head,
              std::move(lease));
 }
 
+absl::StatusOr<std::shared_ptr<const Schedule>> Registry::CompileSpec(
+    absl::string_view field, const v1::ScheduleSpec& spec) {
+  auto compiled = spec_cache_.Compile(spec, options_.compile);
+  if (!compiled.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".", compiled.status().message()));
+  }
+  return compiled;
+}
+
 std::optional<int64_t> Registry::DeletedAt(const std::string& name) const {
   absl::ReaderMutexLock map_lock(&map_mu_);
   return tombstones_.Revision(name);
@@ -245,12 +255,8 @@ void Registry::Fork(const v1::ForkScheduleRequest& request,
   if (!timeline.ok()) return std::move(done)(timeline.status());
   if (request.schedule().has_spec()) {
     // PBT's explore: the new spec from at_step, on the copied clock.
-    auto compiled =
-        spec_cache_.Compile(request.schedule().spec(), options_.compile);
-    if (!compiled.ok()) {
-      return std::move(done)(absl::InvalidArgumentError(
-          absl::StrCat("schedule.spec.", compiled.status().message())));
-    }
+    auto compiled = CompileSpec("schedule.spec", request.schedule().spec());
+    if (!compiled.ok()) return std::move(done)(compiled.status());
     ApplySegment(
         UpdateSegment(head, **timeline, request.at_step(),
                       request.schedule().spec(), **compiled,
@@ -349,11 +355,8 @@ void Registry::Update(const v1::UpdateScheduleRequest& request,
   // Compiled once, outside every lock.
   std::shared_ptr<const Schedule> compiled;
   if (set_spec) {
-    auto built = spec_cache_.Compile(in.spec(), options_.compile);
-    if (!built.ok()) {
-      return std::move(done)(absl::InvalidArgumentError(
-          absl::StrCat("schedule.spec.", built.status().message())));
-    }
+    auto built = CompileSpec("schedule.spec", in.spec());
+    if (!built.ok()) return std::move(done)(built.status());
     compiled = *std::move(built);
   }
 
